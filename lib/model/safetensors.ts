@@ -1,0 +1,613 @@
+// safetensors headers in TypeScript. The C++ engine never parses JSON: it copies the byte
+// ranges handed to it as TensorSpec (load) and writes the header built here followed by the
+// parameters' bytes (save). So every check a file's bytes must pass before they are trusted
+// happens here, reading only the 8-byte length and the header (a 15 GB file is never read whole).
+//
+// Format (https://github.com/huggingface/safetensors): u64 little-endian N, then N bytes of
+// UTF-8 JSON `{"__metadata__": {str: str}, name: {dtype, shape, data_offsets: [begin, end]}}`,
+// then the data section; offsets are relative to the data section, and the tensors cover it
+// exactly, without gaps or overlaps.
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import path from 'node:path';
+import type { ParamInfo, TensorSpec } from '../native.js';
+
+/** Bytes per element of every dtype the safetensors spec names (sub-byte F4/F6 excluded). */
+const DTYPE_BYTES: ReadonlyMap<string, number> = new Map([
+  ['F64', 8], ['F32', 4], ['F16', 2], ['BF16', 2],
+  ['I64', 8], ['I32', 4], ['I16', 2], ['I8', 1],
+  ['U64', 8], ['U32', 4], ['U16', 2], ['U8', 1],
+  ['BOOL', 1], ['F8_E4M3', 1], ['F8_E5M2', 1],
+]);
+
+/** Dtypes the engine converts to its own parameter dtype on load. */
+const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/** Headers larger than this are refused before allocating (the Rust reader uses the same cap). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+/** Bytes per element of a safetensors dtype, or undefined when the dtype is unknown. */
+export function dtypeBytes(dtype: string): number | undefined {
+  return DTYPE_BYTES.get(dtype);
+}
+
+export interface SafetensorsHeader {
+  file: string;
+  fileSize: number;
+  /** N: the JSON header's byte length, padding included. */
+  headerLength: number;
+  /** 8 + N: where the data section starts. */
+  dataStart: number;
+  /** Sorted by offset; begin/end are absolute file offsets. */
+  tensors: TensorSpec[];
+  metadata: Record<string, string>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** A short rendering of an untrusted JSON value for error messages. */
+function show(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** "a, b, c" with at most `max` items, so a wrong-model error stays readable. */
+function listNames(names: readonly string[], max = 20): string {
+  const shown = names.slice(0, max).map((n) => JSON.stringify(n)).join(', ');
+  return names.length > max ? `${shown} ... and ${names.length - max} more` : shown;
+}
+
+/** Element count × element size, in BigInt so hostile shapes cannot overflow to a match. */
+function byteSize(shape: readonly number[], elemBytes: number): bigint {
+  let n = BigInt(elemBytes);
+  for (const d of shape) n *= BigInt(d);
+  return n;
+}
+
+function isShape(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/** Reads exactly buf.length bytes at `position` (readSync may return short counts). */
+function readExactly(fd: number, buf: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+interface RawTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** Validates one header entry; offsets stay relative to the data section. */
+function parseTensorEntry(file: string, name: string, v: unknown, dataSize: number): RawTensor {
+  const where = `${file}: tensor ${JSON.stringify(name)}`;
+  if (!isPlainObject(v)) throw new Error(`${where}: entry is not an object (${show(v)})`);
+  const { dtype, shape, data_offsets: offsets } = v;
+  if (typeof dtype !== 'string' || !DTYPE_BYTES.has(dtype)) {
+    throw new Error(`${where}: unknown dtype ${show(dtype)} (known: ${[...DTYPE_BYTES.keys()].join(' ')})`);
+  }
+  if (!isShape(shape)) throw new Error(`${where}: shape ${show(shape)} is not an array of non-negative integers`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    throw new Error(`${where}: data_offsets ${show(offsets)} is not a pair of non-negative integers`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (begin > end) throw new Error(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
+  const need = byteSize(shape, DTYPE_BYTES.get(dtype) ?? 0);
+  if (BigInt(end - begin) !== need) {
+    throw new Error(
+      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape ${fmtShape(shape)} of ${dtype} needs ${need}`,
+    );
+  }
+  if (end > dataSize) {
+    throw new Error(`${where}: data_offsets [${begin}, ${end}] run past the data section (${dataSize} bytes)`);
+  }
+  return { name, dtype, shape: [...shape], begin, end };
+}
+
+/** The spec's layout rule: sorted by offset, tensors tile [0, dataSize) exactly. */
+function checkLayout(file: string, sorted: readonly RawTensor[], dataSize: number): void {
+  let cursor = 0;
+  let prev: RawTensor | undefined;
+  for (const t of sorted) {
+    if (t.begin < cursor && prev) {
+      throw new Error(
+        `${file}: tensors ${JSON.stringify(prev.name)} [${prev.begin}, ${prev.end}] and ${JSON.stringify(t.name)} [${t.begin}, ${t.end}] overlap`,
+      );
+    }
+    if (t.begin > cursor) {
+      throw new Error(
+        `${file}: gap of ${t.begin - cursor} bytes in the data section before tensor ${JSON.stringify(t.name)} (data_offsets [${t.begin}, ${t.end}]; the previous tensor ends at ${cursor})`,
+      );
+    }
+    cursor = t.end;
+    prev = t;
+  }
+  if (cursor !== dataSize) {
+    throw new Error(`${file}: ${dataSize - cursor} trailing bytes after the last tensor (data section is ${dataSize} bytes, tensors cover ${cursor})`);
+  }
+}
+
+/**
+ * Parses and validates header bytes (the N bytes after the length prefix) against a data
+ * section of `dataSize` bytes. Pure: `file` is only used in messages and the returned specs.
+ */
+export function parseSafetensorsHeader(file: string, headerBytes: Uint8Array, dataSize: number): SafetensorsHeader {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    throw new Error(`${file}: header is not valid UTF-8`);
+  }
+  const first = /[^ \t\r\n]/.exec(text);
+  if (!first) throw new Error(`${file}: header is empty`);
+  if (first[0] !== '{') throw new Error(`${file}: header does not start with "{" (found ${JSON.stringify(first[0])}); not a safetensors file`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: header is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isPlainObject(json)) throw new Error(`${file}: header is not a JSON object`);
+
+  let metadata: Record<string, string> = {};
+  const raw: RawTensor[] = [];
+  for (const [key, value] of Object.entries(json)) {
+    if (key === '__metadata__') {
+      if (!isPlainObject(value)) throw new Error(`${file}: __metadata__ is not an object (${show(value)})`);
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') throw new Error(`${file}: __metadata__ value for ${JSON.stringify(k)} is not a string (${show(v)})`);
+      }
+      // fromEntries defines own properties, so a key like "__proto__" stays data.
+      metadata = Object.fromEntries(Object.entries(value as Record<string, string>));
+      continue;
+    }
+    raw.push(parseTensorEntry(file, key, value, dataSize));
+  }
+  // Sort by (begin, end) so zero-size tensors sharing an offset order before their neighbour.
+  raw.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  checkLayout(file, raw, dataSize);
+
+  const headerLength = headerBytes.length;
+  const dataStart = 8 + headerLength;
+  const tensors: TensorSpec[] = raw.map((t) => ({
+    name: t.name,
+    file,
+    dtype: t.dtype,
+    shape: t.shape,
+    begin: dataStart + t.begin,
+    end: dataStart + t.end,
+  }));
+  return { file, fileSize: dataStart + dataSize, headerLength, dataStart, tensors, metadata };
+}
+
+/** Reads and validates a safetensors file's header; only the first 8 + N bytes are read. */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new Error(`${file}: cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+    const size = st.size;
+    if (size < 8) throw new Error(`${file}: truncated: ${size} bytes, a safetensors file has at least the 8-byte header length`);
+    const prefix = new Uint8Array(8);
+    if (readExactly(fd, prefix, 0) !== 8) throw new Error(`${file}: truncated while reading the header length`);
+    const n = new DataView(prefix.buffer).getBigUint64(0, true);
+    // Both bounds are checked on the BigInt, before it becomes a Number or an allocation size.
+    if (n > BigInt(MAX_HEADER_BYTES)) {
+      throw new Error(`${file}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte cap; not a safetensors file or corrupt`);
+    }
+    if (n > BigInt(size - 8)) {
+      throw new Error(`${file}: header length ${n} runs past the end of the file (${size} bytes); the file is truncated or not safetensors`);
+    }
+    const headerLength = Number(n);
+    const headerBytes = new Uint8Array(headerLength);
+    if (readExactly(fd, headerBytes, 8) !== headerLength) throw new Error(`${file}: truncated while reading the header`);
+    return parseSafetensorsHeader(file, headerBytes, size - 8 - headerLength);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint directories
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The index's weight_map, validated: shard names must stay inside the checkpoint directory. */
+function readWeightMap(indexFile: string): Map<string, string> {
+  const index = readJson(indexFile);
+  if (!isPlainObject(index)) throw new Error(`${indexFile}: not a JSON object`);
+  const wm = index.weight_map;
+  if (!isPlainObject(wm)) throw new Error(`${indexFile}: "weight_map" is missing or not an object`);
+  const out = new Map<string, string>();
+  for (const [name, shard] of Object.entries(wm)) {
+    if (typeof shard !== 'string' || shard === '') {
+      throw new Error(`${indexFile}: weight_map entry for tensor ${JSON.stringify(name)} is not a file name (${show(shard)})`);
+    }
+    const norm = path.normalize(shard);
+    if (path.isAbsolute(shard) || norm === '..' || norm.startsWith(`..${path.sep}`)) {
+      throw new Error(`${indexFile}: weight_map entry for tensor ${JSON.stringify(name)} points outside the checkpoint directory (${JSON.stringify(shard)})`);
+    }
+    out.set(name, shard);
+  }
+  if (out.size === 0) throw new Error(`${indexFile}: weight_map is empty`);
+  return out;
+}
+
+function resolveSharded(dir: string, indexFile: string): { files: string[]; tensors: TensorSpec[] } {
+  const weightMap = readWeightMap(indexFile);
+  const shardNames = [...new Set(weightMap.values())].sort();
+  const missing = shardNames.filter((s) => !isFile(path.join(dir, s)));
+  if (missing.length > 0) {
+    throw new Error(`${indexFile}: shard file${missing.length > 1 ? 's' : ''} named in weight_map not found in ${dir}: ${listNames(missing)}`);
+  }
+  const headers = new Map(shardNames.map((s) => [s, readSafetensorsHeader(path.join(dir, s))] as const));
+
+  // Where each tensor actually is; a name in two shards would make the load ambiguous.
+  const foundIn = new Map<string, string>();
+  for (const [shard, h] of headers) {
+    for (const t of h.tensors) {
+      const other = foundIn.get(t.name);
+      if (other !== undefined) {
+        throw new Error(`${indexFile}: tensor ${JSON.stringify(t.name)} appears in two shards: ${other} and ${shard}`);
+      }
+      foundIn.set(t.name, shard);
+    }
+  }
+  const problems: string[] = [];
+  for (const [name, shard] of weightMap) {
+    const actual = foundIn.get(name);
+    if (actual === shard) continue;
+    problems.push(
+      actual === undefined
+        ? `tensor ${JSON.stringify(name)} is mapped to ${shard} but no shard holds it`
+        : `tensor ${JSON.stringify(name)} is mapped to ${shard} but is in ${actual}`,
+    );
+  }
+  for (const [name, shard] of foundIn) {
+    if (!weightMap.has(name)) problems.push(`shard ${shard} holds tensor ${JSON.stringify(name)} that the index does not list`);
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 20);
+    if (problems.length > 20) shown.push(`... and ${problems.length - 20} more`);
+    throw new Error(`${indexFile}: index and shards disagree:\n  ${shown.join('\n  ')}`);
+  }
+  const files = shardNames.map((s) => path.join(dir, s));
+  const tensors = shardNames.flatMap((s) => headers.get(s)?.tensors ?? []);
+  return { files, tensors };
+}
+
+/**
+ * The tensors of a checkpoint directory: `model.safetensors`, else the shards named by
+ * `model.safetensors.index.json` (the order transformers looks in).
+ */
+export function resolveCheckpoint(dir: string): { files: string[]; tensors: TensorSpec[] } {
+  const single = path.join(dir, SINGLE_FILE);
+  if (isFile(single)) return { files: [single], tensors: readSafetensorsHeader(single).tensors };
+  const index = path.join(dir, INDEX_FILE);
+  if (isFile(index)) return resolveSharded(dir, index);
+  const hint = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].some((f) => existsSync(path.join(dir, f)))
+    ? ' (found PyTorch .bin weights: convert them to safetensors first)'
+    : '';
+  throw new Error(`no safetensors checkpoint in ${dir}: looked for ${SINGLE_FILE} and ${INDEX_FILE}${hint}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching a checkpoint to a model's parameters
+
+/** Buffers HF checkpoints sometimes carry that are recomputed, not loaded. */
+function isRotaryBuffer(name: string): boolean {
+  return name === 'rotary_emb.inv_freq' || name.endsWith('.rotary_emb.inv_freq');
+}
+
+/**
+ * Pairs every parameter with its tensor. All problems are gathered into one error (missing,
+ * wrong shape, non-float dtype, unexpected), so a wrong checkpoint is diagnosed in one run.
+ * `load` follows the order of `params`.
+ */
+export function checkTensorsAgainstParams(
+  tensors: readonly TensorSpec[],
+  params: readonly ParamInfo[],
+  opts: { tieWordEmbeddings: boolean; file?: string },
+): { load: TensorSpec[]; ignored: string[] } {
+  const label = opts.file ?? 'checkpoint';
+  const byName = new Map<string, TensorSpec>();
+  for (const t of tensors) {
+    const prev = byName.get(t.name);
+    if (prev) throw new Error(`${label}: tensor ${JSON.stringify(t.name)} appears twice (${prev.file} and ${t.file})`);
+    byName.set(t.name, t);
+  }
+  const paramNames = new Set(params.map((p) => p.name));
+
+  const missing: string[] = [];
+  const bad: string[] = [];
+  const load: TensorSpec[] = [];
+  for (const p of params) {
+    const t = byName.get(p.name);
+    if (!t) {
+      missing.push(p.name);
+      continue;
+    }
+    const name = JSON.stringify(p.name);
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      bad.push(`tensor ${name}: expected shape ${fmtShape(p.shape)} but found ${fmtShape(t.shape)} (${path.basename(t.file)})`);
+    } else if (!FLOAT_DTYPES.has(t.dtype)) {
+      bad.push(`tensor ${name}: dtype ${t.dtype} is not a floating dtype (F32, F16, BF16, F64) (${path.basename(t.file)})`);
+    } else {
+      load.push(t);
+    }
+  }
+  const ignored: string[] = [];
+  const unexpected: string[] = [];
+  for (const t of tensors) {
+    if (paramNames.has(t.name)) continue;
+    // Tied models compute logits with the embedding matrix; a saved lm_head copy is redundant.
+    if ((opts.tieWordEmbeddings && t.name === 'lm_head.weight') || isRotaryBuffer(t.name)) ignored.push(t.name);
+    else unexpected.push(t.name);
+  }
+  const problems: string[] = [];
+  if (missing.length > 0) problems.push(`missing ${missing.length} tensor${missing.length > 1 ? 's' : ''}: ${listNames(missing)}`);
+  problems.push(...bad.slice(0, 20));
+  if (bad.length > 20) problems.push(`... and ${bad.length - 20} more shape/dtype mismatches`);
+  if (unexpected.length > 0) {
+    problems.push(`unexpected ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} the model has no parameter for: ${listNames(unexpected)}`);
+  }
+  if (problems.length > 0) throw new Error(`${label}: checkpoint does not match the model:\n  ${problems.join('\n  ')}`);
+  return { load, ignored };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+export interface HeaderTensor {
+  name: string;
+  dtype: string;
+  shape: readonly number[];
+}
+
+export interface BuiltHeader {
+  /** The JSON header, space-padded to a multiple of 8 bytes (UTF-8). */
+  header: string;
+  /** Byte length of `header` (what goes in the u64 prefix). */
+  headerLength: number;
+  /** Data section size: the sum of the tensors' byte sizes. */
+  dataBytes: number;
+  /** Per tensor, in the given order: [begin, end) relative to the data section. */
+  offsets: Array<[number, number]>;
+}
+
+/**
+ * A header with the tensors laid out contiguously in the given order, the layout both the TS
+ * writer and the engine's save use. Metadata comes first, as safetensors' own writer puts it.
+ */
+export function buildSafetensorsHeader(
+  tensors: readonly HeaderTensor[],
+  metadata: Record<string, string> = { format: 'pt' },
+): BuiltHeader {
+  const seen = new Set<string>();
+  const parts: string[] = [`"__metadata__":${JSON.stringify(metadata)}`];
+  const offsets: Array<[number, number]> = [];
+  let cursor = 0;
+  for (const t of tensors) {
+    const where = `tensor ${JSON.stringify(t.name)}`;
+    if (t.name === '__metadata__' || seen.has(t.name)) throw new Error(`safetensors header: ${where} is reserved or given twice`);
+    seen.add(t.name);
+    const size = DTYPE_BYTES.get(t.dtype);
+    if (size === undefined) throw new Error(`safetensors header: ${where}: unknown dtype ${JSON.stringify(t.dtype)}`);
+    if (!isShape(t.shape)) throw new Error(`safetensors header: ${where}: shape ${show(t.shape)} is not an array of non-negative integers`);
+    const nbytes = Number(byteSize(t.shape, size));
+    const entry = { dtype: t.dtype, shape: [...t.shape], data_offsets: [cursor, cursor + nbytes] };
+    parts.push(`${JSON.stringify(t.name)}:${JSON.stringify(entry)}`);
+    offsets.push([cursor, cursor + nbytes]);
+    cursor += nbytes;
+  }
+  if (!Number.isSafeInteger(cursor)) throw new Error('safetensors header: total size is not a safe integer');
+  const json = `{${parts.join(',')}}`;
+  const len = Buffer.byteLength(json, 'utf8');
+  const padded = json + ' '.repeat((8 - (len % 8)) % 8);
+  return { header: padded, headerLength: Buffer.byteLength(padded, 'utf8'), dataBytes: cursor, offsets };
+}
+
+export interface ShardPlan {
+  fileName: string;
+  /** The padded header JSON; the engine writes u64 LE byteLength(header), header, then `names`' bytes. */
+  header: string;
+  names: string[];
+  /** Data section size in bytes. */
+  dataBytes: number;
+}
+
+export interface SafetensorsIndex {
+  metadata: { total_parameters: number; total_size: number };
+  weight_map: Record<string, string>;
+}
+
+function shardFileName(i: number, n: number): string {
+  const pad = (k: number): string => String(k).padStart(5, '0');
+  return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+}
+
+/**
+ * Splits parameters into shards of at most `maxShardBytes` data bytes (a larger tensor gets a
+ * shard of its own), keeping the given order, as transformers/huggingface_hub split. One shard is
+ * `model.safetensors` without an index.
+ */
+export function planSafetensors(
+  params: readonly ParamInfo[],
+  opts: { maxShardBytes: number },
+): { shards: ShardPlan[]; index?: SafetensorsIndex } {
+  const max = opts.maxShardBytes;
+  if (!Number.isSafeInteger(max) || max <= 0) throw new Error(`planSafetensors: maxShardBytes must be a positive integer (got ${max})`);
+  const groups: ParamInfo[][] = [];
+  let current: ParamInfo[] = [];
+  let currentBytes = 0;
+  let totalSize = 0;
+  let totalParameters = 0;
+  for (const p of params) {
+    const size = DTYPE_BYTES.get(p.dtype);
+    if (size === undefined) throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: unknown dtype ${JSON.stringify(p.dtype)}`);
+    if (!isShape(p.shape)) throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: bad shape ${show(p.shape)}`);
+    const nbytes = Number(byteSize(p.shape, size));
+    if (nbytes !== p.nbytes) {
+      throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: nbytes ${p.nbytes} but shape ${fmtShape(p.shape)} of ${p.dtype} is ${nbytes} bytes`);
+    }
+    if (current.length > 0 && currentBytes + nbytes > max) {
+      groups.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(p);
+    currentBytes += nbytes;
+    totalSize += nbytes;
+    totalParameters += nbytes / size;
+  }
+  if (current.length > 0 || groups.length === 0) groups.push(current);
+
+  const n = groups.length;
+  const shards = groups.map((g, i): ShardPlan => {
+    const built = buildSafetensorsHeader(g);
+    return { fileName: n === 1 ? SINGLE_FILE : shardFileName(i, n), header: built.header, names: g.map((p) => p.name), dataBytes: built.dataBytes };
+  });
+  if (n === 1) return { shards };
+  const entries = shards.flatMap((s) => s.names.map((name) => [name, s.fileName] as const));
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    shards,
+    index: {
+      metadata: { total_parameters: totalParameters, total_size: totalSize },
+      weight_map: Object.fromEntries(entries),
+    },
+  };
+}
+
+/** JSON with keys sorted recursively, indented by 2, non-ASCII escaped: Python's json.dumps(indent=2, sort_keys=True). */
+function pythonJson(v: unknown, indent: string): string {
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    const inner = indent + '  ';
+    return `[\n${v.map((x) => inner + pythonJson(x, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (isPlainObject(v)) {
+    const keys = Object.keys(v).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (keys.length === 0) return '{}';
+    const inner = indent + '  ';
+    return `{\n${keys.map((k) => `${inner}${pythonJson(k, inner)}: ${pythonJson(v[k], inner)}`).join(',\n')}\n${indent}}`;
+  }
+  return (JSON.stringify(v) ?? 'null').replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The index file's text, byte for byte as transformers writes it (sorted keys, indent 2, trailing newline). */
+export function formatSafetensorsIndex(index: SafetensorsIndex): string {
+  return `${pythonJson(index, '')}\n`;
+}
+
+/** Writes `data` to `file` through a temp file in the same directory and a rename. */
+export function writeFileAtomic(file: string, chunks: readonly Uint8Array[]): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const fd = openSync(tmp, 'wx');
+  try {
+    try {
+      for (const c of chunks) {
+        let done = 0;
+        while (done < c.length) done += writeSync(fd, c, done, c.length - done);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // The temp file is already gone; the original error is what matters.
+    }
+    throw e;
+  }
+}
+
+export interface WritableTensor extends HeaderTensor {
+  data: Uint8Array;
+}
+
+/**
+ * A small pure-TS safetensors writer (tests, small files): the same header layout as
+ * planSafetensors, tensors in the given order, written atomically.
+ */
+export function writeSafetensorsFile(
+  file: string,
+  tensors: readonly WritableTensor[],
+  metadata: Record<string, string> = { format: 'pt' },
+): void {
+  const built = buildSafetensorsHeader(tensors, metadata);
+  tensors.forEach((t, i) => {
+    const [b, e] = built.offsets[i] ?? [0, 0];
+    if (t.data.length !== e - b) {
+      throw new Error(`${file}: tensor ${JSON.stringify(t.name)}: ${t.data.length} data bytes but shape ${fmtShape(t.shape)} of ${t.dtype} needs ${e - b}`);
+    }
+  });
+  const prefix = new Uint8Array(8);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(built.headerLength), true);
+  writeFileAtomic(file, [prefix, Buffer.from(built.header, 'utf8'), ...tensors.map((t) => t.data)]);
+}

@@ -1,0 +1,275 @@
+// Loads the addon (build/Release/rpo.node) and gives it types. The raw classes reject a second
+// call while one is in flight; the wrappers here queue calls per object instead, so scripts can
+// fire calls without awaiting each one and still get them run in order.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Dtype = 'float32' | 'bfloat16' | 'float16';
+
+export interface RopeScaling {
+  rope_type: 'none' | 'linear' | 'llama3';
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+/** A validated HF config.json, in the engine's plain form (see lib/model/config.ts). */
+export interface ModelConfig {
+  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  rope_scaling: RopeScaling;
+  tie_word_embeddings: boolean;
+  /** Llama: q, k, v and o projections carry a bias. */
+  attention_bias: boolean;
+  /** Qwen2: q, k and v carry a bias, o does not. */
+  qkv_bias: boolean;
+  /** Mistral: 0 means full attention. */
+  sliding_window: number;
+  max_position_embeddings: number;
+  initializer_range: number;
+}
+
+export interface InitOptions {
+  dtype?: Dtype;
+  device?: string;
+  seed?: number;
+}
+
+/** One tensor's bytes in a file: absolute offsets [begin, end). */
+export interface TensorSpec {
+  name: string;
+  file: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface ParamInfo {
+  name: string;
+  /** safetensors dtype: F32, BF16, F16 */
+  dtype: string;
+  shape: number[];
+  nbytes: number;
+}
+
+/**
+ * Rows of token ids padded to seqLen, row-major. lossMask[r*seqLen + t] = 1 marks token t of
+ * row r as a label (predicted from position t - 1); attentionMask marks real tokens.
+ */
+export interface RowBatch {
+  rows: number;
+  seqLen: number;
+  inputIds: Int32Array;
+  attentionMask: Uint8Array;
+  lossMask: Uint8Array;
+}
+
+export interface LogpOptions {
+  /** Label positions per logits chunk (fused path). */
+  chunkTokens?: number;
+  /** Full-logits reference path. */
+  naive?: boolean;
+}
+
+export interface RowLogps {
+  sum: Float64Array;
+  mean: Float64Array;
+  count: Float64Array;
+}
+
+export type LossName = 'sft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo-simple';
+
+export interface LossConfig {
+  name: LossName;
+  beta?: number;
+  gamma?: number;
+  epsilon?: number;
+  lambda?: number;
+  margin?: number;
+  rationale_form?: 'code' | 'paper';
+}
+
+export interface PairLogps {
+  chosen: RowLogps;
+  rejected?: RowLogps;
+  rationale?: RowLogps;
+}
+
+export interface LossResult {
+  loss: number;
+  metrics: Record<string, number>;
+  /** d loss / d input: keys "chosen.sum", "chosen.mean", "rejected.sum", ... */
+  grads: Record<string, Float64Array>;
+}
+
+export interface TrainerOptions {
+  loss: LossConfig;
+  optimizer?: 'AdamW' | 'RMSprop';
+  /** Negative or absent: the torch default for the optimizer. */
+  weightDecay?: number;
+  activationCheckpointing?: boolean;
+  chunkTokens?: number;
+}
+
+export interface MicroStepOptions {
+  nPairs: number;
+  /** Multiplies the loss before backward: pairs in this micro-batch / pairs in the global batch. */
+  scale?: number;
+  /** Precomputed reference log-probs for the chosen and rejected rows. */
+  reference?: PairLogps;
+}
+
+export interface StepResult {
+  loss: number;
+  /** false: the loss was NaN or infinite; backward was skipped. */
+  finite: boolean;
+  metrics: Record<string, number>;
+  tokens: number;
+  nPairs: number;
+}
+
+export interface OptimizerStepOptions {
+  lr: number;
+  /** <= 0: no clipping. */
+  maxGradNorm?: number;
+}
+
+interface RawModel {
+  readonly config: ModelConfig;
+  readonly dtype: Dtype;
+  readonly device: string;
+  readonly numParameters: number;
+  params(): ParamInfo[];
+  load(tensors: TensorSpec[]): Promise<void>;
+  save(file: string, header: string, names: string[]): Promise<void>;
+  logits(batch: RowBatch): Promise<Float32Array>;
+  logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
+  dispose(): void;
+}
+
+interface RawTrainer {
+  microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
+  optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
+  gradSnapshot(names: string[]): Promise<Float64Array>;
+  dispose(): void;
+}
+
+interface Addon {
+  Model: { create(config: ModelConfig, options: InitOptions): Promise<RawModel> };
+  Trainer: new (policy: RawModel, reference: RawModel | null, options: TrainerOptions) => RawTrainer;
+  evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  libtorchVersion(): string;
+  cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+}
+
+/** The package root: the nearest directory above this file (lib/ or dist/lib/) with a package.json. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return dir;
+}
+
+const projectRoot = packageRoot();
+
+export const addonPath = path.join(projectRoot, 'build', 'Release', 'rpo.node');
+
+let cached: Addon | undefined;
+
+/** The addon, loaded on first use; a missing build is an error that says how to build it. */
+export function addon(): Addon {
+  if (cached) return cached;
+  if (!existsSync(addonPath)) {
+    throw new Error(`rpo: the native addon is not built (${addonPath} is missing). Run \`npm run setup\` or \`npm run build:native\`.`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(addonPath) as Addon;
+  return cached;
+}
+
+/** Runs async calls on one native object one after another. */
+class CallQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(call: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(call, call);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** A Llama-family causal LM held by the engine. */
+export class Model {
+  private readonly queue = new CallQueue();
+  private constructor(readonly raw: RawModel) {}
+
+  /** A model with random weights (normal(0, initializer_range), norms 1, biases 0) from `seed`. */
+  static async create(config: ModelConfig, options: InitOptions = {}): Promise<Model> {
+    return new Model(await addon().Model.create(config, options));
+  }
+
+  get config(): ModelConfig { return this.raw.config; }
+  get dtype(): Dtype { return this.raw.dtype; }
+  get device(): string { return this.raw.device; }
+  get numParameters(): number { return this.raw.numParameters; }
+  params(): ParamInfo[] { return this.raw.params(); }
+
+  load(tensors: TensorSpec[]): Promise<void> { return this.queue.run(() => this.raw.load(tensors)); }
+  save(file: string, header: string, names: string[]): Promise<void> {
+    return this.queue.run(() => this.raw.save(file, header, names));
+  }
+  logits(batch: RowBatch): Promise<Float32Array> { return this.queue.run(() => this.raw.logits(batch)); }
+  logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
+    return this.queue.run(() => this.raw.logprobs(batch, options));
+  }
+  /** Frees the weights now rather than at garbage collection. Later calls throw. */
+  dispose(): void { this.raw.dispose(); }
+}
+
+/** Owns the optimizer; runs micro-steps and optimizer steps on a policy (and reference). */
+export class Trainer {
+  private readonly queue = new CallQueue();
+  private readonly raw: RawTrainer;
+
+  constructor(policy: Model, reference: Model | null, options: TrainerOptions) {
+    this.raw = new (addon().Trainer)(policy.raw, reference?.raw ?? null, options);
+  }
+
+  microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult> {
+    return this.queue.run(() => this.raw.microStep(batch, options));
+  }
+  optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }> {
+    return this.queue.run(() => this.raw.optimizerStep(options));
+  }
+  /** The named parameters' gradients, concatenated, as float64 (tests). */
+  gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
+  dispose(): void { this.raw.dispose(); }
+}
+
+/** A loss and its gradients on given log-probs, in float64 (tests and scripts). */
+export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null = null): LossResult {
+  return addon().evaluateLoss(config, policy, reference);
+}
+
+export function setNumThreads(n: number): void { addon().setNumThreads(n); }
+export function getNumThreads(): number { return addon().getNumThreads(); }
+export function libtorchVersion(): string { return addon().libtorchVersion(); }
+export function cudaAvailable(): boolean { return addon().cudaAvailable(); }
+export function cudaDeviceCount(): number { return addon().cudaDeviceCount(); }

@@ -1,0 +1,196 @@
+// The engine's surface as the binding sees it: plain structs and opaque handles, no torch
+// headers. Binding files include only this and napi.h, so they compile in seconds and
+// tensors never leak into the N-API layer.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rpo {
+
+// `rope_scaling` from config.json; kind "none" when absent.
+struct RopeScaling {
+  std::string rope_type = "none";  // none | linear | llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                   // llama3
+  double high_freq_factor = 4.0;                  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+// A validated HF config.json (lib/model/config.ts validates; this is the plain result).
+struct ModelConfig {
+  std::string architecture;  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // Llama: q, k, v and o projections carry a bias
+  bool qkv_bias = false;        // Qwen2: q, k and v carry a bias, o does not
+  int64_t sliding_window = 0;   // Mistral: 0 = full attention
+  int64_t max_position_embeddings = 0;
+  double initializer_range = 0.02;
+};
+
+struct InitOptions {
+  std::string dtype = "float32";  // float32 | bfloat16 | float16
+  std::string device = "cpu";     // cpu | cuda | cuda:N
+  uint64_t seed = 0;
+};
+
+// One tensor of a safetensors file: the header was validated in TS; the engine checks the
+// byte range against the file again before reading.
+struct TensorSpec {
+  std::string name;
+  std::string file;
+  std::string dtype;  // safetensors dtype: F32 | BF16 | F16 | F64 | ...
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;  // absolute byte offsets in `file`
+  uint64_t end = 0;
+};
+
+struct ParamInfo {
+  std::string name;
+  std::string dtype;  // safetensors dtype
+  std::vector<int64_t> shape;
+  uint64_t nbytes = 0;
+};
+
+// Rows of token ids, right- or left-padded to seq_len, row-major [rows, seq_len].
+// loss_mask[r, t] = 1 when token t of row r is a label (predicted from position t - 1).
+struct RowBatch {
+  int64_t rows = 0;
+  int64_t seq_len = 0;
+  std::vector<int32_t> input_ids;
+  std::vector<uint8_t> attention_mask;
+  std::vector<uint8_t> loss_mask;
+};
+
+struct LogpOptions {
+  int64_t chunk_tokens = 1024;  // label positions per logits chunk
+  bool naive = false;           // full [rows, T, vocab] logits: the reference path
+};
+
+// Per-row log-probs over label positions.
+struct RowLogps {
+  std::vector<double> sum;
+  std::vector<double> mean;
+  std::vector<int64_t> count;
+};
+
+struct LossConfig {
+  std::string name = "dpo";  // sft dpo cdpo ipo slic simpo orpo rdpo rorpo-simple
+  double beta = 0.1;
+  double gamma = 0.1;       // rdpo / rorpo-simple rationale weight
+  double epsilon = 0.0;     // cdpo label smoothing
+  double lambda = 0.1;      // slic regularizer weight
+  double margin = 0.0;      // simpo target margin
+  std::string rationale_form = "code";  // rdpo: code = -log sigmoid(gamma pi_r); paper = -gamma pi_r
+};
+
+bool loss_needs_reference(const std::string& loss);
+bool loss_uses_rationale(const std::string& loss);
+// Row groups per pair in a batch: 1 (sft: chosen), 2 (chosen, rejected), 3 (+ rationale).
+int64_t loss_row_groups(const std::string& loss);
+
+// Per-pair log-probs a loss reads. Rows of a batch are ordered
+// [chosen x n_pairs, rejected x n_pairs, rationale x n_pairs] (groups the loss uses).
+struct PairLogps {
+  RowLogps chosen, rejected, rationale;
+};
+
+struct LossResult {
+  double loss = 0.0;
+  std::map<std::string, double> metrics;  // DESIGN.md names, means over the pairs
+  // d loss / d input, for tests: keys "chosen.sum", "chosen.mean", "rejected.sum", ...
+  std::map<std::string, std::vector<double>> grads;
+};
+
+// Evaluates a loss on given log-probs in float64 with autograd (tests and scripts).
+LossResult evaluate_loss(const LossConfig& cfg, const PairLogps& policy, const std::optional<PairLogps>& reference);
+
+class ModelImpl;
+
+class Model {
+ public:
+  static std::shared_ptr<Model> create(const ModelConfig& config, const InitOptions& options);
+  ~Model();
+
+  const ModelConfig& config() const;
+  std::string dtype() const;
+  std::string device() const;
+  int64_t num_parameters() const;
+  std::vector<ParamInfo> params() const;
+
+  // Copies every tensor from the files; all parameters must be covered exactly once.
+  void load(const std::vector<TensorSpec>& tensors);
+  // Writes `header` (the safetensors header JSON, already padded) then the named parameters'
+  // bytes, in order, to `path` via a temp file + rename.
+  void save(const std::string& path, const std::string& header, const std::vector<std::string>& names) const;
+
+  // Logits [rows, seq_len, vocab] in float32 (parity tests; small inputs only).
+  std::vector<float> logits(const RowBatch& batch) const;
+  RowLogps logprobs(const RowBatch& batch, const LogpOptions& options) const;
+
+  ModelImpl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<ModelImpl> impl);
+  std::unique_ptr<ModelImpl> impl_;
+};
+
+struct TrainerOptions {
+  LossConfig loss;
+  std::string optimizer = "AdamW";  // AdamW | RMSprop
+  double weight_decay = -1.0;       // < 0: the torch default for the optimizer
+  bool activation_checkpointing = false;
+  int64_t chunk_tokens = 1024;
+};
+
+struct StepResult {
+  double loss = 0.0;
+  bool finite = true;  // false: backward was skipped, gradients untouched
+  std::map<std::string, double> metrics;
+  int64_t tokens = 0;  // non-padding tokens the policy processed
+  int64_t n_pairs = 0;
+};
+
+struct OptimizerStepResult {
+  double grad_norm = 0.0;  // global L2 norm before clipping
+};
+
+class TrainerImpl;
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<Model> policy, std::shared_ptr<Model> reference, const TrainerOptions& options);
+  ~Trainer();
+  // One micro-batch: forward, loss * scale, backward. `reference` overrides the reference
+  // model with precomputed log-probs for the chosen and rejected rows.
+  StepResult micro_step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference);
+  // Clip (max_grad_norm > 0), step with `lr`, zero grads.
+  OptimizerStepResult optimizer_step(double lr, double max_grad_norm);
+  // Peak of a probe, for tests: the sum of every parameter's gradient (after micro steps).
+  std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
+
+ private:
+  std::unique_ptr<TrainerImpl> impl_;
+};
+
+void set_num_threads(int n);
+int get_num_threads();
+std::string libtorch_version();
+bool cuda_available();
+int cuda_device_count();
+
+}  // namespace rpo

@@ -1,0 +1,35 @@
+// JS values <-> the engine's plain structs. Every getter names the key it was reading when
+// a value has the wrong type, so a bad option is a TypeError a user can act on.
+#pragma once
+
+#include <napi.h>
+
+#include "api.h"
+
+namespace rpo_binding {
+
+double get_number(const Napi::Object& obj, const char* key, const std::string& where);
+double get_number_or(const Napi::Object& obj, const char* key, double fallback, const std::string& where);
+int64_t get_int(const Napi::Object& obj, const char* key, const std::string& where);
+bool get_bool_or(const Napi::Object& obj, const char* key, bool fallback, const std::string& where);
+std::string get_string(const Napi::Object& obj, const char* key, const std::string& where);
+std::string get_string_or(const Napi::Object& obj, const char* key, const std::string& fallback, const std::string& where);
+Napi::Object get_object(const Napi::Value& value, const std::string& where);
+std::vector<std::string> get_string_array(const Napi::Value& value, const std::string& where);
+
+rpo::ModelConfig model_config_from_js(const Napi::Value& value);
+Napi::Object model_config_to_js(Napi::Env env, const rpo::ModelConfig& cfg);
+rpo::InitOptions init_options_from_js(const Napi::Value& value);
+std::vector<rpo::TensorSpec> tensor_specs_from_js(const Napi::Value& value);
+rpo::RowBatch row_batch_from_js(const Napi::Value& value);
+rpo::LogpOptions logp_options_from_js(const Napi::Value& value);
+rpo::LossConfig loss_config_from_js(const Napi::Value& value);
+rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& where);
+rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& where);
+
+Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v);
+Napi::Object row_logps_to_js(Napi::Env env, const rpo::RowLogps& r);
+Napi::Object metrics_to_js(Napi::Env env, const std::map<std::string, double>& metrics);
+Napi::Array params_to_js(Napi::Env env, const std::vector<rpo::ParamInfo>& params);
+
+}  // namespace rpo_binding

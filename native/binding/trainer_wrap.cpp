@@ -1,0 +1,108 @@
+#include "binding/convert.h"
+#include "binding/wraps.h"
+
+namespace rpo_binding {
+
+void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
+  auto cls = DefineClass(env, "Trainer",
+                         {
+                             InstanceMethod<&TrainerWrap::MicroStep>("microStep"),
+                             InstanceMethod<&TrainerWrap::OptimizerStep>("optimizerStep"),
+                             InstanceMethod<&TrainerWrap::GradSnapshot>("gradSnapshot"),
+                             InstanceMethod<&TrainerWrap::Dispose>("dispose"),
+                         });
+  data.trainer_ctor = Napi::Persistent(cls);
+  exports.Set("Trainer", cls);
+}
+
+// new Trainer(policy, reference | null, options)
+TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+  auto env = info.Env();
+  auto* policy = ModelWrap::unwrap(env, info[0], "Trainer: policy");
+  ModelWrap* reference = nullptr;
+  if (!info[1].IsNull() && !info[1].IsUndefined()) reference = ModelWrap::unwrap(env, info[1], "Trainer: reference");
+  if (reference == policy) throw Napi::Error::New(env, "Trainer: the reference must be a different Model from the policy");
+  const std::string w = "trainer options";
+  auto o = get_object(info[2], w);
+  rpo::TrainerOptions opts;
+  opts.loss = loss_config_from_js(o.Get("loss"));
+  opts.optimizer = get_string_or(o, "optimizer", opts.optimizer, w);
+  opts.weight_decay = get_number_or(o, "weightDecay", opts.weight_decay, w);
+  opts.activation_checkpointing = get_bool_or(o, "activationCheckpointing", false, w);
+  opts.chunk_tokens = static_cast<int64_t>(get_number_or(o, "chunkTokens", static_cast<double>(opts.chunk_tokens), w));
+  auto pm = policy->model(env);
+  auto rm = reference ? reference->model(env) : nullptr;
+  trainer_ = guard(env, [&] { return std::make_shared<rpo::Trainer>(pm, rm, opts); });
+  policy_busy_ = policy->busy();
+  reference_busy_ = reference ? reference->busy() : nullptr;
+}
+
+std::shared_ptr<rpo::Trainer> TrainerWrap::trainer(Napi::Env env) const {
+  if (!trainer_) throw Napi::Error::New(env, "Trainer was disposed");
+  return trainer_;
+}
+
+// A trainer call uses the policy and the reference too: hold all three.
+Lease TrainerWrap::lease(Napi::Env env) const {
+  return Lease(env, {{busy_, "Trainer"}, {policy_busy_, "Trainer's policy Model"}, {reference_busy_, "Trainer's reference Model"}});
+}
+
+Napi::Value TrainerWrap::MicroStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  auto batch = row_batch_from_js(info[0]);
+  const std::string w = "microStep options";
+  auto o = get_object(info[1], w);
+  const int64_t n_pairs = get_int(o, "nPairs", w);
+  const double scale = get_number_or(o, "scale", 1.0, w);
+  std::optional<rpo::PairLogps> reference;
+  auto ref = o.Get("reference");
+  if (!ref.IsUndefined() && !ref.IsNull()) reference = pair_logps_from_js(ref, "microStep options.reference");
+  return Task::run(env, "rpo.Trainer.microStep", lease(env), [t, batch, n_pairs, scale, reference]() -> Task::Finish {
+    auto r = t->micro_step(batch, n_pairs, scale, reference);
+    return [r](Napi::Env env) -> Napi::Value {
+      auto o = Napi::Object::New(env);
+      o.Set("loss", r.loss);
+      o.Set("finite", r.finite);
+      o.Set("metrics", metrics_to_js(env, r.metrics));
+      o.Set("tokens", static_cast<double>(r.tokens));
+      o.Set("nPairs", static_cast<double>(r.n_pairs));
+      return o;
+    };
+  });
+}
+
+Napi::Value TrainerWrap::OptimizerStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  const std::string w = "optimizerStep options";
+  auto o = get_object(info[0], w);
+  const double lr = get_number(o, "lr", w);
+  const double max_norm = get_number_or(o, "maxGradNorm", 0.0, w);
+  return Task::run(env, "rpo.Trainer.optimizerStep", lease(env), [t, lr, max_norm]() -> Task::Finish {
+    auto r = t->optimizer_step(lr, max_norm);
+    return [r](Napi::Env env) -> Napi::Value {
+      auto o = Napi::Object::New(env);
+      o.Set("gradNorm", r.grad_norm);
+      return o;
+    };
+  });
+}
+
+Napi::Value TrainerWrap::GradSnapshot(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  auto names = get_string_array(info[0], "gradSnapshot: names");
+  return Task::run(env, "rpo.Trainer.gradSnapshot", lease(env), [t, names]() -> Task::Finish {
+    auto g = std::make_shared<std::vector<double>>(t->grad_snapshot(names));
+    return [g](Napi::Env env) -> Napi::Value { return to_float64_array(env, *g); };
+  });
+}
+
+Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (busy_->busy) throw Napi::Error::New(info.Env(), "Trainer is busy: dispose it after its calls finish");
+  trainer_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace rpo_binding

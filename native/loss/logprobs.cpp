@@ -1,0 +1,103 @@
+#include "loss/logprobs.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <stdexcept>
+
+namespace rpo {
+
+namespace {
+
+struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
+                            const at::Tensor& labels, int64_t chunk) {
+    const int64_t M = hidden.size(0);
+    auto out = at::empty({M}, hidden.options().dtype(at::kFloat));
+    auto lse = at::empty({M}, hidden.options().dtype(at::kFloat));
+    for (int64_t start = 0; start < M; start += chunk) {
+      const int64_t n = std::min(chunk, M - start);
+      auto logits = at::matmul(hidden.narrow(0, start, n), weight.t()).to(at::kFloat);
+      auto chunk_lse = at::logsumexp(logits, {1});
+      lse.narrow(0, start, n).copy_(chunk_lse);
+      out.narrow(0, start, n).copy_(logits.gather(1, labels.narrow(0, start, n).unsqueeze(1)).squeeze(1) - chunk_lse);
+    }
+    ctx->save_for_backward({hidden, weight, labels, lse});
+    ctx->saved_data["chunk"] = chunk;
+    return out;
+  }
+
+  // d logp_i / d logits_i = onehot(label_i) - softmax(logits_i), recomputed chunk by chunk.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto saved = ctx->get_saved_variables();
+    const auto &hidden = saved[0], &weight = saved[1], &labels = saved[2], &lse = saved[3];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const auto g = grad_outputs[0].to(at::kFloat);
+    const int64_t M = hidden.size(0);
+    const bool want_h = ctx->needs_input_grad(0), want_w = ctx->needs_input_grad(1);
+    at::Tensor grad_h = want_h ? at::empty_like(hidden) : at::Tensor();
+    // The weight gradient sums over all chunks: accumulate in fp32 whatever the dtype.
+    at::Tensor grad_w = want_w ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    for (int64_t start = 0; start < M; start += chunk) {
+      const int64_t n = std::min(chunk, M - start);
+      auto h = hidden.narrow(0, start, n);
+      auto logits = at::matmul(h, weight.t()).to(at::kFloat);
+      auto gc = g.narrow(0, start, n).unsqueeze(1);
+      auto dlogits = (logits - lse.narrow(0, start, n).unsqueeze(1)).exp_().mul_(gc.neg());
+      dlogits.scatter_add_(1, labels.narrow(0, start, n).unsqueeze(1), gc);
+      auto d = dlogits.to(hidden.scalar_type());
+      if (want_h) grad_h.narrow(0, start, n).copy_(at::matmul(d, weight));
+      if (want_w) {
+        if (weight.scalar_type() == at::kFloat) grad_w.addmm_(d.t(), h);
+        else grad_w.add_(at::matmul(d.t(), h));
+      }
+    }
+    return {grad_h, want_w ? grad_w.to(weight.scalar_type()) : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& input_ids,
+                  const at::Tensor& loss_mask) {
+  if (hidden.dim() != 3) throw std::invalid_argument("log-probs: hidden states must be [rows, T, hidden]");
+  if (input_ids.sizes() != hidden.sizes().slice(0, 2) || loss_mask.sizes() != input_ids.sizes())
+    throw std::invalid_argument("log-probs: input_ids and loss_mask must be [rows, T] like the hidden states");
+  if (weight.dim() != 2 || weight.size(1) != hidden.size(2))
+    throw std::invalid_argument("log-probs: output weight must be [vocab, hidden]");
+}
+
+}  // namespace
+
+at::Tensor token_logprobs_fused(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+                                int64_t chunk_tokens) {
+  if (chunk_tokens <= 0) throw std::invalid_argument("log-probs: chunk_tokens must be positive");
+  return FusedLogProb::apply(hidden, weight, labels, chunk_tokens);
+}
+
+RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& input_ids,
+                            const at::Tensor& loss_mask, const LogpOptions& options) {
+  check_inputs(hidden, weight, input_ids, loss_mask);
+  const int64_t rows = hidden.size(0), T = hidden.size(1);
+  auto ids = input_ids.to(at::kLong);
+  // Label token t is predicted by position t - 1: shift once, here, for both paths.
+  auto labels = ids.narrow(1, 1, T - 1);
+  auto mask = loss_mask.narrow(1, 1, T - 1).to(at::kBool);
+  auto fopts = hidden.options().dtype(at::kFloat);
+  auto count = mask.sum(1).to(at::kFloat);
+  at::Tensor sum;
+  if (options.naive) {
+    auto logits = at::matmul(hidden.narrow(1, 0, T - 1), weight.t()).to(at::kFloat);
+    auto logp = at::log_softmax(logits, -1).gather(2, labels.unsqueeze(-1)).squeeze(-1);
+    sum = at::where(mask, logp, at::zeros({}, fopts)).sum(1);
+  } else {
+    auto flat = mask.flatten().nonzero().squeeze(1);  // indices into [rows * (T - 1)]
+    auto row = at::div(flat, T - 1, "floor");
+    auto pos = flat - row * (T - 1);  // position of the hidden state that predicts the label
+    auto h = hidden.reshape({rows * T, hidden.size(2)}).index_select(0, row * T + pos);
+    auto tok = token_logprobs_fused(h, weight, labels.flatten().index_select(0, flat), options.chunk_tokens);
+    sum = at::zeros({rows}, fopts).index_add(0, row, tok);
+  }
+  return {sum, sum / count.clamp_min(1), count};
+}
+
+}  // namespace rpo

@@ -1,0 +1,168 @@
+// Model: construction, random initialization, forward entry points.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <stdexcept>
+
+#include "loss/logprobs.h"
+#include "model/model_impl.h"
+
+namespace rpo {
+
+at::ScalarType dtype_from_name(const std::string& name) {
+  if (name == "float32" || name == "fp32") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16") return at::kHalf;
+  throw std::invalid_argument("unsupported dtype \"" + name + "\": use float32, bfloat16 or float16");
+}
+
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: return std::string(c10::toString(t));
+  }
+}
+
+at::ScalarType dtype_from_safetensors(const std::string& code) {
+  if (code == "F32") return at::kFloat;
+  if (code == "BF16") return at::kBFloat16;
+  if (code == "F16") return at::kHalf;
+  if (code == "F64") return at::kDouble;
+  throw std::invalid_argument("tensor dtype " + code + " is not a floating dtype the model can load (F32, BF16, F16, F64)");
+}
+
+std::string safetensors_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "F32";
+    case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
+    case at::kDouble: return "F64";
+    default: throw std::invalid_argument("no safetensors dtype for " + std::string(c10::toString(t)));
+  }
+}
+
+static void check_config(const ModelConfig& c) {
+  auto positive = [](int64_t v, const char* name) {
+    if (v <= 0) throw std::invalid_argument(std::string("model config: ") + name + " must be positive");
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_hidden_layers, "num_hidden_layers");
+  positive(c.num_attention_heads, "num_attention_heads");
+  positive(c.num_key_value_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
+  if (c.head_dim % 2) throw std::invalid_argument("model config: head_dim must be even (rotary embeddings)");
+  if (c.num_attention_heads % c.num_key_value_heads)
+    throw std::invalid_argument("model config: num_attention_heads must be a multiple of num_key_value_heads");
+  if (c.architecture != "LlamaForCausalLM" && c.architecture != "MistralForCausalLM" &&
+      c.architecture != "Qwen2ForCausalLM")
+    throw std::invalid_argument("model config: unsupported architecture \"" + c.architecture + "\"");
+}
+
+// HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
+// biases, unit norms. Drawn on the CPU in fp32 from one seeded generator, in parameter order,
+// so a seed gives the same model on every device and dtype.
+static void init_weights(ModelImpl& m, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : m.params) {
+    const bool is_norm = name.size() > 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) p.fill_(1.0);
+    else if (is_bias) p.zero_();
+    else p.copy_(at::empty(p.sizes(), at::kFloat).normal_(0.0, m.config.initializer_range, gen));
+  }
+}
+
+ModelImpl::ModelImpl(const ModelConfig& cfg, const InitOptions& options)
+    : config(cfg), dtype(dtype_from_name(options.dtype)), device(options.device) {
+  check_config(cfg);
+  if (device.is_cuda() && !at::hasCUDA()) throw std::invalid_argument("device " + options.device + ": this LibTorch has no CUDA");
+  lm = CausalLM(cfg);
+  for (auto& item : lm->named_parameters()) params.emplace_back(item.key(), item.value());
+  init_weights(*this, options.seed);
+  lm->to(device, dtype);
+  lm->rotary.inv_freq = lm->rotary.inv_freq.to(device);
+  params.clear();  // `to` may have replaced the tensors
+  for (auto& item : lm->named_parameters()) params.emplace_back(item.key(), item.value());
+}
+
+const at::Tensor& ModelImpl::param(const std::string& name) const {
+  for (auto& [n, p] : params)
+    if (n == name) return p;
+  throw std::invalid_argument("no parameter named \"" + name + "\"");
+}
+
+BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Device& device) {
+  if (b.rows <= 0 || b.seq_len <= 0) throw std::invalid_argument("batch: rows and seqLen must be positive");
+  const auto n = static_cast<size_t>(b.rows * b.seq_len);
+  if (b.input_ids.size() != n) throw std::invalid_argument("batch: inputIds has " + std::to_string(b.input_ids.size()) + " entries, rows x seqLen = " + std::to_string(n));
+  if (b.attention_mask.size() != n) throw std::invalid_argument("batch: attentionMask has " + std::to_string(b.attention_mask.size()) + " entries, rows x seqLen = " + std::to_string(n));
+  if (!b.loss_mask.empty() && b.loss_mask.size() != n) throw std::invalid_argument("batch: lossMask has " + std::to_string(b.loss_mask.size()) + " entries, rows x seqLen = " + std::to_string(n));
+  for (size_t i = 0; i < n; ++i) {
+    if (b.input_ids[i] < 0 || b.input_ids[i] >= vocab_size)
+      throw std::invalid_argument("batch: inputIds[row " + std::to_string(i / b.seq_len) + ", position " + std::to_string(i % b.seq_len) + "] = " + std::to_string(b.input_ids[i]) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
+  }
+  auto ids = at::from_blob(const_cast<int32_t*>(b.input_ids.data()), {b.rows, b.seq_len}, at::kInt).to(at::kLong);
+  auto att = at::from_blob(const_cast<uint8_t*>(b.attention_mask.data()), {b.rows, b.seq_len}, at::kByte).to(at::kLong);
+  auto loss = b.loss_mask.empty() ? at::zeros({b.rows, b.seq_len}, at::kByte)
+                                  : at::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {b.rows, b.seq_len}, at::kByte).clone();
+  return {ids.to(device), att.to(device), loss.to(device)};
+}
+
+// ---------------------------------------------------------------- Model handle
+
+Model::Model(std::unique_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+std::shared_ptr<Model> Model::create(const ModelConfig& config, const InitOptions& options) {
+  return std::shared_ptr<Model>(new Model(std::make_unique<ModelImpl>(config, options)));
+}
+
+const ModelConfig& Model::config() const { return impl_->config; }
+std::string Model::dtype() const { return dtype_name(impl_->dtype); }
+std::string Model::device() const { return impl_->device.str(); }
+
+int64_t Model::num_parameters() const {
+  int64_t n = 0;
+  for (auto& [name, p] : impl_->params) n += p.numel();
+  return n;
+}
+
+std::vector<ParamInfo> Model::params() const {
+  std::vector<ParamInfo> out;
+  for (auto& [name, p] : impl_->params) {
+    out.push_back({name, safetensors_dtype(p.scalar_type()), p.sizes().vec(), static_cast<uint64_t>(p.numel() * p.element_size())});
+  }
+  return out;
+}
+
+std::vector<float> Model::logits(const RowBatch& batch) const {
+  torch::NoGradGuard no_grad;
+  auto& m = *impl_;
+  auto t = batch_tensors(batch, m.config.vocab_size, m.device);
+  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, {});
+  auto logits = at::matmul(hidden, m.lm->output_weight().t()).to(at::kFloat).cpu().contiguous();
+  return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+}
+
+RowLogps Model::logprobs(const RowBatch& batch, const LogpOptions& options) const {
+  torch::NoGradGuard no_grad;
+  auto& m = *impl_;
+  auto t = batch_tensors(batch, m.config.vocab_size, m.device);
+  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, {});
+  auto r = row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, options);
+  auto to_vec = [](const at::Tensor& x) {
+    auto d = x.to(at::kDouble).cpu().contiguous();
+    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  };
+  RowLogps out{to_vec(r.sum), to_vec(r.mean), {}};
+  for (double c : to_vec(r.count)) out.count.push_back(static_cast<int64_t>(c));
+  return out;
+}
+
+}  // namespace rpo

@@ -1,0 +1,39 @@
+// Builds the native addon (build/Release/rpo.node) with cmake-js against the LibTorch that
+// find-libtorch.mjs finds. Runs as the package's `install` script, so `npm install` builds it.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { findLibtorch, HOW_TO_FIX } from './find-libtorch.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { found, tried } = findLibtorch();
+if (!found) {
+  console.error('rpo: no LibTorch found. Looked in:');
+  for (const line of tried) console.error(`  - ${line}`);
+  console.error(HOW_TO_FIX);
+  process.exit(1);
+}
+console.log(`rpo: building against LibTorch ${found.version} (${found.cuda ? 'CUDA' : 'CPU'}) from ${found.source}: ${found.root}`);
+
+const require = createRequire(import.meta.url);
+const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+const defines = {
+  RPO_TORCH_ROOT: found.root,
+  RPO_TORCH_INCLUDE_DIRS: found.includeDirs.join(';'),
+  RPO_TORCH_LIB_DIR: found.libDir,
+  RPO_TORCH_CXX11_ABI: String(found.cxx11Abi),
+  RPO_TORCH_CUDA: found.cuda ? 'ON' : 'OFF',
+  CMAKE_BUILD_TYPE: 'Release',
+};
+const args = [cmakeJs, 'build', '--out', 'build', '-G', 'Ninja'];
+for (const [k, v] of Object.entries(defines)) args.push(`--CD${k}=${v}`);
+const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+if (res.status !== 0) {
+  console.error('rpo: the native build failed (see above).');
+  process.exit(res.status ?? 1);
+}
+// Record what the addon was built against, for `rpo info` and error messages at load time.
+mkdirSync(path.join(root, 'build'), { recursive: true });
+writeFileSync(path.join(root, 'build', 'libtorch.json'), JSON.stringify(found, null, 2) + '\n');
