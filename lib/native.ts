@@ -121,6 +121,8 @@ export interface TrainerOptions {
   weightDecay?: number;
   activationCheckpointing?: boolean;
   chunkTokens?: number;
+  /** Use the full-logits reference head instead of the fused one (tests). */
+  naiveLogprobs?: boolean;
 }
 
 export interface MicroStepOptions {

@@ -155,6 +155,7 @@ struct TrainerOptions {
   double weight_decay = -1.0;       // < 0: the torch default for the optimizer
   bool activation_checkpointing = false;
   int64_t chunk_tokens = 1024;
+  bool naive_logprobs = false;  // full-logits reference head (tests)
 };
 
 struct StepResult {
@@ -180,7 +181,7 @@ class Trainer {
   StepResult micro_step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference);
   // Clip (max_grad_norm > 0), step with `lr`, zero grads.
   OptimizerStepResult optimizer_step(double lr, double max_grad_norm);
-  // Peak of a probe, for tests: the sum of every parameter's gradient (after micro steps).
+  // The named parameters' gradients, concatenated, as float64 (tests).
   std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
 
  private:

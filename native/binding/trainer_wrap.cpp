@@ -30,6 +30,7 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   opts.weight_decay = get_number_or(o, "weightDecay", opts.weight_decay, w);
   opts.activation_checkpointing = get_bool_or(o, "activationCheckpointing", false, w);
   opts.chunk_tokens = static_cast<int64_t>(get_number_or(o, "chunkTokens", static_cast<double>(opts.chunk_tokens), w));
+  opts.naive_logprobs = get_bool_or(o, "naiveLogprobs", false, w);
   auto pm = policy->model(env);
   auto rm = reference ? reference->model(env) : nullptr;
   trainer_ = guard(env, [&] { return std::make_shared<rpo::Trainer>(pm, rm, opts); });

@@ -82,6 +82,7 @@ StepResult Trainer::micro_step(const RowBatch& batch, int64_t n_pairs, double sc
   auto hidden = pm.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
+  lp.naive = s.options.naive_logprobs;
   auto rows = row_logprobs(hidden, pm.lm->output_weight(), t.input_ids, t.loss_mask, lp);
   PairTensors policy;
   policy.chosen = slice(rows, 0, n_pairs);

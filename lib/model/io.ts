@@ -1,0 +1,62 @@
+// HF-format model directories <-> engine models: config.json + safetensors (single file or
+// shards + index), exactly the layout transformers' save_pretrained writes and reads.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { Model, type Dtype, type InitOptions } from '../native.js';
+import { loadHfConfig, modelConfigToHf, type HfConfigExtras } from './config.js';
+import {
+  INDEX_FILE,
+  SINGLE_FILE,
+  checkTensorsAgainstParams,
+  formatSafetensorsIndex,
+  planSafetensors,
+  resolveCheckpoint,
+  writeFileAtomic,
+} from './safetensors.js';
+
+/** transformers' default shard size for save_pretrained. */
+export const DEFAULT_MAX_SHARD_BYTES = 5 * 1024 ** 3;
+
+export interface LoadModelOptions {
+  dtype?: Dtype;
+  device?: string;
+}
+
+/** Loads `<dir>/config.json` and its safetensors weights into a new engine model. */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
+  const config = loadHfConfig(dir);
+  const { tensors } = resolveCheckpoint(dir);
+  const init: InitOptions = { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu', seed: 0 };
+  const model = await Model.create(config, init);
+  try {
+    const { load } = checkTensorsAgainstParams(tensors, model.params(), {
+      tieWordEmbeddings: config.tie_word_embeddings,
+      file: path.join(dir, SINGLE_FILE),
+    });
+    await model.load(load);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return model;
+}
+
+export interface SaveModelOptions {
+  maxShardBytes?: number;
+  /** Token ids written into config.json (transformers reads them from there). */
+  configExtras?: HfConfigExtras;
+}
+
+/**
+ * Writes config.json and the weights (model.safetensors, or shards + index above
+ * maxShardBytes) into `dir`, each file atomically. Tensor names are the HF checkpoint keys.
+ */
+export async function saveModel(model: Model, dir: string, options: SaveModelOptions = {}): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const plan = planSafetensors(model.params(), { maxShardBytes: options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES });
+  for (const shard of plan.shards) await model.save(path.join(dir, shard.fileName), shard.header, shard.names);
+  if (plan.index) writeFileAtomic(path.join(dir, INDEX_FILE), [Buffer.from(formatSafetensorsIndex(plan.index))]);
+  const hf = modelConfigToHf(model.config, model.dtype, options.configExtras ?? {});
+  writeFileAtomic(path.join(dir, 'config.json'), [Buffer.from(JSON.stringify(hf, null, 2) + '\n')]);
+}
