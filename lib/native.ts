@@ -3,6 +3,7 @@
 // fire calls without awaiting each one and still get them run in order.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -203,7 +204,11 @@ export function addon(): Addon {
     throw new Error(`rpo: the native addon is not built (${addonPath} is missing). Run \`npm run setup\` or \`npm run build:native\`.`);
   }
   const require = createRequire(import.meta.url);
-  cached = require(addonPath) as Addon;
+  const loaded = require(addonPath) as Addon;
+  // Threads: RPO_NUM_THREADS, else every core (LibTorch alone would take the physical cores).
+  const threads = Number(process.env.RPO_NUM_THREADS ?? '') || availableParallelism();
+  loaded.setNumThreads(threads);
+  cached = loaded;
   return cached;
 }
 
