@@ -149,6 +149,29 @@ export interface OptimizerStepOptions {
   maxGradNorm?: number;
 }
 
+export interface GenerateOptions {
+  /** New tokens at most; 0 or absent: bounded by maxLength only. */
+  maxNewTokens?: number;
+  /** Prompt (padded to the batch's longest) + response, as HF generate's max_length. */
+  maxLength?: number;
+  /** false: greedy. */
+  doSample?: boolean;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  /** EOS and extra stop tokens; the stop token is not returned. */
+  stopTokenIds?: number[];
+  padTokenId?: number;
+  seed?: number;
+  /** false: recompute the whole sequence at every step (the reference for the KV cache). */
+  useCache?: boolean;
+}
+
+export interface GenerateResult {
+  tokens: Int32Array[];
+  finishReasons: ('stop' | 'length')[];
+}
+
 interface RawModel {
   readonly config: ModelConfig;
   readonly dtype: Dtype;
@@ -159,6 +182,7 @@ interface RawModel {
   save(file: string, header: string, names: string[]): Promise<void>;
   logits(batch: RowBatch): Promise<Float32Array>;
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
+  generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
   dispose(): void;
 }
 
@@ -166,6 +190,8 @@ interface RawTrainer {
   microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   gradSnapshot(names: string[]): Promise<Float64Array>;
+  saveState(file: string): Promise<void>;
+  loadState(file: string): Promise<void>;
   dispose(): void;
 }
 
@@ -246,6 +272,10 @@ export class Model {
   logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
     return this.queue.run(() => this.raw.logprobs(batch, options));
   }
+  /** Batched generation from token-id prompts (left-padded inside), with a KV cache. */
+  generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
+    return this.queue.run(() => this.raw.generate(prompts, options));
+  }
   /** Frees the weights now rather than at garbage collection. Later calls throw. */
   dispose(): void { this.raw.dispose(); }
 }
@@ -267,6 +297,9 @@ export class Trainer {
   }
   /** The named parameters' gradients, concatenated, as float64 (tests). */
   gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
+  /** The optimizer's state (moments, step counts), written atomically. */
+  saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
+  loadState(file: string): Promise<void> { return this.queue.run(() => this.raw.loadState(file)); }
   dispose(): void { this.raw.dispose(); }
 }
 

@@ -119,6 +119,24 @@ struct LossResult {
 // Evaluates a loss on given log-probs in float64 with autograd (tests and scripts).
 LossResult evaluate_loss(const LossConfig& cfg, const PairLogps& policy, const std::optional<PairLogps>& reference);
 
+struct GenerateOptions {
+  int64_t max_new_tokens = 0;  // 0: bounded by max_length only
+  int64_t max_length = 0;      // prompt (padded) + response, as HF generate's max_length; 0: none
+  bool do_sample = true;       // false: greedy
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;  // 0: off
+  std::vector<int64_t> stop_token_ids;  // EOS and extra stop tokens
+  int64_t pad_token_id = 0;
+  uint64_t seed = 0;
+  bool use_cache = true;  // false: recompute the whole sequence each step (the reference path)
+};
+
+struct GenerateResult {
+  std::vector<std::vector<int32_t>> tokens;  // per row, without the stop token
+  std::vector<std::string> finish_reasons;   // "stop" | "length"
+};
+
 class ModelImpl;
 
 class Model {
@@ -141,6 +159,8 @@ class Model {
   // Logits [rows, seq_len, vocab] in float32 (parity tests; small inputs only).
   std::vector<float> logits(const RowBatch& batch) const;
   RowLogps logprobs(const RowBatch& batch, const LogpOptions& options) const;
+  // Batched generation from token-id prompts (left-padded internally), KV cache.
+  GenerateResult generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& options) const;
 
   ModelImpl& impl() const { return *impl_; }
 
@@ -183,6 +203,9 @@ class Trainer {
   OptimizerStepResult optimizer_step(double lr, double max_grad_norm);
   // The named parameters' gradients, concatenated, as float64 (tests).
   std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
+  // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
+  void save_state(const std::string& path) const;
+  void load_state(const std::string& path);
 
  private:
   std::unique_ptr<TrainerImpl> impl_;

@@ -259,6 +259,39 @@ rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& w
   return p;
 }
 
+std::vector<std::vector<int32_t>> prompts_from_js(const Napi::Value& value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "generate: prompts must be an array of Int32Arrays");
+  auto arr = value.As<Napi::Array>();
+  std::vector<std::vector<int32_t>> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    auto e = arr.Get(i);
+    if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(value.Env(), "generate: prompts[" + std::to_string(i) + "] must be an Int32Array");
+    auto ta = e.As<Napi::Int32Array>();
+    out.emplace_back(ta.Data(), ta.Data() + ta.ElementLength());
+  }
+  return out;
+}
+
+rpo::GenerateOptions generate_options_from_js(const Napi::Value& value) {
+  const std::string w = "generate options";
+  auto o = get_object(value, w);
+  rpo::GenerateOptions g;
+  g.max_new_tokens = static_cast<int64_t>(get_number_or(o, "maxNewTokens", 0, w));
+  g.max_length = static_cast<int64_t>(get_number_or(o, "maxLength", 0, w));
+  g.do_sample = get_bool_or(o, "doSample", true, w);
+  g.temperature = get_number_or(o, "temperature", 1.0, w);
+  g.top_p = get_number_or(o, "topP", 1.0, w);
+  g.top_k = static_cast<int64_t>(get_number_or(o, "topK", 0, w));
+  for (double id : number_vector(o, "stopTokenIds", w, true)) g.stop_token_ids.push_back(static_cast<int64_t>(id));
+  g.pad_token_id = static_cast<int64_t>(get_number_or(o, "padTokenId", 0, w));
+  double seed = get_number_or(o, "seed", 0, w);
+  if (seed < 0 || std::floor(seed) != seed) throw Napi::TypeError::New(value.Env(), "generate options: `seed` must be a non-negative integer");
+  g.seed = static_cast<uint64_t>(seed);
+  g.use_cache = get_bool_or(o, "useCache", true, w);
+  return g;
+}
+
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v) {
   auto arr = Napi::Float64Array::New(env, v.size());
   std::copy(v.begin(), v.end(), arr.Data());

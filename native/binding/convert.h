@@ -27,6 +27,9 @@ rpo::LossConfig loss_config_from_js(const Napi::Value& value);
 rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& where);
 rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& where);
 
+std::vector<std::vector<int32_t>> prompts_from_js(const Napi::Value& value);
+rpo::GenerateOptions generate_options_from_js(const Napi::Value& value);
+
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v);
 Napi::Object row_logps_to_js(Napi::Env env, const rpo::RowLogps& r);
 Napi::Object metrics_to_js(Napi::Env env, const std::map<std::string, double>& metrics);

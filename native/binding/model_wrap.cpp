@@ -21,6 +21,7 @@ void ModelWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&ModelWrap::Save>("save"),
                              InstanceMethod<&ModelWrap::Logits>("logits"),
                              InstanceMethod<&ModelWrap::Logprobs>("logprobs"),
+                             InstanceMethod<&ModelWrap::Generate>("generate"),
                              InstanceMethod<&ModelWrap::Dispose>("dispose"),
                          });
   data.model_ctor = Napi::Persistent(cls);
@@ -121,6 +122,30 @@ Napi::Value ModelWrap::Logprobs(const Napi::CallbackInfo& info) {
   return Task::run(env, "rpo.Model.logprobs", Lease(env, {{busy_, "Model"}}), [m, batch, options]() -> Task::Finish {
     auto r = m->logprobs(batch, options);
     return [r](Napi::Env env) -> Napi::Value { return row_logps_to_js(env, r); };
+  });
+}
+
+Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto m = model(env);
+  auto prompts = prompts_from_js(info[0]);
+  auto options = generate_options_from_js(info[1]);
+  return Task::run(env, "rpo.Model.generate", Lease(env, {{busy_, "Model"}}), [m, prompts, options]() -> Task::Finish {
+    auto r = std::make_shared<rpo::GenerateResult>(m->generate(prompts, options));
+    return [r](Napi::Env env) -> Napi::Value {
+      auto o = Napi::Object::New(env);
+      auto tokens = Napi::Array::New(env, r->tokens.size());
+      auto reasons = Napi::Array::New(env, r->tokens.size());
+      for (size_t i = 0; i < r->tokens.size(); ++i) {
+        auto arr = Napi::Int32Array::New(env, r->tokens[i].size());
+        std::copy(r->tokens[i].begin(), r->tokens[i].end(), arr.Data());
+        tokens.Set(i, arr);
+        reasons.Set(i, r->finish_reasons[i]);
+      }
+      o.Set("tokens", tokens);
+      o.Set("finishReasons", reasons);
+      return o;
+    };
   });
 }
 

@@ -9,6 +9,8 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&TrainerWrap::MicroStep>("microStep"),
                              InstanceMethod<&TrainerWrap::OptimizerStep>("optimizerStep"),
                              InstanceMethod<&TrainerWrap::GradSnapshot>("gradSnapshot"),
+                             InstanceMethod<&TrainerWrap::SaveState>("saveState"),
+                             InstanceMethod<&TrainerWrap::LoadState>("loadState"),
                              InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                          });
   data.trainer_ctor = Napi::Persistent(cls);
@@ -97,6 +99,28 @@ Napi::Value TrainerWrap::GradSnapshot(const Napi::CallbackInfo& info) {
   return Task::run(env, "rpo.Trainer.gradSnapshot", lease(env), [t, names]() -> Task::Finish {
     auto g = std::make_shared<std::vector<double>>(t->grad_snapshot(names));
     return [g](Napi::Env env) -> Napi::Value { return to_float64_array(env, *g); };
+  });
+}
+
+Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "saveState(file): file must be a string");
+  auto file = info[0].As<Napi::String>().Utf8Value();
+  return Task::run(env, "rpo.Trainer.saveState", lease(env), [t, file]() -> Task::Finish {
+    t->save_state(file);
+    return nullptr;
+  });
+}
+
+Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadState(file): file must be a string");
+  auto file = info[0].As<Napi::String>().Utf8Value();
+  return Task::run(env, "rpo.Trainer.loadState", lease(env), [t, file]() -> Task::Finish {
+    t->load_state(file);
+    return nullptr;
   });
 }
 

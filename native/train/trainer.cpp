@@ -4,6 +4,10 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
+#include <torch/serialize.h>
+
+#include <cstdio>
+#include <unistd.h>
 
 #include <cmath>
 #include <limits>
@@ -151,6 +155,30 @@ std::vector<double> Trainer::grad_snapshot(const std::vector<std::string>& names
     out.insert(out.end(), g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return out;
+}
+
+// torch::save writes the optimizer's param groups and per-parameter state (AdamW's moments
+// and step; RMSprop's square averages) in LibTorch's archive format.
+void Trainer::save_state(const std::string& path) const {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    torch::save(*impl_->optimizer, tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot rename the optimizer state into place");
+  }
+}
+
+void Trainer::load_state(const std::string& path) {
+  try {
+    torch::load(*impl_->optimizer, path);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path + ": not an optimizer state this trainer can load (" + e.what_without_backtrace() + ")");
+  }
 }
 
 }  // namespace rpo

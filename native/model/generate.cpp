@@ -1,0 +1,123 @@
+// Model::generate: batched sampling with a KV cache, HF generate's semantics (left padding,
+// positions from the attention mask, temperature -> top-k -> top-p warpers, max_length counted
+// over the padded prompt).
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "model/model_impl.h"
+
+namespace rpo {
+
+namespace {
+
+// HF's TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper on fp32 logits [rows, V].
+at::Tensor warp(at::Tensor logits, const GenerateOptions& o) {
+  if (o.temperature != 1.0) logits = logits / o.temperature;
+  if (o.top_k > 0 && o.top_k < logits.size(-1)) {
+    auto kth = std::get<0>(at::topk(logits, o.top_k, -1)).narrow(-1, o.top_k - 1, 1);
+    logits = logits.masked_fill(logits < kth, -INFINITY);
+  }
+  if (o.top_p < 1.0) {
+    auto [sorted, idx] = at::sort(logits, -1, /*descending=*/false);
+    auto cumulative = sorted.softmax(-1).cumsum(-1);
+    auto remove_sorted = cumulative <= (1 - o.top_p);
+    remove_sorted.narrow(-1, sorted.size(-1) - 1, 1).fill_(false);  // keep at least one token
+    auto remove = remove_sorted.scatter(-1, idx, remove_sorted);
+    logits = logits.masked_fill(remove, -INFINITY);
+  }
+  return logits;
+}
+
+}  // namespace
+
+GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o) const {
+  auto& m = *impl_;
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  if (rows == 0) return {};
+  if (o.temperature <= 0 && o.do_sample) throw std::invalid_argument("generate: temperature must be > 0 when sampling");
+  if (o.top_p <= 0 || o.top_p > 1) throw std::invalid_argument("generate: top_p must be in (0, 1]");
+  int64_t P = 0;
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    if (prompts[r].empty()) throw std::invalid_argument("generate: prompt " + std::to_string(r) + " is empty");
+    P = std::max<int64_t>(P, static_cast<int64_t>(prompts[r].size()));
+  }
+  int64_t budget = o.max_new_tokens > 0 ? o.max_new_tokens : INT64_MAX;
+  if (o.max_length > 0) budget = std::min(budget, o.max_length - P);
+  if (budget == INT64_MAX) throw std::invalid_argument("generate: set max_new_tokens or max_length");
+  GenerateResult result;
+  result.tokens.resize(rows);
+  result.finish_reasons.assign(rows, "length");
+  if (budget <= 0) return result;
+
+  // Left-pad: every row's last prompt token sits at column P - 1.
+  RowBatch b;
+  b.rows = rows, b.seq_len = P;
+  b.input_ids.assign(rows * P, static_cast<int32_t>(o.pad_token_id));
+  b.attention_mask.assign(rows * P, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto& p = prompts[r];
+    const int64_t off = P - static_cast<int64_t>(p.size());
+    std::copy(p.begin(), p.end(), b.input_ids.begin() + r * P + off);
+    std::fill(b.attention_mask.begin() + r * P + off, b.attention_mask.begin() + (r + 1) * P, 1);
+  }
+  auto t = batch_tensors(b, m.config.vocab_size, m.device);
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  auto weight = m.lm->output_weight();
+  std::vector<LayerCache> cache(m.config.num_hidden_layers);
+  at::Tensor ids = t.input_ids, mask = t.attention_mask;
+  at::Tensor step_input = ids;
+  std::vector<bool> done(rows, false);
+  int64_t past = 0;
+  for (int64_t step = 0; step < budget; ++step) {
+    at::Tensor hidden;
+    if (o.use_cache) {
+      ForwardOptions fwd;
+      fwd.cache = &cache;
+      fwd.past_length = past;
+      hidden = m.lm->hidden_states(step_input, mask, fwd);
+      past += step_input.size(1);
+    } else {
+      hidden = m.lm->hidden_states(ids, mask, {});
+    }
+    auto last = hidden.select(1, hidden.size(1) - 1);
+    auto logits = at::matmul(last, weight.t()).to(at::kFloat);
+    at::Tensor next;
+    if (!o.do_sample) {
+      next = logits.argmax(-1).cpu();
+    } else {
+      auto probs = warp(logits, o).softmax(-1).cpu();
+      next = at::multinomial(probs, 1, false, gen).squeeze(1);
+    }
+    auto next_acc = next.accessor<int64_t, 1>();
+    bool all_done = true;
+    std::vector<int64_t> appended(rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      if (done[r]) {
+        appended[r] = o.pad_token_id;
+        continue;
+      }
+      const int64_t tok = next_acc[r];
+      appended[r] = tok;
+      if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), tok) != o.stop_token_ids.end()) {
+        done[r] = true;
+        result.finish_reasons[r] = "stop";
+      } else {
+        result.tokens[r].push_back(static_cast<int32_t>(tok));
+        all_done = false;
+      }
+    }
+    if (all_done) break;
+    step_input = at::tensor(appended, at::kLong).view({rows, 1}).to(m.device);
+    ids = at::cat({ids, step_input}, 1);
+    // Finished rows keep attending as HF does (mask 1); their tokens are padding we discard.
+    mask = at::cat({mask, at::ones({rows, 1}, mask.options())}, 1);
+  }
+  return result;
+}
+
+}  // namespace rpo
