@@ -1,0 +1,62 @@
+// JSON: an array of objects, or {"data": [...]} (the `field="data"` form HF datasets reads).
+// Like HF datasets' json loader, a `.json` file that is really JSON lines is read as such.
+import { readFile } from 'node:fs/promises';
+
+import { parseJsonlLine } from './jsonl.js';
+import { DataFileError, describeType, isPlainObject, type DataRecord, type SourceRecord } from './records.js';
+
+/** The list of records a parsed JSON document holds, or a message saying why it holds none. */
+function recordsOf(doc: unknown): unknown[] | string {
+  if (Array.isArray(doc)) return doc;
+  if (isPlainObject(doc)) {
+    if (Array.isArray(doc['data'])) return doc['data'];
+    const keys = Object.keys(doc).slice(0, 8).join(', ');
+    return `expected an array of objects or {"data": [...]}, found an object with keys ${keys || '(none)'}`;
+  }
+  return `expected an array of objects or {"data": [...]}, found ${describeType(doc)}`;
+}
+
+/** Looks like JSON lines: at least two non-blank lines and the first one is an object on its own. */
+function looksLikeJsonl(text: string): boolean {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim().length > 0);
+  if (lines.length < 2) return false;
+  try {
+    return isPlainObject(JSON.parse(lines[0]!));
+  } catch {
+    return false;
+  }
+}
+
+function* jsonlRecords(text: string, file: string): Generator<SourceRecord> {
+  const lines = text.split(/\r?\n/);
+  let row = 0;
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.trim().length === 0) continue;
+    yield parseJsonlLine(lines[i]!, file, i + 1, row++);
+  }
+}
+
+/** Reads the records of a `.json` file (the whole file is parsed at once). */
+export async function* readJson(file: string): AsyncGenerator<SourceRecord> {
+  const text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    if (looksLikeJsonl(text)) {
+      yield* jsonlRecords(text, file);
+      return;
+    }
+    const why = err instanceof Error ? err.message : String(err);
+    throw new DataFileError(`${file}: malformed JSON (${why})`, file);
+  }
+  const list = recordsOf(doc);
+  if (typeof list === 'string') throw new DataFileError(`${file}: ${list}`, file);
+  for (let row = 0; row < list.length; row++) {
+    const item = list[row];
+    if (!isPlainObject(item)) {
+      throw new DataFileError(`${file} row ${row}: expected an object, found ${describeType(item)}`, file, { row });
+    }
+    yield { data: item as DataRecord, row };
+  }
+}
