@@ -188,6 +188,7 @@ interface RawModel {
 
 interface RawTrainer {
   microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
+  evalStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   gradSnapshot(names: string[]): Promise<Float64Array>;
   saveState(file: string): Promise<void>;
@@ -291,6 +292,10 @@ export class Trainer {
 
   microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult> {
     return this.queue.run(() => this.raw.microStep(batch, options));
+  }
+  /** The loss and metrics of a batch without gradients (evaluation). `scale` is ignored. */
+  evalStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult> {
+    return this.queue.run(() => this.raw.evalStep(batch, options));
   }
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }> {
     return this.queue.run(() => this.raw.optimizerStep(options));

@@ -199,6 +199,8 @@ class Trainer {
   // One micro-batch: forward, loss * scale, backward. `reference` overrides the reference
   // model with precomputed log-probs for the chosen and rejected rows.
   StepResult micro_step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference);
+  // The same forward and loss without gradients (evaluation).
+  StepResult eval_step(const RowBatch& batch, int64_t n_pairs, const std::optional<PairLogps>& reference);
   // Clip (max_grad_norm > 0), step with `lr`, zero grads.
   OptimizerStepResult optimizer_step(double lr, double max_grad_norm);
   // The named parameters' gradients, concatenated, as float64 (tests).
@@ -208,6 +210,8 @@ class Trainer {
   void load_state(const std::string& path);
 
  private:
+  StepResult step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,
+                  bool backward);
   std::unique_ptr<TrainerImpl> impl_;
 };
 

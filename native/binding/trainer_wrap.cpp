@@ -7,6 +7,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
   auto cls = DefineClass(env, "Trainer",
                          {
                              InstanceMethod<&TrainerWrap::MicroStep>("microStep"),
+                             InstanceMethod<&TrainerWrap::EvalStep>("evalStep"),
                              InstanceMethod<&TrainerWrap::OptimizerStep>("optimizerStep"),
                              InstanceMethod<&TrainerWrap::GradSnapshot>("gradSnapshot"),
                              InstanceMethod<&TrainerWrap::SaveState>("saveState"),
@@ -50,30 +51,42 @@ Lease TrainerWrap::lease(Napi::Env env) const {
   return Lease(env, {{busy_, "Trainer"}, {policy_busy_, "Trainer's policy Model"}, {reference_busy_, "Trainer's reference Model"}});
 }
 
-Napi::Value TrainerWrap::MicroStep(const Napi::CallbackInfo& info) {
+namespace {
+
+Napi::Object step_result_to_js(Napi::Env env, const rpo::StepResult& r) {
+  auto o = Napi::Object::New(env);
+  o.Set("loss", r.loss);
+  o.Set("finite", r.finite);
+  o.Set("metrics", metrics_to_js(env, r.metrics));
+  o.Set("tokens", static_cast<double>(r.tokens));
+  o.Set("nPairs", static_cast<double>(r.n_pairs));
+  return o;
+}
+
+}  // namespace
+
+// microStep(batch, options) and evalStep(batch, options): the same arguments; evalStep takes
+// no gradient and ignores `scale`.
+Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info, bool backward) {
   auto env = info.Env();
   auto t = trainer(env);
   auto batch = row_batch_from_js(info[0]);
-  const std::string w = "microStep options";
+  const std::string w = backward ? "microStep options" : "evalStep options";
   auto o = get_object(info[1], w);
   const int64_t n_pairs = get_int(o, "nPairs", w);
   const double scale = get_number_or(o, "scale", 1.0, w);
   std::optional<rpo::PairLogps> reference;
   auto ref = o.Get("reference");
-  if (!ref.IsUndefined() && !ref.IsNull()) reference = pair_logps_from_js(ref, "microStep options.reference");
-  return Task::run(env, "rpo.Trainer.microStep", lease(env), [t, batch, n_pairs, scale, reference]() -> Task::Finish {
-    auto r = t->micro_step(batch, n_pairs, scale, reference);
-    return [r](Napi::Env env) -> Napi::Value {
-      auto o = Napi::Object::New(env);
-      o.Set("loss", r.loss);
-      o.Set("finite", r.finite);
-      o.Set("metrics", metrics_to_js(env, r.metrics));
-      o.Set("tokens", static_cast<double>(r.tokens));
-      o.Set("nPairs", static_cast<double>(r.n_pairs));
-      return o;
-    };
+  if (!ref.IsUndefined() && !ref.IsNull()) reference = pair_logps_from_js(ref, w + ".reference");
+  const char* name = backward ? "rpo.Trainer.microStep" : "rpo.Trainer.evalStep";
+  return Task::run(env, name, lease(env), [t, batch, n_pairs, scale, reference, backward]() -> Task::Finish {
+    auto r = backward ? t->micro_step(batch, n_pairs, scale, reference) : t->eval_step(batch, n_pairs, reference);
+    return [r](Napi::Env env) -> Napi::Value { return step_result_to_js(env, r); };
   });
 }
+
+Napi::Value TrainerWrap::MicroStep(const Napi::CallbackInfo& info) { return Step(info, true); }
+Napi::Value TrainerWrap::EvalStep(const Napi::CallbackInfo& info) { return Step(info, false); }
 
 Napi::Value TrainerWrap::OptimizerStep(const Napi::CallbackInfo& info) {
   auto env = info.Env();

@@ -50,6 +50,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
  private:
   Napi::Value MicroStep(const Napi::CallbackInfo& info);
+  Napi::Value EvalStep(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info, bool backward);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value GradSnapshot(const Napi::CallbackInfo& info);
   Napi::Value SaveState(const Napi::CallbackInfo& info);

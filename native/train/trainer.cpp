@@ -72,6 +72,15 @@ Trainer::Trainer(std::shared_ptr<Model> policy, std::shared_ptr<Model> reference
 Trainer::~Trainer() = default;
 
 StepResult Trainer::micro_step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference) {
+  return step(batch, n_pairs, scale, reference, /*backward=*/true);
+}
+
+StepResult Trainer::eval_step(const RowBatch& batch, int64_t n_pairs, const std::optional<PairLogps>& reference) {
+  return step(batch, n_pairs, 1.0, reference, /*backward=*/false);
+}
+
+StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,
+                         bool backward) {
   auto& s = *impl_;
   auto& pm = s.policy->impl();
   const auto& loss = s.options.loss;
@@ -80,9 +89,9 @@ StepResult Trainer::micro_step(const RowBatch& batch, int64_t n_pairs, double sc
     throw std::invalid_argument("micro-step: loss " + loss.name + " takes " + std::to_string(groups) + " rows per pair, so " + std::to_string(n_pairs) + " pairs need " + std::to_string(n_pairs * groups) + " rows; the batch has " + std::to_string(batch.rows));
   auto t = batch_tensors(batch, pm.config.vocab_size, pm.device);
 
-  at::AutoGradMode grad(true);
+  at::AutoGradMode grad(backward);
   ForwardOptions fwd;
-  fwd.activation_checkpointing = s.options.activation_checkpointing;
+  fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   auto hidden = pm.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
@@ -126,7 +135,7 @@ StepResult Trainer::micro_step(const RowBatch& batch, int64_t n_pairs, double sc
   result.n_pairs = n_pairs;
   result.tokens = t.attention_mask.sum().item<int64_t>();
   for (auto& [k, v] : out.metrics) result.metrics[k] = item(v);
-  if (result.finite) (out.loss * scale).backward();
+  if (backward && result.finite) (out.loss * scale).backward();
   return result;
 }
 

@@ -219,3 +219,23 @@ describe('optimizer state', () => {
     for (const m of [a, b, c]) m.dispose();
   });
 });
+
+describe('eval step', () => {
+  it('gives the micro-step\'s loss and metrics and leaves gradients untouched', async () => {
+    const nPairs = 2;
+    const batch = randomBatch(36, { rows: 3 * nPairs, seqLen: 9, vocab: config.vocab_size });
+    const policy = await Model.create(config, { seed: 29 });
+    const reference = await Model.create(config, { seed: 30 });
+    const names = policy.params().map((p) => p.name);
+    const trainer = new Trainer(policy, reference, { loss: { name: 'rdpo' }, activationCheckpointing: true });
+    const evaluated = await trainer.evalStep(batch, { nPairs });
+    expect((await trainer.gradSnapshot(names)).every((g) => g === 0)).toBe(true);
+    const trained = await trainer.microStep(batch, { nPairs });
+    expect(evaluated.loss).toBeCloseTo(trained.loss, 6);
+    expect(Object.keys(evaluated.metrics).sort()).toEqual(Object.keys(trained.metrics).sort());
+    for (const [k, v] of Object.entries(trained.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 6);
+    trainer.dispose();
+    policy.dispose();
+    reference.dispose();
+  });
+});

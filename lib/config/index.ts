@@ -1,0 +1,163 @@
+// The config layer's public face: load (compose + resolve + validate), save, print.
+//
+//   loadConfig({ overrides: ['loss=rdpo', '++loss.gamma=0.001', 'lr=5e-7', 'model=mistral7bv2',
+//                'datasets=[orcaratspec]', 'exp_name=x', 'mode=train'] })
+//   loadConfig({ configPath: 'data/x', configName: 'config', overrides: ['++mode=alpacaeval'] })
+//
+// Keys created by `+key=` / `++key=` overrides must be keys rpo knows: Hydra would accept any
+// (the seed's code then never read a misspelt `++loss.gama=0.001`), but in rpo nothing reads an
+// unknown key, so a new unknown key on the command line is an error naming the closest known key.
+// Unknown keys that come from a config file (an old saved run config) are only notices.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { composeConfig, splitHydraArgv, type Composition, type HydraArgs } from './compose.js';
+import { ConfigError, closest } from './errors.js';
+import { MISSING, allPaths, missingKeys, resolveConfig, type Env } from './interpolate.js';
+import { closestKnownKey, isKnownKey, toRaw, validateConfig, type RunConfig } from './schema.js';
+import { isMap, stringifyYaml, type ConfigMap, type ConfigValue } from './yaml.js';
+
+export { ConfigError } from './errors.js';
+export { composeConfig, splitHydraArgv, applyOverride, type Composition, type HydraArgs } from './compose.js';
+export { parseOverride, parseOverrideValue, type Override, type OverrideKind } from './overrides.js';
+export { resolveConfig, missingKeys, MISSING, type Env } from './interpolate.js';
+export { parseYaml, stringifyYaml, type ConfigMap, type ConfigValue } from './yaml.js';
+export {
+  validateConfig,
+  engineLossConfig,
+  engineOptimizer,
+  lossUsesReference,
+  isKnownKey,
+  KNOWN_KEYS,
+  LOSS_NAMES,
+  type RunConfig,
+  type ModelSection,
+  type LossSection,
+  type WandbSection,
+  type DatasetRef,
+  type Validated,
+  type Mode,
+  type Dtype,
+  type Optimizer,
+  type Template,
+  type TruncationMode,
+  type RationaleForm,
+} from './schema.js';
+
+/** The package root: the nearest directory above this file with a package.json. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return dir;
+}
+
+/** The package's own configs/ (config.yaml, loss/, model/). */
+export const DEFAULT_CONFIG_DIR = path.join(packageRoot(), 'configs');
+
+export interface LoadConfigOptions {
+  /** Command-line overrides (Hydra syntax), in order. */
+  overrides?: readonly string[];
+  /** Directory with config.yaml and the groups; default: the package's configs/. */
+  configDir?: string;
+  /** --config-path: a directory holding the primary config (relative: from the current directory). */
+  configPath?: string;
+  /** --config-name: the primary config's name (default "config"). */
+  configName?: string;
+  /** Environment for ${oc.env:...} (default process.env). */
+  env?: Env;
+}
+
+export interface LoadedConfig {
+  config: RunConfig;
+  /** The composed, resolved config before validation (what `--cfg job --resolve` prints). */
+  raw: ConfigMap;
+  /** Lines for the user: ignored or mapped seed keys, unknown keys from files, adjustments. */
+  notices: string[];
+  /** The option chosen per config group (e.g. { model: 'mistral7bv2', loss: 'rdpo' }). */
+  choices: Record<string, string | null>;
+}
+
+/** Composes the config (files + overrides) without resolving it: `--cfg job` prints this. */
+export function composeRun(options: LoadConfigOptions = {}): Composition {
+  const configDir = options.configPath !== undefined ? path.resolve(options.configPath) : (options.configDir ?? DEFAULT_CONFIG_DIR);
+  return composeConfig({ configDir, configName: options.configName, overrides: options.overrides });
+}
+
+/** Compose, resolve interpolations, check nothing is `???`, validate. */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const composition = composeRun(options);
+  for (const key of composition.addedKeys) {
+    if (isKnownKey(key)) continue;
+    const near = closestKnownKey(key) ?? closest(key, allPaths(composition.config));
+    throw new ConfigError(`unknown key '${key}': rpo does not read it${near === undefined ? '' : ` (did you mean '${near}'?)`}`);
+  }
+  // Every ??? at once before resolving (resolution would stop at the first one it meets), and
+  // again after, for a ??? an interpolation produced.
+  requireValues(composition.config);
+  const raw = resolveConfig(composition.config, { env: options.env });
+  requireValues(raw);
+  const { config, notices } = validateConfig(raw);
+  return { config, raw, notices, choices: composition.choices };
+}
+
+function requireValues(config: ConfigMap): void {
+  const missing = missingKeys(config);
+  if (missing.length === 0) return;
+  const how = missing.map((k) => `${k}=...`).join(' ');
+  throw new ConfigError(`missing mandatory value${missing.length > 1 ? 's' : ''}: ${missing.join(', ')} (set on the command line: ${how})`);
+}
+
+/** splitHydraArgv + loadConfig: the arguments a seed command gave train.py or eval.py. */
+export function loadConfigFromArgv(
+  argv: readonly string[],
+  options: Pick<LoadConfigOptions, 'configDir' | 'env'> = {},
+): LoadedConfig & { args: HydraArgs } {
+  const args = splitHydraArgv(argv);
+  const loaded = loadConfig({
+    ...options,
+    overrides: args.overrides,
+    configPath: args.configPath,
+    configName: args.configName,
+  });
+  return { ...loaded, args };
+}
+
+/** YAML for printing a config (`--cfg job`). */
+export function formatConfig(raw: ConfigMap): string {
+  return stringifyYaml(raw);
+}
+
+/** Strings are written with `${` escaped, so a reload does not interpolate them again. */
+function escapeInterpolations(v: ConfigValue): ConfigValue {
+  if (typeof v === 'string') return v === MISSING ? v : v.replace(/\$\{/g, '\\${');
+  if (Array.isArray(v)) return v.map(escapeInterpolations);
+  if (isMap(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, escapeInterpolations(x)]));
+  return v;
+}
+
+/**
+ * Writes the config as YAML, atomically (a temporary file in the same directory, then a
+ * rename), so a crash never leaves half a config. `--config-path <dir> --config-name <name>`
+ * reloads it to the same RunConfig.
+ */
+export function saveConfig(config: RunConfig, file: string): void {
+  const text =
+    '# rpo run config (composed, resolved, validated). Reload it with\n' +
+    `#   rpo eval --config-path ${path.dirname(file)} --config-name ${path.basename(file).replace(/\.ya?ml$/, '')} [overrides]\n` +
+    stringifyYaml(escapeInterpolations(toRaw(config)));
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  try {
+    writeFileSync(tmp, text, 'utf8');
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
