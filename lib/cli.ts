@@ -1,30 +1,154 @@
-// The `rpo` command line. Subcommands arrive with the issues that build them; every one
-// returns an exit code: 0 success, 1 failure, 2 usage error.
-import yargs from 'yargs';
+// The `rpo` command line. Exit codes: 0 success, 1 a failure while running, 2 a usage or
+// config error (nothing was run), 3 a non-finite loss stopped training, 130 interrupted.
+//
+// train / eval / data take Hydra-style overrides (`loss=rdpo ++loss.gamma=0.001 datasets=[a,b]`,
+// `--config-path DIR --config-name NAME`, `--cfg job`): the seed's commands work verbatim.
+import yargs, { type Argv } from 'yargs';
 
+import { ConfigError, formatConfig, loadConfigFromArgv, type LoadedConfig } from './config/index.js';
 import { collectInfo, formatInfo } from './info.js';
 
+export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
+
+/** Hydra-style arguments after the subcommand, as typed (yargs would reparse values). */
+function hydraArgv(argv: readonly string[], command: string): string[] {
+  const at = argv.indexOf(command);
+  return at < 0 ? [] : argv.slice(at + 1);
+}
+
+function printNotices(loaded: LoadedConfig): void {
+  for (const n of loaded.notices) console.error(`rpo: notice: ${n}`);
+}
+
+/** Loads the config of a train / eval / data command; `--cfg job` prints it and returns null. */
+function loadCommandConfig(argv: readonly string[], command: string, mode?: string): LoadedConfig | null {
+  const args = hydraArgv(argv, command);
+  const withMode = mode && !args.some((a) => /^\+{0,2}mode=/.test(a)) ? [...args, `++mode=${mode}`] : args;
+  const loaded = loadConfigFromArgv(withMode);
+  printNotices(loaded);
+  if (loaded.args.cfg) {
+    process.stdout.write(formatConfig(loaded.raw));
+    return null;
+  }
+  return loaded;
+}
+
+function hydraCommand(y: Argv, what: string): Argv {
+  return y
+    .positional('overrides', { type: 'string', array: true, describe: 'Hydra-style overrides: key=value, +key=value, ++key=value, ~key, group=option' })
+    .option('config-path', { type: 'string', describe: 'directory of a saved run config to reload (the seed eval does this)' })
+    .option('config-name', { type: 'string', describe: 'config file name in --config-path, without .yaml' })
+    .option('cfg', { type: 'string', choices: ['job', 'hydra', 'all'], describe: `print the resolved config and exit instead of ${what}` })
+    .strictOptions(false)
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false, 'boolean-negation': false });
+}
+
 export async function main(argv: string[]): Promise<number> {
-  let code = 0;
+  let code: number = EXIT.ok;
+  const run = async (body: () => Promise<number>) => {
+    try {
+      code = await body();
+    } catch (err) {
+      code = reportError(err);
+    }
+  };
   await yargs(argv)
     .scriptName('rpo')
+    .usage('$0 <command> [options]\n\nPreference optimization with rationales (RDPO, RORPO) and the DPO family.')
+    .command(
+      'train [overrides..]',
+      'train a policy (the seed\'s `python train.py ...`)',
+      (y) => hydraCommand(y, 'training'),
+      () => run(async () => {
+        const loaded = loadCommandConfig(argv, 'train', 'train');
+        if (!loaded) return EXIT.ok;
+        const { runTrainCommand } = await import('./commands/train.js');
+        return runTrainCommand(loaded.config);
+      }),
+    )
+    .command(
+      'eval [overrides..]',
+      'evaluate or sample a trained policy: ++mode=eval|sample|alpacaeval (the seed\'s `python eval.py ...`)',
+      (y) => hydraCommand(y, 'evaluating'),
+      () => run(async () => {
+        const loaded = loadCommandConfig(argv, 'eval', 'eval');
+        if (!loaded) return EXIT.ok;
+        const { runEvalCommand } = await import('./commands/eval.js');
+        return runEvalCommand(loaded.config);
+      }),
+    )
+    .command(
+      'data [overrides..]',
+      'preview a run\'s data: formatted, tokenized examples, length percentiles, truncation and drops',
+      (y) => hydraCommand(y, 'previewing').option('n', { type: 'number', default: 3, describe: 'examples to show' }),
+      (args) => run(async () => {
+        const loaded = loadCommandConfig(argv.filter((a, i) => !(a === '--n' || argv[i - 1] === '--n' || a.startsWith('--n='))), 'data');
+        if (!loaded) return EXIT.ok;
+        const { runDataCommand } = await import('./commands/data.js');
+        return runDataCommand(loaded.config, { examples: Number(args.n) });
+      }),
+    )
+    .command(
+      'init <dir>',
+      'write a random-weight HF model directory with a tokenizer',
+      (y) =>
+        y
+          .positional('dir', { type: 'string', demandOption: true, describe: 'directory to create' })
+          .option('preset', { type: 'string', default: 'tiny', describe: 'model shape preset' })
+          .option('config', { type: 'string', describe: 'an HF config.json to use instead of a preset' })
+          .option('tokenizer', { type: 'string', default: 'bytes', describe: '"bytes" (built in) or a directory with tokenizer.json' })
+          .option('seed', { type: 'number', default: 0 })
+          .option('dtype', { type: 'string', default: 'float32', choices: ['float32', 'bfloat16', 'float16'] })
+          .option('overwrite', { type: 'boolean', default: false }),
+      (args) => run(async () => {
+        const { runInitCommand } = await import('./commands/init.js');
+        return runInitCommand({
+          dir: String(args.dir),
+          preset: args.preset,
+          config: args.config,
+          tokenizer: args.tokenizer,
+          seed: args.seed,
+          dtype: args.dtype as 'float32' | 'bfloat16' | 'float16',
+          overwrite: args.overwrite,
+        });
+      }),
+    )
     .command(
       'info',
-      'rpo and LibTorch versions, CUDA devices, where the addon lives',
+      'rpo and LibTorch versions, CUDA devices, where the addon and caches are',
       (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-      (args) => {
+      (args) => run(async () => {
         const info = collectInfo();
         console.log(args.json ? JSON.stringify(info, null, 2) : formatInfo(info));
-      },
+        return EXIT.ok;
+      }),
     )
-    .demandCommand(1, 'name a command (see --help)')
-    .strict()
+    .demandCommand(1, 'name a command')
+    .strictCommands()
     .fail((msg, err) => {
       if (err) throw err;
       console.error(`rpo: ${msg}\nRun \`rpo --help\` for usage.`);
-      code = 2;
+      code = EXIT.usage;
     })
     .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
     .parseAsync();
   return code;
+}
+
+/** Prints an error the way a user needs it and picks the exit code. */
+export function reportError(err: unknown): number {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (e instanceof ConfigError) {
+    console.error(`rpo: config error: ${e.message}`);
+    return EXIT.usage;
+  }
+  if (e.name === 'NonFiniteError') {
+    console.error(`rpo: training stopped: ${e.message}`);
+    return EXIT.nonFinite;
+  }
+  console.error(`rpo: ${e.message}`);
+  if (process.env.RPO_DEBUG && e.stack) console.error(e.stack);
+  return EXIT.failure;
 }

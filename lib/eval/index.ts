@@ -1,0 +1,113 @@
+// `rpo eval`: the seed's modes. eval: the loss's metrics over the test split; sample: policy
+// samples for test prompts; alpacaeval: every AlpacaEval prompt, in the JSON that
+// `alpaca_eval evaluate --model_outputs` reads.
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
+import { loadPromptSplit } from '../data/sources/index.js';
+import { loadModel } from '../model/io.js';
+import { writeFileAtomic } from '../model/safetensors.js';
+import { Trainer, setNumThreads } from '../native.js';
+import { findCheckpoint } from '../train/checkpoint.js';
+import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
+import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
+import { complete, generationSettings, type Completion } from './sampling.js';
+
+export interface EvalEvents {
+  onMessage?(message: string): void;
+  onProgress?(done: number, total: number, tokens: number): void;
+}
+
+/** The policy a run's eval reads: saved_policy, else the run's LATEST checkpoint, else the base model. */
+export function policyDir(config: RunConfig): string | null {
+  if (config.saved_policy) return config.saved_policy;
+  return findCheckpoint(config.local_run_dir) ?? (existsSync(path.join(config.local_run_dir, 'LATEST')) ? path.join(config.local_run_dir, 'LATEST') : null);
+}
+
+function writeJson(file: string, value: unknown): string {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, [Buffer.from(JSON.stringify(value, null, 2) + '\n')]);
+  return file;
+}
+
+export interface EvalResult {
+  file: string;
+  metrics?: Record<string, number>;
+  samples?: number;
+}
+
+export async function runEval(config: RunConfig, events: EvalEvents = {}): Promise<EvalResult> {
+  if (config.threads) setNumThreads(config.threads);
+  const device = resolveDevice(config.device);
+  const trained = policyDir(config);
+  const base = await resolveRunModel(config);
+  const weights = trained ?? base.modelDir;
+  events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
+  const policy = await loadModel(weights, { dtype: config.model.policy_dtype, device });
+  try {
+    switch (config.mode) {
+      case 'eval':
+        return await evalMetrics(config, base, policy, device, events);
+      case 'sample':
+        return await sampleTest(config, base, policy, weights, events);
+      case 'alpacaeval':
+        return await alpacaEval(config, base, policy, weights, events);
+      default:
+        throw new Error(`rpo eval: mode=${config.mode} is not an eval mode (eval, sample or alpacaeval)`);
+    }
+  } finally {
+    policy.dispose();
+  }
+}
+
+type Base = Awaited<ReturnType<typeof resolveRunModel>>;
+
+async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents): Promise<EvalResult> {
+  const groups = lossGroups(config.loss.name);
+  const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: base, onStage: events.onMessage });
+  const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
+  const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
+  try {
+    const metrics = await evaluateSplit(trainer, usable(data.test, groups), {
+      batchSize: config.model.eval_batch_size,
+      groups,
+      padTokenId: base.tokenizer.padTokenId ?? 0,
+      table: null,
+    });
+    const file = writeJson(path.join(config.samples_dir, `eval_${config.exp_name}.json`), metrics);
+    return { file, metrics };
+  } finally {
+    trainer.dispose();
+    reference?.dispose();
+  }
+}
+
+async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
+  const rows = (await loadRows(config, 'test')).slice(0, config.n_samples);
+  const completions = await complete(policy, base.tokenizer, config, rows.map((r) => r.prompt), {
+    batchSize: config.model.eval_batch_size,
+    settings: generationSettings(weights, config, base.tokenizer, config.seed),
+    onProgress: events.onProgress,
+  });
+  const samples = completions.map((c: Completion, i) => ({ prompt: c.prompt, chosen: rows[i]!.chosen, policy: c.output }));
+  const file = writeJson(path.join(config.samples_dir, `${config.exp_name}.json`), samples);
+  return { file, samples: samples.length };
+}
+
+async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
+  const prompts = (await loadPromptSplit('alpacaeval', 'test')).slice(0, config.n_samples);
+  const completions = await complete(policy, base.tokenizer, config, prompts.map((p) => p.prompt), {
+    batchSize: config.model.eval_batch_size,
+    settings: generationSettings(weights, config, base.tokenizer, config.seed),
+    onProgress: events.onProgress,
+  });
+  const outputs = completions.map((c, i) => ({
+    instruction: prompts[i]!.prompt,
+    output: c.output,
+    generator: config.exp_name,
+    dataset: prompts[i]!.dataset ?? 'alpaca_eval',
+  }));
+  const file = writeJson(path.join(config.samples_dir, `alpaca_${config.exp_name}.json`), outputs);
+  return { file, samples: outputs.length };
+}

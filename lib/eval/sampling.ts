@@ -1,0 +1,78 @@
+// Text in, text out: formatted prompts through the engine's batched generation.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import type { RunConfig } from '../config/index.js';
+import { formatPrompt } from '../data/format/index.js';
+import type { Tokenizer } from '../data/tokenize/index.js';
+import type { GenerateOptions, Model } from '../native.js';
+
+/** Sampling settings: the model's generation_config.json, then the run config (top_p as the seed). */
+export function generationSettings(modelDir: string, config: RunConfig, tok: Tokenizer, seed: number): GenerateOptions {
+  let fromModel: Record<string, unknown> = {};
+  const file = path.join(modelDir, 'generation_config.json');
+  if (existsSync(file)) fromModel = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const num = (k: string): number | undefined => (typeof fromModel[k] === 'number' ? (fromModel[k] as number) : undefined);
+  return {
+    // The seed sampled (do_sample=True) with max_length = model.max_length, prompt included.
+    doSample: true,
+    maxLength: config.model.max_length,
+    temperature: num('temperature') ?? 1.0,
+    topK: num('top_k') ?? 0,
+    topP: config.top_p,
+    stopTokenIds: [...tok.stopTokenIds],
+    padTokenId: tok.padTokenId ?? 0,
+    seed,
+  };
+}
+
+/**
+ * Prompt token ids for generation: the prompt formatted as in training (prefixes or chat
+ * template), encoded with the tokenizer's special tokens (one BOS), cut to max_prompt_length
+ * keeping its end (the part next to the response).
+ */
+export async function encodePrompt(prompt: string, config: RunConfig, tok: Tokenizer): Promise<Int32Array> {
+  const text = formatPrompt(prompt, config, tok);
+  // Encode bare, then put exactly one BOS first when the tokenizer uses one: a chat template
+  // may already spell it out, and encoding with special tokens would then add a second.
+  let ids = await tok.encode(text, { addSpecialTokens: false });
+  if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
+  const max = config.model.max_prompt_length;
+  if (ids.length > max) {
+    const bos = tok.bosTokenId !== null && ids[0] === tok.bosTokenId;
+    ids = bos ? [ids[0]!, ...ids.slice(ids.length - (max - 1))] : ids.slice(ids.length - max);
+  }
+  return Int32Array.from(ids);
+}
+
+export interface Completion {
+  prompt: string;
+  output: string;
+  finishReason: 'stop' | 'length';
+  tokens: number;
+}
+
+/** Generates for every prompt, `batchSize` at a time; outputs decoded without special tokens. */
+export async function complete(
+  model: Model,
+  tok: Tokenizer,
+  config: RunConfig,
+  prompts: readonly string[],
+  opts: { batchSize: number; settings: GenerateOptions; onProgress?: (done: number, total: number, tokens: number) => void },
+): Promise<Completion[]> {
+  const out: Completion[] = [];
+  let tokens = 0;
+  for (let i = 0; i < prompts.length; i += opts.batchSize) {
+    const batch = prompts.slice(i, i + opts.batchSize);
+    const encoded = await Promise.all(batch.map((p) => encodePrompt(p, config, tok)));
+    // Distinct seeds per batch, derived from the run's: reruns reproduce, batches differ.
+    const r = await model.generate(encoded, { ...opts.settings, seed: (opts.settings.seed ?? 0) + i });
+    for (let j = 0; j < batch.length; j++) {
+      const ids = Array.from(r.tokens[j]!);
+      tokens += ids.length;
+      out.push({ prompt: batch[j]!, output: (await tok.decode(ids, { skipSpecialTokens: true })).trim(), finishReason: r.finishReasons[j]!, tokens: ids.length });
+    }
+    opts.onProgress?.(out.length, prompts.length, tokens);
+  }
+  return out;
+}

@@ -1,0 +1,319 @@
+// `rpo train`: the run loop. TS owns the schedule (learning rate per step, accumulation
+// boundaries, when to evaluate, log and checkpoint); the engine owns every tensor.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { engineLossConfig, engineOptimizer, lossUsesReference, saveConfig, type RunConfig } from '../config/index.js';
+import { makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import { peakRssBytes } from '../memory.js';
+import { loadModel } from '../model/io.js';
+import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
+import { findCheckpoint, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
+import { buildRunData, type RunData } from './data.js';
+import { MetricAverager, MetricsLog, type MetricRecord } from './metrics.js';
+import {
+  computeReferenceTable,
+  examplesFingerprint,
+  readReferenceCache,
+  referenceCacheKey,
+  referenceForBatch,
+  weightsFingerprint,
+  writeReferenceCache,
+  type ReferenceTable,
+} from './reference_cache.js';
+import { learningRate, microBatchSizes } from './schedule.js';
+
+export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
+
+/** Row groups per pair the loss reads: 1 (sft), 2 (pairs), 3 (pairs + rationale). */
+export function lossGroups(loss: string): Groups {
+  return GROUPS[loss] ?? 2;
+}
+
+/** A NaN or infinite loss or gradient: the run stops without touching the last checkpoint. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+  constructor(
+    readonly step: number,
+    readonly exampleIds: readonly string[],
+    what: string,
+  ) {
+    super(`${what} at step ${step + 1}; the batch held examples ${exampleIds.join(', ')}. The last good checkpoint is kept.`);
+  }
+}
+
+export interface TrainEvents {
+  /** Every metrics.jsonl record, as it is written. */
+  onLog?(record: MetricRecord): void;
+  /** After every optimizer step. */
+  onStep?(s: { step: number; totalSteps: number; examples: number; loss: number; accuracy?: number; tokensPerSecond: number }): void;
+  /** Stage messages: data loading, reference log-probs, checkpoints. */
+  onMessage?(message: string): void;
+}
+
+export interface TrainOptions extends TrainEvents {
+  /** Aborting stops after the current optimizer step, saves a checkpoint and returns. */
+  signal?: AbortSignal;
+  /** Stop (as if interrupted) after this many optimizer steps in this call (tests). */
+  stopAfterSteps?: number;
+}
+
+export interface TrainResult {
+  runDir: string;
+  /** The last checkpoint written (null in debug mode). */
+  checkpoint: string | null;
+  step: number;
+  totalSteps: number;
+  examples: number;
+  interrupted: boolean;
+  wallSeconds: number;
+  /** Means over the test split at the last evaluation. */
+  lastEval: Record<string, number> | null;
+}
+
+export function resolveDevice(device: string): string {
+  if (device === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  return device;
+}
+
+/** The examples a loss can train on (none of the sequences it reads dropped). */
+export function usable(examples: readonly TokenizedExample[], groups: Groups): TokenizedExample[] {
+  const kinds = (['chosen', 'rejected', 'rationale'] as const).slice(0, groups);
+  return examples.filter((ex) => kinds.every((k) => ex[k] !== undefined && !ex[k]!.dropped));
+}
+
+/** Cuts a global batch's examples into micro-batches laid out for the engine. */
+export function microBatches(examples: readonly TokenizedExample[], accumulation: number, groups: Groups, padTokenId: number): Batch[] {
+  const out: Batch[] = [];
+  let start = 0;
+  for (const n of microBatchSizes(examples.length, accumulation)) {
+    out.push(makeBatches(examples.slice(start, start + n), { batchSize: n, groups, seed: 0, shuffle: false, padTokenId })[0]!);
+    start += n;
+  }
+  return out;
+}
+
+interface Engine {
+  policy: Model;
+  reference: Model | null;
+  trainer: Trainer;
+  table: ReferenceTable | null;
+}
+
+async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents): Promise<ReferenceTable> {
+  const examples = [...data.train, ...data.test];
+  const key = referenceCacheKey({
+    weights: weightsFingerprint(data.model.modelDir),
+    dtype: config.model.reference_dtype,
+    examples: examplesFingerprint(examples),
+  });
+  const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
+  const cached = readReferenceCache(file, key);
+  if (cached) {
+    events.onMessage?.(`reference log-probs: reusing ${file}`);
+    return cached;
+  }
+  events.onMessage?.(`reference log-probs: computing for ${examples.length} examples (once; cached as ${file})`);
+  const reference = await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device });
+  try {
+    const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
+    const table = await computeReferenceTable(reference, usableExamples, {
+      batchSize: config.model.eval_batch_size,
+      padTokenId: data.model.tokenizer.padTokenId ?? 0,
+      chunkTokens: config.chunk_tokens,
+    });
+    writeReferenceCache(file, key, table);
+    return table;
+  } finally {
+    reference.dispose();
+  }
+}
+
+async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
+  const needsReference = lossUsesReference(config.loss.name);
+  const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events) : null;
+  const policy = await loadModel(resumeFrom ?? data.model.modelDir, { dtype: config.model.policy_dtype, device });
+  // The reference is the starting model (model.load_from or name_or_path), also when resuming.
+  const reference = needsReference && !table ? await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }) : null;
+  const trainer = new Trainer(policy, reference, {
+    loss: engineLossConfig(config.loss),
+    ...engineOptimizer(config),
+    activationCheckpointing: config.model.activation_checkpointing,
+    chunkTokens: config.chunk_tokens,
+  });
+  if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
+  return { policy, reference, trainer, table };
+}
+
+function disposeEngine(e: Engine): void {
+  e.trainer.dispose();
+  e.policy.dispose();
+  e.reference?.dispose();
+}
+
+/** Means of the loss's metrics over the test examples (eval_ prefix), without gradients. */
+export async function evaluateSplit(
+  trainer: Trainer,
+  examples: readonly TokenizedExample[],
+  opts: { batchSize: number; groups: Groups; padTokenId: number; table: ReferenceTable | null },
+): Promise<Record<string, number>> {
+  const avg = new MetricAverager();
+  for (const b of makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId })) {
+    const r = await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
+    if (!r.finite) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
+    avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
+  }
+  return avg.count > 0 ? avg.mean('eval_') : {};
+}
+
+export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const started = Date.now();
+  if (config.threads) setNumThreads(config.threads);
+  const device = resolveDevice(config.device);
+  const runDir = config.local_run_dir;
+  mkdirSync(runDir, { recursive: true });
+  saveConfig(config, path.join(runDir, 'config.yaml'));
+  const groups = lossGroups(config.loss.name);
+
+  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage });
+  const trainExamples = usable(data.train, groups);
+  const testExamples = usable(data.test, groups);
+  const dropped = data.train.length - trainExamples.length;
+  if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: responses truncated away by max_length ${config.model.max_length})`);
+  options.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
+
+  const resumeFrom = config.resume ? findCheckpoint(config.resume) : null;
+  if (config.resume && !resumeFrom) throw new Error(`resume=${config.resume}: no checkpoint there (looked for LATEST/ with ${OPTIMIZER_STATE})`);
+  let state: TrainerState = {
+    format: 'rpo-trainer-state-1',
+    step: 0,
+    examples: 0,
+    epoch: 0,
+    batchInEpoch: 0,
+    lastEvalExamples: 0,
+    dataFingerprint: data.fingerprint,
+    seed: config.seed,
+    wallSeconds: 0,
+  };
+  if (resumeFrom) {
+    state = readTrainerState(resumeFrom);
+    if (state.dataFingerprint !== data.fingerprint) throw new Error(`resume=${config.resume}: the checkpoint was trained on other data (or another tokenizer, template or length limits) than this run's`);
+    if (state.seed !== config.seed) throw new Error(`resume=${config.resume}: the checkpoint used seed ${state.seed}, this run seed ${config.seed}`);
+    options.onMessage?.(`resuming from ${resumeFrom} at step ${state.step} (${state.examples} examples)`);
+  }
+
+  const batchSize = config.model.batch_size;
+  const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * trainExamples.length;
+  const totalSteps = Math.ceil(totalExamples / batchSize);
+  const padTokenId = data.model.tokenizer.padTokenId ?? 0;
+  const tok = data.model.tokenizer;
+  const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
+  const log = new MetricsLog(path.join(runDir, 'metrics.jsonl'));
+  const emit = (record: MetricRecord) => {
+    log.append(record);
+    options.onLog?.(record);
+  };
+
+  const engine = await buildEngine(config, data, device, resumeFrom, options);
+  let lastEval: Record<string, number> | null = null;
+  let checkpoint: string | null = null;
+  const evaluate = async () => {
+    if (testExamples.length === 0) return;
+    const t0 = Date.now();
+    lastEval = await evaluateSplit(engine.trainer, testExamples, { batchSize: config.model.eval_batch_size, groups, padTokenId, table: engine.table });
+    emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
+  };
+  const save = async (keepStepCopy: boolean) => {
+    if (config.debug) return;
+    state.wallSeconds += (Date.now() - segmentStart) / 1000;
+    segmentStart = Date.now();
+    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, configExtras, keepStepCopy });
+    options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
+  };
+
+  let segmentStart = Date.now();
+  let interrupted = false;
+  let stepsThisCall = 0;
+  try {
+    if (config.do_first_eval && state.step === 0) await evaluate();
+    let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;
+    while (state.examples < totalExamples) {
+      if (options.signal?.aborted || (options.stopAfterSteps !== undefined && stepsThisCall >= options.stopAfterSteps)) {
+        interrupted = true;
+        break;
+      }
+      if (!epochBatches || epochBatches.epoch !== state.epoch) {
+        // The epoch's order is a function of (seed, epoch) alone: a resumed run sees the same batches.
+        const byId = new Map(trainExamples.map((ex) => [ex.id, ex]));
+        const order = makeBatches(trainExamples, { batchSize, groups, seed: config.seed, epoch: state.epoch, padTokenId }).map((b) => b.exampleIds.map((id) => byId.get(id)!));
+        epochBatches = { epoch: state.epoch, order };
+      }
+      if (state.batchInEpoch >= epochBatches.order.length) {
+        state.epoch += 1;
+        state.batchInEpoch = 0;
+        continue;
+      }
+      let examples = epochBatches.order[state.batchInEpoch]!;
+      examples = examples.slice(0, totalExamples - state.examples);
+      const t0 = Date.now();
+      const avg = new MetricAverager();
+      let tokens = 0;
+      let lossSum = 0;
+      for (const micro of microBatches(examples, config.model.gradient_accumulation_steps, groups, padTokenId)) {
+        const r: StepResult = await engine.trainer.microStep(micro, {
+          nPairs: micro.nPairs,
+          scale: micro.nPairs / examples.length,
+          reference: engine.table ? referenceForBatch(engine.table, micro.exampleIds) : undefined,
+        });
+        if (!r.finite) throw new NonFiniteError(state.step, micro.exampleIds, `non-finite loss (${r.loss})`);
+        avg.add(r.metrics, micro.nPairs);
+        lossSum += r.loss * micro.nPairs;
+        tokens += r.tokens;
+      }
+      const lr = learningRate(config.lr, state.step, config.warmup_steps);
+      const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
+      if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
+      const seconds = (Date.now() - t0) / 1000;
+      state.step += 1;
+      state.examples += examples.length;
+      state.batchInEpoch += 1;
+      stepsThisCall += 1;
+      const means = avg.mean();
+      emit({
+        step: state.step,
+        examples: state.examples,
+        epoch: state.epoch,
+        ...means,
+        loss: lossSum / examples.length,
+        grad_norm: gradNorm,
+        learning_rate: lr,
+        tokens_per_second: tokens / Math.max(seconds, 1e-9),
+        step_seconds: seconds,
+        peak_memory_bytes: peakRssBytes(),
+      });
+      options.onStep?.({ step: state.step, totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9) });
+      if (state.examples - state.lastEvalExamples >= config.eval_every) {
+        state.lastEvalExamples = state.examples;
+        await evaluate();
+        if (config.intermediate_checkpoints) await save(true);
+      }
+    }
+    if (!interrupted && testExamples.length > 0 && state.lastEvalExamples !== state.examples) {
+      state.lastEvalExamples = state.examples;
+      await evaluate();
+    }
+    await save(false);
+  } finally {
+    disposeEngine(engine);
+  }
+  return {
+    runDir,
+    checkpoint,
+    step: state.step,
+    totalSteps,
+    examples: state.examples,
+    interrupted,
+    wallSeconds: (Date.now() - started) / 1000,
+    lastEval,
+  };
+}
