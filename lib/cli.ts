@@ -114,6 +114,21 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
+      'demo',
+      'the main job on a built-in default: a small model, SFT then RDPO on a bundled synthetic task, a report',
+      (y) =>
+        y
+          .option('out', { type: 'string', default: 'runs/demo', describe: 'output directory' })
+          .option('dpo', { type: 'boolean', default: false, describe: 'also train DPO on the same data, for comparison' })
+          .option('preset', { type: 'string', default: 'small', describe: 'model shape preset' })
+          .option('pairs', { type: 'number', default: 768, describe: 'preference pairs per preference run' })
+          .option('samples', { type: 'number', default: 16, describe: 'AlpacaEval-format samples to export' }),
+      (args) => run(async () => {
+        const { runDemoCommand } = await import('./commands/demo.js');
+        return runDemoCommand({ out: args.out, dpo: args.dpo, preset: args.preset, pairs: args.pairs, samples: args.samples });
+      }),
+    )
+    .command(
       'info',
       'rpo and LibTorch versions, CUDA devices, where the addon and caches are',
       (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),

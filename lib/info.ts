@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { hubCacheDir } from './hub/index.js';
 import { addonPath, cudaAvailable, cudaDeviceCount, getNumThreads, libtorchVersion } from './native.js';
 
 export interface Info {
@@ -13,6 +14,8 @@ export interface Info {
   cuda: boolean;
   cudaDevices: number;
   threads: number;
+  /** Hugging Face downloads (shared with Python's huggingface_hub). */
+  hubCache: string;
 }
 
 function readJson(file: string): Record<string, unknown> | null {
@@ -32,6 +35,7 @@ export function collectInfo(): Info {
     cuda: cudaAvailable(),
     cudaDevices: cudaDeviceCount(),
     threads: getNumThreads(),
+    hubCache: hubCacheDir(),
   };
 }
 
@@ -43,5 +47,6 @@ export function formatInfo(info: Info): string {
     `addon      ${info.addon}`,
     `CUDA       ${info.cuda ? `yes, ${info.cudaDevices} device(s)` : 'no'}`,
     `threads    ${info.threads}`,
+    `hub cache  ${info.hubCache}`,
   ].join('\n');
 }

@@ -1,0 +1,84 @@
+// A trained model with its tokenizer, for scripts and the REPL: text in, text (or log-probs) out.
+import { loadTokenizer, type Tokenizer } from './data/tokenize/index.js';
+import { tokenizeSequence, type TokenizeConfig } from './data/batch/index.js';
+import { formatPrompt, type FormatConfig } from './data/format/index.js';
+import { resolveModelDir } from './hub/index.js';
+import { loadModel } from './model/io.js';
+import type { Dtype, GenerateOptions, Model } from './native.js';
+
+/** The seed's prompt format (HALOs defaults): what a model trained by `rpo train` expects. */
+export const SEED_FORMAT: FormatConfig = {
+  human_prefix: '\n<|user|>\n',
+  human_suffix: '',
+  assistant_prefix: '\n<|assistant|>\n',
+  assistant_suffix: '',
+  template: 'prefixes',
+};
+
+export interface PolicyOptions {
+  dtype?: Dtype;
+  device?: string;
+  /** How prompts are formatted (default: the seed's prefixes). */
+  format?: FormatConfig;
+}
+
+export interface SampleOptions extends Omit<GenerateOptions, 'stopTokenIds' | 'padTokenId'> {
+  /** Prompts per engine call. */
+  batchSize?: number;
+}
+
+export class Policy {
+  private constructor(
+    readonly model: Model,
+    readonly tokenizer: Tokenizer,
+    readonly format: FormatConfig,
+    readonly dir: string,
+  ) {}
+
+  /** Loads an HF model directory (or hub id) with its tokenizer. */
+  static async load(dirOrHubId: string, options: PolicyOptions = {}): Promise<Policy> {
+    const dir = await resolveModelDir(dirOrHubId);
+    const [model, tokenizer] = await Promise.all([loadModel(dir, { dtype: options.dtype, device: options.device }), loadTokenizer(dir)]);
+    return new Policy(model, tokenizer, options.format ?? SEED_FORMAT, dir);
+  }
+
+  /** Completions for raw prompts (formatted as in training), decoded without special tokens. */
+  async sample(prompts: readonly string[], options: SampleOptions = {}): Promise<string[]> {
+    const tok = this.tokenizer;
+    const out: string[] = [];
+    const batchSize = options.batchSize ?? 16;
+    for (let i = 0; i < prompts.length; i += batchSize) {
+      const encoded = await Promise.all(
+        prompts.slice(i, i + batchSize).map(async (p) => {
+          let ids = await tok.encode(formatPrompt(p, this.format, tok), { addSpecialTokens: false });
+          if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
+          return Int32Array.from(ids);
+        }),
+      );
+      const { batchSize: _unused, ...gen } = options;
+      const r = await this.model.generate(encoded, {
+        maxNewTokens: 128,
+        ...gen,
+        stopTokenIds: [...tok.stopTokenIds],
+        padTokenId: tok.padTokenId ?? 0,
+      });
+      for (const t of r.tokens) out.push((await tok.decode(Array.from(t), { skipSpecialTokens: true })).trim());
+    }
+    return out;
+  }
+
+  /** Summed and mean log-prob of `response` after `prompt`, tokenized exactly as in training. */
+  async logprob(prompt: string, response: string): Promise<{ sum: number; mean: number; tokens: number }> {
+    const cfg: TokenizeConfig = { ...this.format, max_length: 1 << 20, max_prompt_length: 1 << 20 };
+    const seq = await tokenizeSequence(prompt, response, this.tokenizer, cfg);
+    const T = seq.ids.length;
+    const lossMask = new Uint8Array(T);
+    for (let t = Math.max(1, seq.promptLength); t < T; t++) lossMask[t] = 1;
+    const r = await this.model.logprobs({ rows: 1, seqLen: T, inputIds: Int32Array.from(seq.ids), attentionMask: new Uint8Array(T).fill(1), lossMask });
+    return { sum: r.sum[0]!, mean: r.mean[0]!, tokens: r.count[0]! };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
