@@ -65,6 +65,26 @@ LogpTensors from_vectors(const RowLogps& r, int64_t n, const at::Device& device,
 
 double item(const at::Tensor& t) { return t.detach().to(at::kDouble).cpu().item<double>(); }
 
+// Rows [begin, begin + count) of a right-padded batch, cut to their longest real row: rationale
+// rows (the rationale question quotes both responses) are often several times longer than the
+// response rows, and padding every row to them would multiply the work.
+BatchTensors rows_trimmed(const BatchTensors& t, int64_t begin, int64_t count, const at::Device& device) {
+  auto att = t.attention_mask.narrow(0, begin, count);
+  auto used = att.any(0).nonzero();
+  const int64_t T = used.numel() == 0 ? 1 : used.max().item<int64_t>() + 1;
+  return {t.input_ids.narrow(0, begin, count).narrow(1, 0, T).to(device), att.narrow(1, 0, T).to(device),
+          t.loss_mask.narrow(0, begin, count).narrow(1, 0, T).to(device)};
+}
+
+RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, const ForwardOptions& fwd, const LogpOptions& lp) {
+  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+  return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+}
+
+RowLogpTensors concat(const RowLogpTensors& a, const RowLogpTensors& b) {
+  return {at::cat({a.sum, b.sum}), at::cat({a.mean, b.mean}), at::cat({a.count, b.count})};
+}
+
 }  // namespace
 
 Trainer::Trainer(std::shared_ptr<Model> policy, std::shared_ptr<Model> reference, const TrainerOptions& options)
@@ -92,11 +112,14 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   at::AutoGradMode grad(backward);
   ForwardOptions fwd;
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
-  auto hidden = pm.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
   lp.naive = s.options.naive_logprobs;
-  auto rows = row_logprobs(hidden, pm.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+  // Response rows and rationale rows go through the policy as two batches, each cut to its
+  // own longest row (rows are independent: the result is the same as one padded batch).
+  const int64_t response_rows = n_pairs * std::min<int64_t>(groups, 2);
+  auto rows = forward_logps(pm, rows_trimmed(t, 0, response_rows, pm.device), fwd, lp);
+  if (groups >= 3) rows = concat(rows, forward_logps(pm, rows_trimmed(t, response_rows, n_pairs, pm.device), fwd, lp));
   PairTensors policy;
   policy.chosen = slice(rows, 0, n_pairs);
   if (groups >= 2) policy.rejected = slice(rows, 1, n_pairs);
@@ -112,12 +135,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
       // The reference runs on chosen and rejected rows only, never on rationale rows.
       torch::NoGradGuard no_grad;
       auto& rm = s.reference->impl();
-      const int64_t ref_rows = n_pairs * std::min<int64_t>(groups, 2);
-      auto ids = t.input_ids.narrow(0, 0, ref_rows).to(rm.device);
-      auto att = t.attention_mask.narrow(0, 0, ref_rows).to(rm.device);
-      auto msk = t.loss_mask.narrow(0, 0, ref_rows).to(rm.device);
-      auto rh = rm.lm->hidden_states(ids, att, {});
-      auto rr = row_logprobs(rh, rm.lm->output_weight(), ids, msk, lp);
+      auto rr = forward_logps(rm, rows_trimmed(t, 0, response_rows, rm.device), {}, lp);
       auto to_policy = [&](const LogpTensors& x) {
         return LogpTensors{x.sum.to(pm.device), x.mean.to(pm.device), x.count.to(pm.device)};
       };
