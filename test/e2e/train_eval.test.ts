@@ -1,7 +1,7 @@
 // The product end to end on a tiny model: init → train → checkpoint → resume → eval → samples →
 // AlpacaEval export, through the CLI in child processes (real exit codes, real signals).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,37 @@ describe('rpo train', () => {
     const reloaded = loadConfig({ configPath: run, configName: 'config' }).config;
     expect(reloaded.loss.name).toBe('rdpo');
     expect(reloaded.model.name_or_path).toBe(modelDir);
+  });
+
+  it('intermediate_checkpoints keeps a step-N directory at every evaluation', () => {
+    const r = rpo(['train', 'loss=sft', ...base('steps', ['n_examples=16', 'eval_every=8', 'intermediate_checkpoints=true', 'do_first_eval=false'])]);
+    expect(r.code, r.stderr).toBe(0);
+    // periodic evaluations (every 8 examples) are the eval records before the final one
+    const evalSteps = lines(path.join(work, 'steps', 'metrics.jsonl')).filter((m) => m.eval_loss !== undefined).map((m) => m.step!);
+    const periodic = evalSteps.slice(0, -1);
+    expect(periodic.length).toBeGreaterThanOrEqual(1);
+    const dirs = readdirSync(path.join(work, 'steps')).filter((d) => d.startsWith('step-')).sort();
+    expect(dirs).toEqual(periodic.map((s) => `step-${s}`).sort());
+    for (const d of dirs) expect(existsSync(path.join(work, 'steps', d, 'model.safetensors')), d).toBe(true);
+    expect(existsSync(path.join(work, 'steps', 'LATEST', 'trainer_state.json'))).toBe(true);
+  });
+
+  it('rpo data shows formatted, tokenized RDPO examples and length statistics', () => {
+    const r = rpo(['data', 'loss=rdpo', ...base('data-preview'), '--n', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\[chosen\] \d+ tokens/);
+    expect(r.stdout).toMatch(/\[rationale\] \d+ tokens/);
+    expect(r.stdout).toContain('Given the prompt:');
+    expect(r.stdout).toMatch(/train: 5 rows, 5 tokenized, \d+ truncated, \d+ dropped/);
+    expect(r.stdout).toMatch(/p50=\d+ p90=\d+ p99=\d+ max=\d+/);
+  });
+
+  it('rpo info reports versions and devices', () => {
+    const r = rpo(['info', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout) as { libtorch: string; cuda: boolean; rpo: string };
+    expect(info.libtorch).toMatch(/^2\.\d+\.\d+$/);
+    expect(typeof info.cuda).toBe('boolean');
   });
 
   it('--cfg job prints the resolved config and runs nothing', () => {
