@@ -46,6 +46,8 @@ function hydraCommand(y: Argv, what: string): Argv {
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const run = async (body: () => Promise<number>) => {
+    // yargs still calls the handler after .fail() reported a usage error: run nothing then.
+    if (code === EXIT.usage) return;
     try {
       code = await body();
     } catch (err) {
@@ -129,6 +131,71 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
+      'rationales <dataset>',
+      'add generated rationales to a preference dataset (local model or OpenAI-compatible server) for loss=rdpo / rorpo',
+      (y) =>
+        y
+          .positional('dataset', { type: 'string', demandOption: true, describe: 'anything datasets=[...] accepts: a name (orca, ultrabin, ...), a hub id, a local file or directory' })
+          .option('out', { type: 'string', demandOption: true, describe: 'output directory (train/test files + rationales.json)' })
+          .option('generator', { type: 'string', demandOption: true, describe: 'local:<model dir or hub id> | openai:<base url>' })
+          .option('model', { type: 'string', describe: 'openai: the model name sent to the server (required there)' })
+          .option('style', { type: 'string', default: 'general', describe: 'general | detailed | a Jinja template file (variables prompt, chosen, rejected)' })
+          .option('split', { type: 'string', default: 'train,test', describe: 'splits to generate, comma-separated' })
+          .option('limit', { type: 'number', describe: 'the first N rows of each split' })
+          .option('format', { type: 'string', default: 'parquet', choices: ['parquet', 'jsonl'], describe: 'split file format' })
+          .option('columns', { type: 'string', describe: 'column names of the source, e.g. prompt=question,chosen=good,rejected=bad' })
+          .option('max-new-tokens', { type: 'number', default: 256, describe: 'rationale length limit in tokens' })
+          .option('temperature', { type: 'number', default: 0.7, describe: 'sampling temperature; 0: greedy' })
+          .option('top-p', { type: 'number', default: 1.0 })
+          .option('top-k', { type: 'number', default: 0, describe: '0: off (openai: sent only when > 0)' })
+          .option('seed', { type: 'number', default: 0, describe: 'sampling seed (local: batch k uses seed + k; openai: row i sends seed + i)' })
+          .option('max-rationale-chars', { type: 'number', default: 2000, describe: 'longer rationales are filtered out' })
+          .option('keep-truncated', { type: 'boolean', default: false, describe: 'keep rationales cut off by --max-new-tokens' })
+          .option('batch-size', { type: 'number', default: 8, describe: 'local: rows per generation batch' })
+          .option('device', { type: 'string', default: 'auto', describe: 'local: auto (CUDA when available), cpu, cuda, cuda:N' })
+          .option('dtype', { type: 'string', default: 'auto', describe: 'local: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16' })
+          .option('max-prompt-tokens', { type: 'number', describe: 'local: longer requests are filtered (default: context length - max-new-tokens)' })
+          .option('concurrency', { type: 'number', default: 4, describe: 'openai: requests in flight' })
+          .option('timeout', { type: 'number', default: 120, describe: 'openai: seconds per request' })
+          .option('retries', { type: 'number', default: 5, describe: 'openai: retries on 429 / 5xx / timeouts / connection errors' })
+          .option('backoff-ms', { type: 'number', default: 1000, describe: 'openai: first retry delay (doubles, with jitter; Retry-After wins)' })
+          .option('api-key-env', { type: 'string', describe: 'openai: environment variable with the API key (default OPENAI_API_KEY)' })
+          .option('overwrite', { type: 'boolean', default: false, describe: 'discard earlier output and journals in --out and start over' })
+          .parserConfiguration({ 'duplicate-arguments-array': false })
+          .strictOptions(),
+      (args) => run(async () => {
+        const { runRationalesCommand } = await import('./commands/rationales.js');
+        return runRationalesCommand({
+          dataset: String(args.dataset),
+          out: String(args.out),
+          generator: String(args.generator),
+          model: args.model,
+          style: args.style,
+          split: args.split,
+          limit: args.limit,
+          format: args.format,
+          columns: args.columns,
+          maxNewTokens: args['max-new-tokens'],
+          temperature: args.temperature,
+          topP: args['top-p'],
+          topK: args['top-k'],
+          seed: args.seed,
+          maxRationaleChars: args['max-rationale-chars'],
+          keepTruncated: args['keep-truncated'],
+          batchSize: args['batch-size'],
+          device: args.device,
+          dtype: args.dtype,
+          maxPromptTokens: args['max-prompt-tokens'],
+          concurrency: args.concurrency,
+          timeout: args.timeout,
+          retries: args.retries,
+          backoffMs: args['backoff-ms'],
+          apiKeyEnv: args['api-key-env'],
+          overwrite: args.overwrite,
+        });
+      }),
+    )
+    .command(
       'info',
       'rpo and LibTorch versions, CUDA devices, where the addon and caches are',
       (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
@@ -142,7 +209,7 @@ export async function main(argv: string[]): Promise<number> {
     .strictCommands()
     .fail((msg, err) => {
       if (err) throw err;
-      console.error(`rpo: ${msg}\nRun \`rpo --help\` for usage.`);
+      if (code !== EXIT.usage) console.error(`rpo: ${msg}\nRun \`rpo --help\` for usage.`);
       code = EXIT.usage;
     })
     .help()

@@ -48,3 +48,4 @@ export function evaluate(config: Config, events: EvalEvents = {}) {
 export function sample(config: Config, events: EvalEvents = {}) {
   return runEvalImpl({ ...config, mode: 'sample' }, events);
 }
+export { generateRationales, type RationalesOptions, type RationalesResult } from './rationales/index.js';

@@ -1,0 +1,142 @@
+// `rpo rationales <dataset> --out DIR --generator local:<model> | openai:<base url> ...`: a
+// preference dataset with generated rationales, ready for `rpo train loss=rdpo datasets=[DIR]`.
+//
+// Exit codes: 0 done (every split kept at least one row); 1 a failure, or a split where no row
+// was kept (its file and the sidecar are still written, to look at); 2 usage (nothing run);
+// 130 interrupted (the same command resumes).
+import type { ColumnMap } from '../data/sources/index.js';
+import type { Split } from '../data/types.js';
+import type { Dtype } from '../native.js';
+import {
+  RationalesInterrupted,
+  RationalesUsageError,
+  generateRationales,
+  type OutputFormat,
+  type RationalesOptions,
+} from '../rationales/index.js';
+import { EXIT } from '../cli.js';
+
+export interface RationalesArgs {
+  dataset: string;
+  out: string;
+  generator: string;
+  model?: string;
+  style: string;
+  split: string;
+  limit?: number;
+  format: string;
+  columns?: string;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  maxRationaleChars: number;
+  keepTruncated: boolean;
+  batchSize: number;
+  device: string;
+  dtype: string;
+  maxPromptTokens?: number;
+  concurrency: number;
+  timeout: number;
+  retries: number;
+  backoffMs: number;
+  apiKeyEnv?: string;
+  overwrite: boolean;
+}
+
+function parseColumns(spec: string | undefined): ColumnMap | undefined {
+  if (spec === undefined || spec.trim() === '') return undefined;
+  const out: ColumnMap = {};
+  for (const part of spec.split(',')) {
+    const m = /^\s*(prompt|chosen|rejected)\s*=\s*(\S+)\s*$/.exec(part);
+    if (!m) throw new RationalesUsageError(`--columns ${JSON.stringify(spec)}: expected field=column pairs, e.g. prompt=question,chosen=good,rejected=bad`);
+    out[m[1] as 'prompt' | 'chosen' | 'rejected'] = m[2]!;
+  }
+  return out;
+}
+
+const DTYPES = ['auto', 'float32', 'bfloat16', 'float16'];
+
+export function toOptions(a: RationalesArgs): RationalesOptions {
+  if (!DTYPES.includes(a.dtype)) throw new RationalesUsageError(`--dtype must be one of ${DTYPES.join(', ')} (got ${a.dtype})`);
+  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(a.device)) throw new RationalesUsageError(`--device must be auto, cpu, cuda or cuda:N (got ${a.device})`);
+  return {
+    dataset: a.dataset,
+    out: a.out,
+    generator: a.generator,
+    model: a.model,
+    style: a.style,
+    splits: a.split.split(',').map((s) => s.trim()).filter(Boolean) as Split[],
+    limit: a.limit,
+    format: a.format as OutputFormat,
+    columns: parseColumns(a.columns),
+    maxNewTokens: a.maxNewTokens,
+    temperature: a.temperature,
+    topP: a.topP,
+    topK: a.topK,
+    seed: a.seed,
+    maxRationaleChars: a.maxRationaleChars,
+    keepTruncated: a.keepTruncated,
+    batchSize: a.batchSize,
+    device: a.device,
+    dtype: a.dtype as 'auto' | Dtype,
+    maxPromptTokens: a.maxPromptTokens,
+    concurrency: a.concurrency,
+    timeoutMs: a.timeout * 1000,
+    retries: a.retries,
+    backoffMs: a.backoffMs,
+    apiKeyEnv: a.apiKeyEnv ?? 'OPENAI_API_KEY',
+    apiKeyEnvExplicit: a.apiKeyEnv !== undefined,
+    overwrite: a.overwrite,
+  };
+}
+
+export async function runRationalesCommand(a: RationalesArgs): Promise<number> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) process.exit(EXIT.interrupted);
+    console.error(`\nrpo: ${sig}: stopping after the rows in flight (again to quit at once); the same command resumes`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const options = toOptions(a);
+    const result = await generateRationales(options, { onMessage: (m) => console.error(`rpo: ${m}`), signal: controller.signal });
+    let empty = false;
+    for (const [split, s] of Object.entries(result.written)) {
+      const filtered = Object.entries(s.filtered)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      console.log(
+        `${split}: ${s.kept} of ${s.rows} rows kept → ${result.out}/${s.file}` +
+          `${filtered ? ` (filtered: ${filtered})` : ''}${s.failed > 0 ? ` (failed: ${s.failed}, listed in the sidecar)` : ''}`,
+      );
+      if (s.kept === 0) empty = true;
+    }
+    for (const split of result.skipped) console.log(`${split}: already complete`);
+    console.log(`rpo: wrote ${result.sidecar}`);
+    if (empty) {
+      console.error('rpo: a split kept no rows: see the filter counts and failures in the sidecar');
+      return EXIT.failure;
+    }
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof RationalesUsageError) {
+      console.error(`rpo: ${err.message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof RationalesInterrupted) {
+      console.error(`rpo: interrupted: ${err.message}; run the same command again to resume`);
+      return EXIT.interrupted;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,524 @@
+// `rpo rationales`: any preference dataset rpo reads becomes an RDPO-ready one. For each split,
+// every (prompt, chosen, rejected) pair goes to a generator (the local engine or an
+// OpenAI-compatible server) with a prompt that says which response was preferred and asks why;
+// the answers that pass the filters become the `rationale` column of a dataset in the
+// orcaratspec schema (output.ts), with a sidecar recording how it was made.
+//
+// Resumable (journal.ts): outcomes are journaled as they arrive; a restart with the same
+// arguments continues where the last run stopped; the split's file is written atomically at the
+// end and the journal removed. A completed split is not generated again (--overwrite does).
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { loadPreferenceSplit, type ColumnMap } from '../data/sources/index.js';
+import type { PreferenceRow, Split } from '../data/types.js';
+import type { Dtype } from '../native.js';
+import { FILTER_REASONS, filterReason, type FilterOptions } from './filters.js';
+import type { Generator, GeneratorOutcome, WorkRow } from './generator.js';
+import { Journal, ResumeMismatchError, differingKeys, hashArgs, type JournalEntry } from './journal.js';
+import {
+  SIDECAR,
+  foreignDataFiles,
+  journalFile,
+  readSidecar,
+  removeOurFiles,
+  splitFile,
+  writeSidecar,
+  writeSplit,
+  type OutputFormat,
+  type RationaleRow,
+  type Sidecar,
+  type SplitSummary,
+} from './output.js';
+import { TemplateError, loadTemplate, type RationaleTemplate } from './prompts.js';
+import { RowProgress } from './progress.js';
+
+export { BUILTIN_STYLES, BUILTIN_TEMPLATES, DETAILED_TEMPLATE, GENERAL_TEMPLATE, compileTemplate, loadTemplate, TemplateError } from './prompts.js';
+export { FILTER_REASONS, filterReason, prefersRejected, type FilterReason } from './filters.js';
+export { SIDECAR, OUTPUT_FORMATS, type OutputFormat, type Sidecar, type SplitSummary } from './output.js';
+
+/** Arguments that cannot work (exit code 2: nothing was generated). */
+export class RationalesUsageError extends Error {
+  override name = 'RationalesUsageError';
+}
+
+/** Ctrl-C / SIGTERM: the journal holds every finished row; the same command resumes. */
+export class RationalesInterrupted extends Error {
+  override name = 'RationalesInterrupted';
+}
+
+export type GeneratorSpec = { kind: 'local'; model: string } | { kind: 'openai'; baseUrl: string };
+
+export function parseGeneratorSpec(spec: string): GeneratorSpec {
+  const m = /^(local|openai):(.+)$/.exec(spec.trim());
+  if (!m) {
+    throw new RationalesUsageError(
+      `--generator ${JSON.stringify(spec)}: expected local:<model dir or hub id> or openai:<base url> (e.g. openai:http://127.0.0.1:8000)`,
+    );
+  }
+  if (m[1] === 'local') return { kind: 'local', model: m[2]! };
+  const base = m[2]!;
+  if (!/^https?:\/\//i.test(base)) throw new RationalesUsageError(`--generator openai:${base}: the base URL must start with http:// or https://`);
+  return { kind: 'openai', baseUrl: base };
+}
+
+export interface RationalesOptions {
+  dataset: string;
+  out: string;
+  /** local:<model dir or hub id> | openai:<base url> */
+  generator: string;
+  /** The `model` of OpenAI requests (required there; not used by local generators). */
+  model?: string;
+  /** general | detailed | a Jinja file. */
+  style: string;
+  splits: Split[];
+  /** The first N rows of each split. */
+  limit?: number;
+  format: OutputFormat;
+  columns?: ColumnMap;
+  maxNewTokens: number;
+  /** 0: greedy. */
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  maxRationaleChars: number;
+  keepTruncated: boolean;
+  // local
+  batchSize: number;
+  device: string;
+  dtype: 'auto' | Dtype;
+  maxPromptTokens?: number;
+  // openai
+  concurrency: number;
+  timeoutMs: number;
+  retries: number;
+  backoffMs: number;
+  /** The environment variable holding the API key. */
+  apiKeyEnv: string;
+  /** --api-key-env was given: its variable must be set. */
+  apiKeyEnvExplicit?: boolean;
+  overwrite: boolean;
+}
+
+export interface RationalesEvents {
+  /** Notices (stderr). */
+  onMessage?: (message: string) => void;
+  /** Aborting stops the run after the outcomes in flight are journaled. */
+  signal?: AbortSignal;
+  /** Where progress goes (default stderr). */
+  stream?: NodeJS.WriteStream;
+  /** Seconds between plain progress lines when not a TTY (default 10). */
+  plainEverySeconds?: number;
+}
+
+export interface RationalesResult {
+  out: string;
+  sidecar: string;
+  /** Splits generated (or finalized) by this run. */
+  written: Record<string, SplitSummary>;
+  /** Splits found complete and left as they were. */
+  skipped: string[];
+}
+
+/** The rpo version (package.json of this package). */
+export function rpoVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = path.join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'rpo') return String(pkg.version ?? 'unknown');
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
+}
+
+/** A digest of the rows a split generates for (their order and text). */
+export function dataDigest(rows: readonly PreferenceRow[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) h.update(JSON.stringify([r.prompt, r.chosen, r.rejected])).update('\n');
+  return h.digest('hex');
+}
+
+function check(cond: boolean, message: string): void {
+  if (!cond) throw new RationalesUsageError(message);
+}
+
+function validate(o: RationalesOptions, spec: GeneratorSpec): void {
+  const int = (v: number | undefined, name: string, min: number): void =>
+    check(v === undefined || (Number.isInteger(v) && v >= min), `${name} must be an integer >= ${min} (got ${v})`);
+  check(o.splits.length > 0, '--split: name at least one split (train, test)');
+  for (const s of o.splits) check(s === 'train' || s === 'test', `--split: unknown split "${s}" (train, test)`);
+  check(new Set(o.splits).size === o.splits.length, '--split: a split is named twice');
+  int(o.limit, '--limit', 1);
+  int(o.maxNewTokens, '--max-new-tokens', 1);
+  check(Number.isFinite(o.temperature) && o.temperature >= 0, `--temperature must be >= 0 (got ${o.temperature})`);
+  check(Number.isFinite(o.topP) && o.topP > 0 && o.topP <= 1, `--top-p must be in (0, 1] (got ${o.topP})`);
+  int(o.topK, '--top-k', 0);
+  int(o.seed, '--seed', 0);
+  int(o.maxRationaleChars, '--max-rationale-chars', 1);
+  int(o.batchSize, '--batch-size', 1);
+  int(o.maxPromptTokens, '--max-prompt-tokens', 1);
+  int(o.concurrency, '--concurrency', 1);
+  int(o.retries, '--retries', 0);
+  check(Number.isFinite(o.timeoutMs) && o.timeoutMs > 0, `--timeout must be > 0 seconds`);
+  check(Number.isFinite(o.backoffMs) && o.backoffMs >= 0, `--backoff-ms must be >= 0`);
+  check(o.format === 'parquet' || o.format === 'jsonl', `--format must be parquet or jsonl (got ${o.format})`);
+  if (spec.kind === 'openai') {
+    check(o.model !== undefined && o.model.length > 0, '--model NAME is required with an openai: generator (the model the server should run)');
+  } else {
+    check(o.model === undefined, '--model is for openai: generators; a local: generator takes its model from the spec (local:<dir or hub id>)');
+  }
+  check(/^[A-Za-z_][A-Za-z0-9_]*$/.test(o.apiKeyEnv), `--api-key-env must be an environment variable name (got ${JSON.stringify(o.apiKeyEnv)})`);
+}
+
+/** The arguments that decide the output (what a later run into the same --out must repeat). */
+function outputArgs(o: RationalesOptions, spec: GeneratorSpec, template: RationaleTemplate): Record<string, unknown> {
+  const dataset = existsSync(o.dataset) ? path.resolve(o.dataset) : o.dataset.trim();
+  const generator = spec.kind === 'local' ? `local:${existsSync(spec.model) ? path.resolve(spec.model) : spec.model}` : `openai:${spec.baseUrl}`;
+  const args: Record<string, unknown> = {
+    dataset,
+    columns: o.columns ?? null,
+    limit: o.limit ?? null,
+    generator,
+    model: o.model ?? null,
+    style: template.style,
+    template: template.source,
+    max_new_tokens: o.maxNewTokens,
+    temperature: o.temperature,
+    top_p: o.topP,
+    top_k: o.topK,
+    seed: o.seed,
+    max_rationale_chars: o.maxRationaleChars,
+    keep_truncated: o.keepTruncated,
+    format: o.format,
+  };
+  if (spec.kind === 'local') {
+    // Batches decide the local generator's sampling streams and numerics.
+    args.batch_size = o.batchSize;
+    args.dtype = o.dtype;
+    args.max_prompt_tokens = o.maxPromptTokens ?? null;
+  }
+  return args;
+}
+
+/** The arguments that decide a split's generated texts (the journal's). */
+function generationArgs(outArgs: Record<string, unknown>, split: Split, rows: readonly PreferenceRow[]): Record<string, unknown> {
+  const { max_rationale_chars: _c, keep_truncated: _k, format: _f, ...rest } = outArgs;
+  return { ...rest, split, rows: rows.length, data: dataDigest(rows) };
+}
+
+interface SplitWork {
+  split: Split;
+  rows: PreferenceRow[];
+  genArgs: Record<string, unknown>;
+  genHash: string;
+}
+
+export async function generateRationales(o: RationalesOptions, ev: RationalesEvents = {}): Promise<RationalesResult> {
+  const say = ev.onMessage ?? (() => undefined);
+  const signal = ev.signal ?? new AbortController().signal;
+  const spec = parseGeneratorSpec(o.generator);
+  validate(o, spec);
+  const apiKey = process.env[o.apiKeyEnv] || undefined;
+  if (spec.kind === 'openai' && o.apiKeyEnvExplicit && !apiKey) {
+    throw new RationalesUsageError(`--api-key-env ${o.apiKeyEnv}: the environment variable ${o.apiKeyEnv} is not set`);
+  }
+
+  let template: RationaleTemplate;
+  try {
+    const t = loadTemplate(o.style);
+    template = t.template;
+    if (t.unused.includes('prompt')) say(`notice: template ${template.style} does not show the prompt ({{ prompt }})`);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new RationalesUsageError(err.message);
+    throw err;
+  }
+
+  const out = path.resolve(o.out);
+  if (existsSync(out)) {
+    const foreign = foreignDataFiles(out);
+    if (foreign.length > 0) {
+      throw new RationalesUsageError(
+        `--out ${out} holds other data files (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}): ` +
+          `the directory loader would mix them with the rationales; choose an empty or new directory`,
+      );
+    }
+  }
+
+  // The data first: a dataset error should come before a model is loaded.
+  const outArgs = outputArgs(o, spec, template);
+  const argsHash = hashArgs(outArgs);
+  const work: SplitWork[] = [];
+  for (const split of o.splits) {
+    let rows = await loadPreferenceSplit(o.dataset, split, { columns: o.columns });
+    if (o.limit !== undefined) rows = rows.slice(0, o.limit);
+    const genArgs = generationArgs(outArgs, split, rows);
+    work.push({ split, rows, genArgs, genHash: hashArgs(genArgs) });
+  }
+
+  if (o.overwrite) {
+    const removed = removeOurFiles(out);
+    if (removed.length > 0) say(`--overwrite: removed ${removed.join(', ')} from ${out}`);
+  }
+  const existing = readSidecar(out);
+  if (existing && existing.args_hash !== argsHash) {
+    const diff = differingKeys(existing.args ?? {}, outArgs);
+    throw new RationalesUsageError(
+      `--out ${out} holds rationales made with other arguments (${diff.length > 0 ? `they differ in: ${diff.join(', ')}` : 'see its rationales.json'}); ` +
+        `rerun with the same arguments, choose another --out, or pass --overwrite to replace them`,
+    );
+  }
+
+  const skipped: string[] = [];
+  const todo: SplitWork[] = [];
+  for (const w of work) {
+    const file = splitFile(out, w.split, o.format);
+    if (!existsSync(journalFile(out, w.split)) && existsSync(file)) {
+      const done = existing?.splits?.[w.split];
+      if (done && done.generation_hash === w.genHash) {
+        say(`${w.split}: ${path.basename(file)} is complete (${done.kept} of ${done.rows} rows kept); nothing to do (--overwrite regenerates it)`);
+        skipped.push(w.split);
+        continue;
+      }
+      throw new RationalesUsageError(
+        `${file} exists but ${SIDECAR} does not record it as made from these arguments and data; pass --overwrite to regenerate it`,
+      );
+    }
+    todo.push(w);
+  }
+  const written: Record<string, SplitSummary> = {};
+  if (todo.length === 0) return { out, sidecar: path.join(out, SIDECAR), written, skipped };
+
+  // Refuse a journal from other arguments before loading a model.
+  for (const w of todo) {
+    try {
+      Journal.check(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: w.genArgs });
+    } catch (err) {
+      if (err instanceof ResumeMismatchError) throw new RationalesUsageError(err.message);
+      throw err;
+    }
+  }
+
+  let generator: Generator;
+  let generatorInfo: Record<string, unknown>;
+  let modelName: string;
+  if (spec.kind === 'local') {
+    const { LocalGenerator } = await import('./local.js');
+    const g = await LocalGenerator.open(
+      {
+        model: spec.model,
+        device: o.device,
+        dtype: o.dtype,
+        batchSize: o.batchSize,
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topP: o.topP,
+        topK: o.topK,
+        seed: o.seed,
+        maxPromptTokens: o.maxPromptTokens,
+      },
+      say,
+    );
+    generator = g;
+    modelName = g.modelDir;
+    generatorInfo = {
+      kind: 'local',
+      spec: o.generator,
+      model_dir: g.modelDir,
+      device: g.device,
+      dtype: g.dtype,
+      prompt_format: g.promptFormat,
+      batch_size: o.batchSize,
+      max_prompt_tokens: g.maxPromptTokens,
+    };
+  } else {
+    const { OpenAIGenerator } = await import('./openai.js');
+    let retriesShown = 0;
+    const g = new OpenAIGenerator({
+      baseUrl: spec.baseUrl,
+      model: o.model!,
+      apiKey,
+      concurrency: o.concurrency,
+      timeoutMs: o.timeoutMs,
+      retries: o.retries,
+      backoffMs: o.backoffMs,
+      maxNewTokens: o.maxNewTokens,
+      temperature: o.temperature,
+      topP: o.topP,
+      topK: o.topK,
+      seed: o.seed,
+      onRetry: (id, message, delayMs) => {
+        if (retriesShown < 20) say(`retry: ${id} in ${(delayMs / 1000).toFixed(2)} s: ${message}`);
+        else if (retriesShown === 20) say('retry: (further retries are not shown)');
+        retriesShown++;
+      },
+    });
+    generator = g;
+    modelName = o.model!;
+    generatorInfo = {
+      kind: 'openai',
+      spec: o.generator,
+      url: g.url,
+      model: o.model,
+      concurrency: o.concurrency,
+      timeout_s: o.timeoutMs / 1000,
+      retries: o.retries,
+      backoff_ms: o.backoffMs,
+      api_key_env: o.apiKeyEnv,
+      api_key_sent: apiKey !== undefined,
+    };
+    if (!apiKey) say(`no API key ($${o.apiKeyEnv} is not set): requests are sent without Authorization`);
+  }
+
+  mkdirSync(out, { recursive: true });
+  const filters: FilterOptions = { maxChars: o.maxRationaleChars, keepTruncated: o.keepTruncated };
+  const sidecar: Sidecar = {
+    rpo_version: rpoVersion(),
+    args_hash: argsHash,
+    args: outArgs,
+    dataset: o.dataset,
+    generator: generatorInfo,
+    model: modelName,
+    style: template.style,
+    template: template.source,
+    sampling: {
+      max_new_tokens: o.maxNewTokens,
+      temperature: o.temperature,
+      do_sample: o.temperature > 0,
+      top_p: o.topP,
+      top_k: o.topK,
+      seed: o.seed,
+    },
+    filters: {
+      max_rationale_chars: o.maxRationaleChars,
+      keep_truncated: o.keepTruncated,
+      prefers_rejected: 'lexical check, see README "Rationales for any dataset"',
+      reasons: [...FILTER_REASONS],
+    },
+    format: o.format,
+    splits: { ...(existing?.splits ?? {}) },
+  };
+
+  try {
+    for (const w of todo) {
+      written[w.split] = await runSplit(w, { out, o, generator, template, filters, signal, ev, say });
+      sidecar.splits[w.split] = written[w.split]!;
+      writeSidecar(out, sidecar);
+      // The split's file and its record are in place: the journal has done its job.
+      rmSync(journalFile(out, w.split), { force: true });
+    }
+  } finally {
+    generator.close();
+  }
+  return { out, sidecar: path.join(out, SIDECAR), written, skipped };
+}
+
+interface SplitContext {
+  out: string;
+  o: RationalesOptions;
+  generator: Generator;
+  template: RationaleTemplate;
+  filters: FilterOptions;
+  signal: AbortSignal;
+  ev: RationalesEvents;
+  say: (m: string) => void;
+}
+
+function kindOf(e: JournalEntry, filters: FilterOptions): 'kept' | 'filtered' | 'failed' {
+  if ('error' in e) return 'failed';
+  if ('skip' in e) return 'filtered';
+  return filterReason(e.text, e.finish, filters) === null ? 'kept' : 'filtered';
+}
+
+async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
+  const { out, o, filters } = c;
+  const journal = Journal.open(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: w.genArgs });
+  const outcomes = new Map<number, JournalEntry>();
+  for (const [i, e] of journal.previous) outcomes.set(i, e);
+  const done = new Set<number>();
+  for (const [i, e] of outcomes) if (!('error' in e) && i < w.rows.length) done.add(i);
+  const retrying = [...outcomes.values()].filter((e) => 'error' in e).length;
+  const progress = new RowProgress(w.split, w.rows.length, done.size, c.ev.stream ?? process.stderr, c.ev.plainEverySeconds ?? 10);
+  for (const i of done) progress.addResumed(kindOf(outcomes.get(i)!, filters));
+  if (done.size > 0 || retrying > 0) {
+    c.say(`${w.split}: resuming from ${path.basename(journal.file)}: ${done.size} of ${w.rows.length} rows done${retrying > 0 ? `, ${retrying} failed row(s) tried again` : ''}`);
+  }
+  let failuresShown = 0;
+  const emit = (batch: GeneratorOutcome[]): void => {
+    const fresh = batch.filter((e) => !done.has(e.i));
+    journal.append(fresh);
+    for (const e of fresh) {
+      outcomes.set(e.i, e);
+      if (!('error' in e)) done.add(e.i);
+      const kind = kindOf(e, filters);
+      progress.add(kind, 'tokens' in e && e.tokens !== null ? e.tokens : 0);
+      if ('error' in e) {
+        if (failuresShown < 10) progress.log(`rpo: warning: ${e.id} failed: ${e.error}`);
+        else if (failuresShown === 10) progress.log(`rpo: warning: further failures are listed in ${SIDECAR}`);
+        failuresShown++;
+      }
+    }
+    progress.render();
+  };
+  const work: WorkRow[] = w.rows.map((r, i) => ({ i, id: r.id, request: c.template.render(r) }));
+  progress.render(true);
+  try {
+    await c.generator.run(work, done, emit, c.signal);
+  } finally {
+    progress.render(true);
+    progress.finish();
+    journal.close();
+  }
+  if (c.signal.aborted) {
+    throw new RationalesInterrupted(`${w.split}: stopped after ${done.size} of ${w.rows.length} rows; they are in ${journal.file}`);
+  }
+
+  // Finalize: the dataset's order, the filters, one atomic write.
+  const kept: RationaleRow[] = [];
+  const filtered: Record<string, number> = Object.fromEntries(FILTER_REASONS.map((r) => [r, 0]));
+  const filteredIds: Record<string, string[]> = Object.fromEntries(FILTER_REASONS.map((r) => [r, [] as string[]]));
+  const failures: { id: string; error: string }[] = [];
+  let tokens = 0;
+  for (let i = 0; i < w.rows.length; i++) {
+    const row = w.rows[i]!;
+    const e = outcomes.get(i);
+    if (!e) throw new Error(`internal error: ${w.split} row ${row.id} has no outcome after generation`);
+    if ('error' in e) {
+      failures.push({ id: row.id, error: e.error });
+      continue;
+    }
+    if ('skip' in e) {
+      filtered[e.skip]!++;
+      filteredIds[e.skip]!.push(row.id);
+      continue;
+    }
+    tokens += e.tokens ?? 0;
+    const reason = filterReason(e.text, e.finish, filters);
+    if (reason !== null) {
+      filtered[reason]!++;
+      filteredIds[reason]!.push(row.id);
+      continue;
+    }
+    kept.push({ prompt: row.prompt, chosen: row.chosen, rejected: row.rejected, rationale: e.text });
+  }
+  const file = splitFile(out, w.split, o.format);
+  writeSplit(file, kept, o.format);
+  return {
+    file: path.basename(file),
+    rows: w.rows.length,
+    kept: kept.length,
+    filtered,
+    failed: failures.length,
+    generated_tokens: tokens,
+    failures,
+    filtered_ids: filteredIds,
+    generation_hash: w.genHash,
+    finished_at: new Date().toISOString(),
+  };
+}
