@@ -196,6 +196,45 @@ interface RawTrainer {
   dispose(): void;
 }
 
+/** One CUDA device as the CUDA runtime reports it (name etc. empty when the kernels were not built). */
+export interface CudaDevice {
+  index: number;
+  /** "" when unknown (an addon built without nvcc). */
+  name: string;
+  /** Compute capability, "9.0"; "0.0" when unknown. */
+  capability: string;
+  /** Bytes; 0 when unknown. */
+  totalMemory: number;
+  multiprocessors: number;
+}
+
+export interface CudaInfo {
+  /** This LibTorch has CUDA and the addon links it. */
+  built: boolean;
+  /** native/kernels/*.cu were compiled in (the fused log-prob head's CUDA kernels). */
+  kernels: boolean;
+  /** A device is usable now. */
+  available: boolean;
+  /** CUDA runtime version, "13.0"; "" when unknown. */
+  runtimeVersion: string;
+  /** The newest CUDA the driver supports, "13.0"; "" when unknown. */
+  driverVersion: string;
+  /** fp32 matmuls on CUDA may use TF32. */
+  tf32: boolean;
+  devices: CudaDevice[];
+}
+
+/** The CUDA caching allocator's counters for one device, in bytes. */
+export interface CudaMemoryStats {
+  allocated: number;
+  reserved: number;
+  peakAllocated: number;
+  peakReserved: number;
+  /** The device's free and total memory (cudaMemGetInfo). */
+  free: number;
+  total: number;
+}
+
 interface Addon {
   Model: { create(config: ModelConfig, options: InitOptions): Promise<RawModel> };
   Trainer: new (policy: RawModel, reference: RawModel | null, options: TrainerOptions) => RawTrainer;
@@ -205,6 +244,11 @@ interface Addon {
   libtorchVersion(): string;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
+  cudaInfo(): CudaInfo;
+  cudaMemoryStats(device?: number): CudaMemoryStats;
+  resetCudaPeakMemory(device?: number): void;
+  setAllowTF32(allow: boolean): void;
+  allowTF32(): boolean;
 }
 
 /** The package root: the nearest directory above this file (lib/ or dist/lib/) with a package.json. */
@@ -318,3 +362,11 @@ export function getNumThreads(): number { return addon().getNumThreads(); }
 export function libtorchVersion(): string { return addon().libtorchVersion(); }
 export function cudaAvailable(): boolean { return addon().cudaAvailable(); }
 export function cudaDeviceCount(): number { return addon().cudaDeviceCount(); }
+/** CUDA as the addon sees it: built, kernels, versions, devices. */
+export function cudaInfo(): CudaInfo { return addon().cudaInfo(); }
+/** The CUDA caching allocator's counters (needs a CUDA device; LibTorch >= 2.10). */
+export function cudaMemoryStats(device = 0): CudaMemoryStats { return addon().cudaMemoryStats(device); }
+export function resetCudaPeakMemory(device = 0): void { addon().resetCudaPeakMemory(device); }
+/** TF32 for fp32 matmuls on CUDA: on by default where a GPU is present (RPO_ALLOW_TF32=0: off). */
+export function setAllowTF32(allow: boolean): void { addon().setAllowTF32(allow); }
+export function allowTF32(): boolean { return addon().allowTF32(); }

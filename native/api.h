@@ -221,4 +221,40 @@ std::string libtorch_version();
 bool cuda_available();
 int cuda_device_count();
 
+// What `rpo info` reports about CUDA. Names, compute capabilities and the driver version come
+// from the CUDA runtime when the kernels were built (nvcc brought its headers); a build without
+// them reports the device count and LibTorch's CUDA runtime version only.
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;             // "" when unknown
+  int major = 0, minor = 0;     // compute capability; 0.0 when unknown
+  int64_t total_memory = 0;     // bytes; 0 when unknown
+  int multiprocessors = 0;
+};
+struct CudaInfo {
+  bool built = false;            // this LibTorch has CUDA and the addon links it (RPO_WITH_CUDA)
+  bool kernels = false;          // native/kernels/*.cu were compiled in (RPO_WITH_CUDA_KERNELS)
+  bool available = false;        // a device is usable now
+  std::string runtime_version;   // CUDA runtime, "13.0"; "" when unknown
+  std::string driver_version;    // the newest CUDA the driver supports, "13.0"; "" when unknown
+  bool tf32 = false;             // fp32 matmuls on CUDA may use TF32
+  std::vector<CudaDeviceInfo> devices;
+};
+CudaInfo cuda_info();
+
+// The caching allocator's counters for one device, in bytes (benchmarks).
+struct CudaMemoryStats {
+  int64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
+  int64_t free = 0, total = 0;  // the device's, as cudaMemGetInfo reports them
+};
+CudaMemoryStats cuda_memory_stats(int device);
+void cuda_reset_peak_memory(int device);
+
+// TF32 for fp32 matmuls (cuBLAS) and convolutions (cuDNN) on CUDA. The addon turns it on at load
+// where a GPU is present (RPO_ALLOW_TF32=0 keeps it off); tests of strict fp32 parity turn it off.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+// Called once when the addon loads: the CUDA defaults above. Does nothing without a GPU.
+void init_cuda_defaults();
+
 }  // namespace rpo

@@ -41,6 +41,69 @@ Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), guard(info.Env(), [] { return rpo::cuda_device_count(); }));
 }
 
+Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto r = guard(env, [] { return rpo::cuda_info(); });
+  auto o = Napi::Object::New(env);
+  o.Set("built", r.built);
+  o.Set("kernels", r.kernels);
+  o.Set("available", r.available);
+  o.Set("runtimeVersion", r.runtime_version);
+  o.Set("driverVersion", r.driver_version);
+  o.Set("tf32", r.tf32);
+  auto devices = Napi::Array::New(env, r.devices.size());
+  for (size_t i = 0; i < r.devices.size(); ++i) {
+    const auto& d = r.devices[i];
+    auto x = Napi::Object::New(env);
+    x.Set("index", d.index);
+    x.Set("name", d.name);
+    x.Set("capability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    x.Set("totalMemory", static_cast<double>(d.total_memory));
+    x.Set("multiprocessors", d.multiprocessors);
+    devices.Set(static_cast<uint32_t>(i), x);
+  }
+  o.Set("devices", devices);
+  return o;
+}
+
+int device_arg(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() == 0 || info[0].IsUndefined()) return 0;
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(fn) + "(device): device must be a number");
+  return info[0].As<Napi::Number>().Int32Value();
+}
+
+Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int device = device_arg(info, "cudaMemoryStats");
+  auto s = guard(env, [&] { return rpo::cuda_memory_stats(device); });
+  auto o = Napi::Object::New(env);
+  o.Set("allocated", static_cast<double>(s.allocated));
+  o.Set("reserved", static_cast<double>(s.reserved));
+  o.Set("peakAllocated", static_cast<double>(s.peak_allocated));
+  o.Set("peakReserved", static_cast<double>(s.peak_reserved));
+  o.Set("free", static_cast<double>(s.free));
+  o.Set("total", static_cast<double>(s.total));
+  return o;
+}
+
+Napi::Value ResetCudaPeakMemory(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int device = device_arg(info, "resetCudaPeakMemory");
+  guard(env, [&] { rpo::cuda_reset_peak_memory(device); });
+  return env.Undefined();
+}
+
+Napi::Value SetAllowTF32(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "setAllowTF32(allow): allow must be a boolean");
+  guard(env, [&] { rpo::set_allow_tf32(info[0].As<Napi::Boolean>().Value()); });
+  return env.Undefined();
+}
+
+Napi::Value AllowTF32(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), guard(info.Env(), [] { return rpo::allow_tf32(); }));
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -54,6 +117,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env, "cudaDeviceCount"));
+  exports.Set("cudaInfo", Napi::Function::New<CudaInfo>(env, "cudaInfo"));
+  exports.Set("cudaMemoryStats", Napi::Function::New<CudaMemoryStats>(env, "cudaMemoryStats"));
+  exports.Set("resetCudaPeakMemory", Napi::Function::New<ResetCudaPeakMemory>(env, "resetCudaPeakMemory"));
+  exports.Set("setAllowTF32", Napi::Function::New<SetAllowTF32>(env, "setAllowTF32"));
+  exports.Set("allowTF32", Napi::Function::New<AllowTF32>(env, "allowTF32"));
+  // TF32 for fp32 matmuls where a GPU is present (RPO_ALLOW_TF32=0: off); nothing on CPU machines.
+  // A broken CUDA setup must not stop the addon loading: cudaInfo() and Model.create report it.
+  try {
+    rpo::init_cuda_defaults();
+  } catch (...) {
+  }
   return exports;
 }
 

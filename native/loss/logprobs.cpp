@@ -5,9 +5,28 @@
 
 #include <stdexcept>
 
+#ifdef RPO_WITH_CUDA_KERNELS
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/fused_logprob.h"
+#endif
+
 namespace rpo {
 
 namespace {
+
+#ifdef RPO_WITH_CUDA_KERNELS
+// CUDA tensors go through the fused kernels (kernels/fused_logprob.cu): one pass per row over
+// the chunk's logits in their own dtype, no fp32 copy. RPO_CUDA_LOGPROB_KERNEL=0 selects the
+// chunked LibTorch path below instead; it is read at every call, so a test can compare the
+// two in one process. CPU tensors never take this branch.
+bool use_cuda_kernel(const at::Tensor& t) {
+  if (!t.is_cuda()) return false;
+  const char* env = std::getenv("RPO_CUDA_LOGPROB_KERNEL");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+#endif
 
 struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
@@ -15,8 +34,21 @@ struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
     const int64_t M = hidden.size(0);
     auto out = at::empty({M}, hidden.options().dtype(at::kFloat));
     auto lse = at::empty({M}, hidden.options().dtype(at::kFloat));
+#ifdef RPO_WITH_CUDA_KERNELS
+    const bool kernel = use_cuda_kernel(hidden);
+    ctx->saved_data["kernel"] = kernel;
+    const auto labels_long = kernel ? labels.to(at::kLong).contiguous() : at::Tensor();
+#endif
     for (int64_t start = 0; start < M; start += chunk) {
       const int64_t n = std::min(chunk, M - start);
+#ifdef RPO_WITH_CUDA_KERNELS
+      if (kernel) {
+        auto logits = at::matmul(hidden.narrow(0, start, n), weight.t());
+        kernels::fused_logprob_forward(logits, labels_long.narrow(0, start, n), out.narrow(0, start, n),
+                                       lse.narrow(0, start, n));
+        continue;
+      }
+#endif
       auto logits = at::matmul(hidden.narrow(0, start, n), weight.t()).to(at::kFloat);
       auto chunk_lse = at::logsumexp(logits, {1});
       lse.narrow(0, start, n).copy_(chunk_lse);
@@ -39,14 +71,31 @@ struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
     at::Tensor grad_h = want_h ? at::empty_like(hidden) : at::Tensor();
     // The weight gradient sums over all chunks: accumulate in fp32 whatever the dtype.
     at::Tensor grad_w = want_w ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+#ifdef RPO_WITH_CUDA_KERNELS
+    const bool kernel = ctx->saved_data.count("kernel") && ctx->saved_data["kernel"].toBool();
+    const auto labels_long = kernel ? labels.to(at::kLong).contiguous() : at::Tensor();
+    const auto g_contig = kernel ? g.contiguous() : at::Tensor();
+#endif
     for (int64_t start = 0; start < M; start += chunk) {
       const int64_t n = std::min(chunk, M - start);
       auto h = hidden.narrow(0, start, n);
-      auto logits = at::matmul(h, weight.t()).to(at::kFloat);
-      auto gc = g.narrow(0, start, n).unsqueeze(1);
-      auto dlogits = (logits - lse.narrow(0, start, n).unsqueeze(1)).exp_().mul_(gc.neg());
-      dlogits.scatter_add_(1, labels.narrow(0, start, n).unsqueeze(1), gc);
-      auto d = dlogits.to(hidden.scalar_type());
+      at::Tensor d;
+#ifdef RPO_WITH_CUDA_KERNELS
+      if (kernel) {
+        // The recomputed logits are overwritten in place by their gradient.
+        auto logits = at::matmul(h, weight.t());
+        kernels::fused_logprob_backward(logits, labels_long.narrow(0, start, n), lse.narrow(0, start, n),
+                                        g_contig.narrow(0, start, n), logits);
+        d = logits.to(hidden.scalar_type());
+      }
+#endif
+      if (!d.defined()) {
+        auto logits = at::matmul(h, weight.t()).to(at::kFloat);
+        auto gc = g.narrow(0, start, n).unsqueeze(1);
+        auto dlogits = (logits - lse.narrow(0, start, n).unsqueeze(1)).exp_().mul_(gc.neg());
+        dlogits.scatter_add_(1, labels.narrow(0, start, n).unsqueeze(1), gc);
+        d = dlogits.to(hidden.scalar_type());
+      }
       if (want_h) grad_h.narrow(0, start, n).copy_(at::matmul(d, weight));
       if (want_w) {
         if (weight.scalar_type() == at::kFloat) grad_w.addmm_(d.t(), h);

@@ -1,21 +1,108 @@
 // GPU suite: runs where CUDA is found (`npm run test:gpu`), skipped loudly elsewhere.
-import { describe, expect, it } from 'vitest';
+//
+// CUDA against the CPU in fp32, TF32 off (the default on GPUs is on): the same seeds give the
+// same weights on both devices, so logits, per-row log-probs, every loss with its metrics and
+// every parameter's gradient must agree up to fp32 rounding (≪ 1e-4; a real bug gives ≫ 1e-2).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Model, cudaAvailable } from '../../lib/native.js';
-import { maxRelError, randomBatch, tinyConfig } from '../native/helpers.js';
+import { Model, Trainer, allowTF32, setAllowTF32, type LossConfig, type LossName } from '../../lib/native.js';
+import { maxRelError, normRelError, randomBatch, tinyConfig } from '../native/helpers.js';
+import { CUDA, DEVICE, announce } from './gpu.js';
 
-const cuda = cudaAvailable();
-if (!cuda) console.warn('test/gpu: skipped: no CUDA (this LibTorch or machine has no GPU)');
+announce('cuda_parity');
 
-describe.skipIf(!cuda)('CUDA vs CPU, fp32', () => {
-  it('logits and per-row log-probs agree', async () => {
-    const config = tinyConfig();
-    const cpu = await Model.create(config, { seed: 9 });
-    const gpu = await Model.create(config, { seed: 9, device: 'cuda' });
-    const batch = randomBatch(9, { rows: 3, seqLen: 16, vocab: config.vocab_size });
-    expect(maxRelError(await gpu.logits(batch), await cpu.logits(batch), 1e-3)).toBeLessThan(1e-3);
-    expect(maxRelError((await gpu.logprobs(batch)).sum, (await cpu.logprobs(batch)).sum)).toBeLessThan(1e-4);
-    cpu.dispose();
-    gpu.dispose();
+/** Row groups per pair and whether a reference model takes part (DESIGN.md's table). */
+const LOSS_SHAPE: Record<LossName, { groups: number; reference: boolean }> = {
+  sft: { groups: 1, reference: false },
+  dpo: { groups: 2, reference: true },
+  cdpo: { groups: 2, reference: true },
+  ipo: { groups: 2, reference: true },
+  slic: { groups: 2, reference: false },
+  simpo: { groups: 2, reference: false },
+  orpo: { groups: 2, reference: false },
+  rdpo: { groups: 3, reference: true },
+  'rorpo-simple': { groups: 3, reference: false },
+};
+
+const LOSSES: LossConfig[] = [
+  { name: 'sft' },
+  { name: 'dpo', beta: 0.3 },
+  { name: 'cdpo', beta: 0.3, epsilon: 0.2 },
+  { name: 'ipo', beta: 0.3 },
+  { name: 'slic', beta: 0.5, lambda: 0.2 },
+  { name: 'simpo', beta: 2, margin: 0.5 },
+  { name: 'orpo', beta: 0.2 },
+  { name: 'rdpo', beta: 0.3, gamma: 0.2 },
+  { name: 'rorpo-simple', beta: 0.2, gamma: 0.2 },
+];
+
+// initializer_range 0.1: at 0.02 attention is nearly uniform and the comparison sees little.
+const config = tinyConfig({ initializer_range: 0.1 });
+
+describe.skipIf(!CUDA)('CUDA vs CPU, fp32 (TF32 off)', () => {
+  let tf32 = false;
+  beforeAll(() => {
+    tf32 = allowTF32();
+    setAllowTF32(false);
   });
+  afterAll(() => setAllowTF32(tf32));
+
+  it('logits and per-row log-probs agree (fused head, several chunk sizes, and the naive head)', async () => {
+    const cpu = await Model.create(config, { seed: 9 });
+    const gpu = await Model.create(config, { seed: 9, device: DEVICE });
+    try {
+      expect(gpu.device).toMatch(DEVICE === 'cuda' ? /^cuda/ : /^cpu$/);
+      const batch = randomBatch(9, { rows: 3, seqLen: 16, vocab: config.vocab_size });
+      const lc = await cpu.logits(batch);
+      const lg = await gpu.logits(batch);
+      expect(normRelError(lg, lc)).toBeLessThan(1e-5);
+      expect(maxRelError(lg, lc, 1e-3)).toBeLessThan(1e-3);
+      for (const options of [{}, { chunkTokens: 7 }, { chunkTokens: 1 }, { naive: true }]) {
+        const c = await cpu.logprobs(batch, options);
+        const g = await gpu.logprobs(batch, options);
+        expect(maxRelError(g.sum, c.sum), JSON.stringify(options)).toBeLessThan(1e-5);
+        expect(maxRelError(g.mean, c.mean), JSON.stringify(options)).toBeLessThan(1e-5);
+        expect(Array.from(g.count)).toEqual(Array.from(c.count));
+      }
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  });
+
+  for (const loss of LOSSES) {
+    it(`${loss.name}: loss, metrics and every parameter's gradient agree`, async () => {
+      const { groups, reference } = LOSS_SHAPE[loss.name];
+      const nPairs = 3;
+      const batch = randomBatch(50 + groups, { rows: nPairs * groups, seqLen: 14, vocab: config.vocab_size, minLen: 8 });
+      const run = async (device: string) => {
+        const policy = await Model.create(config, { seed: 41, device });
+        const ref = reference ? await Model.create(config, { seed: 42, device }) : null;
+        const names = policy.params().map((p) => p.name);
+        const trainer = new Trainer(policy, ref, { loss, chunkTokens: 8 });
+        try {
+          const step = await trainer.microStep(batch, { nPairs });
+          return { step, grads: await trainer.gradSnapshot(names) };
+        } finally {
+          trainer.dispose();
+          policy.dispose();
+          ref?.dispose();
+        }
+      };
+      const c = await run('cpu');
+      const g = await run(DEVICE);
+      expect(c.step.finite && g.step.finite).toBe(true);
+      expect(Math.abs(g.step.loss - c.step.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(c.step.loss)));
+      expect(Object.keys(g.step.metrics).sort()).toEqual(Object.keys(c.step.metrics).sort());
+      for (const [key, value] of Object.entries(c.step.metrics)) {
+        if (key.includes('accuracies')) continue; // a 0/1 count: flips on a margin of ~0
+        expect(Math.abs(g.step.metrics[key]! - value), key).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(value)));
+      }
+      expect(g.step.tokens).toBe(c.step.tokens);
+      expect(c.grads.some((x) => x !== 0)).toBe(true);
+      const err = normRelError(g.grads, c.grads);
+      console.log(`[cuda-vs-cpu] ${loss.name}: loss ${c.step.loss.toFixed(6)}, gradient norm-wise rel error ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+    });
+  }
 });

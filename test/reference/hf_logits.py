@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Reference logits from HF transformers (test-time reference).
 
-    python hf_logits.py --model DIR --input in.json --out out.bin [--dtype float32]
+    python hf_logits.py --model DIR --input in.json --out out.bin [--dtype float32] [--device cpu]
 
 in.json:  {"input_ids": [[...], [...]], "attention_mask": [[...], [...]]}
           rows right-padded to one length T; attention_mask optional (all ones).
 out.bin:  the logits as raw little-endian float32, shape [rows, T, vocab], C order.
 stdout:   one JSON line {"shape": [rows, T, vocab], "attn_implementation": "eager",
                          "sliding_window": W or null, "dtype": "float32"}
+
+--device cuda runs the model on the GPU (test/gpu); the logits come back to the CPU as float32
+whatever --dtype computed them (bfloat16: the model's weights are cast to bf16 on load).
 
 The model is loaded with AutoModelForCausalLM.from_pretrained(DIR, dtype=float32,
 attn_implementation="eager") (the same implementation hf_make_model.py builds
@@ -45,7 +48,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 transformers.utils.logging.disable_progress_bar()
 
 ATTN_IMPLEMENTATION = "eager"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def main() -> int:
@@ -54,6 +57,7 @@ def main() -> int:
     ap.add_argument("--input", required=True, help='JSON file {"input_ids": [[...]], "attention_mask": [[...]]}')
     ap.add_argument("--out", required=True, help="output file: raw little-endian float32 [rows, T, vocab]")
     ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="compute dtype (output is float32)")
+    ap.add_argument("--device", default="cpu", help="torch device to run on: cpu (default), cuda, cuda:N")
     args = ap.parse_args()
 
     with open(args.input, encoding="utf-8") as f:
@@ -70,10 +74,13 @@ def main() -> int:
     model = AutoModelForCausalLM.from_pretrained(
         args.model, dtype=DTYPES[args.dtype], attn_implementation=ATTN_IMPLEMENTATION
     )
+    model.to(args.device)
     model.eval()
     with torch.no_grad():
-        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    logits = out.logits.to(torch.float32).contiguous().numpy()
+        out = model(
+            input_ids=input_ids.to(args.device), attention_mask=attention_mask.to(args.device), use_cache=False
+        )
+    logits = out.logits.to(torch.float32).cpu().contiguous().numpy()
 
     np.ascontiguousarray(logits, dtype="<f4").tofile(args.out)
     print(
@@ -83,6 +90,7 @@ def main() -> int:
                 "attn_implementation": model.config._attn_implementation,
                 "sliding_window": getattr(model.config, "sliding_window", None),
                 "dtype": args.dtype,
+                "device": args.device,
             }
         )
     )

@@ -1,0 +1,186 @@
+// RDPO train step on one GPU, rpo: tokens/s, MFU and peak CUDA memory for one global batch
+// (micro-batches, gradient accumulation, the optimizer step). Prints a JSON line (and writes it
+// with --out). Never asserts on time.
+//
+//   node --import tsx bench/gpu/train_step.ts --model llama-1b --reference live
+//   node --import tsx bench/gpu/train_step.ts --model mistral-7b --micro-pairs 4      (the 7B memory target)
+//   node --import tsx bench/gpu/train_step.ts --tiny                                  (CPU smoke test)
+//
+// The step: `--pairs` (32) preference pairs of chosen, rejected and rationale rows, each row
+// `--seq` (1024) tokens with the first `--prompt` (256) masked, in micro-batches of
+// `--micro-pairs`; bf16 parameters (pure bf16, as the seed's policy_dtype), AdamW, activation
+// checkpointing (--no-ckpt: off), the fused log-prob head. The reference is either precomputed
+// log-probs (the default: `precompute_reference=true`, no reference model on the GPU) or a live
+// bf16 reference model (`--reference live`; it never runs on rationale rows).
+//
+// MFU = (6·N·policy tokens + 2·N·reference tokens) / step time / bf16 peak, N = all parameters,
+// the peak measured in the same run by peak_matmul.py (or --peak-tflops). The recompute of
+// activation checkpointing is not counted (the usual convention), so MFU understates the
+// hardware's work by about a quarter when it is on.
+import { parseArgs } from 'node:util';
+
+import {
+  Model,
+  Trainer,
+  cudaAvailable,
+  cudaInfo,
+  cudaMemoryStats,
+  resetCudaPeakMemory,
+  type Dtype,
+  type PairLogps,
+  type RowBatch,
+} from '../../lib/native.js';
+import { GiB, bf16PeakTflops, fullRows, median, modelShape, writeResult } from './common.js';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'llama-1b' },
+    tiny: { type: 'boolean', default: false },
+    pairs: { type: 'string' },
+    'micro-pairs': { type: 'string' },
+    seq: { type: 'string' },
+    prompt: { type: 'string' },
+    reference: { type: 'string', default: 'precomputed' },
+    'no-ckpt': { type: 'boolean', default: false },
+    steps: { type: 'string' },
+    dtype: { type: 'string', default: 'bfloat16' },
+    device: { type: 'string' },
+    'peak-tflops': { type: 'string' },
+    'chunk-tokens': { type: 'string', default: '1024' },
+    out: { type: 'string' },
+  },
+});
+
+const tiny = a.tiny;
+const modelName = tiny ? 'tiny' : a.model!;
+const pairs = Number(a.pairs ?? (tiny ? 4 : 32));
+const microPairs = Number(a['micro-pairs'] ?? (tiny ? 2 : modelName === 'mistral-7b' ? 4 : 8));
+const seq = Number(a.seq ?? (tiny ? 64 : 1024));
+const prompt = Number(a.prompt ?? Math.floor(seq / 4));
+const steps = Number(a.steps ?? (tiny ? 1 : modelName === 'mistral-7b' ? 1 : 2));
+const live = a.reference === 'live';
+const ckpt = !a['no-ckpt'];
+const dtype = a.dtype as Dtype;
+const cuda = cudaAvailable();
+const device = a.device ?? (cuda ? 'cuda' : 'cpu');
+if (pairs % microPairs !== 0) throw new Error(`--pairs ${pairs} is not a multiple of --micro-pairs ${microPairs}`);
+if (a.reference !== 'live' && a.reference !== 'precomputed') throw new Error('--reference is live or precomputed');
+
+const loss = { name: 'rdpo' as const, beta: 0.1, gamma: 0.001 };
+const GROUPS = 3; // chosen, rejected, rationale
+const micro = pairs / microPairs;
+
+/** Micro-batch i: [chosen x mp, rejected x mp, rationale x mp], full rows. */
+function microBatch(i: number, vocab: number): RowBatch {
+  return fullRows(1000 + i, microPairs * GROUPS, seq, vocab, prompt);
+}
+
+/** Precomputed reference log-probs for a micro-batch (their values do not change the cost). */
+function precomputed(): PairLogps {
+  const n = seq - prompt;
+  const rows = (shift: number) => ({
+    sum: Float64Array.from({ length: microPairs }, (_, i) => -2.5 * n + shift + i * 0.01),
+    mean: Float64Array.from({ length: microPairs }, (_, i) => -2.5 + (shift + i * 0.01) / n),
+    count: new Float64Array(microPairs).fill(n),
+  });
+  return { chosen: rows(0.5), rejected: rows(-0.5) };
+}
+
+async function main() {
+  const { config } = modelShape(modelName);
+  const peak = bf16PeakTflops(a['peak-tflops'], device.startsWith('cuda'));
+  const gpu = device.startsWith('cuda') ? cudaInfo().devices[0] : undefined;
+  // The fused head's path: the CUDA kernels, or the chunked LibTorch one (no kernels built, or
+  // RPO_CUDA_LOGPROB_KERNEL=0: run_all.sh times both).
+  const kernels = device.startsWith('cuda') && cudaInfo().kernels && process.env.RPO_CUDA_LOGPROB_KERNEL !== '0';
+  const base = {
+    bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelName, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
+    pairs, microPairs, seq, prompt, reference: live ? 'live' : 'precomputed', activationCheckpointing: ckpt,
+  };
+  const t0 = performance.now();
+  let policy: Model | undefined;
+  let reference: Model | null = null;
+  let trainer: Trainer | undefined;
+  try {
+    policy = await Model.create(config, { seed: 1, device, dtype });
+    reference = live ? await Model.create(config, { seed: 2, device, dtype }) : null;
+    const createSeconds = (performance.now() - t0) / 1e3;
+    trainer = new Trainer(policy, reference, { loss, activationCheckpointing: ckpt, chunkTokens: Number(a['chunk-tokens']) });
+    const N = policy.numParameters;
+    const batches = Array.from({ length: micro }, (_, i) => microBatch(i, config.vocab_size));
+    const ref = live ? undefined : precomputed();
+
+    const fullStep = async () => {
+      let tokens = 0;
+      let last = 0;
+      for (const b of batches) {
+        const r = await trainer!.microStep(b, { nPairs: microPairs, scale: microPairs / pairs, reference: ref });
+        if (!r.finite) throw new Error('the loss was not finite');
+        tokens += r.tokens;
+        last = r.loss;
+      }
+      const { gradNorm } = await trainer!.optimizerStep({ lr: 5e-7, maxGradNorm: 10 });
+      return { tokens, loss: last, gradNorm };
+    };
+
+    // Warm-up: one micro-step and one optimizer step (allocates the AdamW moments, loads kernels).
+    const w0 = performance.now();
+    await trainer.microStep(batches[0]!, { nPairs: microPairs, scale: microPairs / pairs, reference: ref });
+    await trainer.optimizerStep({ lr: 5e-7, maxGradNorm: 10 });
+    const warmupSeconds = (performance.now() - w0) / 1e3;
+    if (device.startsWith('cuda')) resetCudaPeakMemory(0);
+
+    const times: number[] = [];
+    let tokens = 0;
+    let lastLoss = 0;
+    for (let s = 0; s < steps; s++) {
+      const t = performance.now();
+      const r = await fullStep();
+      times.push((performance.now() - t) / 1e3);
+      tokens = r.tokens;
+      lastLoss = r.loss;
+    }
+    const stepSeconds = median(times);
+    // The reference runs on chosen and rejected rows only: 2 of the 3 row groups.
+    const refTokens = live ? (tokens * 2) / 3 : 0;
+    const flops = 6 * N * tokens + 2 * N * refTokens;
+    const mem = device.startsWith('cuda') ? cudaMemoryStats(0) : null;
+    const result = {
+      ...base,
+      params: N,
+      createSeconds,
+      warmupSeconds,
+      steps,
+      stepSeconds,
+      stepTimes: times,
+      policyTokensPerStep: tokens,
+      referenceTokensPerStep: refTokens,
+      tokensPerSecond: tokens / stepSeconds,
+      achievedTflops: flops / stepSeconds / 1e12,
+      peakTflops: peak.tflops,
+      peakSource: peak.source,
+      mfu: peak.tflops ? flops / stepSeconds / (peak.tflops * 1e12) : null,
+      peakAllocatedBytes: mem?.peakAllocated ?? null,
+      peakReservedBytes: mem?.peakReserved ?? null,
+      deviceTotalBytes: mem?.total ?? null,
+      peakRssBytes: mem ? null : process.resourceUsage().maxRSS * 1024,
+      lastLoss,
+    };
+    writeResult(a.out, result);
+    console.error(
+      `rpo ${modelName} (${(N / 1e9).toFixed(2)} B params, ${device}): ${stepSeconds.toFixed(2)} s/step, ` +
+        `${result.tokensPerSecond.toFixed(0)} tokens/s, MFU ${result.mfu === null ? 'n/a' : (100 * result.mfu).toFixed(1) + '%'}, ` +
+        `peak ${mem ? (mem.peakReserved / GiB).toFixed(1) + ' GiB reserved of ' + (mem.total / GiB).toFixed(0) : ((result.peakRssBytes ?? 0) / GiB).toFixed(2) + ' GiB RSS'}`,
+    );
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0]!;
+    writeResult(a.out, { ...base, error: message, oom: /out of memory/i.test(message) });
+    process.exitCode = 1;
+  } finally {
+    trainer?.dispose();
+    policy?.dispose();
+    reference?.dispose();
+  }
+}
+
+await main();

@@ -1,0 +1,73 @@
+// Generation on the GPU: batched, left-padded, with the KV cache. In fp32 (TF32 off) greedy
+// decoding must give the CPU's tokens, the cache must give what recomputing the whole sequence
+// gives, and a batch must decode each prompt as it decodes alone; bf16 must run to the lengths
+// asked and honour stop tokens. (initializer_range 0.2: peaked logits, no near-ties to flip.)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { Model, allowTF32, setAllowTF32 } from '../../lib/native.js';
+import { rng, tinyConfig } from '../native/helpers.js';
+import { CUDA, DEVICE, announce } from './gpu.js';
+
+announce('generate');
+
+const config = tinyConfig({ initializer_range: 0.2, num_hidden_layers: 3 });
+
+function prompts(seed: number, lengths: number[]): Int32Array[] {
+  const r = rng(seed);
+  return lengths.map((n) => Int32Array.from({ length: n }, () => 1 + Math.floor(r() * (config.vocab_size - 1))));
+}
+const asArrays = (ts: Int32Array[]) => ts.map((t) => Array.from(t));
+
+describe.skipIf(!CUDA)('generation on CUDA', () => {
+  let tf32 = false;
+  beforeAll(() => {
+    tf32 = allowTF32();
+    setAllowTF32(false);
+  });
+  afterAll(() => setAllowTF32(tf32));
+
+  it('fp32 greedy: the CPU tokens, cache or no cache, batched or one at a time', async () => {
+    const cpu = await Model.create(config, { seed: 61 });
+    const gpu = await Model.create(config, { seed: 61, device: DEVICE });
+    try {
+      const ps = prompts(1, [5, 11, 3, 8]);
+      const opts = { doSample: false, maxNewTokens: 12 };
+      const onCpu = await cpu.generate(ps, opts);
+      const cached = await gpu.generate(ps, opts);
+      const full = await gpu.generate(ps, { ...opts, useCache: false });
+      expect(asArrays(cached.tokens)).toEqual(asArrays(onCpu.tokens));
+      expect(asArrays(full.tokens)).toEqual(asArrays(cached.tokens));
+      for (let i = 0; i < ps.length; i++) {
+        const alone = await gpu.generate([ps[i]!], opts);
+        expect(Array.from(alone.tokens[0]!), `prompt ${i}`).toEqual(Array.from(cached.tokens[i]!));
+      }
+      expect(cached.finishReasons).toEqual(['length', 'length', 'length', 'length']);
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  });
+
+  it('bf16: batched sampling runs to the lengths asked and is seeded; greedy stops at stop tokens', async () => {
+    const model = await Model.create(config, { seed: 62, device: DEVICE, dtype: 'bfloat16' });
+    try {
+      const ps = prompts(2, [4, 9, 6, 13, 2]);
+      const opts = { doSample: true, topP: 0.95, temperature: 1, maxNewTokens: 16, seed: 7 };
+      const a = await model.generate(ps, opts);
+      const b = await model.generate(ps, opts);
+      expect(asArrays(a.tokens)).toEqual(asArrays(b.tokens)); // the same seed, the same tokens
+      expect(a.tokens.every((t) => t.length === 16)).toBe(true);
+      for (const t of a.tokens) for (const id of t) expect(id >= 0 && id < config.vocab_size).toBe(true);
+      // Stop tokens, greedy (sampling would draw differently once a row has stopped).
+      const greedy = { doSample: false, maxNewTokens: 16 };
+      const free = await model.generate(ps, greedy);
+      const stop = free.tokens[1]![3]!;
+      const stopped = await model.generate(ps, { ...greedy, stopTokenIds: [stop] });
+      const first = Array.from(free.tokens[1]!).indexOf(stop);
+      expect(Array.from(stopped.tokens[1]!)).toEqual(Array.from(free.tokens[1]!.subarray(0, first)));
+      expect(stopped.finishReasons[1]).toBe('stop');
+    } finally {
+      model.dispose();
+    }
+  });
+});
