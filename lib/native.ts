@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+
+import { packageRoot } from './util/package.js';
 
 export type Dtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -249,17 +250,6 @@ interface Addon {
   resetCudaPeakMemory(device?: number): void;
   setAllowTF32(allow: boolean): void;
   allowTF32(): boolean;
-}
-
-/** The package root: the nearest directory above this file (lib/ or dist/lib/) with a package.json. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
 }
 
 const projectRoot = packageRoot();

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseHfConfig } from '../../lib/model/config.js';
 import type { ModelConfig, RowBatch } from '../../lib/native.js';
+import { mulberry32 } from '../../lib/util/random.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, '..', '..');
@@ -22,16 +23,7 @@ export function modelShape(name: string): { config: ModelConfig; hf: Record<stri
 }
 
 /** mulberry32: the same batches in every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** `rows` full rows of `seqLen` random tokens (ids 3..vocab-1); labels after the first `prompt`. */
 export function fullRows(seed: number, rows: number, seqLen: number, vocab: number, prompt: number): RowBatch {

@@ -9,9 +9,9 @@
 // unknown key, so a new unknown key on the command line is an error naming the closest known key.
 // Unknown keys that come from a config file (an old saved run config) are only notices.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+
+import { packageRoot } from '../util/package.js';
 
 import { composeConfig, splitHydraArgv, type Composition, type HydraArgs } from './compose.js';
 import { ConfigError, closest } from './errors.js';
@@ -46,16 +46,6 @@ export {
   type RationaleForm,
 } from './schema.js';
 
-/** The package root: the nearest directory above this file with a package.json. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
-}
 
 /** The package's own configs/ (config.yaml, loss/, model/). */
 export const DEFAULT_CONFIG_DIR = path.join(packageRoot(), 'configs');

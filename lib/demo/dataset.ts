@@ -16,9 +16,10 @@
 // writeDemoDataset() regenerates it.
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import type { PreferenceRow } from '../data/types.js';
+import { packageRoot } from '../util/package.js';
+import { mulberry32 } from '../util/random.js';
 
 /** One demo pair, in the orcaratspec schema (the loader adds ids). */
 export type DemoRow = Omit<PreferenceRow, 'id' | 'rationale'> & { rationale: string };
@@ -57,16 +58,6 @@ export const DEMO_CURT_FRACTION = 0.3;
 
 type Rng = () => number;
 
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function int(rng: Rng, lo: number, hi: number): number {
   return lo + Math.floor(rng() * (hi - lo + 1));
@@ -317,14 +308,9 @@ export function writeDemoDataset(dir: string, opts: DemoDatasetOptions = {}): { 
  * loader reads as is (train.jsonl → train, test.jsonl → test).
  */
 export function demoDatasetDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = path.join(dir, 'assets', 'demo');
-    if (existsSync(path.join(candidate, 'train.jsonl')) && existsSync(path.join(dir, 'package.json'))) return candidate;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`the bundled demo dataset (assets/demo/train.jsonl) is missing above ${path.dirname(fileURLToPath(import.meta.url))}`);
-    dir = up;
-  }
+  const dir = path.join(packageRoot(), 'assets', 'demo');
+  if (!existsSync(path.join(dir, 'train.jsonl'))) throw new Error(`the bundled demo dataset is missing: no ${path.join(dir, 'train.jsonl')}`);
+  return dir;
 }
 
 /** The longest prompt, response (chosen or rejected) and rationale of a set of rows, in characters. */

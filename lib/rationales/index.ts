@@ -8,10 +8,10 @@
 // arguments continues where the last run stopped; the split's file is written atomically at the
 // end and the journal removed. A completed split is not generated again (--overwrite does).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { packageVersion } from '../util/package.js';
 import { loadPreferenceSplit, type ColumnMap } from '../data/sources/index.js';
 import type { PreferenceRow, Split } from '../data/types.js';
 import type { Dtype } from '../native.js';
@@ -125,17 +125,7 @@ export interface RationalesResult {
 
 /** The rpo version (package.json of this package). */
 export function rpoVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const file = path.join(dir, 'package.json');
-    if (existsSync(file)) {
-      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'rpo') return String(pkg.version ?? 'unknown');
-    }
-    const up = path.dirname(dir);
-    if (up === dir) return 'unknown';
-    dir = up;
-  }
+  return packageVersion();
 }
 
 /** A digest of the rows a split generates for (their order and text). */

@@ -1,17 +1,9 @@
 // Shared fixtures for the native tests: tiny configs, seeded random batches.
 import type { ModelConfig, RowBatch } from '../../lib/native.js';
+import { mulberry32 } from '../../lib/util/random.js';
 
 /** A deterministic PRNG (mulberry32) so fixtures are the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function tinyConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {

@@ -5,22 +5,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { evaluateLoss, type LossConfig, type LossName, type PairLogps, type RowLogps } from '../../lib/native.js';
 import { runPython } from '../reference/python.js';
+import { mulberry32 } from '../../lib/util/random.js';
 
 const N_PAIRS = 5;
 const TRL_SCRIPT = 'trl_losses.py'; // in test/reference/
 
 // --- deterministic random inputs -------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Sums −U(5, 40), integer counts 3..20, means = sum / count (passed as given arrays). */
 function randomRows(rand: () => number, n: number): RowLogps {
