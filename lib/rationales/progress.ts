@@ -1,20 +1,12 @@
 // Progress of a split: rows done (resumed ones included), rows/s and tokens/s of this session,
 // kept / filtered / failed so far, ETA. A live bar on a TTY; plain lines otherwise (the first,
-// one every `plainEverySeconds`, and the last), never both.
+// one every `plainEverySeconds`, and the last), never both: drawn by lib/train/progress.ts.
+import { StatusLine, formatDuration } from '../train/progress.js';
 
 export interface RowCounts {
   kept: number;
   filtered: number;
   failed: number;
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
 
 /** The progress line (without the bar). `elapsed` covers this session's `sessionRows` only. */
@@ -37,9 +29,7 @@ export function describeRows(
 }
 
 export class RowProgress {
-  private readonly started = Date.now();
-  private lastPlain = -Infinity;
-  private drawn = false;
+  private readonly status: StatusLine;
   private done: number;
   private sessionRows = 0;
   private sessionTokens = 0;
@@ -49,9 +39,10 @@ export class RowProgress {
     private readonly label: string,
     private readonly total: number,
     private readonly resumed: number,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-    private readonly plainEverySeconds = 10,
+    stream: NodeJS.WriteStream = process.stderr,
+    plainEverySeconds = 10,
   ) {
+    this.status = new StatusLine(stream, plainEverySeconds);
     this.done = resumed;
   }
 
@@ -69,33 +60,21 @@ export class RowProgress {
   }
 
   render(force = false): void {
-    const elapsed = (Date.now() - this.started) / 1000;
     const line = describeRows(
       this.label,
       { done: this.done, total: this.total, resumed: this.resumed, sessionRows: this.sessionRows, sessionTokens: this.sessionTokens, counts: this.counts },
-      elapsed,
+      this.status.elapsed(),
     );
-    if (this.stream.isTTY) {
-      const width = this.stream.columns ?? 120;
-      const fraction = this.total > 0 ? this.done / this.total : 1;
-      const filled = Math.round(fraction * 20);
-      this.stream.write(`\r${`[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${line}`.slice(0, width - 1)}\x1b[K`);
-      this.drawn = true;
-    } else if (force || elapsed - this.lastPlain >= this.plainEverySeconds) {
-      this.stream.write(line + '\n');
-      this.lastPlain = elapsed;
-    }
+    this.status.draw(line, this.total > 0 ? this.done / this.total : 1, force);
   }
 
   /** Ends the live line. */
   finish(): void {
-    if (this.drawn) this.stream.write('\n');
-    this.drawn = false;
+    this.status.done();
   }
 
   /** A message the bar must not overwrite. */
   log(message: string): void {
-    if (this.drawn) this.stream.write('\r\x1b[K');
-    this.stream.write(message + '\n');
+    this.status.log(message);
   }
 }

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { engineLossConfig, engineOptimizer, lossUsesReference, saveConfig, type RunConfig } from '../config/index.js';
-import { makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import { makeBatches, shuffleInPlace, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
 import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
@@ -243,9 +243,12 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
         break;
       }
       if (!epochBatches || epochBatches.epoch !== state.epoch) {
-        // The epoch's order is a function of (seed, epoch) alone: a resumed run sees the same batches.
-        const byId = new Map(trainExamples.map((ex) => [ex.id, ex]));
-        const order = makeBatches(trainExamples, { batchSize, groups, seed: config.seed, epoch: state.epoch, padTokenId }).map((b) => b.exampleIds.map((id) => byId.get(id)!));
+        // The epoch's order is a function of (seed, epoch) alone, the same shuffle makeBatches
+        // does: a resumed run sees the same batches. Only the order is needed here; each global
+        // batch is laid out as micro-batches when it is trained.
+        const shuffled = shuffleInPlace([...trainExamples], config.seed, state.epoch);
+        const order: TokenizedExample[][] = [];
+        for (let i = 0; i < shuffled.length; i += batchSize) order.push(shuffled.slice(i, i + batchSize));
         epochBatches = { epoch: state.epoch, order };
       }
       if (state.batchInEpoch >= epochBatches.order.length) {

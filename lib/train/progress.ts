@@ -1,5 +1,6 @@
 // Progress for long loops: a live one-line bar on a TTY, plain periodic lines otherwise
-// (CI logs, pipes), never both.
+// (CI logs, pipes), never both. StatusLine does the drawing; Progress formats training steps
+// (rationale generation formats its rows in lib/rationales/progress.ts and draws here too).
 
 export interface ProgressState {
   step: number;
@@ -10,7 +11,7 @@ export interface ProgressState {
   extra?: string;
 }
 
-function formatDuration(seconds: number): string {
+export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600);
@@ -30,31 +31,33 @@ export function describeProgress(label: string, st: ProgressState, elapsedSecond
   return parts.join(' | ');
 }
 
-export class Progress {
+/** One status line: redrawn in place with a bar on a TTY; elsewhere printed at most every `plainEverySeconds`. */
+export class StatusLine {
   private readonly started = Date.now();
-  private lastPlain = 0;
+  private lastPlain = -Infinity;
   private drawn = false;
 
   constructor(
-    private readonly label: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly plainEverySeconds = 10,
   ) {}
 
-  update(st: ProgressState): void {
-    const elapsed = (Date.now() - this.started) / 1000;
-    const line = describeProgress(this.label, st, elapsed);
+  /** Seconds since this line was created. */
+  elapsed(): number {
+    return (Date.now() - this.started) / 1000;
+  }
+
+  /** `fraction` fills the bar; `force` prints a plain line even between intervals (the last one). */
+  draw(line: string, fraction: number, force = false): void {
+    const elapsed = this.elapsed();
     if (this.stream.isTTY) {
       const width = this.stream.columns ?? 120;
-      const fraction = st.total > 0 ? st.step / st.total : 0;
-      const barWidth = 20;
-      const filled = Math.round(fraction * barWidth);
-      const bar = `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] `;
-      this.stream.write(`\r${(bar + line).slice(0, width - 1).padEnd(Math.min(width - 1, 0))}\x1b[K`);
+      const filled = Math.round(Math.min(1, Math.max(0, fraction)) * 20);
+      this.stream.write(`\r${`[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${line}`.slice(0, width - 1)}\x1b[K`);
       this.drawn = true;
-    } else if (st.step === st.total || elapsed - this.lastPlain >= this.plainEverySeconds || this.lastPlain === 0) {
+    } else if (force || elapsed - this.lastPlain >= this.plainEverySeconds) {
       this.stream.write(line + '\n');
-      this.lastPlain = elapsed || 1e-9;
+      this.lastPlain = elapsed;
     }
   }
 
@@ -68,5 +71,30 @@ export class Progress {
   log(message: string): void {
     if (this.drawn) this.stream.write('\r\x1b[K');
     this.stream.write(message + '\n');
+  }
+}
+
+export class Progress {
+  private readonly status: StatusLine;
+
+  constructor(
+    private readonly label: string,
+    stream: NodeJS.WriteStream = process.stderr,
+    plainEverySeconds = 10,
+  ) {
+    this.status = new StatusLine(stream, plainEverySeconds);
+  }
+
+  update(st: ProgressState): void {
+    const line = describeProgress(this.label, st, this.status.elapsed());
+    this.status.draw(line, st.total > 0 ? st.step / st.total : 0, st.step === st.total);
+  }
+
+  done(): void {
+    this.status.done();
+  }
+
+  log(message: string): void {
+    this.status.log(message);
   }
 }
