@@ -82,12 +82,32 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'data [overrides..]',
       'preview a run\'s data: formatted, tokenized examples, length percentiles, truncation and drops',
-      (y) => hydraCommand(y, 'previewing').option('n', { type: 'number', default: 3, describe: 'examples to show' }),
-      (args) => run(async () => {
-        const loaded = loadCommandConfig(argv.filter((a, i) => !(a === '--n' || argv[i - 1] === '--n' || a.startsWith('--n='))), 'data');
+      (y) => hydraCommand(y, 'previewing').option('n', { type: 'number', default: 3, describe: 'examples to show (-n 5, -n=5, --n 5, --n=5)' }),
+      () => run(async () => {
+        // -n is read from the arguments as typed (yargs' value is not used), and taken out of
+        // them before the rest is read as Hydra overrides.
+        const { splitDataArgs, runDataCommand } = await import('./commands/data.js');
+        const { examples, hydra } = splitDataArgs(hydraArgv(argv, 'data'));
+        const loaded = loadCommandConfig(['data', ...hydra], 'data');
         if (!loaded) return EXIT.ok;
-        const { runDataCommand } = await import('./commands/data.js');
-        return runDataCommand(loaded.config, { examples: Number(args.n) });
+        return runDataCommand(loaded.config, { examples });
+      }),
+    )
+    .command(
+      'plan [overrides..]',
+      'the per-device memory budget of a training run (weights, gradients, optimizer state, activations ...) and whether it fits',
+      (y) =>
+        hydraCommand(y, 'planning')
+          .option('precision', { type: 'string', describe: 'fp32 | bf16-pure | bf16-mixed | bf16-sr (default: the config\'s precision, else bf16-mixed on CUDA, fp32 with device=cpu)' })
+          .option('world-size', { type: 'string', describe: 'devices sharing the batch; > 1: ZeRO-style sharding of optimizer state and master weights (default 1)' })
+          .option('zero', { type: 'string', describe: '1: shard optimizer state and master weights (default); 2: gradients too' })
+          .option('device-memory', { type: 'string', describe: 'device size, e.g. 80GB (10^9) or 80GiB (2^30) (default 80GiB)' })
+          .option('activation-checkpointing', { type: 'string', describe: 'true | false (default: model.activation_checkpointing)' })
+          .option('json', { type: 'boolean', describe: 'print the numbers as JSON (bytes)' })
+          .option('table', { type: 'boolean', describe: 'a markdown table over precisions × world sizes (--world-size 1,2,8) × checkpointing off/on' }),
+      () => run(async () => {
+        const { runPlanCommand } = await import('./commands/plan.js');
+        return runPlanCommand(hydraArgv(argv, 'plan'));
       }),
     )
     .command(

@@ -4,6 +4,7 @@ export {
   Trainer,
   evaluateLoss,
   setNumThreads,
+  maxNumThreads,
   getNumThreads,
   libtorchVersion,
   cudaAvailable,

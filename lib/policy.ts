@@ -1,19 +1,16 @@
 // A trained model with its tokenizer, for scripts and the REPL: text in, text (or log-probs) out.
 import { loadTokenizer, type Tokenizer } from './data/tokenize/index.js';
-import { tokenizeSequence, type TokenizeConfig } from './data/batch/index.js';
-import { formatPrompt, type FormatConfig } from './data/format/index.js';
+import { tokenizePair, type TokenizeConfig } from './data/batch/index.js';
+import { formatPrompt, SEED_PREFIXES, type FormatConfig } from './data/format/index.js';
 import { resolveModelDir } from './hub/index.js';
 import { loadModel } from './model/io.js';
 import type { Dtype, GenerateOptions, Model } from './native.js';
 
-/** The seed's prompt format (HALOs defaults): what a model trained by `rpo train` expects. */
-export const SEED_FORMAT: FormatConfig = {
-  human_prefix: '\n<|user|>\n',
-  human_suffix: '',
-  assistant_prefix: '\n<|assistant|>\n',
-  assistant_suffix: '',
-  template: 'prefixes',
-};
+/**
+ * The prompt format `rpo train` uses by default (configs/config.yaml: the seed's Llama-3 header
+ * prefixes, its text cleaning): what a model trained with the default config expects.
+ */
+export const SEED_FORMAT: FormatConfig = { ...SEED_PREFIXES, template: 'prefixes', remove_extra_spaces: true };
 
 export interface PolicyOptions {
   dtype?: Dtype;
@@ -67,10 +64,15 @@ export class Policy {
     return out;
   }
 
-  /** Summed and mean log-prob of `response` after `prompt`, tokenized exactly as in training. */
+  /**
+   * Summed and mean log-prob of `response` after the raw `prompt`, formatted and tokenized exactly
+   * as training formats and tokenizes a row's chosen response (the policy's format: prefixes or
+   * the chat template, then one BOS where the tokenizer uses one, EOS after the response, which
+   * is scored too), without truncation.
+   */
   async logprob(prompt: string, response: string): Promise<{ sum: number; mean: number; tokens: number }> {
     const cfg: TokenizeConfig = { ...this.format, max_length: 1 << 20, max_prompt_length: 1 << 20 };
-    const seq = await tokenizeSequence(prompt, response, this.tokenizer, cfg);
+    const seq = await tokenizePair(prompt, response, this.tokenizer, cfg);
     const T = seq.ids.length;
     const lossMask = new Uint8Array(T);
     for (let t = Math.max(1, seq.promptLength); t < T; t++) lossMask[t] = 1;

@@ -1,9 +1,11 @@
-// `rpo data`: what the model will see. A few examples formatted and tokenized (prompt and
-// response decoded from the token ids, so the mask boundary is visible), then length
-// percentiles and truncation / drop counts per split.
-import type { RunConfig } from '../config/index.js';
+// `rpo data`: what the model will see. Each dataset's source and how its rows are treated
+// (truncation end, text cleaning, rationale question), a few of its examples formatted and
+// tokenized (prompt and response decoded from the token ids, so the mask boundary is visible),
+// then length percentiles and truncation / drop counts per split.
+import { ConfigError, type RunConfig } from '../config/index.js';
 import { decodeSequence, tokenStats, type LengthStats, type TokenizedExample } from '../data/batch/index.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
+import { describeDatasetSource } from '../data/sources/index.js';
 import { buildRunData } from '../train/data.js';
 import { lossGroups } from '../train/loop.js';
 import { EXIT } from '../cli.js';
@@ -27,13 +29,62 @@ async function show(ex: TokenizedExample, tok: Tokenizer, groups: number): Promi
   return parts.join('\n');
 }
 
+/** Examples `rpo data` shows per dataset when -n is not given. */
+export const DEFAULT_EXAMPLES = 3;
+
+const EXAMPLES_FLAG = /^--?n(?:=(.*))?$/;
+
+/**
+ * Splits `rpo data`'s own option, the number of examples to show, from the Hydra arguments that
+ * follow the command: `-n 5`, `-n=5`, `-n5`, `--n 5`, `--n=5` (the last one given wins). Every
+ * other argument is passed on as typed, so overrides such as `n_examples=5`, `++n_samples=2` or
+ * `exp_name=-n` keep their meaning. Throws ConfigError for a value that is not a whole number.
+ */
+export function splitDataArgs(args: readonly string[]): { examples: number; hydra: string[] } {
+  const hydra: string[] = [];
+  let examples = DEFAULT_EXAMPLES;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const flag = EXAMPLES_FLAG.exec(a);
+    const glued = /^-n(\d+)$/.exec(a);
+    if (!flag && !glued) {
+      hydra.push(a);
+      continue;
+    }
+    let value: string | undefined = glued ? glued[1] : flag![1];
+    if (value === undefined) {
+      value = args[i + 1];
+      if (value === undefined) throw new ConfigError(`${a} needs a number of examples (e.g. ${a} 5)`);
+      i++;
+    }
+    if (!/^\d+$/.test(value)) throw new ConfigError(`${a}: expected a whole number of examples, got ${JSON.stringify(value)}`);
+    examples = Number(value);
+  }
+  return { examples, hydra };
+}
+
 export async function runDataCommand(config: RunConfig, opts: { examples: number }): Promise<number> {
   const groups = lossGroups(config.loss.name);
-  const data = await buildRunData(config, { withRationale: groups === 3, onStage: (m) => console.error(`rpo: ${m}`) });
+  // A preview tokenizes: the tokenizer files are fetched, never the weights.
+  const data = await buildRunData(config, { withRationale: groups === 3, weights: false, onStage: (m) => console.error(`rpo: ${m}`) });
   const tok = data.model.tokenizer;
   console.log(`model ${data.model.modelDir}\ntokenizer ${data.model.tokenizerDir} (vocab ${tok.vocabSize}, bos ${tok.bosTokenId}, eos ${tok.eosTokenId}, pad ${tok.padTokenId})`);
-  console.log(`loss ${config.loss.name}: ${groups} row group(s) per pair; template ${config.template}; max_length ${config.model.max_length}, max_prompt_length ${config.model.max_prompt_length}, ${config.truncation_mode}\n`);
-  for (const ex of data.train.slice(0, opts.examples)) console.log(await show(ex, tok, groups));
+  const modes = [...new Set(data.datasets.map((d) => d.traits.truncation_mode))].join(' / ');
+  console.log(
+    `loss ${config.loss.name}: ${groups} row group(s) per pair; template ${config.template}; max_length ${config.model.max_length}, ` +
+      `max_prompt_length ${config.model.max_prompt_length}, ${modes}; drop_last ${config.drop_last}`,
+  );
+  let offset = 0;
+  for (const d of data.datasets) {
+    const t = d.traits;
+    console.log(
+      `\n=== dataset ${d.spec} (${describeDatasetSource(d.spec)}): ${d.rows.train} train / ${d.rows.test} test rows; ` +
+        `truncation ${t.truncation_mode}; ${t.remove_extra_spaces ? 'extra spaces removed' : 'text as written'}` +
+        `${groups === 3 ? `; rationale question ${t.rationale_prompt}` : ''}`,
+    );
+    for (const ex of data.train.slice(offset, offset + Math.min(opts.examples, d.rows.train))) console.log(await show(ex, tok, groups));
+    offset += d.rows.train;
+  }
   for (const [split, examples] of [['train', data.train], ['test', data.test]] as const) {
     const s = tokenStats(examples);
     console.log(`\n${split}: ${data.rowCounts[split]} rows, ${s.examples} tokenized, ${s.truncated} truncated, ${s.dropped} dropped (chosen ${s.droppedByKind.chosen}, rejected ${s.droppedByKind.rejected}, rationale ${s.droppedByKind.rationale})`);

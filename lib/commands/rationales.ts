@@ -11,9 +11,11 @@ import {
   RationalesInterrupted,
   RationalesUsageError,
   generateRationales,
+  secretsOf,
   type OutputFormat,
   type RationalesOptions,
 } from '../rationales/index.js';
+import { makeRedactor } from '../util/redact.js';
 import { EXIT } from '../cli.js';
 
 export interface RationalesArgs {
@@ -103,35 +105,39 @@ export async function runRationalesCommand(a: RationalesArgs): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Every line printed here is masked too (generateRationales masks its own messages and errors).
+  const redact = makeRedactor(secretsOf({ apiKeyEnv: a.apiKeyEnv ?? 'OPENAI_API_KEY' }));
+  const log = (line: string): void => console.log(redact(line));
+  const warn = (line: string): void => console.error(redact(line));
   try {
     const options = toOptions(a);
-    const result = await generateRationales(options, { onMessage: (m) => console.error(`rpo: ${m}`), signal: controller.signal });
+    const result = await generateRationales(options, { onMessage: (m) => warn(`rpo: ${m}`), signal: controller.signal });
     let empty = false;
     for (const [split, s] of Object.entries(result.written)) {
       const filtered = Object.entries(s.filtered)
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${k} ${n}`)
         .join(', ');
-      console.log(
+      log(
         `${split}: ${s.kept} of ${s.rows} rows kept → ${result.out}/${s.file}` +
           `${filtered ? ` (filtered: ${filtered})` : ''}${s.failed > 0 ? ` (failed: ${s.failed}, listed in the sidecar)` : ''}`,
       );
       if (s.kept === 0) empty = true;
     }
-    for (const split of result.skipped) console.log(`${split}: already complete`);
-    console.log(`rpo: wrote ${result.sidecar}`);
+    for (const split of result.skipped) log(`${split}: already complete`);
+    log(`rpo: wrote ${result.sidecar}`);
     if (empty) {
-      console.error('rpo: a split kept no rows: see the filter counts and failures in the sidecar');
+      warn('rpo: a split kept no rows: see the filter counts and failures in the sidecar');
       return EXIT.failure;
     }
     return EXIT.ok;
   } catch (err) {
     if (err instanceof RationalesUsageError) {
-      console.error(`rpo: ${err.message}`);
+      warn(`rpo: ${err.message}`);
       return EXIT.usage;
     }
     if (err instanceof RationalesInterrupted) {
-      console.error(`rpo: interrupted: ${err.message}; run the same command again to resume`);
+      warn(`rpo: interrupted: ${err.message}; run the same command again to resume`);
       return EXIT.interrupted;
     }
     throw err;

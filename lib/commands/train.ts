@@ -1,14 +1,29 @@
 // `rpo train`: runs the loop with a progress display, Ctrl-C handling and a closing summary.
-import path from 'node:path';
-
 import type { RunConfig } from '../config/index.js';
 import { Progress } from '../train/progress.js';
 import { train } from '../train/loop.js';
 import { EXIT } from '../cli.js';
 
-/** The command that continues an interrupted run. */
+/** One word for a POSIX shell: left bare when it is plainly safe, else single-quoted. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** A value as a Hydra override reads it back verbatim: bare when safe, else double-quoted. */
+export function hydraQuote(value: string): string {
+  if (/^[A-Za-z0-9_./:+-]+$/.test(value) && !/^(null|true|false|nan|inf)$/i.test(value)) return value;
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * The command that continues an interrupted run: the run's saved config and `resume=<run dir>`,
+ * which finds the newest complete checkpoint there (LATEST, or LATEST.prev after a kill between
+ * the two renames of a save, or a step-N copy).
+ */
 export function resumeCommand(config: RunConfig): string {
-  return `npx rpo train --config-path=${config.local_run_dir} --config-name=config ++resume=${path.join(config.local_run_dir, 'LATEST')}`;
+  const dir = config.local_run_dir;
+  return ['npx', 'rpo', 'train', `--config-path=${dir}`, '--config-name=config', `resume=${hydraQuote(dir)}`].map(shellQuote).join(' ');
 }
 
 export async function runTrainCommand(config: RunConfig): Promise<number> {
@@ -41,8 +56,12 @@ export async function runTrainCommand(config: RunConfig): Promise<number> {
     });
     progress.done();
     if (result.interrupted) {
-      console.error(`rpo: stopped at step ${result.step}/${result.totalSteps}; checkpoint ${result.checkpoint ?? '(none: debug)'}`);
-      console.error(`rpo: resume with: ${resumeCommand(config)}`);
+      if (result.checkpoint) {
+        console.error(`rpo: stopped at step ${result.step}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
+        console.error(`rpo: resume with: ${resumeCommand(config)}`);
+      } else {
+        console.error(`rpo: stopped at step ${result.step}/${result.totalSteps} before ${config.debug ? 'saving anything (debug=true)' : 'the first optimizer step: no checkpoint was written'}`);
+      }
       return EXIT.interrupted;
     }
     console.log(`rpo: trained ${result.step} steps (${result.examples} examples) in ${result.wallSeconds.toFixed(0)} s; model: ${result.checkpoint ?? '(not saved: debug)'}`);

@@ -47,8 +47,46 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   return bestDistance <= limit ? best : undefined;
 }
 
-/** " (did you mean 'x'?)" or "" — appended to error messages. */
+/** The last segment of a dotted key ("model.max_length" → "max_length"). */
+function leafOf(key: string): string {
+  return key.slice(key.lastIndexOf('.') + 1);
+}
+
+/**
+ * The key a user probably meant by `key`, a dotted config key that does not exist where it was
+ * written. Never `key` itself: the candidates may contain it (a `+key=` override has already
+ * added it to the config whose paths are searched), and "did you mean 'precision'?" for an
+ * unknown `precision` helps no one. In order:
+ *  1. the same key in another section, as its full path (`max_length` → `model.max_length`,
+ *     `model.beta` → `loss.beta`): the commonest mistake is the right name in the wrong place;
+ *  2. the closest full path (a typo: `loss.gama` → `loss.gamma`);
+ *  3. the full path of the closest leaf name (a typo in the wrong place: `max_lenght` →
+ *     `model.max_length`).
+ */
+export function suggestKey(key: string, candidates: Iterable<string>): string | undefined {
+  const others = [...new Set(candidates)].filter((c) => c !== key);
+  const leaf = leafOf(key).toLowerCase();
+  const sameLeaf = others.filter((c) => leafOf(c).toLowerCase() === leaf);
+  if (sameLeaf.length > 0) {
+    // Several sections may hold the leaf: the path closest to what was typed.
+    return sameLeaf.reduce((best, c) => (editDistance(key, c) < editDistance(key, best) ? c : best));
+  }
+  const direct = closest(key, others);
+  if (direct !== undefined) return direct;
+  const byLeaf = new Map<string, string>();
+  for (const c of others) if (!byLeaf.has(leafOf(c))) byLeaf.set(leafOf(c), c);
+  const near = closest(leafOf(key), byLeaf.keys());
+  return near === undefined ? undefined : byLeaf.get(near);
+}
+
+/** " (did you mean 'x'?)" or "" — appended to error messages (names: config files, group options). */
 export function didYouMean(word: string, candidates: Iterable<string>): string {
   const c = closest(word, candidates);
+  return c === undefined ? '' : ` (did you mean '${c}'?)`;
+}
+
+/** didYouMean for a dotted config key (suggestKey's rules). */
+export function didYouMeanKey(key: string, candidates: Iterable<string>): string {
+  const c = suggestKey(key, candidates);
   return c === undefined ? '' : ` (did you mean '${c}'?)`;
 }

@@ -41,7 +41,11 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   if (config.threads) setNumThreads(config.threads);
   const device = resolveDevice(config.device);
   const trained = policyDir(config);
-  const base = await resolveRunModel(config);
+  // The base model's weights are read only when it is the policy (no checkpoint) or the
+  // reference of a loss that has one (mode=eval); otherwise its tokenizer files are enough, and
+  // sampling from a checkpoint never downloads the base weights.
+  const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name));
+  const base = await resolveRunModel(config, { weights: baseWeights });
   const weights = trained ?? base.modelDir;
   events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
   const policy = await loadModel(weights, { dtype: config.model.policy_dtype, device });

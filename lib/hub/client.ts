@@ -12,6 +12,10 @@
 // and the blob's etag) and no download when the blob is cached; a commit id whose snapshot
 // entry exists costs nothing. When the hub cannot be reached (network error, 5xx, 401/403) a
 // cached copy of the revision is used and a notice logged.
+//
+// The token is masked (lib/util/redact.ts: whole or in pieces of 6+ characters) in every error
+// message and log line, including what the hub itself says (X-Error-Message, error bodies), so a
+// hub or proxy that echoes the Authorization header cannot put it on a terminal or in a file.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
@@ -20,6 +24,7 @@ import { pipeline } from 'node:stream/promises';
 
 import { COMMIT_RE, RepoCache, hfHome, hubCacheDir, type RepoType } from './cache.js';
 import { NetworkError, discard, header, httpRequest, readText, type HttpResponse } from './http.js';
+import { cutText, makeRedactor, type Redactor } from '../util/redact.js';
 
 export type { RepoType } from './cache.js';
 
@@ -27,7 +32,7 @@ export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 export type HubErrorKind = 'offline' | 'not-found' | 'unauthorized' | 'network' | 'integrity' | 'http' | 'invalid';
 
-/** Every error the hub client throws; its message never contains the token. */
+/** Every error the hub client throws; its message never contains the token, nor a 6+ character piece of it. */
 export class HubError extends Error {
   override name = 'HubError';
   constructor(
@@ -101,7 +106,8 @@ export function normalizeEtag(etag: string | undefined): string | undefined {
   return etag.replace(/^W\//, '').replace(/^"+|"+$/g, '');
 }
 
-function tokenFromEnv(env: NodeJS.ProcessEnv): string | null {
+/** The hub token the client sends by default: $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, or the token file. */
+export function hubToken(env: NodeJS.ProcessEnv = process.env): string | null {
   for (const key of ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN']) {
     const v = env[key]?.trim();
     if (v) return v;
@@ -113,6 +119,20 @@ function tokenFromEnv(env: NodeJS.ProcessEnv): string | null {
   } catch {
     return null;
   }
+}
+
+/** The server's own message in an error body: JSON `error` (string or {message}) / `message`, else the text. */
+function bodyMessage(body: string): string {
+  try {
+    const doc = JSON.parse(body) as { error?: unknown; message?: unknown };
+    const e = doc?.error;
+    if (typeof e === 'string') return e;
+    if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+    if (typeof doc?.message === 'string') return doc.message;
+  } catch {
+    // not JSON: the text itself
+  }
+  return body;
 }
 
 function formatBytes(n: number | undefined): string {
@@ -168,6 +188,7 @@ export class HubClient {
   readonly cacheDir: string;
   readonly offline: boolean;
   readonly #token: string | null;
+  readonly #redactor: Redactor;
   readonly #log: (line: string) => void;
   readonly #timeoutMs: number;
   readonly #retries: number;
@@ -178,7 +199,8 @@ export class HubClient {
     this.endpoint = (opts.endpoint ?? (env['HF_ENDPOINT']?.trim() || DEFAULT_ENDPOINT)).replace(/\/+$/, '');
     this.cacheDir = path.resolve(opts.cacheDir ?? hubCacheDir(env));
     this.offline = opts.offline ?? truthy(env['HF_HUB_OFFLINE']);
-    this.#token = opts.token === undefined ? tokenFromEnv(env) : opts.token;
+    this.#token = opts.token === undefined ? hubToken(env) : opts.token;
+    this.#redactor = makeRedactor([this.#token]);
     this.#log = opts.log ?? (() => undefined);
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#retries = opts.retries ?? 5;
@@ -187,6 +209,11 @@ export class HubClient {
   /** Whether a token will be sent (the token itself is not readable from the client). */
   get hasToken(): boolean {
     return this.#token !== null;
+  }
+
+  /** `text` with this client's token (and any 6+ character piece of it) replaced by ***. */
+  redact(text: string): string {
+    return this.#redactor(text);
   }
 
   /** The local path of a repository file, downloading it into the cache if needed. */
@@ -223,8 +250,29 @@ export class HubClient {
   }
 
   #redact(text: string): string {
-    const t = this.#token;
-    return t && t.length > 0 ? text.split(t).join('***') : text;
+    return this.#redactor(text);
+  }
+
+  /**
+   * What the hub says about a failed request, masked and then cut (in that order: a cut first
+   * could leave a piece of an echoed token that no longer matches it): X-Error-Message, else the
+   * `error` / `message` of a JSON body, else the body's start. Reads (and so consumes) the body of
+   * a GET; '' when there is nothing to say.
+   */
+  async #hubSays(res: HttpResponse, method: 'GET' | 'HEAD'): Promise<string> {
+    let text = header(res, 'x-error-message') ?? '';
+    if (method === 'GET') {
+      let body = '';
+      try {
+        body = await readText(res, 64 * 1024);
+      } catch {
+        // a body we cannot read adds nothing to the status
+      }
+      if (text === '') text = bodyMessage(body);
+    } else {
+      discard(res);
+    }
+    return cutText(this.#redact(text), 200);
   }
 
   #say(line: string): void {
@@ -330,15 +378,15 @@ export class HubClient {
       redirects: 'same-origin',
       timeoutMs: this.#timeoutMs,
     });
-    discard(res);
     if (res.status === 404) {
       const code = header(res, 'x-error-code');
       if (code === 'EntryNotFound' || (code === undefined && header(res, 'x-repo-commit') !== undefined)) {
+        discard(res);
         return { missing: header(res, 'x-repo-commit') };
       }
-      this.#throwStatus(res, r);
     }
-    if (res.status >= 400) this.#throwStatus(res, r);
+    if (res.status >= 400) this.#throwStatus(res, r, await this.#hubSays(res, 'HEAD'));
+    discard(res);
     const commit = header(res, 'x-repo-commit');
     if (commit === undefined || !COMMIT_RE.test(commit)) {
       throw new HubError(
@@ -359,22 +407,25 @@ export class HubClient {
     return { commit, etag, size, location };
   }
 
-  #throwStatus(res: HttpResponse, r: { repo: string; repoType: RepoType; revision: string; filename?: string }): never {
+  #throwStatus(res: HttpResponse, r: { repo: string; repoType: RepoType; revision: string; filename?: string }, says = ''): never {
     const what = this.#describe(r);
-    const code = header(res, 'x-error-code');
+    // The header is the server's text: masked like the rest of what it says.
+    const rawCode = header(res, 'x-error-code');
+    const code = rawCode === undefined ? undefined : cutText(this.#redact(rawCode), 80);
+    const hub = says ? ` (the hub says: ${says})` : '';
     if (res.status === 401 || res.status === 403 || code === 'RepoNotFound' || code === 'GatedRepo') {
       const hint = this.#token
         ? 'the token (HF_TOKEN) was sent and refused: check that it has access'
         : 'set HF_TOKEN to a token with access if it is private or gated';
-      throw new HubError(`${what} was refused (HTTP ${res.status}${code ? ` ${code}` : ''}): it does not exist, or ${hint}`, 'unauthorized');
+      throw new HubError(`${what} was refused (HTTP ${res.status}${code ? ` ${code}` : ''}): it does not exist, or ${hint}${hub}`, 'unauthorized');
     }
     if (res.status === 404 && code === 'RevisionNotFound') {
-      throw new HubError(`${what} has no revision ${r.revision}`, 'not-found');
+      throw new HubError(`${what} has no revision ${r.revision}${hub}`, 'not-found');
     }
     if (res.status === 404) {
-      throw new HubError(`${what} was not found (HTTP 404${code ? ` ${code}` : ''})`, 'not-found');
+      throw new HubError(`${what} was not found (HTTP 404${code ? ` ${code}` : ''})${hub}`, 'not-found');
     }
-    throw new HubError(`the hub answered HTTP ${res.status} for ${what}${r.filename ? ` / ${r.filename}` : ''}`, 'http');
+    throw new HubError(`the hub answered HTTP ${res.status} for ${what}${r.filename ? ` / ${r.filename}` : ''}${hub}`, 'http');
   }
 
   async #downloadOnce(blob: string, meta: FileMeta, r: Required<HubFileRequest>): Promise<void> {
@@ -423,8 +474,7 @@ export class HubClient {
         continue;
       }
       if (res.status !== 200 && res.status !== 206) {
-        discard(res);
-        this.#throwStatus(res, r);
+        this.#throwStatus(res, r, await this.#hubSays(res, 'GET'));
       }
       let append = false;
       if (res.status === 206) {
@@ -502,7 +552,7 @@ export class HubClient {
       return listing;
     }
     if (res.status !== 200) {
-      discard(res);
+      const says = await this.#hubSays(res, 'GET');
       if (res.status >= 500 || res.status === 401 || res.status === 403) {
         try {
           const listing = cached(`the hub answered HTTP ${res.status}`);
@@ -512,12 +562,13 @@ export class HubClient {
           // fall through to the precise error
         }
       }
-      this.#throwStatus(res, r);
+      this.#throwStatus(res, r, says);
     }
     let info: { sha?: unknown; siblings?: unknown };
     try {
       info = JSON.parse(await readText(res)) as typeof info;
     } catch (err) {
+      // V8's message quotes a few characters of the body: masked with the rest in #guard.
       throw new HubError(`the hub's listing of ${this.#describe(r)} is not JSON (${err instanceof Error ? err.message : String(err)})`, 'http');
     }
     const commit = typeof info.sha === 'string' ? info.sha : '';

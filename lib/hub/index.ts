@@ -8,6 +8,7 @@ export {
   HubClient,
   HubError,
   defaultHubClient,
+  hubToken,
   normalizeEtag,
   type HubClientOptions,
   type HubErrorKind,

@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { RepoCache } from './cache.js';
 import { HubClient, HubError, defaultHubClient, type HubListing } from './client.js';
+import { redactError } from '../util/redact.js';
 
 /** Always needed. */
 export const MODEL_CONFIG_FILE = 'config.json';
@@ -134,16 +135,22 @@ export async function resolveModelDir(idOrPath: string, opts: ResolveModelOption
     (opts.cacheDir !== undefined || opts.offline !== undefined
       ? new HubClient({ cacheDir: opts.cacheDir, offline: opts.offline })
       : defaultHubClient());
-  const listing = await hub.listFiles(idOrPath, 'model', opts.revision ?? 'main');
-  const files = modelFilesToFetch(listing, opts);
-  const at = { repo: idOrPath, repoType: 'model' as const, revision: listing.commit };
-  for (const filename of files) {
-    const p = await hub.resolveFile({ ...at, filename });
-    if (filename === SAFETENSORS_INDEX) {
-      for (const shard of shardsOfIndex(readFileSync(p, 'utf8'), `${idOrPath}/${SAFETENSORS_INDEX}`)) {
-        await hub.resolveFile({ ...at, filename: shard });
+  try {
+    const listing = await hub.listFiles(idOrPath, 'model', opts.revision ?? 'main');
+    const files = modelFilesToFetch(listing, opts);
+    const at = { repo: idOrPath, repoType: 'model' as const, revision: listing.commit };
+    for (const filename of files) {
+      const p = await hub.resolveFile({ ...at, filename });
+      if (filename === SAFETENSORS_INDEX) {
+        for (const shard of shardsOfIndex(readFileSync(p, 'utf8'), `${idOrPath}/${SAFETENSORS_INDEX}`)) {
+          await hub.resolveFile({ ...at, filename: shard });
+        }
       }
     }
+    return new RepoCache(hub.cacheDir, idOrPath, 'model').snapshotDir(listing.commit);
+  } catch (err) {
+    // A downloaded index that is not JSON is quoted in the error (V8 shows a few characters of
+    // it): what the hub served is masked like the hub's own messages.
+    throw redactError(err, (t) => hub.redact(t));
   }
-  return new RepoCache(hub.cacheDir, idOrPath, 'model').snapshotDir(listing.commit);
 }

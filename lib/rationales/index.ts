@@ -7,11 +7,21 @@
 // Resumable (journal.ts): outcomes are journaled as they arrive; a restart with the same
 // arguments continues where the last run stopped; the split's file is written atomically at the
 // end and the journal removed. A completed split is not generated again (--overwrite does).
+//
+// Nothing a user owns is lost or exposed:
+// - --out may not be, sit inside, or contain the dataset (paths.ts), and --overwrite removes only
+//   the files rpo wrote (output.ts: surveyOutDir decides by content, not by name).
+// - The API key and the hub token are masked (lib/util/redact.ts) in everything that leaves
+//   this module: notices, progress and warning lines, thrown errors, the journal, the sidecar, and
+//   the generated rationales themselves (a server can echo the key in its completion).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+import { writeFileAtomic } from '../model/safetensors.js';
+import { hubToken } from '../hub/index.js';
 import { packageVersion } from '../util/package.js';
+import { makeRedactor, redactDeep, redactError, type Redactor } from '../util/redact.js';
 import { loadPreferenceSplit, type ColumnMap } from '../data/sources/index.js';
 import type { PreferenceRow, Split } from '../data/types.js';
 import type { Dtype } from '../native.js';
@@ -20,18 +30,19 @@ import type { Generator, GeneratorOutcome, WorkRow } from './generator.js';
 import { Journal, ResumeMismatchError, differingKeys, hashArgs, type JournalEntry } from './journal.js';
 import {
   SIDECAR,
-  foreignDataFiles,
+  encodeRows,
   journalFile,
   readSidecar,
-  removeOurFiles,
+  sha256Hex,
   splitFile,
+  surveyOutDir,
   writeSidecar,
-  writeSplit,
   type OutputFormat,
   type RationaleRow,
   type Sidecar,
   type SplitSummary,
 } from './output.js';
+import { checkOutAgainstSource } from './paths.js';
 import { TemplateError, loadTemplate, type RationaleTemplate } from './prompts.js';
 import { RowProgress } from './progress.js';
 
@@ -210,8 +221,28 @@ interface SplitWork {
   genHash: string;
 }
 
+/**
+ * The secrets whose text must never leave the process: the API key (from --api-key-env, and
+ * OPENAI_API_KEY as well, which a user may have set for other tools) and the hub token.
+ */
+export function secretsOf(o: Pick<RationalesOptions, 'apiKeyEnv'>, env: NodeJS.ProcessEnv = process.env): string[] {
+  return [env[o.apiKeyEnv], env['OPENAI_API_KEY'], hubToken(env)].filter((s): s is string => typeof s === 'string' && s.length > 0);
+}
+
 export async function generateRationales(o: RationalesOptions, ev: RationalesEvents = {}): Promise<RationalesResult> {
-  const say = ev.onMessage ?? (() => undefined);
+  const secrets = secretsOf(o);
+  const redact = makeRedactor(secrets);
+  try {
+    return await generate(o, ev, secrets, redact);
+  } catch (err) {
+    // Whatever the error carries (a server's words, a hub message, a path), the keys do not leave.
+    throw redactError(err, redact);
+  }
+}
+
+async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: readonly string[], redact: Redactor): Promise<RationalesResult> {
+  const rawSay = ev.onMessage ?? (() => undefined);
+  const say = (m: string): void => rawSay(redact(m));
   const signal = ev.signal ?? new AbortController().signal;
   const spec = parseGeneratorSpec(o.generator);
   validate(o, spec);
@@ -231,15 +262,18 @@ export async function generateRationales(o: RationalesOptions, ev: RationalesEve
   }
 
   const out = path.resolve(o.out);
-  if (existsSync(out)) {
-    const foreign = foreignDataFiles(out);
-    if (foreign.length > 0) {
-      throw new RationalesUsageError(
-        `--out ${out} holds other data files (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}): ` +
-          `the directory loader would mix them with the rationales; choose an empty or new directory`,
-      );
-    }
-  }
+  // --out must not overlap the dataset: writing there mixes the rationales into the source, and
+  // --overwrite there used to delete it.
+  const overlap = checkOutAgainstSource(o.out, o.dataset);
+  if (overlap !== null) throw new RationalesUsageError(overlap);
+  const foreignMessage = (foreign: readonly string[]): string =>
+    `--out ${out} holds files rpo did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? `, ... ${foreign.length} in all` : ''}): ` +
+    `data files the directory loader would mix with the rationales, or files at the names rpo writes ` +
+    `(train/test.parquet|jsonl, ${SIDECAR}, .progress-<split>.jsonl); rpo never removes them, not even with --overwrite: ` +
+    `move them away or choose an empty or new directory`;
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new RationalesUsageError(`--out ${out} is a file, not a directory`);
+  const before = surveyOutDir(out);
+  if (before.foreign.length > 0) throw new RationalesUsageError(foreignMessage(before.foreign));
 
   // The data first: a dataset error should come before a model is loaded.
   const outArgs = outputArgs(o, spec, template);
@@ -253,8 +287,12 @@ export async function generateRationales(o: RationalesOptions, ev: RationalesEve
   }
 
   if (o.overwrite) {
-    const removed = removeOurFiles(out);
-    if (removed.length > 0) say(`--overwrite: removed ${removed.join(', ')} from ${out}`);
+    // Only the files rpo wrote (surveyOutDir decides by content); anything else stays.
+    const now = surveyOutDir(out);
+    if (now.foreign.length > 0) throw new RationalesUsageError(foreignMessage(now.foreign));
+    for (const name of now.ours) rmSync(path.join(out, name), { force: true });
+    const kept = now.others.length > 0 ? `; kept ${now.others.length} other file(s) rpo did not write: ${now.others.slice(0, 5).join(', ')}${now.others.length > 5 ? ', ...' : ''}` : '';
+    if (now.ours.length > 0 || kept) say(`--overwrite: removed ${now.ours.length > 0 ? now.ours.join(', ') : 'nothing'} from ${out}${kept}`);
   }
   const existing = readSidecar(out);
   if (existing && existing.args_hash !== argsHash) {
@@ -285,10 +323,11 @@ export async function generateRationales(o: RationalesOptions, ev: RationalesEve
   const written: Record<string, SplitSummary> = {};
   if (todo.length === 0) return { out, sidecar: path.join(out, SIDECAR), written, skipped };
 
-  // Refuse a journal from other arguments before loading a model.
+  // Refuse a journal from other arguments before loading a model. The journal's copy of the
+  // arguments is masked (a key in a URL or path); the hash, of the real ones, decides.
   for (const w of todo) {
     try {
-      Journal.check(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: w.genArgs });
+      Journal.check(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: redactDeep(w.genArgs, redact) });
     } catch (err) {
       if (err instanceof ResumeMismatchError) throw new RationalesUsageError(err.message);
       throw err;
@@ -334,6 +373,7 @@ export async function generateRationales(o: RationalesOptions, ev: RationalesEve
       baseUrl: spec.baseUrl,
       model: o.model!,
       apiKey,
+      secrets,
       concurrency: o.concurrency,
       timeoutMs: o.timeoutMs,
       retries: o.retries,
@@ -397,9 +437,13 @@ export async function generateRationales(o: RationalesOptions, ev: RationalesEve
 
   try {
     for (const w of todo) {
-      written[w.split] = await runSplit(w, { out, o, generator, template, filters, signal, ev, say });
-      sidecar.splits[w.split] = written[w.split]!;
-      writeSidecar(out, sidecar);
+      const done = await runSplit(w, { out, o, generator, template, filters, signal, ev, say, redact });
+      written[w.split] = done.summary;
+      sidecar.splits[w.split] = done.summary;
+      // The record (with the file's sha256) goes first: the file it names is then provably rpo's
+      // for --overwrite, even after a crash between the two writes (the journal still resumes).
+      writeSidecar(out, redactDeep(sidecar, redact));
+      writeFileAtomic(done.file, [done.bytes]);
       // The split's file and its record are in place: the journal has done its job.
       rmSync(journalFile(out, w.split), { force: true });
     }
@@ -418,6 +462,15 @@ interface SplitContext {
   signal: AbortSignal;
   ev: RationalesEvents;
   say: (m: string) => void;
+  /** Masks the secrets (lib/util/redact.ts). */
+  redact: Redactor;
+}
+
+/** What masking leaves of an outcome: every text a generator or server produced. */
+function redactEntry(e: JournalEntry, redact: Redactor): JournalEntry {
+  if ('error' in e) return { ...e, error: redact(e.error) };
+  if ('text' in e) return { ...e, text: redact(e.text) };
+  return e;
 }
 
 function kindOf(e: JournalEntry, filters: FilterOptions): 'kept' | 'filtered' | 'failed' {
@@ -426,11 +479,18 @@ function kindOf(e: JournalEntry, filters: FilterOptions): 'kept' | 'filtered' | 
   return filterReason(e.text, e.finish, filters) === null ? 'kept' : 'filtered';
 }
 
-async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
-  const { out, o, filters } = c;
-  const journal = Journal.open(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: w.genArgs });
+interface SplitDone {
+  summary: SplitSummary;
+  file: string;
+  bytes: Uint8Array;
+}
+
+async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitDone> {
+  const { out, o, filters, redact } = c;
+  const journal = Journal.open(journalFile(out, w.split), { split: w.split, hash: w.genHash, args: redactDeep(w.genArgs, redact) });
   const outcomes = new Map<number, JournalEntry>();
-  for (const [i, e] of journal.previous) outcomes.set(i, e);
+  // Masked again on the way in: a journal written before masking existed must not leak either.
+  for (const [i, e] of journal.previous) outcomes.set(i, redactEntry(e, redact));
   const done = new Set<number>();
   for (const [i, e] of outcomes) if (!('error' in e) && i < w.rows.length) done.add(i);
   const retrying = [...outcomes.values()].filter((e) => 'error' in e).length;
@@ -441,7 +501,9 @@ async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
   }
   let failuresShown = 0;
   const emit = (batch: GeneratorOutcome[]): void => {
-    const fresh = batch.filter((e) => !done.has(e.i));
+    // Masked before anything is written or shown: the journal, the warnings, and later the
+    // split's file and the sidecar all come from these entries.
+    const fresh = batch.filter((e) => !done.has(e.i)).map((e) => redactEntry(e, redact));
     journal.append(fresh);
     for (const e of fresh) {
       outcomes.set(e.i, e);
@@ -449,7 +511,7 @@ async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
       const kind = kindOf(e, filters);
       progress.add(kind, 'tokens' in e && e.tokens !== null ? e.tokens : 0);
       if ('error' in e) {
-        if (failuresShown < 10) progress.log(`rpo: warning: ${e.id} failed: ${e.error}`);
+        if (failuresShown < 10) progress.log(redact(`rpo: warning: ${e.id} failed: ${e.error}`));
         else if (failuresShown === 10) progress.log(`rpo: warning: further failures are listed in ${SIDECAR}`);
         failuresShown++;
       }
@@ -498,8 +560,8 @@ async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
     kept.push({ prompt: row.prompt, chosen: row.chosen, rejected: row.rejected, rationale: e.text });
   }
   const file = splitFile(out, w.split, o.format);
-  writeSplit(file, kept, o.format);
-  return {
+  const bytes = encodeRows(kept, o.format);
+  const summary: SplitSummary = {
     file: path.basename(file),
     rows: w.rows.length,
     kept: kept.length,
@@ -510,5 +572,7 @@ async function runSplit(w: SplitWork, c: SplitContext): Promise<SplitSummary> {
     filtered_ids: filteredIds,
     generation_hash: w.genHash,
     finished_at: new Date().toISOString(),
+    sha256: sha256Hex(bytes),
   };
+  return { summary, file, bytes };
 }

@@ -3,7 +3,9 @@
 // exponential backoff and jitter on 429 / 408 / 5xx / connection errors / timeouts (a server's
 // Retry-After is honoured), and errors that say what was wrong on other 4xx answers and on
 // malformed bodies. The API key goes in `Authorization: Bearer` and nowhere else: every message
-// that leaves this module has it replaced by "***".
+// and every completion that leaves this module has it (and any 6+ character piece of it) replaced
+// by "***" — masked before any cut, so a key straddling the cut cannot leave half of itself.
+import { cutText, makeRedactor, type Redactor } from '../util/redact.js';
 import type { Generator, GeneratorOutcome, WorkRow } from './generator.js';
 
 export interface OpenAIOptions {
@@ -13,6 +15,8 @@ export interface OpenAIOptions {
   model: string;
   /** Sent as `Authorization: Bearer <key>` when set. */
   apiKey?: string;
+  /** Other secrets to mask in messages and completions (e.g. HF_TOKEN); the key always is. */
+  secrets?: readonly string[];
   concurrency: number;
   timeoutMs: number;
   /** Retries after the first attempt. */
@@ -68,11 +72,12 @@ export interface Completion {
   tokens: number | null;
 }
 
-/** Replaces every occurrence of `secret` in `text` with ***. */
+/** Replaces every occurrence of `secret` (and every 6+ character piece of it) in `text` with *** (lib/util/redact.ts). */
 export function redact(text: string, secret: string | undefined): string {
-  if (!secret || secret.length < 4) return text;
-  return text.split(secret).join('***');
+  return makeRedactor([secret])(text);
 }
+
+const NO_REDACTION: Redactor = (t) => t;
 
 /** Retry-After (seconds or an HTTP date) or retry-after-ms, in ms; undefined when absent or bad. */
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
@@ -104,30 +109,42 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function snippet(text: string, n = 200): string {
-  const one = text.replace(/\s+/g, ' ').trim();
-  return one.length > n ? `${one.slice(0, n)}…` : one;
+/** At most this many characters of what a server said go into a message. */
+const SNIPPET_CHARS = 200;
+
+/** Masks, then cuts (never the other way round: see lib/util/redact.ts). */
+function snippet(text: string, redact: Redactor, n = SNIPPET_CHARS): string {
+  return cutText(redact(text), n);
 }
 
-/** The server's own error message from an error body, else the body's start. */
-function serverMessage(body: string): string {
+/**
+ * The server's own error message from an error body, else the body's start; masked, then cut.
+ * The message is taken from the parsed JSON (where "\u0073k-..." is the key again), so masking
+ * applies to what JSON.parse returns, not only to the raw body.
+ */
+export function serverMessage(body: string, redact: Redactor = NO_REDACTION): string {
+  let message: string | undefined;
   try {
     const doc = JSON.parse(body) as { error?: unknown; message?: unknown; detail?: unknown };
     const e = doc.error;
-    if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
-    if (typeof e === 'string') return e;
-    if (typeof doc.message === 'string') return doc.message;
-    if (typeof doc.detail === 'string') return doc.detail;
+    if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') message = (e as { message: string }).message;
+    else if (typeof e === 'string') message = e;
+    else if (typeof doc.message === 'string') message = doc.message;
+    else if (typeof doc.detail === 'string') message = doc.detail;
   } catch {
     // not JSON: show the text
   }
-  return snippet(body) || '(empty body)';
+  return snippet(message ?? body, redact) || '(empty body)';
 }
 
-/** Parses a 2xx body into a completion; throws a 'row' error naming what is malformed. */
-export function parseCompletion(body: string, url: string): Completion {
+/**
+ * Parses a 2xx body into a completion; throws a 'row' error naming what is malformed. With
+ * `redact`, the completion's text and the body quoted in errors are masked (a server can echo
+ * the key in `choices[0].message.content`).
+ */
+export function parseCompletion(body: string, url: string, redact: Redactor = NO_REDACTION): Completion {
   const bad = (what: string): OpenAIError =>
-    new OpenAIError(`malformed response from ${url}: ${what} (body: ${snippet(body) || '(empty)'})`, 'row');
+    new OpenAIError(`malformed response from ${url}: ${what} (body: ${snippet(body, redact) || '(empty)'})`, 'row');
   let doc: unknown;
   try {
     doc = JSON.parse(body);
@@ -146,7 +163,7 @@ export function parseCompletion(body: string, url: string): Completion {
   if (content !== null && content !== undefined && typeof content !== 'string') throw bad('choices[0].message.content is not a string');
   const usage = (doc as { usage?: { completion_tokens?: unknown } }).usage;
   const tokens = usage && typeof usage.completion_tokens === 'number' ? usage.completion_tokens : null;
-  return { text: typeof content === 'string' ? content : '', finish: c.finish_reason === 'length' ? 'length' : 'stop', tokens };
+  return { text: typeof content === 'string' ? redact(content) : '', finish: c.finish_reason === 'length' ? 'length' : 'stop', tokens };
 }
 
 function networkCause(err: unknown): string {
@@ -159,14 +176,16 @@ function networkCause(err: unknown): string {
 
 export class OpenAIGenerator implements Generator {
   readonly url: string;
+  private readonly redactor: Redactor;
 
   constructor(private readonly opts: OpenAIOptions) {
+    this.redactor = makeRedactor([opts.apiKey, ...(opts.secrets ?? [])]);
     this.url = chatCompletionsUrl(opts.baseUrl);
     if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new OpenAIError('--concurrency must be an integer >= 1', 'fatal');
   }
 
   private redact(s: string): string {
-    return redact(s, this.opts.apiKey);
+    return this.redactor(s);
   }
 
   /** One attempt. Throws OpenAIError(kind). */
@@ -204,13 +223,13 @@ export class OpenAIGenerator implements Generator {
     } catch (err) {
       if (signal.aborted) throw new OpenAIError('interrupted', 'fatal');
       if (timedOut) throw new OpenAIError(`no answer within ${(o.timeoutMs / 1000).toFixed(1)} s (timeout)`, 'retry');
-      throw new OpenAIError(`connection error: ${networkCause(err)}`, 'retry');
+      throw new OpenAIError(`connection error: ${this.redact(networkCause(err))}`, 'retry');
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
-    if (status >= 200 && status < 300) return parseCompletion(text, this.url);
-    const what = `HTTP ${status} from ${this.url}: ${serverMessage(text)}`;
+    if (status >= 200 && status < 300) return parseCompletion(text, this.url, this.redactor);
+    const what = `HTTP ${status} from ${this.url}: ${serverMessage(text, this.redactor)}`;
     if (status === 429 || status === 408 || status === 409 || status >= 500) {
       throw new OpenAIError(what, 'retry', retryAfterMs(resHeaders));
     }

@@ -10,7 +10,15 @@
 // lib/data/sources/splits.ts) reads them as the train and test splits; the sidecar's name holds
 // no split keyword, so the loader ignores it, and dot-files are skipped. Every file is written to
 // a temp file and renamed into place.
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+//
+// What is "ours" is decided by content, never by name alone (a user's own train.parquet has the
+// same name as ours): the sidecar is ours when it is an rpo sidecar; a split file when the sidecar
+// records it with its sha256 (written before the file, so a crash in between leaves nothing
+// unaccounted); a journal when it starts with an rpo journal header. --overwrite removes those and
+// nothing else; any other data file, or a file at one of our names that rpo did not write, makes
+// the directory unusable as --out (surveyOutDir), and is never touched.
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -69,6 +77,8 @@ export interface SplitSummary {
   /** The hash of the arguments and data that decided this split's generations. */
   generation_hash: string;
   finished_at: string;
+  /** sha256 of the split file's bytes: how --overwrite knows the file is the one rpo wrote (absent in sidecars before 0.1). */
+  sha256?: string;
 }
 
 export interface Sidecar {
@@ -87,13 +97,23 @@ export interface Sidecar {
   splits: Record<string, SplitSummary>;
 }
 
+/** Whether a parsed rationales.json is an rpo sidecar (what writeSidecar writes). */
+export function isSidecar(doc: unknown): doc is Sidecar {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return false;
+  const d = doc as Record<string, unknown>;
+  return typeof d.rpo_version === 'string' && typeof d.args_hash === 'string' && d.splits !== null && typeof d.splits === 'object' && !Array.isArray(d.splits);
+}
+
 export function readSidecar(outDir: string): Sidecar | null {
   const file = path.join(outDir, SIDECAR);
   if (!existsSync(file)) return null;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Sidecar;
+    const doc: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (!isSidecar(doc)) throw new Error('not an rpo sidecar (no rpo_version, args_hash, splits)');
+    return doc;
   } catch (err) {
-    throw new Error(`${file} is not valid JSON (${(err as Error).message}); remove it or use --overwrite`);
+    // Not ours: --overwrite will not remove it either (surveyOutDir refuses the directory first).
+    throw new Error(`${file} is not an rpo rationales sidecar (${(err as Error).message}); move it away or choose another --out`);
   }
 }
 
@@ -101,7 +121,11 @@ export function writeSidecar(outDir: string, sidecar: Sidecar): void {
   writeFileAtomic(path.join(outDir, SIDECAR), [Buffer.from(JSON.stringify(sidecar, null, 2) + '\n')]);
 }
 
-/** Files of ours in an output directory: split files, the sidecar, journals, temp files of atomic writes. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Names rpo writes in an output directory: split files, the sidecar, journals, temp files of atomic writes (by name only: see surveyOutDir for whose they are). */
 export function isOurFile(name: string): boolean {
   return (
     name === SIDECAR ||
@@ -111,31 +135,96 @@ export function isOurFile(name: string): boolean {
   );
 }
 
-/** Data files in `outDir` that are not ours (writing next to them would mix datasets). */
-export function foreignDataFiles(outDir: string): string[] {
-  if (!existsSync(outDir)) return [];
-  const out: string[] = [];
+const JOURNAL_HEADER_START = '{"journal":"rpo-rationales"';
+
+/**
+ * Whether a journal file is rpo's: its first line starts with the header rpo writes, or (killed
+ * while writing it) the file is a start of that header.
+ */
+export function isOurJournal(file: string): boolean {
+  let head: string;
+  try {
+    head = readFileSync(file).subarray(0, 4096).toString('utf8');
+  } catch {
+    return false;
+  }
+  const first = head.split('\n', 1)[0]!;
+  return first.startsWith(JOURNAL_HEADER_START) || (!head.includes('\n') && JOURNAL_HEADER_START.startsWith(first));
+}
+
+export interface OutDirSurvey {
+  /** Files rpo wrote (top level): what --overwrite removes. */
+  ours: string[];
+  /**
+   * Files rpo did not write that stop it from using the directory: data files the directory
+   * loader would mix with the rationales, and files at the names rpo writes (train.parquet, its
+   * sidecar, its journals) that are not rpo's. Relative paths, '/'.
+   */
+  foreign: string[];
+  /** Everything else (notes, scripts, ...): left alone. Relative paths, '/'. */
+  others: string[];
+  /** The rpo sidecar, when there is one. */
+  sidecar: Sidecar | null;
+}
+
+/** Sorts the files of an output directory into ours, foreign ones that block it, and others. */
+export function surveyOutDir(outDir: string): OutDirSurvey {
+  const survey: OutDirSurvey = { ours: [], foreign: [], others: [], sidecar: null };
+  if (!existsSync(outDir)) return survey;
+  const sidecarFile = path.join(outDir, SIDECAR);
+  if (existsSync(sidecarFile)) {
+    try {
+      const doc: unknown = JSON.parse(readFileSync(sidecarFile, 'utf8'));
+      if (isSidecar(doc)) survey.sidecar = doc;
+    } catch {
+      // not ours: foreign below
+    }
+  }
+  const recorded = new Map<string, SplitSummary>();
+  for (const s of Object.values(survey.sidecar?.splits ?? {})) if (s && typeof s.file === 'string') recorded.set(s.file, s);
+  const isOurs = (name: string, full: string): boolean => {
+    if (name === SIDECAR) return survey.sidecar !== null;
+    if (/^(train|test)\.(parquet|jsonl)$/.test(name)) {
+      const rec = recorded.get(name);
+      if (!rec) return false;
+      // A sidecar from before sha256 was recorded names the file: that is all there is to go on.
+      return rec.sha256 === undefined || sha256Hex(readFileSync(full)) === rec.sha256;
+    }
+    if (/^\.progress-(train|test)\.jsonl$/.test(name)) return isOurJournal(full);
+    return isOurFile(name); // temp files of our atomic writes (.train.parquet.tmp-<pid>-<random>)
+  };
   const walk = (dir: string, prefix: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.name.startsWith('.')) continue;
-      const rel = `${prefix}${e.name}`;
-      if (e.isDirectory()) walk(path.join(dir, e.name), `${rel}/`);
-      else if (/\.(jsonl|json|parquet)$/i.test(e.name) && !(prefix === '' && isOurFile(e.name))) out.push(rel);
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const rel = `${prefix}${name}`;
+      const st = lstatSync(full);
+      if (st.isDirectory()) {
+        // The loader skips dot-directories; so does this.
+        if (!name.startsWith('.')) walk(full, `${rel}/`);
+        else survey.others.push(`${rel}/`);
+        continue;
+      }
+      if (prefix === '' && st.isFile() && isOurFile(name)) {
+        (isOurs(name, full) ? survey.ours : survey.foreign).push(rel);
+      } else if (!name.startsWith('.') && /\.(jsonl|json|parquet)$/i.test(name)) {
+        survey.foreign.push(rel);
+      } else {
+        survey.others.push(rel);
+      }
     }
   };
   walk(outDir, '');
-  return out.sort();
+  return survey;
 }
 
-/** --overwrite: removes our files (and nothing else) from `outDir`. */
+/** Data files and files at our names in `outDir` that rpo did not write (see surveyOutDir). */
+export function foreignDataFiles(outDir: string): string[] {
+  return surveyOutDir(outDir).foreign;
+}
+
+/** --overwrite: removes the files rpo wrote (and nothing else) from `outDir`. */
 export function removeOurFiles(outDir: string): string[] {
-  if (!existsSync(outDir)) return [];
-  const removed: string[] = [];
-  for (const name of readdirSync(outDir)) {
-    if (isOurFile(name)) {
-      rmSync(path.join(outDir, name), { force: true });
-      removed.push(name);
-    }
-  }
-  return removed;
+  const { ours } = surveyOutDir(outDir);
+  for (const name of ours) rmSync(path.join(outDir, name), { force: true });
+  return ours;
 }

@@ -6,7 +6,7 @@
 // `prompt`, `chosen` and `rejected`.
 //
 // The built-ins name the responses the way RDPO's rationale context does at training time
-// (DESIGN.md: "Response above: <chosen> or Response below: <rejected>"), and say which one was
+// (docs/design.md: "Response above: <chosen> or Response below: <rejected>"), and say which one was
 // preferred, so the generated text refers to "the response above" (the preferred, chosen one)
 // and "the response below" (the rejected one) exactly as the context it is trained under.
 // The check for rationales that argue for the rejected response (filters.ts) relies on it.

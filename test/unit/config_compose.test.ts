@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { applyOverride, composeConfig, splitHydraArgv } from '../../lib/config/compose.js';
-import { ConfigError, closest, editDistance } from '../../lib/config/errors.js';
+import { ConfigError, closest, editDistance, suggestKey } from '../../lib/config/errors.js';
 import {
   DEFAULT_CONFIG_DIR,
   composeRun,
@@ -466,8 +466,11 @@ describe("the seed README's commands", () => {
     expect(config.mode).toBe('train');
     expect(config.local_run_dir).toBe('data/rdpo_g0-001_lr5e-7_orcaratspec_mistral7b2');
     expect(config).toMatchObject({ seed: 1, n_epochs: 1, optimizer: 'AdamW', warmup_steps: 150, eval_every: 20000, top_p: 0.95 });
-    expect(config.human_prefix).toBe('\n<|user|>\n');
-    expect(config.assistant_prefix).toBe('\n<|assistant|>\n');
+    // the seed's active formatting (issue 12), not HALOs' commented-out one
+    expect(config.human_prefix).toBe('<|start_header_id|>user<|end_header_id|>');
+    expect(config.assistant_prefix).toBe('<|start_header_id|>assistant<|end_header_id|>');
+    expect(config.human_suffix).toBe('<|eot_id|>');
+    expect(config.assistant_suffix).toBe('<|eot_id|>');
     expect(notices).toEqual([]);
   });
 
@@ -557,6 +560,30 @@ describe('suggestions', () => {
     expect(editDistance('', 'abc')).toBe(3);
     expect(closest('gama', ['beta', 'gamma', 'name'])).toBe('gamma');
     expect(closest('zzzzzzzz', ['beta', 'gamma'])).toBeUndefined();
+  });
+
+  it('suggestKey never suggests the key itself, and names the full path of a key in another section', () => {
+    expect(suggestKey('precision', ['precision', 'seed', 'lr'])).toBeUndefined();
+    expect(suggestKey('max_length', ['max_length', 'model.max_length', 'model.max_prompt_length'])).toBe('model.max_length');
+    expect(suggestKey('model.beta', ['model.peft', 'loss.beta'])).toBe('loss.beta');
+    expect(suggestKey('max_lenght', ['lr', 'model.max_length'])).toBe('model.max_length');
+    expect(suggestKey('loss.gama', ['loss.gama', 'loss.gamma', 'loss.name'])).toBe('loss.gamma');
+  });
+
+  it('an unknown key added on the command line is never its own suggestion', () => {
+    const base = ['loss=dpo', 'model=tiny', 'datasets=[x]', 'exp_name=e'];
+    const message = (o: string): string => errorOf(() => loadConfig({ overrides: [...base, o], env: NO_ENV })).message;
+    for (const o of ['++mixed_precision=bf16', '+mixed_precision=bf16', '++model.mixed_precision=bf16']) {
+      const key = o.replace(/^\++/, '').split('=')[0]!;
+      expect(message(o)).toMatch(new RegExp(`^unknown key '${key.replace('.', '\\.')}': rpo does not read it`));
+      expect(message(o)).not.toContain(`did you mean '${key}'`);
+    }
+    // The right name in the wrong place: the full path where the key exists.
+    expect(message('+max_length=512')).toBe("unknown key 'max_length': rpo does not read it (did you mean 'model.max_length'?)");
+    expect(message('+gamma=0.1')).toBe("unknown key 'gamma': rpo does not read it (did you mean 'loss.gamma'?)");
+    expect(message('++model.beta=0.1')).toBe("unknown key 'model.beta': rpo does not read it (did you mean 'loss.beta'?)");
+    // key=value on a key that exists only elsewhere.
+    expect(message('max_length=512')).toMatch(/there is no key 'max_length' \(did you mean 'model\.max_length'\?\)/);
   });
 
   it('DEFAULT_CONFIG_DIR is the package configs/', () => {

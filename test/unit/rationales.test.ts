@@ -3,7 +3,7 @@
 // (read back with rpo's own readers and split rules), and the OpenAI-compatible client against a
 // real node:http server on 127.0.0.1 speaking chat completions (retries, backoff, Retry-After,
 // timeouts, resets, malformed bodies, 4xx, concurrency, the API key).
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -25,7 +25,7 @@ import {
   retryAfterMs,
   type OpenAIOptions,
 } from '../../lib/rationales/openai.js';
-import { SIDECAR, encodeRows, foreignDataFiles, isOurFile, removeOurFiles, writeSplit } from '../../lib/rationales/output.js';
+import { SIDECAR, encodeRows, foreignDataFiles, isOurFile, removeOurFiles, sha256Hex, surveyOutDir, writeSplit } from '../../lib/rationales/output.js';
 import { BUILTIN_TEMPLATES, DETAILED_TEMPLATE, GENERAL_TEMPLATE, TemplateError, compileTemplate, loadTemplate } from '../../lib/rationales/prompts.js';
 import { describeRows } from '../../lib/rationales/progress.js';
 import { toOptions, type RationalesArgs } from '../../lib/commands/rationales.js';
@@ -238,17 +238,41 @@ describe('output files', () => {
     expect(test.map((r) => r.prompt)).toEqual(['p2\nline']);
   });
 
-  it('knows its own files; finds foreign data files; --overwrite removes only its own', () => {
+  it('knows its own files by content, not by name; finds foreign files; --overwrite removes only its own', () => {
     const dir = path.join(tmp, 'out-mixed');
     mkdirSync(path.join(dir, 'sub'), { recursive: true });
-    for (const f of ['train.parquet', 'test.jsonl', SIDECAR, '.progress-test.jsonl', 'notes.txt', 'other.jsonl', 'sub/x.parquet']) {
-      writeFileSync(path.join(dir, f), 'x');
-    }
+    // rpo's: a sidecar recording train.parquet with its sha256, the file itself, a journal, a temp file.
+    const bytes = encodeRows(rows, 'parquet');
+    writeFileSync(path.join(dir, 'train.parquet'), bytes);
+    const record = { file: 'train.parquet', rows: 2, kept: 2, filtered: {}, failed: 0, generated_tokens: 0, failures: [], filtered_ids: {}, generation_hash: 'h', finished_at: 't', sha256: sha256Hex(bytes) };
+    writeFileSync(path.join(dir, SIDECAR), JSON.stringify({ rpo_version: '0.1.0', args_hash: 'a', args: {}, splits: { train: record } }));
+    Journal.open(path.join(dir, '.progress-test.jsonl'), { split: 'test', hash: 'h', args: {} }).close();
+    writeFileSync(path.join(dir, '.train.parquet.tmp-12-abc'), 'x');
+    // not rpo's: an unrecorded split-named file, other data, notes.
+    for (const f of ['test.jsonl', 'notes.txt', 'other.jsonl', 'sub/x.parquet']) writeFileSync(path.join(dir, f), 'x');
     expect(isOurFile('.train.parquet.tmp-12-abc')).toBe(true);
     expect(isOurFile('valid.parquet')).toBe(false);
-    expect(foreignDataFiles(dir)).toEqual(['other.jsonl', 'sub/x.parquet']);
-    expect(removeOurFiles(dir).sort()).toEqual(['.progress-test.jsonl', SIDECAR, 'test.jsonl', 'train.parquet'].sort());
-    expect(foreignDataFiles(dir)).toEqual(['other.jsonl', 'sub/x.parquet']);
+    const survey = surveyOutDir(dir);
+    expect(survey.ours).toEqual(['.progress-test.jsonl', '.train.parquet.tmp-12-abc', SIDECAR, 'train.parquet']);
+    expect(survey.foreign).toEqual(['other.jsonl', 'sub/x.parquet', 'test.jsonl']);
+    expect(survey.others).toEqual(['notes.txt']);
+    expect(foreignDataFiles(dir)).toEqual(['other.jsonl', 'sub/x.parquet', 'test.jsonl']);
+
+    // The same names with other content are not rpo's.
+    const fake = path.join(tmp, 'out-fake');
+    mkdirSync(fake);
+    writeFileSync(path.join(fake, 'train.parquet'), encodeRows(rows.slice(1), 'parquet'));
+    writeFileSync(path.join(fake, '.progress-train.jsonl'), '{"mine": true}\n');
+    writeFileSync(path.join(fake, SIDECAR), JSON.stringify({ my: 'notes' }));
+    expect(surveyOutDir(fake)).toMatchObject({ ours: [], foreign: ['.progress-train.jsonl', SIDECAR, 'train.parquet'] });
+    // A recorded file whose bytes changed since is not rpo's any more.
+    writeFileSync(path.join(fake, SIDECAR), JSON.stringify({ rpo_version: '0.1.0', args_hash: 'a', args: {}, splits: { train: record } }));
+    expect(surveyOutDir(fake)).toMatchObject({ ours: [SIDECAR], foreign: ['.progress-train.jsonl', 'train.parquet'] });
+
+    expect(removeOurFiles(dir)).toEqual(['.progress-test.jsonl', '.train.parquet.tmp-12-abc', SIDECAR, 'train.parquet']);
+    expect(readdirSync(dir).sort()).toEqual(['notes.txt', 'other.jsonl', 'sub', 'test.jsonl']);
+    expect(removeOurFiles(fake)).toEqual([SIDECAR]);
+    expect(readdirSync(fake).sort()).toEqual(['.progress-train.jsonl', 'train.parquet']);
   });
 });
 

@@ -10,10 +10,12 @@ import {
   planSafetensors,
   readSafetensorsHeader,
   resolveCheckpoint,
+  writeFileAtomic,
   writeSafetensorsFile,
   type WritableTensor,
 } from '../../lib/model/safetensors.js';
 import type { ParamInfo, TensorSpec } from '../../lib/native.js';
+import { mountSmallDisk } from '../native/tmpfs.js';
 
 let root: string;
 let counter = 0;
@@ -186,6 +188,25 @@ describe('readSafetensorsHeader rejects malformed files, naming the file', () =>
   it('a JSON array header', () => {
     const file = rawFile(path.join(freshDir(), 'array.safetensors'), '[{"dtype":"F32"}]');
     expect(() => readSafetensorsHeader(file)).toThrow(/array\.safetensors: header does not start with "\{" \(found "\["\)/);
+  });
+
+  it('a header nested 200k deep is a clear error naming the file, not a stack overflow', () => {
+    const deep = 200_000;
+    const nested = '['.repeat(deep) + ']'.repeat(deep);
+    const file = rawFile(path.join(freshDir(), 'deep.safetensors'), `{"a":${nested}}`);
+    expect(() => readSafetensorsHeader(file)).toThrow(/deep\.safetensors: header is nested more than \d+ levels deep; the file is malformed/);
+    // the same inside a tensor entry, where the shape is validated
+    const shape = rawFile(path.join(freshDir(), 'shape.safetensors'), `{"w":{"dtype":"F32","shape":${nested},"data_offsets":[0,0]}}`);
+    expect(() => readSafetensorsHeader(shape)).toThrow(/shape\.safetensors: header is nested more than/);
+    // brackets inside strings are not nesting: a real header with odd tensor names still reads
+    const names = rawFile(path.join(freshDir(), 'names.safetensors'), headerJson({ ['['.repeat(500)]: okTensor, ['{'.repeat(500) + '\\"']: { dtype: 'F32', shape: [0], data_offsets: [8, 8] } }), bytes(8));
+    expect(readSafetensorsHeader(names).tensors.map((t) => t.name).sort()).toEqual(['['.repeat(500), '{'.repeat(500) + '\\"'].sort());
+  });
+
+  it('an index file nested 200k deep names the index', () => {
+    const dir = freshDir();
+    writeFileSync(path.join(dir, 'model.safetensors.index.json'), `{"weight_map":{"w":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`);
+    expect(() => resolveCheckpoint(dir)).toThrow(/model\.safetensors\.index\.json: JSON is nested more than \d+ levels deep/);
   });
 
   it('header bytes that are not UTF-8, and an all-space header', () => {
@@ -622,5 +643,31 @@ describe('resolveCheckpoint', () => {
     expect(() => resolveCheckpoint(dir)).toThrow(/index\.json: weight_map entry for tensor "w" points outside the checkpoint directory/);
     writeFileSync(indexFile, JSON.stringify({ weight_map: { w: 3 } }));
     expect(() => resolveCheckpoint(dir)).toThrow(/index\.json: weight_map entry for tensor "w" is not a file name/);
+  });
+});
+
+const disk = mountSmallDisk(256);
+if ('skip' in disk) console.warn(`SKIPPED writeFileAtomic disk-full test: ${disk.skip}`);
+const mounted = 'dir' in disk ? disk : undefined;
+
+describe.skipIf(!mounted)('writeFileAtomic on a full disk (a real tmpfs)', () => {
+  afterAll(() => mounted?.unmount());
+
+  it('throws "no space left on device writing FILE", keeps the old file, leaves no temp file', () => {
+    const d = mounted!;
+    const file = path.join(d.dir, 'config.json');
+    writeFileSync(file, 'old');
+    d.fill(8 * 1024);
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      writeFileAtomic(file, [Buffer.alloc(64 * 1024, 0x20)]);
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    expect(err?.message).toBe(`no space left on device writing ${file}`);
+    expect(err?.code).toBe('ENOSPC');
+    expect(err?.path).toBe(file);
+    expect(readFileSync(file, 'utf8')).toBe('old');
+    expect(readdirSync(d.dir).sort()).toEqual(['.filler', 'config.json']);
   });
 });
