@@ -80,7 +80,8 @@ describe('rpo train', () => {
   });
 
   it('intermediate_checkpoints keeps a step-N directory at every evaluation', () => {
-    const r = rpo(['train', 'loss=sft', ...base('steps', ['n_examples=16', 'eval_every=8', 'intermediate_checkpoints=true', 'do_first_eval=false'])]);
+    // 20 examples in full batches of 4 (drop_last): evaluations at 8 and 16 examples, the final one at 20
+    const r = rpo(['train', 'loss=sft', ...base('steps', ['n_examples=20', 'eval_every=8', 'intermediate_checkpoints=true', 'do_first_eval=false'])]);
     expect(r.code, r.stderr).toBe(0);
     // periodic evaluations (every 8 examples) are the eval records before the final one
     const evalSteps = lines(path.join(work, 'steps', 'metrics.jsonl')).filter((m) => m.eval_loss !== undefined).map((m) => m.step!);
@@ -93,7 +94,8 @@ describe('rpo train', () => {
   });
 
   it('rpo data shows formatted, tokenized RDPO examples and length statistics', () => {
-    const r = rpo(['data', 'loss=rdpo', ...base('data-preview'), '--n', '2']);
+    // room for the whole rationale context with the seed's (long) prefixes: nothing cut from its start
+    const r = rpo(['data', 'loss=rdpo', ...base('data-preview', ['model.max_length=256', 'model.max_prompt_length=192']), '--n', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\[chosen\] \d+ tokens/);
     expect(r.stdout).toMatch(/\[rationale\] \d+ tokens/);

@@ -258,7 +258,8 @@ describe('named datasets through the (local) hub', () => {
   });
 
   it('an unknown name lists the known ones', async () => {
-    const err = (await loadPreferenceSplit('orcarat', 'train', { hub: hub() }).catch((e: unknown) => e)) as Error;
+    // (orcarat is a seed name since issue 12: an unknown one is needed here)
+    const err = (await loadPreferenceSplit('orcarationale', 'train', { hub: hub() }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(DatasetError);
     for (const name of KNOWN_DATASETS) expect(err.message).toContain(name);
     expect(err.message).toMatch(/not an existing file or directory/);
@@ -276,7 +277,12 @@ describe('local paths', () => {
     const dir = path.join(FIXTURES, 'pairs');
     const train = await loadPreferenceSplit(dir, 'train');
     expect(train).toHaveLength(5);
-    expect(train[2]!.rationale).toBeUndefined();
+    expect(train[2]!.rationale).toBe('2+2 is 4; the other answer is off by one.');
+    // Without a value (no key, null) a row has no rationale; the loader accepts it (sft / dpo read
+    // none), and a loss that needs one refuses it (lib/train/data.ts, test/unit/run_data.test.ts).
+    const partial = await loadPreferenceSplit(path.join(FIXTURES, 'rationales', 'partial'), 'train');
+    expect(partial.map((r) => r.rationale === undefined)).toEqual([false, false, true, false, true, false, false, false]);
+    expect(partial[5]!.rationale).toBe('');
     expect(train[0]).toEqual({ id: `${dir}:train:0`, prompt: 'What is 0+0?', chosen: '0.', rejected: '1.', rationale: '0+0 is 0; the other answer is off by one.' });
     expect((await loadPreferenceSplit(dir, 'test')).map((r) => r.prompt)).toEqual(['Name a prime.', 'Capital of France?']);
     expect((await loadPromptSplit(dir, 'test')).map((r) => r.prompt)).toEqual(['Name a prime.', 'Capital of France?']);

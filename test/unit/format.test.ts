@@ -1,4 +1,4 @@
-// Prompt, response and rationale-context formatting against literals written from DESIGN.md.
+// Prompt, response and rationale-context formatting against literals written from docs/design.md.
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {

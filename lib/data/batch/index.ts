@@ -27,7 +27,7 @@
 //    is dropped when a sequence the batches use is dropped, and counted (tokenStats).
 import type { RowBatch } from '../../native.js';
 import type { PreferenceRow } from '../types.js';
-import { formatExample, type FormatConfig } from '../format/index.js';
+import { formatExample, formatPair, type FormatConfig } from '../format/index.js';
 import type { Tokenizer } from '../tokenize/index.js';
 import { shuffleInPlace } from './shuffle.js';
 
@@ -144,6 +144,16 @@ export async function tokenizeSequence(prompt: string, response: string, tok: Se
   };
 }
 
+/**
+ * A raw prompt and response, formatted (prefixes or chat template: formatPair) and tokenized
+ * (tokenizeSequence): what training makes of a row's chosen or rejected response. Scoring a
+ * response outside training (Policy.logprob) goes through here to see the same tokens.
+ */
+export async function tokenizePair(prompt: string, response: string, tok: SequenceTokenizer, cfg: TokenizeConfig): Promise<TokenizedSequence> {
+  const f = formatPair(prompt, response, cfg, tok);
+  return tokenizeSequence(f.prompt, f.response, tok, cfg);
+}
+
 /** Formats (FormatConfig) and tokenizes one row: chosen, rejected and, when present, rationale. */
 export async function tokenizeExample(row: PreferenceRow, tok: SequenceTokenizer, cfg: TokenizeConfig): Promise<TokenizedExample> {
   checkLimits(cfg);
@@ -214,6 +224,35 @@ export interface BatchOptions {
   dropLast?: boolean;
 }
 
+/**
+ * The examples one epoch trains on: all `n`, or with dropLast only the whole batches (the seed's
+ * loaders yielded full batches only, so an epoch's last smaller batch was never trained). Throws
+ * when dropLast leaves no batch at all.
+ */
+export function examplesPerEpoch(n: number, batchSize: number, dropLast: boolean): number {
+  if (!dropLast) return n;
+  if (n < batchSize) {
+    throw new Error(
+      `model.batch_size=${batchSize} is more than the ${n} training examples: with drop_last=true (the seed's batching: full batches only) ` +
+        `an epoch has no batch to train; lower model.batch_size or set drop_last=false`,
+    );
+  }
+  return n - (n % batchSize);
+}
+
+/**
+ * One epoch's global batches, in order: the items shuffled by (seed, epoch) — the same order
+ * makeBatches uses — cut into batches of batchSize; with dropLast a last smaller batch is left
+ * out. A function of (items, seed, epoch) alone, so a resumed run sees the same batches.
+ */
+export function epochOrder<T>(items: readonly T[], o: { batchSize: number; seed: number; epoch: number; dropLast: boolean }): T[][] {
+  const shuffled = shuffleInPlace([...items], o.seed, o.epoch);
+  const end = examplesPerEpoch(shuffled.length, o.batchSize, o.dropLast);
+  const order: T[][] = [];
+  for (let i = 0; i < end; i += o.batchSize) order.push(shuffled.slice(i, Math.min(i + o.batchSize, end)));
+  return order;
+}
+
 export interface Batch extends RowBatch {
   /** Pairs in this batch: rows = nPairs × groups. */
   nPairs: number;
@@ -278,6 +317,14 @@ function layout(group: readonly TokenizedExample[], groups: Groups, multiple: nu
       kinds.push(ROW_KIND[kind]);
     }
   }
+  return { ...layoutRows(rows, multiple, padId), nPairs: n, exampleIds: group.map((ex) => ex.id), kinds: Uint8Array.from(kinds) };
+}
+
+/**
+ * Sequences as the engine's rows, right-padded to the longest (rounded up to a multiple of
+ * `multiple`); lossMask is 1 on response tokens (EOS included), 0 on prompt and padding.
+ */
+export function layoutRows(rows: readonly TokenizedSequence[], multiple = 1, padId = 0): RowBatch & { lengths: Int32Array } {
   let T = 0;
   for (const s of rows) T = Math.max(T, s.ids.length);
   T = Math.ceil(T / multiple) * multiple;
@@ -296,17 +343,7 @@ function layout(group: readonly TokenizedExample[], groups: Groups, multiple: nu
       if (t >= s.promptLength && t > 0) lossMask[base + t] = 1;
     }
   });
-  return {
-    rows: R,
-    seqLen: T,
-    inputIds,
-    attentionMask,
-    lossMask,
-    nPairs: n,
-    exampleIds: group.map((ex) => ex.id),
-    kinds: Uint8Array.from(kinds),
-    lengths,
-  };
+  return { rows: R, seqLen: T, inputIds, attentionMask, lossMask, lengths };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 // JSON: an array of objects, or {"data": [...]} (the `field="data"` form HF datasets reads).
 // Like HF datasets' json loader, a `.json` file that is really JSON lines is read as such.
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 
 import { parseJsonlLine } from './jsonl.js';
 import { DataFileError, describeType, isPlainObject, type DataRecord, type SourceRecord } from './records.js';
+import { Utf8Issues, decodeUtf8, defaultWarn, invalidLines } from './utf8.js';
 
 /** The list of records a parsed JSON document holds, or a message saying why it holds none. */
 function recordsOf(doc: unknown): unknown[] | string {
@@ -36,9 +38,28 @@ function* jsonlRecords(text: string, file: string): Generator<SourceRecord> {
   }
 }
 
-/** Reads the records of a `.json` file (the whole file is parsed at once). */
-export async function* readJson(file: string): AsyncGenerator<SourceRecord> {
-  const text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
+export interface JsonReadOptions {
+  /** Warnings (invalid UTF-8); default: stderr. */
+  onWarning?: (message: string) => void;
+}
+
+/** Reads the records of a `.json` (or `.json.gz`) file (the whole file is parsed at once); invalid UTF-8 is read as U+FFFD and warned about, with its lines. */
+export async function* readJson(file: string, opts: JsonReadOptions = {}): AsyncGenerator<SourceRecord> {
+  let bytes = await readFile(file);
+  if (file.toLowerCase().endsWith('.gz')) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (err) {
+      throw new DataFileError(`${file}: cannot read as gzip (${err instanceof Error ? err.message : String(err)})`, file);
+    }
+  }
+  const { text: decoded, replaced } = decodeUtf8(bytes);
+  if (replaced > 0) {
+    const issues = new Utf8Issues(file, 'line');
+    for (const { line, replaced: n } of invalidLines(bytes)) issues.add(line, n);
+    issues.report(opts.onWarning ?? defaultWarn);
+  }
+  const text = decoded.replace(/^\uFEFF/, '');
   let doc: unknown;
   try {
     doc = JSON.parse(text);

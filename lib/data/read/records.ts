@@ -13,7 +13,7 @@ export interface SourceRecord {
 }
 
 /** The file formats the readers understand. */
-export type DataFormat = 'jsonl' | 'json' | 'parquet';
+export type DataFormat = 'jsonl' | 'json' | 'parquet' | 'arrow';
 
 /** A problem with a data file: names the file and, where known, the line or row. */
 export class DataFileError extends Error {

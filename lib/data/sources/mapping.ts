@@ -15,7 +15,8 @@ export interface Located {
 
 /** What a mapper returns: a row without its id (the loader numbers the rows). */
 export type MappedRow = Omit<PreferenceRow, 'id'>;
-export type RecordMapper = (at: Located) => MappedRow;
+/** A record's row, or null when the source's rules leave the record out (SHP's score-ratio filter). */
+export type RecordMapper = (at: Located) => MappedRow | null;
 
 function fieldError(at: Located, field: string, column: string, what: string): DataFileError {
   const col = column === field ? '' : ` (column "${column}")`;
@@ -32,6 +33,23 @@ export function requireString(at: Located, column: string, field: string = colum
   const v = data[column];
   if (typeof v !== 'string') throw fieldError(at, field, column, `is ${describeType(v)}, not a string`);
   return v;
+}
+
+/** The number in `column` (an integer column may arrive as a bigint); an error naming file, row and field otherwise. */
+export function requireNumber(at: Located, column: string, field: string = column): number {
+  const data = at.rec.data;
+  if (!(column in data) || data[column] === undefined || data[column] === null) throw fieldError(at, field, column, 'is missing');
+  const v = data[column];
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v !== 'number') throw fieldError(at, field, column, `is ${describeType(v)}, not a number`);
+  return v;
+}
+
+/** The number in `column`, or null when absent or null. */
+export function optionalNumber(at: Located, column: string, field: string = column): number | null {
+  const v = at.rec.data[column];
+  if (v === undefined || v === null) return null;
+  return requireNumber(at, column, field);
 }
 
 /** The string in `column`, or undefined when absent or null; an error when it is anything else. */
@@ -68,15 +86,9 @@ export function responseText(at: Located, column: string, field: string): string
   return Array.isArray(at.rec.data[column]) ? lastAssistantContent(at, column, field) : requireString(at, column, field);
 }
 
-/**
- * The seed's `Example.remove_extra_spaces` text cleaning: runs of two or more spaces / tabs become
- * one space. HALOs applied it to the formatted prompt and to every response (chosen, rejected and
- * the rationale target) of the datasets here, but not to the rationale context it built from the
- * raw fields. Sources return the raw text; formatting applies this where the seed did.
- */
-export function removeExtraSpaces(text: string): string {
-  return text.replace(/[ \t]{2,}/g, ' ');
-}
+// The seed's text cleaning lives with formatting, where it is applied (after the prefixes are
+// added, as the seed cleaned the formatted prompt); re-exported here for earlier imports.
+export { removeExtraSpaces } from '../format/index.js';
 
 /** How Intel/orca_dpo_pairs' system prompt and question are joined into one prompt (when the system prompt is not empty). */
 export const ORCA_SYSTEM_SEPARATOR = '\n\n';
