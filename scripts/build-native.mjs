@@ -27,7 +27,9 @@ const defines = {
   RPO_TORCH_CUDA: found.cuda ? 'ON' : 'OFF',
   CMAKE_BUILD_TYPE: 'Release',
 };
-const args = [cmakeJs, 'build', '--out', 'build', '-G', 'Ninja'];
+// RPO_BUILD_DIR builds elsewhere than build/ (lib/native.ts loads the addon from the same place).
+const buildDir = process.env.RPO_BUILD_DIR || 'build';
+const args = [cmakeJs, 'build', '--out', buildDir, '-G', 'Ninja'];
 for (const [k, v] of Object.entries(defines)) args.push(`--CD${k}=${v}`);
 const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 if (res.status !== 0) {
@@ -35,5 +37,5 @@ if (res.status !== 0) {
   process.exit(res.status ?? 1);
 }
 // Record what the addon was built against, for `rpo info` and error messages at load time.
-mkdirSync(path.join(root, 'build'), { recursive: true });
-writeFileSync(path.join(root, 'build', 'libtorch.json'), JSON.stringify(found, null, 2) + '\n');
+mkdirSync(path.resolve(root, buildDir), { recursive: true });
+writeFileSync(path.resolve(root, buildDir, 'libtorch.json'), JSON.stringify(found, null, 2) + '\n');

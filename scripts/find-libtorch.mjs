@@ -1,4 +1,4 @@
-// Finds a LibTorch to build against, in the order DESIGN.md gives:
+// Finds a LibTorch to build against, in the order docs/design.md gives:
 //   1. LIBTORCH            an unpacked prebuilt libtorch (include/, lib/, share/cmake/Torch)
 //   2. Torch_DIR, then each CMAKE_PREFIX_PATH entry   (a TorchConfig.cmake that points at a root)
 //   3. a Python installation's torch (RPO_PYTHON, the project's .venv, python3, python)
