@@ -1,56 +1,291 @@
-// Train-step throughput and peak memory on the CPU: the fused log-prob head against the
-// naive full-logits head, each case in its own process, in the same run. Prints a table;
-// passes or fails on nothing.
-//   npm run bench            (RPO_BENCH_STEPS=N to change the timed steps per case)
+// CPU benchmark: rpo against transformers + PyTorch eager, the same work in the same run.
+// Prints tables; passes or fails on nothing.
+//
+//   npm run bench                   rpo vs PyTorch: DPO and RDPO train steps on a ~100M Llama and a
+//                                   SmolLM2-135M-shaped Llama, greedy generation (ids compared)
+//   npm run bench -- --heads        rpo's fused log-prob head vs its naive full-logits head
+//   npm run bench -- --only llama-100m/dpo,generate     (case names as printed)
+//   RPO_BENCH_STEPS=N               timed steps per train case (default 2; 1 warmup step before)
+//   RPO_BENCH_THREADS=N             intra-op threads on both sides (default 2)
+//   RPO_BENCH_PYTHON=...            the Python with torch + transformers (default .venv/bin/python)
+//   RPO_BENCH_CACHE=dir             model dirs and rows (default bench/out/cache, gitignored)
+//   The environment passes to both sides (e.g. MALLOC_ARENA_MAX=1 npm run bench: one glibc arena).
+//
+// Every case runs in a child process of its own (peak RSS = that process's VmHWM / ru_maxrss at
+// its end), rpo (bench/train_step_case.ts) and PyTorch (bench/pytorch_case.py) one after the
+// other, the order alternating from case to case. Both load the same HF model directory (random
+// init written once by rpo, safetensors, fp32) and read the same rows / prompts files.
+// A train step = forward of the rows, the loss, backward, clipping (max norm 10) and AdamW
+// (lr 1e-6, torch defaults), with precomputed reference log-prob sums given to both; the loss
+// of the warmup step (before any update) and of every timed step is compared ("check").
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
-import type { ModelConfig } from '../lib/native.js';
+import { CACHE, HERE, SHAPES, makePrompts, makeRows, modelConfig, python, removeQuietly, writeJsonOnce } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+const { values: args } = parseArgs({
+  options: { heads: { type: 'boolean', default: false }, only: { type: 'string' } },
+});
 const steps = Number(process.env.RPO_BENCH_STEPS ?? 2);
+const threads = Number(process.env.RPO_BENCH_THREADS ?? 2);
+const caseScript = path.join(HERE, 'train_step_case.ts');
+const env = {
+  ...process.env,
+  RPO_NUM_THREADS: String(threads),
+  OMP_NUM_THREADS: String(threads),
+  MKL_NUM_THREADS: String(threads),
+  TOKENIZERS_PARALLELISM: 'false',
+  HF_HUB_DISABLE_PROGRESS_BARS: '1',
+};
 
-function llama(o: Partial<ModelConfig>): ModelConfig {
-  return {
-    architecture: 'LlamaForCausalLM', vocab_size: 32000, hidden_size: 768, intermediate_size: 2048,
-    num_hidden_layers: 8, num_attention_heads: 12, num_key_value_heads: 4, head_dim: 64,
-    rms_norm_eps: 1e-5, rope_theta: 10000,
-    rope_scaling: { rope_type: 'none', factor: 1, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-    tie_word_embeddings: false, attention_bias: false, qkv_bias: false, sliding_window: 0,
-    max_position_embeddings: 2048, initializer_range: 0.02, ...o,
-  };
+const mib = (b: number | null | undefined) => (b == null ? 'n/a' : `${(b / 2 ** 20).toFixed(0)} MiB`);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function runNode(c: unknown): Record<string, unknown> {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', caseScript, JSON.stringify(c)], {
+    encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
-const models = [
-  { name: 'tiny (vocab 4096, seq 128)', pairs: 4, seqLen: 128,
-    config: llama({ vocab_size: 4096, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16 }) },
-  { name: '~100M Llama (vocab 32000, seq 512)', pairs: 2, seqLen: 512, config: llama({}) },
-];
+function runPython(c: unknown): Record<string, unknown> {
+  const out = execFileSync(python(), [path.join(HERE, 'pytorch_case.py'), JSON.stringify(c)], {
+    encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+}
 
-interface Row { name: string; head: string; params: number; tokens: number; stepSeconds: number; tokensPerSecond: number; peakRssBytes: number | null }
-
-const results: Row[] = [];
-for (const m of models) {
-  for (const head of ['fused', 'naive'] as const) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'train_step_case.ts'), JSON.stringify({ ...m, head, steps })], { encoding: 'utf8' });
-    results.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
-    process.stderr.write(`done: ${m.name} ${head}\n`);
+function attempt(what: string, run: () => Record<string, unknown>): Record<string, unknown> {
+  const t0 = performance.now();
+  try {
+    const r = run();
+    log(`  ${what}: ${((performance.now() - t0) / 1e3).toFixed(0)} s`);
+    return r;
+  } catch (err) {
+    const message = (err as Error).message.split('\n').slice(0, 3).join(' ');
+    log(`  ${what}: FAILED: ${message}`);
+    return { error: message };
   }
 }
 
-const mib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 20).toFixed(0)} MiB`);
-console.log(`\nDPO train step on the CPU (${steps} timed steps, median; precomputed reference; AdamW)\n`);
-console.log('| model | params | head | tokens/step | s/step | tokens/s | peak RSS |');
-console.log('|---|---|---|---|---|---|---|');
-for (const r of results) {
-  console.log(`| ${r.name} | ${(r.params / 1e6).toFixed(1)}M | ${r.head} | ${r.tokens} | ${r.stepSeconds.toFixed(3)} | ${r.tokensPerSecond.toFixed(0)} | ${mib(r.peakRssBytes)} |`);
+// ---------------------------------------------------------------------------------------------
+// The fused-vs-naive head comparison (npm run bench -- --heads).
+
+function headsBench(): void {
+  const base = modelConfig('llama-100m');
+  const models = [
+    { name: 'tiny (vocab 4096, seq 128)', pairs: 4, seqLen: 128,
+      config: { ...base, vocab_size: 4096, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16 } },
+    { name: '~100M Llama (vocab 32000, seq 512)', pairs: 2, seqLen: 512, config: base },
+  ];
+  interface Row { name: string; head: string; params: number; tokens: number; stepSeconds: number; tokensPerSecond: number; peakRssBytes: number | null }
+  const results: Row[] = [];
+  for (const m of models) {
+    for (const head of ['fused', 'naive'] as const) {
+      results.push(runNode({ kind: 'heads', ...m, head, steps, threads }) as unknown as Row);
+      log(`done: ${m.name} ${head}`);
+    }
+  }
+  console.log(`\nDPO train step on the CPU, rpo's log-prob heads (${steps} timed steps, median; precomputed reference; AdamW; ${threads} threads)\n`);
+  console.log('| model | params | head | tokens/step | s/step | tokens/s | peak RSS |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    console.log(`| ${r.name} | ${(r.params / 1e6).toFixed(1)}M | ${r.head} | ${r.tokens} | ${r.stepSeconds.toFixed(3)} | ${r.tokensPerSecond.toFixed(0)} | ${mib(r.peakRssBytes)} |`);
+  }
+  console.log('\n| model | fused / naive tokens/s | fused / naive peak RSS |');
+  console.log('|---|---|---|');
+  for (const m of models) {
+    const f = results.find((r) => r.name === m.name && r.head === 'fused')!;
+    const n = results.find((r) => r.name === m.name && r.head === 'naive')!;
+    const mem = f.peakRssBytes && n.peakRssBytes ? (f.peakRssBytes / n.peakRssBytes).toFixed(2) : 'n/a';
+    console.log(`| ${m.name} | ${(f.tokensPerSecond / n.tokensPerSecond).toFixed(2)} | ${mem} |`);
+  }
 }
-console.log('\n| model | fused / naive tokens/s | fused / naive peak RSS |');
-console.log('|---|---|---|');
-for (const m of models) {
-  const f = results.find((r) => r.name === m.name && r.head === 'fused')!;
-  const n = results.find((r) => r.name === m.name && r.head === 'naive')!;
-  const mem = f.peakRssBytes && n.peakRssBytes ? (f.peakRssBytes / n.peakRssBytes).toFixed(2) : 'n/a';
-  console.log(`| ${m.name} | ${(f.tokensPerSecond / n.tokensPerSecond).toFixed(2)} | ${mem} |`);
+
+// ---------------------------------------------------------------------------------------------
+// rpo vs PyTorch.
+
+const SEED = 1;
+const PAIRS = 2;
+const SEQ = 512;
+const GEN_PROMPTS = 8;
+const GEN_NEW_TOKENS = 64;
+const GEN_SHAPE = 'llama-100m';
+const GEN_REPEATS = 2;
+const LR = 1e-6;
+const MAX_GRAD_NORM = 10; // configs/model/base_model.yaml
+const LOSSES = {
+  dpo: { name: 'dpo', beta: 0.1 },
+  rdpo: { name: 'rdpo', beta: 0.1, gamma: 0.1, rationale_form: 'code' }, // configs/loss/rdpo.yaml
+} as const;
+
+/** The HF model dir of a shape (written once, by a child process: the driver never loads LibTorch). */
+function modelDir(shape: string): string {
+  const dir = path.join(CACHE, `${shape}-seed${SEED}`);
+  if (existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'model.safetensors'))) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  removeQuietly(tmp);
+  mkdirSync(CACHE, { recursive: true });
+  attempt(`write ${shape} (random init, seed ${SEED}) to ${dir}`, () => runNode({ kind: 'init', config: modelConfig(shape), seed: SEED, dir: tmp, threads }));
+  removeQuietly(dir);
+  renameSync(tmp, dir);
+  return dir;
 }
+
+function rowsFile(shape: string): string {
+  const vocab = modelConfig(shape).vocab_size;
+  return writeJsonOnce(path.join(CACHE, `rows-v${vocab}-p${PAIRS}-s${SEQ}-seed${SEED}.json`), () => makeRows(SEED, PAIRS, SEQ, vocab));
+}
+
+function promptsFile(shape: string): string {
+  const vocab = modelConfig(shape).vocab_size;
+  return writeJsonOnce(path.join(CACHE, `prompts-v${vocab}-n${GEN_PROMPTS}-seed${SEED}.json`), () => makePrompts(SEED, GEN_PROMPTS, vocab));
+}
+
+interface TrainResult {
+  error?: string;
+  params: number;
+  tokens: number;
+  loadSeconds: number;
+  warmupSeconds: number;
+  stepSeconds: number;
+  stepTimes: number[];
+  tokensPerSecond: number;
+  losses: number[];
+  gradNorms: number[];
+  rssAfterLoadBytes: number | null;
+  loadPeakRssBytes: number | null;
+  peakRssBytes: number | null;
+}
+interface GenerateResult {
+  error?: string;
+  params: number;
+  loadSeconds: number;
+  seconds: number;
+  generatedTokens: number;
+  tokensPerSecond: number;
+  ids: number[][];
+  rssAfterLoadBytes: number | null;
+  loadPeakRssBytes: number | null;
+  peakRssBytes: number | null;
+}
+
+interface Case {
+  name: string;
+  label: string;
+  kind: 'train' | 'generate';
+  rpo?: TrainResult | GenerateResult;
+  pytorch?: TrainResult | GenerateResult;
+  firstImpl?: string;
+}
+
+/**
+ * Two losses agree: to ~4 digits of a DPO loss (2e-4), and to fp32 summation noise of an RDPO loss
+ * (whose rationale term is ~0.1 x a log-prob sum of thousands of tokens).
+ */
+const agree = (a: number, b: number) => Math.abs(a - b) <= 2e-4 + 1e-5 * Math.abs(b);
+const sig = (x: number) => x.toPrecision(Math.abs(x) >= 100 ? 7 : 6);
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? (a / b).toFixed(2) : 'n/a');
+
+function compareBench(): void {
+  const wall0 = performance.now();
+  const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
+  const cases: Case[] = [];
+  for (const shape of ['llama-100m', 'smollm2-135m']) {
+    for (const loss of ['dpo', 'rdpo'] as const) {
+      cases.push({ name: `${shape}/${loss}`, label: `${SHAPES[shape]!.label} ${loss.toUpperCase()}, ${PAIRS} pairs x ${SEQ}${loss === 'rdpo' ? ' + rationales' : ''}`, kind: 'train' });
+    }
+  }
+  cases.push({ name: 'generate', label: `${SHAPES[GEN_SHAPE]!.label} greedy, ${GEN_PROMPTS} prompts x ${GEN_NEW_TOKENS} new`, kind: 'generate' });
+  const selected = cases.filter((c) => !only || only.has(c.name) || only.has(c.name.split('/')[0]!));
+  if (selected.length === 0) throw new Error(`--only matched no case (cases: ${cases.map((c) => c.name).join(', ')})`);
+
+  log(`python: ${python()}; cache: ${CACHE}; ${threads} threads; ${steps} timed steps (+1 warmup)`);
+  selected.forEach((c, i) => {
+    const shape = c.kind === 'generate' ? GEN_SHAPE : c.name.split('/')[0]!;
+    const dir = modelDir(shape);
+    const spec =
+      c.kind === 'train'
+        ? { kind: 'train', modelDir: dir, rowsFile: rowsFile(shape), loss: LOSSES[c.name.split('/')[1] as 'dpo' | 'rdpo'], steps, threads, lr: LR, maxGradNorm: MAX_GRAD_NORM }
+        : { kind: 'generate', modelDir: dir, promptsFile: promptsFile(shape), newTokens: GEN_NEW_TOKENS, repeats: GEN_REPEATS, threads };
+    log(`${c.name}:`);
+    const order = i % 2 === 0 ? (['rpo', 'pytorch'] as const) : (['pytorch', 'rpo'] as const);
+    c.firstImpl = order[0];
+    for (const impl of order) {
+      const r = attempt(impl, () => (impl === 'rpo' ? runNode(spec) : runPython(spec)));
+      c[impl] = r as unknown as TrainResult & GenerateResult;
+    }
+  });
+  const wall = (performance.now() - wall0) / 1e3;
+
+  const train = selected.filter((c) => c.kind === 'train');
+  const gen = selected.find((c) => c.kind === 'generate');
+  const failed = (c: Case) => c.rpo?.error ?? c.pytorch?.error;
+  console.log(`\nrpo vs transformers + PyTorch eager on the CPU: fp32, ${threads} threads each, same weights and rows, each case in its own process, order alternating`);
+  if (train.length) {
+    console.log(`\nTrain step (forward, loss, backward, clip 10, AdamW lr ${LR}; precomputed reference): tokens/s of the fastest of ${steps} timed steps after 1 warmup step; ratios rpo / PyTorch`);
+    console.log('check: the loss at each step (warmup first), rpo / PyTorch, "ok" when all agree within 2e-4 + 1e-5 x loss (fp32 sums of ~1000 log-probs)\n');
+    console.log('| case | rpo tokens/s | PyTorch tokens/s | ratio | rpo peak RSS | PyTorch peak RSS | ratio | check (losses) |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    for (const c of train) {
+      const a = c.rpo as TrainResult;
+      const b = c.pytorch as TrainResult;
+      if (failed(c)) {
+        console.log(`| ${c.label} | ${a.error ? 'FAILED' : a.tokensPerSecond.toFixed(0)} | ${b.error ? 'FAILED' : b.tokensPerSecond.toFixed(0)} | n/a | | | | ${failed(c)} |`);
+        continue;
+      }
+      const pairs = a.losses.map((l, k) => [l, b.losses[k]!] as const);
+      const ok = a.tokens === b.tokens && pairs.every(([x, y]) => agree(x, y));
+      const check = pairs.map(([x, y]) => `${sig(x)} / ${sig(y)}`).join('; ') + (a.tokens !== b.tokens ? ` (tokens ${a.tokens} vs ${b.tokens})` : '');
+      console.log(
+        `| ${c.label} | ${a.tokensPerSecond.toFixed(0)} | ${b.tokensPerSecond.toFixed(0)} | ${ratio(a.tokensPerSecond, b.tokensPerSecond)} | ` +
+          `${mib(a.peakRssBytes)} | ${mib(b.peakRssBytes)} | ${ratio(a.peakRssBytes, b.peakRssBytes)} | ${ok ? 'ok' : 'DIFFER'}: ${check} |`,
+      );
+    }
+  }
+  if (gen) {
+    const a = gen.rpo as GenerateResult;
+    const b = gen.pytorch as GenerateResult;
+    console.log(`\nGeneration (model.generate, greedy, KV cache, left-padded prompts of 8..64 tokens, no EOS): seconds for the batch, fastest of ${GEN_REPEATS} after a warm-up; ratios rpo / transformers\n`);
+    console.log('| case | rpo s | transformers s | ratio | rpo peak RSS | transformers peak RSS | ratio | identical ids |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    if (failed(gen)) {
+      console.log(`| ${gen.label} | ${a.error ? 'FAILED' : a.seconds.toFixed(2)} | ${b.error ? 'FAILED' : b.seconds.toFixed(2)} | n/a | | | | ${failed(gen)} |`);
+    } else {
+      const rowsSame = a.ids.map((x, r) => JSON.stringify(x) === JSON.stringify(b.ids[r]));
+      const same = rowsSame.every(Boolean) && a.ids.length === b.ids.length;
+      const firstDiff = (r: number) => a.ids[r]!.findIndex((t, k) => t !== b.ids[r]![k]);
+      const detail = same ? '' : ` (rows differing: ${rowsSame.map((s, r) => (s ? null : `${r}@token${firstDiff(r)}`)).filter(Boolean).join(', ')})`;
+      console.log(
+        `| ${gen.label} | ${a.seconds.toFixed(2)} | ${b.seconds.toFixed(2)} | ${ratio(a.seconds, b.seconds)} | ` +
+          `${mib(a.peakRssBytes)} | ${mib(b.peakRssBytes)} | ${ratio(a.peakRssBytes, b.peakRssBytes)} | ${same ? 'yes' : 'no'}${detail} |`,
+      );
+    }
+  }
+  // Where the time and memory go: load, warmup, steps; RSS after load and its peak while loading.
+  console.log('\nDetails (per process): load s | warmup s | step s (each) | RSS after load | peak RSS while loading | peak RSS at the end | ran first\n');
+  console.log('| case | impl | load s | warmup s | step s | RSS after load | load peak | end peak | first |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const c of selected) {
+    for (const impl of ['rpo', 'pytorch'] as const) {
+      const r = c[impl];
+      if (!r || r.error) continue;
+      const t = r as Partial<TrainResult> & Partial<GenerateResult>;
+      const stepCol = t.stepTimes ? t.stepTimes.map((x) => x.toFixed(2)).join(', ') : `${t.seconds!.toFixed(2)} (generate)`;
+      console.log(
+        `| ${c.name} | ${impl === 'rpo' ? 'rpo' : c.kind === 'generate' ? 'transformers' : 'PyTorch'} | ${t.loadSeconds!.toFixed(2)} | ${t.warmupSeconds?.toFixed(2) ?? '-'} | ${stepCol} | ` +
+          `${mib(t.rssAfterLoadBytes)} | ${mib(t.loadPeakRssBytes)} | ${mib(t.peakRssBytes)} | ${c.firstImpl === impl ? 'yes' : ''} |`,
+      );
+    }
+  }
+  console.log(`\nwall time ${wall.toFixed(0)} s`);
+  const outFile = path.join(HERE, 'out', `compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(path.dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify({ steps, threads, wallSeconds: wall, cases: selected }, null, 1) + '\n');
+  log(`results: ${outFile}`);
+}
+
+if (args.heads) headsBench();
+else compareBench();

@@ -3,7 +3,6 @@
 // fire calls without awaiting each one and still get them run in order.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 import { packageRoot } from './util/package.js';
@@ -46,6 +45,11 @@ export interface InitOptions {
   dtype?: Dtype;
   device?: string;
   seed?: number;
+  /**
+   * false: allocate the weights without writing them, for `load` to fill next (no random draw,
+   * no page touched before the checkpoint's bytes land in it). Default true.
+   */
+  init?: boolean;
 }
 
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
@@ -116,11 +120,24 @@ export interface LossResult {
   grads: Record<string, Float64Array>;
 }
 
+/**
+ * How the policy is trained (docs/precision.md): 'fp32' (a float32 policy), or with a bfloat16
+ * policy 'bf16-pure' (bf16 weights and moments), 'bf16-mixed' (fp32 master weights and moments in
+ * the optimizer) or 'bf16-sr' (bf16 weights and moments, stochastically rounded updates).
+ */
+export type TrainPrecision = 'fp32' | 'bf16-pure' | 'bf16-mixed' | 'bf16-sr';
+
 export interface TrainerOptions {
   loss: LossConfig;
   optimizer?: 'AdamW' | 'RMSprop';
   /** Negative or absent: the torch default for the optimizer. */
   weightDecay?: number;
+  /** Checked against the policy's dtype. Absent: the policy's dtype, pure (fp32, bf16-pure, fp16-pure). */
+  precision?: TrainPrecision;
+  /** false: torch::optim::AdamW's per-parameter loop instead of the fused kernel (tests). */
+  fusedAdamW?: boolean;
+  /** Seeds bf16-sr's rounding bits (an integer ≥ 0). */
+  seed?: number;
   activationCheckpointing?: boolean;
   chunkTokens?: number;
   /** Use the full-logits reference head instead of the fused one (tests). */
@@ -238,9 +255,13 @@ export interface CudaMemoryStats {
 
 interface Addon {
   Model: { create(config: ModelConfig, options: InitOptions): Promise<RawModel> };
-  Trainer: new (policy: RawModel, reference: RawModel | null, options: TrainerOptions) => RawTrainer;
+  Trainer: (new (policy: RawModel, reference: RawModel | null, options: TrainerOptions) => RawTrainer) & {
+    stochasticRoundBf16(values: Float32Array, seed: number): Float32Array;
+  };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
   setNumThreads(n: number): void;
+  maxNumThreads(): number;
+  defaultNumThreads(): number;
   getNumThreads(): number;
   libtorchVersion(): string;
   cudaAvailable(): boolean;
@@ -254,7 +275,9 @@ interface Addon {
 
 const projectRoot = packageRoot();
 
-export const addonPath = path.join(projectRoot, 'build', 'Release', 'rpo.node');
+// RPO_BUILD_DIR: a build directory other than build/ (one per engineer when several build the
+// engine in one checkout at once: two ninja runs in one directory would trample each other).
+export const addonPath = path.join(path.resolve(projectRoot, process.env.RPO_BUILD_DIR || 'build'), 'Release', 'rpo.node');
 
 let cached: Addon | undefined;
 
@@ -266,11 +289,45 @@ export function addon(): Addon {
   }
   const require = createRequire(import.meta.url);
   const loaded = require(addonPath) as Addon;
-  // Threads: RPO_NUM_THREADS, else every core (LibTorch alone would take the physical cores).
-  const threads = Number(process.env.RPO_NUM_THREADS ?? '') || availableParallelism();
-  loaded.setNumThreads(threads);
+  // Threads: RPO_NUM_THREADS, else the physical cores (OMP_NUM_THREADS when set), LibTorch's
+  // default: a GEMM-bound step gains nothing from a core's second hardware thread.
+  const env = process.env.RPO_NUM_THREADS?.trim();
+  const threads = env ? checkThreadCount(Number(env), `RPO_NUM_THREADS=${env}`, loaded.maxNumThreads()) : loaded.defaultNumThreads();
+  loaded.setNumThreads(Math.min(threads, loaded.maxNumThreads()));
   cached = loaded;
   return cached;
+}
+
+/**
+ * A thread count from 1 to `max` (the engine's cap, 4 x the hardware threads: libgomp kills the
+ * process when asked for many more threads than it can start), else a RangeError naming `what`.
+ */
+function checkThreadCount(n: number, what: string, max: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new RangeError(`${what}: the thread count must be an integer from 1 to ${max} (4 x this machine's hardware threads), got ${n}`);
+  }
+  return n;
+}
+
+/**
+ * Token ids generate would feed to the model must be inside its vocabulary: on CUDA an
+ * out-of-range id is a device-side assert that poisons the process. The engine checks too;
+ * here the message uses the option names a caller wrote.
+ */
+function checkGenerateIds(prompts: readonly Int32Array[], options: GenerateOptions, vocab: number): void {
+  const outside = (what: string, id: number): RangeError =>
+    new RangeError(`generate: ${what} ${id} is outside the vocabulary [0, ${vocab}) of this model`);
+  // Non-integers (NaN, 2.5) are left to the engine, whose message says "must be an integer".
+  const isOutside = (id: unknown): id is number => Number.isInteger(id) && ((id as number) < 0 || (id as number) >= vocab);
+  if (isOutside(options.padTokenId)) throw outside('padTokenId (pad_token_id)', options.padTokenId);
+  (Array.isArray(options.stopTokenIds) ? options.stopTokenIds : []).forEach((id, i) => {
+    if (isOutside(id)) throw outside(`stopTokenIds[${i}] (eos / stop token)`, id);
+  });
+  prompts.forEach((prompt, r) => {
+    if (!(prompt instanceof Int32Array)) return; // the engine names the wrong type
+    const t = prompt.findIndex((id) => id < 0 || id >= vocab);
+    if (t >= 0) throw outside(`prompt ${r}, token ${t}: id`, prompt[t] ?? NaN);
+  });
 }
 
 /** Runs async calls on one native object one after another. */
@@ -288,7 +345,10 @@ export class Model {
   private readonly queue = new CallQueue();
   private constructor(readonly raw: RawModel) {}
 
-  /** A model with random weights (normal(0, initializer_range), norms 1, biases 0) from `seed`. */
+  /**
+   * A model with random weights (normal(0, initializer_range), norms 1, biases 0) from `seed`;
+   * with `init: false`, unwritten weights that `load` must fill.
+   */
   static async create(config: ModelConfig, options: InitOptions = {}): Promise<Model> {
     return new Model(await addon().Model.create(config, options));
   }
@@ -309,7 +369,10 @@ export class Model {
   }
   /** Batched generation from token-id prompts (left-padded inside), with a KV cache. */
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
-    return this.queue.run(() => this.raw.generate(prompts, options));
+    return this.queue.run(() => {
+      checkGenerateIds(prompts, options, this.config.vocab_size);
+      return this.raw.generate(prompts, options);
+    });
   }
   /** Frees the weights now rather than at garbage collection. Later calls throw. */
   dispose(): void { this.raw.dispose(); }
@@ -336,10 +399,15 @@ export class Trainer {
   }
   /** The named parameters' gradients, concatenated, as float64 (tests). */
   gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
-  /** The optimizer's state (moments, step counts), written atomically. */
+  /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
   saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
   loadState(file: string): Promise<void> { return this.queue.run(() => this.raw.loadState(file)); }
   dispose(): void { this.raw.dispose(); }
+
+  /** bf16-sr's stochastic rounding of each value to bfloat16, returned as float32 (tests). */
+  static stochasticRoundBf16(values: Float32Array, seed = 0): Float32Array {
+    return addon().Trainer.stochasticRoundBf16(values, seed);
+  }
 }
 
 /** A loss and its gradients on given log-probs, in float64 (tests and scripts). */
@@ -347,7 +415,15 @@ export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: P
   return addon().evaluateLoss(config, policy, reference);
 }
 
-export function setNumThreads(n: number): void { addon().setNumThreads(n); }
+/** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */
+export function setNumThreads(n: number): void {
+  const a = addon();
+  a.setNumThreads(checkThreadCount(n, `setNumThreads(${n})`, a.maxNumThreads()));
+}
+/** The most threads setNumThreads accepts: 4 x the hardware threads. */
+export function maxNumThreads(): number { return addon().maxNumThreads(); }
+/** The engine's thread count when RPO_NUM_THREADS is not set: the physical cores (OMP_NUM_THREADS when set). */
+export function defaultNumThreads(): number { return addon().defaultNumThreads(); }
 export function getNumThreads(): number { return addon().getNumThreads(); }
 export function libtorchVersion(): string { return addon().libtorchVersion(); }
 export function cudaAvailable(): boolean { return addon().cudaAvailable(); }

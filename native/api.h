@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,6 +47,9 @@ struct InitOptions {
   std::string dtype = "float32";  // float32 | bfloat16 | float16
   std::string device = "cpu";     // cpu | cuda | cuda:N
   uint64_t seed = 0;
+  // false: allocate the parameters without writing them (load() fills them next): no random
+  // draw, and no page of the weights touched before the checkpoint's bytes land in it.
+  bool init = true;
 };
 
 // One tensor of a safetensors file: the header was validated in TS; the engine checks the
@@ -111,7 +115,7 @@ struct PairLogps {
 
 struct LossResult {
   double loss = 0.0;
-  std::map<std::string, double> metrics;  // DESIGN.md names, means over the pairs
+  std::map<std::string, double> metrics;  // docs/design.md names, means over the pairs
   // d loss / d input, for tests: keys "chosen.sum", "chosen.mean", "rejected.sum", ...
   std::map<std::string, std::vector<double>> grads;
 };
@@ -173,6 +177,12 @@ struct TrainerOptions {
   LossConfig loss;
   std::string optimizer = "AdamW";  // AdamW | RMSprop
   double weight_decay = -1.0;       // < 0: the torch default for the optimizer
+  // How the policy is trained (docs/precision.md): fp32 | bf16-pure | bf16-mixed | bf16-sr, each
+  // checked against the policy's dtype; "": the policy's own dtype, pure (fp32 for float32,
+  // bf16-pure for bfloat16, fp16-pure for float16).
+  std::string precision;
+  bool fused_adamw = true;  // false: torch::optim::AdamW's per-parameter loop (tests)
+  uint64_t seed = 0;        // bf16-sr: seeds the stochastic-rounding bits
   bool activation_checkpointing = false;
   int64_t chunk_tokens = 1024;
   bool naive_logprobs = false;  // full-logits reference head (tests)
@@ -189,6 +199,10 @@ struct StepResult {
 struct OptimizerStepResult {
   double grad_norm = 0.0;  // global L2 norm before clipping
 };
+
+// Stochastic rounding to bfloat16 of each value (returned as float), from a generator seeded with
+// `seed`: the rounding bf16-sr applies to weights and moments (tests).
+std::vector<float> stochastic_round_bf16(const std::vector<float>& values, uint64_t seed);
 
 class TrainerImpl;
 
@@ -215,8 +229,18 @@ class Trainer {
   std::unique_ptr<TrainerImpl> impl_;
 };
 
+// Intra-op threads: 1 to max_num_threads(). LibTorch's OpenMP pool (libgomp) aborts or
+// segfaults the process when asked for far more threads than it can start (1e5, 1e9), and
+// more threads than cores only slow a step down, so the cap is 4 x the hardware threads.
+int max_num_threads();
+// The default: physical cores (OMP_NUM_THREADS / MKL_NUM_THREADS when set), as LibTorch counts them.
+int default_num_threads();
 void set_num_threads(int n);
 int get_num_threads();
+// Runs `job` on the engine's one compute thread and waits for it, rethrowing its exception. Every
+// call that does tensor work goes through it (the binding's Task does), so the process has one
+// OpenMP team and one malloc arena for the engine, and the thread count is applied in one place.
+void run_on_engine_thread(const std::function<void()>& job);
 std::string libtorch_version();
 bool cuda_available();
 int cuda_device_count();

@@ -9,7 +9,7 @@ random-token rows as train_step.ts, random init. Prints one JSON line (and write
         [--prompt 256] [--reference precomputed|live] [--no-ckpt] [--steps 2] [--out f.json]
     python3 bench/gpu/pytorch_train_step.py --tiny      (CPU smoke test)
 
-RDPO (DESIGN.md): dpo(beta) - log sigmoid(gamma * pi_r), pi = summed response log-probs, the
+RDPO (docs/design.md): dpo(beta) - log sigmoid(gamma * pi_r), pi = summed response log-probs, the
 reference on chosen and rejected rows only. TRL's DPO loss would be the same sigmoid formula; TRL
 is not installed on the GPU machines, so the loss is written out here.
 If the micro-batch runs out of GPU memory, it is halved (and the run says so): the comparison

@@ -30,7 +30,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { ConfigError, didYouMean } from './errors.js';
+import { ConfigError, didYouMean, didYouMeanKey } from './errors.js';
 import { MISSING, allPaths } from './interpolate.js';
 import { parseOverride, type Override } from './overrides.js';
 import { isMap, parseYaml, type ConfigMap, type ConfigValue } from './yaml.js';
@@ -344,7 +344,7 @@ export function applyOverride(config: ConfigMap, o: Override): OverrideResult {
   const last = segs[segs.length - 1] ?? '';
   const parent = walkParent(root, segs, o);
   const exists = parent !== undefined && hasChild(parent, last);
-  const suggestion = (): string => didYouMean(o.key, allPaths(config));
+  const suggestion = (): string => didYouMeanKey(o.key, allPaths(config));
 
   if (o.kind === 'delete') {
     if (parent === undefined || !exists) throw new ConfigError(`cannot delete '${o.text}': there is no key '${o.key}'${suggestion()}`);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { packageRoot } from '../util/package.js';
 
 import { composeConfig, splitHydraArgv, type Composition, type HydraArgs } from './compose.js';
-import { ConfigError, closest } from './errors.js';
+import { ConfigError, suggestKey } from './errors.js';
 import { MISSING, allPaths, missingKeys, resolveConfig, type Env } from './interpolate.js';
 import { closestKnownKey, isKnownKey, toRaw, validateConfig, type RunConfig } from './schema.js';
 import { isMap, stringifyYaml, type ConfigMap, type ConfigValue } from './yaml.js';
@@ -29,6 +29,10 @@ export {
   engineLossConfig,
   engineOptimizer,
   lossUsesReference,
+  resolvePrecision,
+  precisionDtype,
+  precisionNotices,
+  PRECISIONS,
   isKnownKey,
   KNOWN_KEYS,
   LOSS_NAMES,
@@ -44,6 +48,8 @@ export {
   type Template,
   type TruncationMode,
   type RationaleForm,
+  type Precision,
+  type TrainPrecision,
 } from './schema.js';
 
 
@@ -82,10 +88,9 @@ export function composeRun(options: LoadConfigOptions = {}): Composition {
 /** Compose, resolve interpolations, check nothing is `???`, validate. */
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const composition = composeRun(options);
-  for (const key of composition.addedKeys) {
-    if (isKnownKey(key)) continue;
-    const near = closestKnownKey(key) ?? closest(key, allPaths(composition.config));
-    throw new ConfigError(`unknown key '${key}': rpo does not read it${near === undefined ? '' : ` (did you mean '${near}'?)`}`);
+  const unknown = composition.addedKeys.filter((key) => !isKnownKey(key));
+  for (const key of unknown) {
+    throw new ConfigError(`unknown key '${key}': rpo does not read it${suggestionFor(key, unknown, composition.config)}`);
   }
   // Every ??? at once before resolving (resolution would stop at the first one it meets), and
   // again after, for a ??? an interpolation produced.
@@ -94,6 +99,17 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   requireValues(raw);
   const { config, notices } = validateConfig(raw);
   return { config, raw, notices, choices: composition.choices };
+}
+
+/**
+ * " (did you mean ...)" for an unknown key added from the command line: a known key first, else
+ * a key of the composed config. The keys the overrides added are left out of the latter: they
+ * are in the config now, and the typed key would otherwise be its own suggestion.
+ */
+function suggestionFor(key: string, added: readonly string[], config: ConfigMap): string {
+  const own = (p: string): boolean => added.some((a) => p === a || p.startsWith(`${a}.`));
+  const near = closestKnownKey(key) ?? suggestKey(key, allPaths(config).filter((p) => !own(p)));
+  return near === undefined ? '' : ` (did you mean '${near}'?)`;
 }
 
 function requireValues(config: ConfigMap): void {

@@ -12,7 +12,7 @@
 //   \${                          a literal "${"
 // Errors: a cycle (naming every key in it), a reference to a key that does not exist (with the
 // closest existing key), a reference to a `???` value, an unknown resolver.
-import { ConfigError, didYouMean } from './errors.js';
+import { ConfigError, didYouMeanKey } from './errors.js';
 import { typePrimitive } from './overrides.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 
@@ -181,7 +181,7 @@ class Resolver {
     if (value === undefined || target === undefined) {
       if (optional) return undefined;
       const where = pathText(from);
-      throw new ConfigError(`${where}: interpolation \${${key}} refers to a key that does not exist${didYouMean(key, allPaths(this.root))}`);
+      throw new ConfigError(`${where}: interpolation \${${key}} refers to a key that does not exist${didYouMeanKey(key, allPaths(this.root))}`);
     }
     if (value === MISSING) {
       if (optional) return undefined;

@@ -18,8 +18,8 @@
 //                                       the seed's train.py did
 // A seed alias wins over rpo's key when both are present: rpo's own files never contain the
 // alias, so its presence means a user (or an old saved config) put it there.
-import type { LossConfig, LossName } from '../native.js';
-import { ConfigError, closest } from './errors.js';
+import type { LossConfig, LossName, TrainPrecision } from '../native.js';
+import { ConfigError, closest, suggestKey } from './errors.js';
 import { allPaths } from './interpolate.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 
@@ -32,6 +32,8 @@ export const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 export const TEMPLATES = ['prefixes', 'chat'] as const;
 export const TRUNCATION_MODES = ['keep_end', 'keep_start'] as const;
 export const RATIONALE_FORMS = ['code', 'paper'] as const;
+/** How the policy trains (docs/precision.md); auto: bf16-mixed on CUDA, fp32 on the CPU. */
+export const PRECISIONS = ['auto', 'fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
 
 export type Mode = (typeof MODES)[number];
 export type Optimizer = (typeof OPTIMIZERS)[number];
@@ -39,6 +41,8 @@ export type Dtype = (typeof DTYPES)[number];
 export type Template = (typeof TEMPLATES)[number];
 export type TruncationMode = (typeof TRUNCATION_MODES)[number];
 export type RationaleForm = (typeof RATIONALE_FORMS)[number];
+export type Precision = (typeof PRECISIONS)[number];
+export type { TrainPrecision } from '../native.js';
 
 /** A dataset: a name (orcaratspec), a path, or a mapping the data layer validates (path + columns). */
 export type DatasetRef = string | Readonly<Record<string, unknown>>;
@@ -84,7 +88,7 @@ export interface LossSection {
   margin: number | null;
   /** rdpo's rationale term: 'code' −log σ(γ·π_r) (the seed's code), 'paper' −γ·π_r. */
   rationale_form: RationaleForm;
-  /** Derived from the loss (DESIGN.md's table); a differing user value is a notice. */
+  /** Derived from the loss (docs/design.md's table); a differing user value is a notice. */
   use_reference_model: boolean;
   // Seed keys with no effect (the loss name picks the step and the data layout):
   trainer: string | null;
@@ -133,7 +137,13 @@ export interface RunConfig {
   assistant_suffix: string;
   /** 'prefixes': the four strings above (the seed); 'chat': the tokenizer's chat template. */
   template: Template;
-  truncation_mode: TruncationMode;
+  /**
+   * Which end of an over-long prompt every dataset keeps; null (the default): each dataset's own,
+   * as the seed set it (keep_start for shp, ultrabin and the orca family, keep_end otherwise).
+   */
+  truncation_mode: TruncationMode | null;
+  /** Leave out each epoch's last batch when it is smaller than model.batch_size (the seed's loaders yielded full batches only). */
+  drop_last: boolean;
 
   /** Compute reference log-probs once before training instead of keeping the reference model. */
   precompute_reference: boolean;
@@ -141,8 +151,16 @@ export interface RunConfig {
   threads: number | null;
   /** 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'. */
   device: string;
+  /**
+   * How the policy trains: its weights' dtype and the optimizer's (docs/precision.md). 'auto':
+   * bf16-mixed on CUDA, fp32 on the CPU. It decides the policy's dtype in training;
+   * model.policy_dtype does not (a run prints a line when the two disagree).
+   */
+  precision: Precision;
   /** A checkpoint directory to resume from. */
   resume: string | null;
+  /** Start a fresh run in a run directory that holds an earlier run, deleting what that run wrote. */
+  overwrite: boolean;
   /** Label positions per chunk of the fused log-prob head. */
   chunk_tokens: number;
 
@@ -164,7 +182,7 @@ export interface Validated {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-loss facts (DESIGN.md)
+// Per-loss facts (docs/design.md)
 
 /** The numeric parameters each loss reads. */
 const LOSS_PARAMS: Record<LossName, readonly ('beta' | 'gamma' | 'epsilon' | 'lambda' | 'margin')[]> = {
@@ -209,6 +227,48 @@ export function engineLossConfig(loss: LossSection): LossConfig {
 /** The engine's optimizer and weight decay for a config (Adam = AdamW with no decay). */
 export function engineOptimizer(config: Pick<RunConfig, 'optimizer'>): { optimizer: 'AdamW' | 'RMSprop'; weightDecay?: number } {
   return config.optimizer === 'Adam' ? { optimizer: 'AdamW', weightDecay: 0 } : { optimizer: config.optimizer };
+}
+
+/**
+ * The precision a run trains in on `device` (already resolved: cpu, cuda, cuda:N). auto is
+ * bf16-mixed on CUDA (bf16 matmuls at full tensor-core speed, fp32 master weights so small
+ * updates are not rounded away) and fp32 on the CPU (most CPUs have no fast bf16 matmul: bf16
+ * there costs time and precision and saves only memory).
+ */
+export function resolvePrecision(precision: Precision, device: string): TrainPrecision {
+  if (precision !== 'auto') return precision;
+  return device.startsWith('cuda') ? 'bf16-mixed' : 'fp32';
+}
+
+/** The dtype the policy is loaded in for training under a precision. */
+export function precisionDtype(precision: TrainPrecision): Dtype {
+  return precision === 'fp32' ? 'float32' : 'bfloat16';
+}
+
+const PRECISION_WHAT: Record<TrainPrecision, string> = {
+  fp32: 'fp32 weights and AdamW moments, 16 bytes/param',
+  'bf16-pure': 'bf16 weights and moments, 8 bytes/param; updates below half a bf16 step are lost',
+  'bf16-mixed': 'bf16 compute weights, fp32 master weights and moments, 16 bytes/param',
+  'bf16-sr': 'bf16 weights and moments with stochastic rounding, 8 bytes/param',
+};
+
+/**
+ * Lines for a training run's log: the precision it trains in, and, when model.policy_dtype names
+ * another dtype than the precision gives the policy, that policy_dtype is not what decides.
+ */
+export function precisionNotices(config: Pick<RunConfig, 'precision' | 'model'>, device: string): string[] {
+  const precision = resolvePrecision(config.precision, device);
+  const how = config.precision === 'auto' ? `auto on ${device}: ` : '';
+  const out = [`precision: ${precision} (${how}${PRECISION_WHAT[precision]})`];
+  const dtype = precisionDtype(precision);
+  if (config.model.policy_dtype !== dtype) {
+    out.push(
+      `model.policy_dtype=${config.model.policy_dtype} is not used for training: precision=${config.precision}` +
+        `${config.precision === 'auto' ? ` (${precision} on ${device})` : ''} trains the policy in ${dtype}; ` +
+        (config.model.policy_dtype === 'float32' ? 'precision=fp32 keeps fp32 weights' : 'precision=bf16-mixed, bf16-pure or bf16-sr trains bf16 weights'),
+    );
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,8 +334,8 @@ const RUN_KEYS = [
   'seed', 'exp_name', 'datasets', 'mode', 'debug', 'cache_dir', 'local_run_dir', 'lr', 'n_epochs', 'n_examples',
   'optimizer', 'warmup_steps', 'eval_every', 'do_first_eval', 'intermediate_checkpoints', 'sample_during_eval',
   'n_samples', 'samples_dir', 'n_eval_examples', 'saved_policy', 'top_p', 'human_prefix', 'human_suffix',
-  'assistant_prefix', 'assistant_suffix', 'template', 'truncation_mode', 'precompute_reference', 'threads', 'device',
-  'resume', 'chunk_tokens', 'wandb', 'model', 'loss',
+  'assistant_prefix', 'assistant_suffix', 'template', 'truncation_mode', 'drop_last', 'precompute_reference', 'threads', 'device',
+  'precision', 'resume', 'overwrite', 'chunk_tokens', 'wandb', 'model', 'loss',
   'model.name_or_path', 'model.tokenizer_name_or_path', 'model.load_from', 'model.policy_dtype', 'model.reference_dtype',
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
@@ -293,9 +353,9 @@ export function isKnownKey(key: string): boolean {
   return OPAQUE.some((p) => key.startsWith(`${p}.`));
 }
 
-/** The known key closest to `key` (for "did you mean"). */
+/** The known key `key` probably meant (for "did you mean"; never `key` itself). */
 export function closestKnownKey(key: string): string | undefined {
-  return closest(key, KNOWN_KEYS);
+  return suggestKey(key, KNOWN_KEYS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,7 +624,7 @@ function readTop(
 
   return {
     seed: t.num('seed', { int: true }),
-    exp_name: t.nonEmpty('exp_name'),
+    exp_name: expName(t.nonEmpty('exp_name'), errors),
     datasets: readDatasets(t, errors),
     mode: t.oneOf('mode', MODES),
     debug,
@@ -589,11 +649,14 @@ function readTop(
     assistant_prefix: t.str('assistant_prefix'),
     assistant_suffix: t.str('assistant_suffix'),
     template: t.oneOf('template', TEMPLATES, 'prefixes'),
-    truncation_mode: t.oneOf('truncation_mode', TRUNCATION_MODES, 'keep_end'),
+    truncation_mode: t.raw('truncation_mode') === null || t.raw('truncation_mode') === undefined ? null : t.oneOf('truncation_mode', TRUNCATION_MODES),
+    drop_last: t.bool('drop_last', true),
     precompute_reference: precompute,
     threads: t.numOrNull('threads', { int: true, min: 1 }),
     device,
+    precision: t.oneOf('precision', PRECISIONS, 'auto'),
     resume: t.strOrNull('resume'),
+    overwrite: t.bool('overwrite', false),
     chunk_tokens: t.num('chunk_tokens', { int: true, min: 1, fallback: 1024 }),
     use_fsdp: t.bool('use_fsdp', false),
     fsdp_port: t.numOrNull('fsdp_port', { int: true }),
@@ -603,6 +666,25 @@ function readTop(
     model,
     loss,
   };
+}
+
+/**
+ * exp_name names the run directory `${cache_dir}/${exp_name}` and the sample files: it must be
+ * one path segment, or a run could write outside cache_dir (`../x`, `/abs`) or onto cache_dir
+ * itself (`.`), where an overwrite would delete other runs.
+ */
+export function expNameProblem(name: string): string | null {
+  if (name === '') return null; // reported as empty by nonEmpty
+  if (name === '.' || name === '..') return `exp_name=${JSON.stringify(name)}: must name a directory inside cache_dir, not cache_dir or its parent`;
+  if (/[/\\]/.test(name)) return `exp_name=${JSON.stringify(name)}: must be a single path segment (no '/' or '\\'); the run directory is cache_dir/exp_name`;
+  if (name.includes('\0')) return 'exp_name: must not contain a NUL character';
+  return null;
+}
+
+function expName(name: string, errors: string[]): string {
+  const problem = expNameProblem(name);
+  if (problem) errors.push(problem);
+  return name;
 }
 
 /** One line per ignored seed key whose value differs from rpo's default. */

@@ -27,7 +27,8 @@ export interface LoadModelOptions {
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
   const config = loadHfConfig(dir);
   const { tensors } = resolveCheckpoint(dir);
-  const init: InitOptions = { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu', seed: 0 };
+  // No random init: every weight is overwritten by the checkpoint (load checks that all are).
+  const init: InitOptions = { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu', init: false };
   const model = await Model.create(config, init);
   try {
     const { load } = checkTensorsAgainstParams(tensors, model.params(), {

@@ -37,6 +37,14 @@ const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16'])
 /** Headers larger than this are refused before allocating (the Rust reader uses the same cap). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/**
+ * The deepest nesting of arrays and objects accepted in a header or index file. A real header
+ * is 3 deep (`{name: {shape: [..]}}`); serde_json, which the Rust reader uses, stops at 128.
+ * V8's JSON.parse takes any depth, but every recursive walk afterwards (JSON.stringify in an
+ * error message, a validator) would overflow the stack on a hostile 200k-deep file.
+ */
+export const MAX_JSON_DEPTH = 64;
+
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 
@@ -70,10 +78,46 @@ function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
-/** A short rendering of an untrusted JSON value for error messages. */
+/** A short rendering of an untrusted JSON value for error messages; never throws. */
 function show(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[...]' : typeof v === 'object' && v !== null ? '{...}' : String(v);
+  }
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * How deep arrays and objects nest in JSON text, counted without parsing (brackets inside
+ * strings do not count), stopping as soon as `limit` is passed. Linear and stack-free, so it
+ * is safe on any input.
+ */
+function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Refuses untrusted JSON text nested deeper than MAX_JSON_DEPTH, naming the file. */
+function checkJsonDepth(file: string, text: string, what: string): void {
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+    throw new Error(`${file}: ${what} is nested more than ${MAX_JSON_DEPTH} levels deep; the file is malformed or corrupt`);
+  }
 }
 
 /** "a, b, c" with at most `max` items, so a wrong-model error stays readable. */
@@ -178,6 +222,7 @@ export function parseSafetensorsHeader(file: string, headerBytes: Uint8Array, da
   const first = /[^ \t\r\n]/.exec(text);
   if (!first) throw new Error(`${file}: header is empty`);
   if (first[0] !== '{') throw new Error(`${file}: header does not start with "{" (found ${JSON.stringify(first[0])}); not a safetensors file`);
+  checkJsonDepth(file, text, 'header');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -259,6 +304,7 @@ function readJson(file: string): unknown {
   } catch (e) {
     throw new Error(`${file}: cannot read: ${(e as Error).message}`);
   }
+  checkJsonDepth(file, text, 'JSON');
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
@@ -562,10 +608,37 @@ export function formatSafetensorsIndex(index: SafetensorsIndex): string {
   return `${pythonJson(index, '')}\n`;
 }
 
-/** Writes `data` to `file` through a temp file in the same directory and a rename. */
+/**
+ * An I/O failure on `file` as a user needs to read it: "no space left on device writing FILE"
+ * for ENOSPC (the wording the engine uses too), else Node's message and the file. Node's own
+ * text for a failed write(2) names no file at all ("ENOSPC: no space left on device, write").
+ * `code` and `path` (the file the caller asked for, not the temp file) stay on the error.
+ */
+export function fileWriteError(err: unknown, verb: string, file: string): NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  const cause = e.code === 'ENOSPC' ? 'no space left on device' : e instanceof Error ? e.message : String(err);
+  const out: NodeJS.ErrnoException = new Error(`${cause} ${verb} ${file}`, { cause: err });
+  if (e.code !== undefined) out.code = e.code;
+  if (e.errno !== undefined) out.errno = e.errno;
+  if (e.syscall !== undefined) out.syscall = e.syscall;
+  out.path = file;
+  return out;
+}
+
+/**
+ * Writes `chunks` to `file` through a temp file in the same directory, fsync and a rename. On
+ * any failure (a full disk included) the temp file is removed, `file` is left as it was, and
+ * the error names `file` (see fileWriteError).
+ */
 export function writeFileAtomic(file: string, chunks: readonly Uint8Array[]): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const fd = openSync(tmp, 'wx');
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx');
+  } catch (e) {
+    throw fileWriteError(e, 'creating a temp file for', file);
+  }
+  let verb = 'writing';
   try {
     try {
       for (const c of chunks) {
@@ -576,6 +649,7 @@ export function writeFileAtomic(file: string, chunks: readonly Uint8Array[]): vo
     } finally {
       closeSync(fd);
     }
+    verb = 'renaming into place';
     renameSync(tmp, file);
   } catch (e) {
     try {
@@ -583,7 +657,7 @@ export function writeFileAtomic(file: string, chunks: readonly Uint8Array[]): vo
     } catch {
       // The temp file is already gone; the original error is what matters.
     }
-    throw e;
+    throw fileWriteError(e, verb, file);
   }
 }
 

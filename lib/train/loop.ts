@@ -1,16 +1,25 @@
 // `rpo train`: the run loop. TS owns the schedule (learning rate per step, accumulation
 // boundaries, when to evaluate, log and checkpoint); the engine owns every tensor.
-import { mkdirSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-import { engineLossConfig, engineOptimizer, lossUsesReference, saveConfig, type RunConfig } from '../config/index.js';
-import { makeBatches, shuffleInPlace, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import {
+  engineLossConfig,
+  engineOptimizer,
+  lossUsesReference,
+  precisionDtype,
+  precisionNotices,
+  resolvePrecision,
+  saveConfig,
+  type RunConfig,
+} from '../config/index.js';
+import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
 import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
-import { findCheckpoint, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
+import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
-import { MetricAverager, MetricsLog, type MetricRecord } from './metrics.js';
+import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   computeReferenceTable,
   examplesFingerprint,
@@ -22,6 +31,7 @@ import {
   type ReferenceTable,
 } from './reference_cache.js';
 import { learningRate, microBatchSizes } from './schedule.js';
+import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 
 export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
 
@@ -132,12 +142,18 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
   const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events) : null;
-  const policy = await loadModel(resumeFrom ?? data.model.modelDir, { dtype: config.model.policy_dtype, device });
+  // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
+  // keeps model.reference_dtype.
+  const precision = resolvePrecision(config.precision, device);
+  for (const line of precisionNotices(config, device)) events.onMessage?.(line);
+  const policy = await loadModel(resumeFrom ?? data.model.modelDir, { dtype: precisionDtype(precision), device });
   // The reference is the starting model (model.load_from or name_or_path), also when resuming.
   const reference = needsReference && !table ? await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, {
     loss: engineLossConfig(config.loss),
     ...engineOptimizer(config),
+    precision,
+    seed: config.seed,
     activationCheckpointing: config.model.activation_checkpointing,
     chunkTokens: config.chunk_tokens,
   });
@@ -166,24 +182,66 @@ export async function evaluateSplit(
   return avg.count > 0 ? avg.mean('eval_') : {};
 }
 
+/** Whether `inner` is `outer` or lies inside it. */
+function isWithin(inner: string, outer: string): boolean {
+  const rel = path.relative(path.resolve(outer), path.resolve(inner));
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * Makes the run directory this run's: resolves what to resume from, refuses to start over an
+ * earlier run's checkpoint unless overwrite=true, removes what dead runs left half-written.
+ * Runs with the directory's lock held.
+ */
+function claimRunDir(config: RunConfig, events: TrainEvents): string | null {
+  const runDir = config.local_run_dir;
+  for (const name of removeStaleTemps(runDir)) events.onMessage?.(`removed ${path.join(runDir, name)} (a checkpoint write by a process that is gone)`);
+  const resumeFrom = config.resume ? findCheckpoint(config.resume) : null;
+  if (config.resume && !resumeFrom) throw new Error(`resume=${config.resume}: ${noCheckpointReason(config.resume)}`);
+  const metrics = path.join(runDir, 'metrics.jsonl');
+  if (resumeFrom && isWithin(resumeFrom, runDir)) {
+    if (config.overwrite) events.onMessage?.('overwrite=true ignored: resuming this run directory\'s own checkpoint');
+    return resumeFrom;
+  }
+  const earlier = earlierRun(runDir);
+  if (earlier) {
+    if (!config.overwrite) throw earlierRunError(runDir, earlier);
+    events.onMessage?.(`overwrite=true: deleted ${clearRunOutputs(runDir).join(', ')} from ${runDir}`);
+  } else if (existsSync(metrics)) {
+    // A run that stopped before its first checkpoint: nothing to resume, its log starts over.
+    rmSync(metrics, { force: true });
+  }
+  return resumeFrom;
+}
+
 export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
   const device = resolveDevice(config.device);
   const runDir = config.local_run_dir;
-  mkdirSync(runDir, { recursive: true });
-  saveConfig(config, path.join(runDir, 'config.yaml'));
+  const lock = lockRunDir(runDir);
+  try {
+    if (lock.tookOverFrom) options.onMessage?.(`took over the lock of a run that is gone (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host})`);
+    return await trainLocked(config, options, device, started);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(config: RunConfig, options: TrainOptions, device: string, started: number): Promise<TrainResult> {
+  const runDir = config.local_run_dir;
+  const resumeFrom = claimRunDir(config, options);
+  // The saved config reloads as this run (--config-path): never as an instruction to delete it.
+  saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
   const groups = lossGroups(config.loss.name);
 
   const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage });
   const trainExamples = usable(data.train, groups);
   const testExamples = usable(data.test, groups);
   const dropped = data.train.length - trainExamples.length;
-  if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: responses truncated away by max_length ${config.model.max_length})`);
+  if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: the prompt, cut to model.max_prompt_length ${config.model.max_prompt_length}, leaves no room for a response within model.max_length ${config.model.max_length}; lower max_prompt_length or raise max_length)`);
   options.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
 
-  const resumeFrom = config.resume ? findCheckpoint(config.resume) : null;
-  if (config.resume && !resumeFrom) throw new Error(`resume=${config.resume}: no checkpoint there (looked for LATEST/ with ${OPTIMIZER_STATE})`);
   let state: TrainerState = {
     format: 'rpo-trainer-state-1',
     step: 0,
@@ -200,10 +258,15 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
     if (state.dataFingerprint !== data.fingerprint) throw new Error(`resume=${config.resume}: the checkpoint was trained on other data (or another tokenizer, template or length limits) than this run's`);
     if (state.seed !== config.seed) throw new Error(`resume=${config.resume}: the checkpoint used seed ${state.seed}, this run seed ${config.seed}`);
     options.onMessage?.(`resuming from ${resumeFrom} at step ${state.step} (${state.examples} examples)`);
+    // The steps after the checkpoint are trained (and logged) again: log each step once.
+    const cut = truncateMetrics(path.join(runDir, 'metrics.jsonl'), state.step);
+    if (cut > 0) options.onMessage?.(`metrics.jsonl: dropped ${cut} records after step ${state.step} (they are trained again)`);
   }
+  const startStep = state.step;
 
   const batchSize = config.model.batch_size;
-  const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * trainExamples.length;
+  // drop_last (the seed's batching): an epoch is its whole batches only.
+  const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * examplesPerEpoch(trainExamples.length, batchSize, config.drop_last);
   const totalSteps = Math.ceil(totalExamples / batchSize);
   const padTokenId = data.model.tokenizer.padTokenId ?? 0;
   const tok = data.model.tokenizer;
@@ -216,18 +279,20 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
 
   const engine = await buildEngine(config, data, device, resumeFrom, options);
   let lastEval: Record<string, number> | null = null;
-  let checkpoint: string | null = null;
   const evaluate = async () => {
     if (testExamples.length === 0) return;
     const t0 = Date.now();
     lastEval = await evaluateSplit(engine.trainer, testExamples, { batchSize: config.model.eval_batch_size, groups, padTokenId, table: engine.table });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
   };
+  let checkpoint: string | null = resumeFrom;
   const save = async (keepStepCopy: boolean) => {
-    if (config.debug) return;
+    // No checkpoint before this run's first optimizer step: it would hold nothing new, and a
+    // fresh run stopped at once must not leave an untrained "LATEST" behind.
+    if (config.debug || state.step === startStep) return;
     state.wallSeconds += (Date.now() - segmentStart) / 1000;
     segmentStart = Date.now();
-    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, configExtras, keepStepCopy });
+    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy });
     options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
   };
 
@@ -246,10 +311,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
         // The epoch's order is a function of (seed, epoch) alone, the same shuffle makeBatches
         // does: a resumed run sees the same batches. Only the order is needed here; each global
         // batch is laid out as micro-batches when it is trained.
-        const shuffled = shuffleInPlace([...trainExamples], config.seed, state.epoch);
-        const order: TokenizedExample[][] = [];
-        for (let i = 0; i < shuffled.length; i += batchSize) order.push(shuffled.slice(i, i + batchSize));
-        epochBatches = { epoch: state.epoch, order };
+        epochBatches = { epoch: state.epoch, order: epochOrder(trainExamples, { batchSize, seed: config.seed, epoch: state.epoch, dropLast: config.drop_last }) };
       }
       if (state.batchInEpoch >= epochBatches.order.length) {
         state.epoch += 1;

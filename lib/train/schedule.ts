@@ -1,4 +1,4 @@
-// The learning-rate schedule and batch arithmetic (DESIGN.md "Schedule").
+// The learning-rate schedule and batch arithmetic (docs/design.md "Schedule").
 
 /** Linear warmup then constant: lr · min(1, (step + 1) / (warmup_steps + 1)), step from 0. */
 export function learningRate(baseLr: number, step: number, warmupSteps: number): number {

@@ -25,13 +25,20 @@ Napi::Value EvaluateLoss(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The range is checked on the double: Int32Value would wrap 2**31 to a negative count and
+// pass 1e9 on to libgomp, which kills the process starting that many threads.
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "setNumThreads(n): n must be a number");
-  guard(env, [&] { rpo::set_num_threads(info[0].As<Napi::Number>().Int32Value()); });
+  const auto n = checked_int(env, info[0].As<Napi::Number>().DoubleValue(), "setNumThreads(n): n", 1, rpo::max_num_threads());
+  guard(env, [&] { rpo::set_num_threads(static_cast<int>(n)); });
   return env.Undefined();
 }
 
+Napi::Value MaxNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rpo::max_num_threads()); }
+Napi::Value DefaultNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), guard(info.Env(), [] { return rpo::default_num_threads(); }));
+}
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rpo::get_num_threads()); }
 Napi::Value LibtorchVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), rpo::libtorch_version()); }
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
@@ -69,7 +76,7 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
 int device_arg(const Napi::CallbackInfo& info, const char* fn) {
   if (info.Length() == 0 || info[0].IsUndefined()) return 0;
   if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(fn) + "(device): device must be a number");
-  return info[0].As<Napi::Number>().Int32Value();
+  return static_cast<int>(checked_int(info.Env(), info[0].As<Napi::Number>().DoubleValue(), std::string(fn) + "(device): device", 0, 1023));
 }
 
 Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
@@ -113,6 +120,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   TrainerWrap::Init(env, exports, *data);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
+  exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));
+  exports.Set("defaultNumThreads", Napi::Function::New<DefaultNumThreads>(env, "defaultNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));

@@ -1,6 +1,8 @@
 #include "binding/convert.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <sstream>
 
 namespace rpo_binding {
 
@@ -41,7 +43,49 @@ std::vector<double> number_vector(const Napi::Object& obj, const char* key, cons
   throw type_error(obj.Env(), where, key, "an array of numbers or a Float64Array");
 }
 
+// A Float64Array or an array of numbers, each an integer in [min, max] (the key and the index
+// are named when one is not).
+std::vector<int64_t> int_vector(const Napi::Object& obj, const char* key, const std::string& where, bool optional, int64_t min,
+                                int64_t max) {
+  std::vector<int64_t> out;
+  const auto values = number_vector(obj, key, where, optional);
+  for (size_t i = 0; i < values.size(); ++i)
+    out.push_back(checked_int(obj.Env(), values[i], where + ": `" + key + "[" + std::to_string(i) + "]`", min, max));
+  return out;
+}
+
+// A double as JS prints it, so a message quotes the value the caller wrote: NaN, Infinity,
+// 2.5, 1000000000 (whole numbers below 1e21 without an exponent, as JS), 1e+300 (else the
+// shortest form that reads back).
+std::string js_number(double d) {
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  if (std::floor(d) == d && std::fabs(d) < 1e21) {
+    std::ostringstream s;
+    s << std::fixed;
+    s.precision(0);
+    s << d;
+    return s.str();
+  }
+  std::string out;
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::ostringstream s;
+    s.precision(precision);
+    s << d;
+    out = s.str();
+    if (std::strtod(out.c_str(), nullptr) == d) break;
+  }
+  return out;
+}
+
 }  // namespace
+
+int64_t checked_int(Napi::Env env, double d, const std::string& what, int64_t min, int64_t max) {
+  // The comparisons run on doubles: min and max are safe integers, so they convert exactly.
+  if (!std::isfinite(d) || std::floor(d) != d || d < static_cast<double>(min) || d > static_cast<double>(max))
+    throw Napi::RangeError::New(env, what + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " + js_number(d));
+  return static_cast<int64_t>(d);
+}
 
 double get_number(const Napi::Object& obj, const char* key, const std::string& where) {
   auto v = obj.Get(key);
@@ -55,10 +99,14 @@ double get_number_or(const Napi::Object& obj, const char* key, double fallback, 
   return get_number(obj, key, where);
 }
 
-int64_t get_int(const Napi::Object& obj, const char* key, const std::string& where) {
-  double d = get_number(obj, key, where);
-  if (!std::isfinite(d) || std::floor(d) != d) throw type_error(obj.Env(), where, key, "an integer");
-  return static_cast<int64_t>(d);
+int64_t get_int(const Napi::Object& obj, const char* key, const std::string& where, int64_t min, int64_t max) {
+  return checked_int(obj.Env(), get_number(obj, key, where), where + ": `" + key + "`", min, max);
+}
+
+int64_t get_int_or(const Napi::Object& obj, const char* key, int64_t fallback, const std::string& where, int64_t min, int64_t max) {
+  auto v = obj.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return get_int(obj, key, where, min, max);
 }
 
 bool get_bool_or(const Napi::Object& obj, const char* key, bool fallback, const std::string& where) {
@@ -102,20 +150,21 @@ rpo::ModelConfig model_config_from_js(const Napi::Value& value) {
   auto o = get_object(value, w);
   rpo::ModelConfig c;
   c.architecture = get_string(o, "architecture", w);
-  c.vocab_size = get_int(o, "vocab_size", w);
-  c.hidden_size = get_int(o, "hidden_size", w);
-  c.intermediate_size = get_int(o, "intermediate_size", w);
-  c.num_hidden_layers = get_int(o, "num_hidden_layers", w);
-  c.num_attention_heads = get_int(o, "num_attention_heads", w);
-  c.num_key_value_heads = get_int(o, "num_key_value_heads", w);
-  c.head_dim = get_int(o, "head_dim", w);
+  // Sizes: the engine says which must be positive; here only what a cast needs.
+  c.vocab_size = get_int(o, "vocab_size", w, 0, kMaxInt32);  // token ids are int32
+  c.hidden_size = get_int(o, "hidden_size", w, 0);
+  c.intermediate_size = get_int(o, "intermediate_size", w, 0);
+  c.num_hidden_layers = get_int(o, "num_hidden_layers", w, 0);
+  c.num_attention_heads = get_int(o, "num_attention_heads", w, 0);
+  c.num_key_value_heads = get_int(o, "num_key_value_heads", w, 0);
+  c.head_dim = get_int(o, "head_dim", w, 0);
   c.rms_norm_eps = get_number(o, "rms_norm_eps", w);
   c.rope_theta = get_number(o, "rope_theta", w);
   c.tie_word_embeddings = get_bool_or(o, "tie_word_embeddings", false, w);
   c.attention_bias = get_bool_or(o, "attention_bias", false, w);
   c.qkv_bias = get_bool_or(o, "qkv_bias", false, w);
-  c.sliding_window = static_cast<int64_t>(get_number_or(o, "sliding_window", 0, w));
-  c.max_position_embeddings = static_cast<int64_t>(get_number_or(o, "max_position_embeddings", 0, w));
+  c.sliding_window = get_int_or(o, "sliding_window", 0, w, 0);
+  c.max_position_embeddings = get_int_or(o, "max_position_embeddings", 0, w, 0);
   c.initializer_range = get_number_or(o, "initializer_range", 0.02, w);
   auto rs = o.Get("rope_scaling");
   if (rs.IsObject()) {
@@ -125,8 +174,7 @@ rpo::ModelConfig model_config_from_js(const Napi::Value& value) {
     c.rope_scaling.factor = get_number_or(r, "factor", 1.0, rw);
     c.rope_scaling.low_freq_factor = get_number_or(r, "low_freq_factor", 1.0, rw);
     c.rope_scaling.high_freq_factor = get_number_or(r, "high_freq_factor", 4.0, rw);
-    c.rope_scaling.original_max_position_embeddings =
-        static_cast<int64_t>(get_number_or(r, "original_max_position_embeddings", 8192, rw));
+    c.rope_scaling.original_max_position_embeddings = get_int_or(r, "original_max_position_embeddings", 8192, rw, 1);
     const auto& t = c.rope_scaling.rope_type;
     if (t != "none" && t != "linear" && t != "llama3")
       throw Napi::TypeError::New(value.Env(), "model config: unsupported rope_scaling type \"" + t + "\"");
@@ -169,9 +217,7 @@ rpo::InitOptions init_options_from_js(const Napi::Value& value) {
   auto o = get_object(value, w);
   opts.dtype = get_string_or(o, "dtype", opts.dtype, w);
   opts.device = get_string_or(o, "device", opts.device, w);
-  double seed = get_number_or(o, "seed", 0, w);
-  if (seed < 0 || std::floor(seed) != seed) throw Napi::TypeError::New(value.Env(), "model options: `seed` must be a non-negative integer");
-  opts.seed = static_cast<uint64_t>(seed);
+  opts.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w, 0));
   return opts;
 }
 
@@ -191,11 +237,11 @@ std::vector<rpo::TensorSpec> tensor_specs_from_js(const Napi::Value& value) {
     auto sa = shape.As<Napi::Array>();
     for (uint32_t j = 0; j < sa.Length(); ++j) {
       auto e = sa.Get(j);
-      if (!e.IsNumber() || e.As<Napi::Number>().DoubleValue() < 0) throw type_error(value.Env(), w, "shape", "an array of non-negative integers");
-      s.shape.push_back(e.As<Napi::Number>().Int64Value());
+      if (!e.IsNumber()) throw type_error(value.Env(), w, "shape", "an array of non-negative integers");
+      s.shape.push_back(checked_int(value.Env(), e.As<Napi::Number>().DoubleValue(), w + ": `shape[" + std::to_string(j) + "]`", 0, kMaxSafeInteger));
     }
-    s.begin = static_cast<uint64_t>(get_int(o, "begin", w));
-    s.end = static_cast<uint64_t>(get_int(o, "end", w));
+    s.begin = static_cast<uint64_t>(get_int(o, "begin", w, 0));
+    s.end = static_cast<uint64_t>(get_int(o, "end", w, 0));
     out.push_back(std::move(s));
   }
   return out;
@@ -205,8 +251,9 @@ rpo::RowBatch row_batch_from_js(const Napi::Value& value) {
   const std::string w = "batch";
   auto o = get_object(value, w);
   rpo::RowBatch b;
-  b.rows = get_int(o, "rows", w);
-  b.seq_len = get_int(o, "seqLen", w);
+  // int32 bounds keep rows x seqLen far from int64 overflow.
+  b.rows = get_int(o, "rows", w, 0, kMaxInt32);
+  b.seq_len = get_int(o, "seqLen", w, 0, kMaxInt32);
   b.input_ids = typed_vector<int32_t, napi_int32_array>(o, "inputIds", w, "an Int32Array", false);
   b.attention_mask = typed_vector<uint8_t, napi_uint8_array>(o, "attentionMask", w, "a Uint8Array", false);
   b.loss_mask = typed_vector<uint8_t, napi_uint8_array>(o, "lossMask", w, "a Uint8Array", true);
@@ -218,9 +265,8 @@ rpo::LogpOptions logp_options_from_js(const Napi::Value& value) {
   if (value.IsUndefined() || value.IsNull()) return opts;
   const std::string w = "log-prob options";
   auto o = get_object(value, w);
-  opts.chunk_tokens = static_cast<int64_t>(get_number_or(o, "chunkTokens", static_cast<double>(opts.chunk_tokens), w));
+  opts.chunk_tokens = get_int_or(o, "chunkTokens", opts.chunk_tokens, w, 1);
   opts.naive = get_bool_or(o, "naive", false, w);
-  if (opts.chunk_tokens <= 0) throw Napi::RangeError::New(value.Env(), "log-prob options: `chunkTokens` must be positive");
   return opts;
 }
 
@@ -245,7 +291,7 @@ rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& whe
   rpo::RowLogps r;
   r.sum = number_vector(o, "sum", where, false);
   r.mean = number_vector(o, "mean", where, true);
-  for (double c : number_vector(o, "count", where, true)) r.count.push_back(static_cast<int64_t>(c));
+  r.count = int_vector(o, "count", where, true, 0, kMaxSafeInteger);
   return r;
 }
 
@@ -277,17 +323,16 @@ rpo::GenerateOptions generate_options_from_js(const Napi::Value& value) {
   const std::string w = "generate options";
   auto o = get_object(value, w);
   rpo::GenerateOptions g;
-  g.max_new_tokens = static_cast<int64_t>(get_number_or(o, "maxNewTokens", 0, w));
-  g.max_length = static_cast<int64_t>(get_number_or(o, "maxLength", 0, w));
+  g.max_new_tokens = get_int_or(o, "maxNewTokens", 0, w, 0);
+  g.max_length = get_int_or(o, "maxLength", 0, w, 0);
   g.do_sample = get_bool_or(o, "doSample", true, w);
   g.temperature = get_number_or(o, "temperature", 1.0, w);
   g.top_p = get_number_or(o, "topP", 1.0, w);
-  g.top_k = static_cast<int64_t>(get_number_or(o, "topK", 0, w));
-  for (double id : number_vector(o, "stopTokenIds", w, true)) g.stop_token_ids.push_back(static_cast<int64_t>(id));
-  g.pad_token_id = static_cast<int64_t>(get_number_or(o, "padTokenId", 0, w));
-  double seed = get_number_or(o, "seed", 0, w);
-  if (seed < 0 || std::floor(seed) != seed) throw Napi::TypeError::New(value.Env(), "generate options: `seed` must be a non-negative integer");
-  g.seed = static_cast<uint64_t>(seed);
+  g.top_k = get_int_or(o, "topK", 0, w, 0);
+  // Token ids: whether they are inside the vocabulary is the model's check (Model::generate).
+  g.stop_token_ids = int_vector(o, "stopTokenIds", w, true, 0, kMaxInt32);
+  g.pad_token_id = get_int_or(o, "padTokenId", 0, w, 0, kMaxInt32);
+  g.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w, 0));
   g.use_cache = get_bool_or(o, "useCache", true, w);
   return g;
 }

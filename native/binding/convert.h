@@ -10,7 +10,21 @@ namespace rpo_binding {
 
 double get_number(const Napi::Object& obj, const char* key, const std::string& where);
 double get_number_or(const Napi::Object& obj, const char* key, double fallback, const std::string& where);
-int64_t get_int(const Napi::Object& obj, const char* key, const std::string& where);
+
+// The largest integer a JS number holds exactly (Number.MAX_SAFE_INTEGER): the default upper
+// bound of an integer option, well inside int64_t, so no conversion below is undefined.
+constexpr int64_t kMaxSafeInteger = 9007199254740991;
+// Token ids, rows and sequence lengths live in int32 buffers.
+constexpr int64_t kMaxInt32 = 2147483647;
+
+// An integer option: a number that is finite, whole and in [min, max], else a RangeError naming
+// `what` (e.g. "generate options: `maxNewTokens`"), the range and the value. A cast of NaN,
+// Infinity or 1e300 to an integer is undefined behaviour in C++, so nothing is cast unchecked.
+int64_t checked_int(Napi::Env env, double value, const std::string& what, int64_t min, int64_t max);
+int64_t get_int(const Napi::Object& obj, const char* key, const std::string& where, int64_t min = -kMaxSafeInteger,
+                int64_t max = kMaxSafeInteger);
+int64_t get_int_or(const Napi::Object& obj, const char* key, int64_t fallback, const std::string& where, int64_t min = -kMaxSafeInteger,
+                   int64_t max = kMaxSafeInteger);
 bool get_bool_or(const Napi::Object& obj, const char* key, bool fallback, const std::string& where);
 std::string get_string(const Napi::Object& obj, const char* key, const std::string& where);
 std::string get_string_or(const Napi::Object& obj, const char* key, const std::string& fallback, const std::string& where);

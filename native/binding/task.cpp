@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "api.h"
+
 namespace rpo_binding {
 
 Lease::Lease(Napi::Env env, std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags) {
@@ -47,7 +49,8 @@ Napi::Promise Task::run(Napi::Env env, const char* name, Lease lease, Work work)
 
 void Task::Execute() {
   try {
-    finish_ = work_();
+    // On the engine's own thread, not this libuv worker (see run_on_engine_thread).
+    rpo::run_on_engine_thread([this] { finish_ = work_(); });
   } catch (...) {
     SetError(describe_current_exception());
   }

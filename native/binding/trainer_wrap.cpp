@@ -1,7 +1,29 @@
+#include <algorithm>
+
 #include "binding/convert.h"
 #include "binding/wraps.h"
 
 namespace rpo_binding {
+
+namespace {
+
+// Trainer.stochasticRoundBf16(values: Float32Array, seed): bf16-sr's rounding of each value
+// (tests; synchronous, for small arrays).
+Napi::Value StochasticRoundBf16(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "stochasticRoundBf16(values, seed): values must be a Float32Array");
+  auto in = info[0].As<Napi::Float32Array>();
+  const double seed = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0.0;
+  const auto s = static_cast<uint64_t>(checked_int(env, seed, "stochasticRoundBf16: seed", 0, kMaxSafeInteger));
+  std::vector<float> values(in.Data(), in.Data() + in.ElementLength());
+  auto r = guard(env, [&] { return rpo::stochastic_round_bf16(values, s); });
+  auto out = Napi::Float32Array::New(env, r.size());
+  std::copy(r.begin(), r.end(), out.Data());
+  return out;
+}
+
+}  // namespace
 
 void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
   auto cls = DefineClass(env, "Trainer",
@@ -13,6 +35,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                              InstanceMethod<&TrainerWrap::LoadState>("loadState"),
                              InstanceMethod<&TrainerWrap::Dispose>("dispose"),
+                             StaticMethod("stochasticRoundBf16", &StochasticRoundBf16),
                          });
   data.trainer_ctor = Napi::Persistent(cls);
   exports.Set("Trainer", cls);
@@ -31,8 +54,11 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   opts.loss = loss_config_from_js(o.Get("loss"));
   opts.optimizer = get_string_or(o, "optimizer", opts.optimizer, w);
   opts.weight_decay = get_number_or(o, "weightDecay", opts.weight_decay, w);
+  opts.precision = get_string_or(o, "precision", opts.precision, w);
+  opts.fused_adamw = get_bool_or(o, "fusedAdamW", opts.fused_adamw, w);
+  opts.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w));  // a negative seed wraps (two's complement)
   opts.activation_checkpointing = get_bool_or(o, "activationCheckpointing", false, w);
-  opts.chunk_tokens = static_cast<int64_t>(get_number_or(o, "chunkTokens", static_cast<double>(opts.chunk_tokens), w));
+  opts.chunk_tokens = get_int_or(o, "chunkTokens", opts.chunk_tokens, w, 1);
   opts.naive_logprobs = get_bool_or(o, "naiveLogprobs", false, w);
   auto pm = policy->model(env);
   auto rm = reference ? reference->model(env) : nullptr;
@@ -73,7 +99,7 @@ Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info, bool backward) {
   auto batch = row_batch_from_js(info[0]);
   const std::string w = backward ? "microStep options" : "evalStep options";
   auto o = get_object(info[1], w);
-  const int64_t n_pairs = get_int(o, "nPairs", w);
+  const int64_t n_pairs = get_int(o, "nPairs", w, 1, kMaxInt32);
   const double scale = get_number_or(o, "scale", 1.0, w);
   std::optional<rpo::PairLogps> reference;
   auto ref = o.Get("reference");

@@ -3,7 +3,11 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
+
+#include "model/gemm.h"
 
 #ifdef RPO_WITH_CUDA_KERNELS
 #include <cstdlib>
@@ -49,10 +53,15 @@ struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
         continue;
       }
 #endif
-      auto logits = at::matmul(hidden.narrow(0, start, n), weight.t()).to(at::kFloat);
-      auto chunk_lse = at::logsumexp(logits, {1});
+      // log-sum-exp as at::logsumexp computes it (shift by the row max, an infinite max
+      // shifted by 0), worked in place on the chunk's logits: one [n, V] buffer per chunk.
+      auto logits = product(hidden.narrow(0, start, n), weight.t()).to(at::kFloat);
+      auto picked = logits.gather(1, labels.narrow(0, start, n).unsqueeze(1)).squeeze(1);
+      auto shift = logits.amax({1}, /*keepdim=*/true);
+      shift.masked_fill_(shift.abs() == std::numeric_limits<float>::infinity(), 0);
+      auto chunk_lse = logits.sub_(shift).exp_().sum({1}).log_().add_(shift.squeeze(1));
       lse.narrow(0, start, n).copy_(chunk_lse);
-      out.narrow(0, start, n).copy_(logits.gather(1, labels.narrow(0, start, n).unsqueeze(1)).squeeze(1) - chunk_lse);
+      out.narrow(0, start, n).copy_(picked - chunk_lse);
     }
     ctx->save_for_backward({hidden, weight, labels, lse});
     ctx->saved_data["chunk"] = chunk;
@@ -90,15 +99,16 @@ struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
       }
 #endif
       if (!d.defined()) {
-        auto logits = at::matmul(h, weight.t()).to(at::kFloat);
+        // The recomputed logits become their gradient in place: one [n, V] buffer per chunk.
+        auto dlogits = product(h, weight.t()).to(at::kFloat);
         auto gc = g.narrow(0, start, n).unsqueeze(1);
-        auto dlogits = (logits - lse.narrow(0, start, n).unsqueeze(1)).exp_().mul_(gc.neg());
+        dlogits.sub_(lse.narrow(0, start, n).unsqueeze(1)).exp_().mul_(gc.neg());
         dlogits.scatter_add_(1, labels.narrow(0, start, n).unsqueeze(1), gc);
         d = dlogits.to(hidden.scalar_type());
       }
-      if (want_h) grad_h.narrow(0, start, n).copy_(at::matmul(d, weight));
+      if (want_h) grad_h.narrow(0, start, n).copy_(product(d, weight));
       if (want_w) {
-        if (weight.scalar_type() == at::kFloat) grad_w.addmm_(d.t(), h);
+        if (weight.scalar_type() == at::kFloat) add_product_(grad_w, d.t(), h);
         else grad_w.add_(at::matmul(d.t(), h));
       }
     }
@@ -120,7 +130,26 @@ void check_inputs(const at::Tensor& hidden, const at::Tensor& weight, const at::
 at::Tensor token_logprobs_fused(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                                 int64_t chunk_tokens) {
   if (chunk_tokens <= 0) throw std::invalid_argument("log-probs: chunk_tokens must be positive");
+  // On the CPU a chunk's fp32 logits are also kept under 64 MiB (but at least 128 rows): they are
+  // alive at the step's peak (the forward's end, the backward's start), and a smaller chunk
+  // costs the GEMMs nothing measurable at these sizes. 1024 x 32000 would be 131 MB.
+  if (hidden.device().is_cpu()) {
+    const int64_t budget = std::max<int64_t>(128, (int64_t{64} << 20) / (4 * std::max<int64_t>(1, weight.size(0))));
+    chunk_tokens = std::min(chunk_tokens, budget);
+  }
   return FusedLogProb::apply(hidden, weight, labels, chunk_tokens);
+}
+
+RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const LabelIndex& labels,
+                            const LogpOptions& options) {
+  if (hidden.dim() != 3) throw std::invalid_argument("log-probs: hidden states must be [rows, T, hidden]");
+  if (weight.dim() != 2 || weight.size(1) != hidden.size(2))
+    throw std::invalid_argument("log-probs: output weight must be [vocab, hidden]");
+  const int64_t rows = hidden.size(0), T = hidden.size(1);
+  auto h = hidden.reshape({rows * T, hidden.size(2)}).index_select(0, labels.source);
+  auto tok = token_logprobs_fused(h, weight, labels.label, options.chunk_tokens);
+  auto sum = at::zeros({rows}, hidden.options().dtype(at::kFloat)).index_add(0, labels.row, tok);
+  return {sum, sum / labels.count.clamp_min(1), labels.count};
 }
 
 RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& input_ids,

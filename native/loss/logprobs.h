@@ -16,6 +16,19 @@ struct RowLogpTensors {
   at::Tensor sum, mean, count;  // [rows], fp32; count as float
 };
 
+// The label positions of a batch, built on the host from its RowBatch (model_impl.h's
+// batch_tensors), so the fused head gathers without a device round trip.
+struct LabelIndex {
+  at::Tensor source;  // [M] long: row * T + t - 1, the hidden state that predicts label t
+  at::Tensor label;   // [M] long: the token id at (row, t)
+  at::Tensor row;     // [M] long
+  at::Tensor count;   // [rows] float: labels per row
+};
+
+// The fused head on host-built label positions (options.naive is not consulted).
+RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const LabelIndex& labels,
+                            const LogpOptions& options);
+
 // hidden: [rows, T, H] final hidden states; weight: [vocab, H] output projection;
 // input_ids, loss_mask: [rows, T]. Token t of row r counts when loss_mask[r, t] != 0 and
 // t >= 1 (its logit comes from position t - 1).

@@ -1,4 +1,4 @@
-// Preference losses on per-row log-probs (DESIGN.md's table, formulas exactly as written).
+// Preference losses on per-row log-probs (docs/design.md's table, formulas exactly as written).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "model/model_impl.h"
@@ -32,14 +33,36 @@ at::Tensor warp(at::Tensor logits, const GenerateOptions& o) {
   return logits;
 }
 
+// Every token id generate feeds to the embedding must be inside the vocabulary: on CUDA an
+// out-of-range index is a device-side assert that poisons the whole process, not an error.
+// The pad id is fed for finished rows and padding, prompts directly; stop ids are only compared,
+// but one outside the vocabulary can never match, which is a misconfiguration worth naming.
+void check_token_ids(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o, int64_t vocab) {
+  const std::string range = " is outside the vocabulary [0, " + std::to_string(vocab) + ") of this model";
+  if (o.pad_token_id < 0 || o.pad_token_id >= vocab)
+    throw std::invalid_argument("generate: padTokenId (pad_token_id) " + std::to_string(o.pad_token_id) + range);
+  for (size_t i = 0; i < o.stop_token_ids.size(); ++i) {
+    const int64_t id = o.stop_token_ids[i];
+    if (id < 0 || id >= vocab)
+      throw std::invalid_argument("generate: stopTokenIds[" + std::to_string(i) + "] (eos / stop token) " + std::to_string(id) + range);
+  }
+  for (size_t r = 0; r < prompts.size(); ++r)
+    for (size_t t = 0; t < prompts[r].size(); ++t)
+      if (prompts[r][t] < 0 || prompts[r][t] >= vocab)
+        throw std::invalid_argument("generate: prompt " + std::to_string(r) + ", token " + std::to_string(t) + ": id " + std::to_string(prompts[r][t]) + range);
+}
+
 }  // namespace
 
 GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o) const {
   auto& m = *impl_;
   const int64_t rows = static_cast<int64_t>(prompts.size());
   if (rows == 0) return {};
-  if (o.temperature <= 0 && o.do_sample) throw std::invalid_argument("generate: temperature must be > 0 when sampling");
-  if (o.top_p <= 0 || o.top_p > 1) throw std::invalid_argument("generate: top_p must be in (0, 1]");
+  // Written so that NaN fails too (every comparison with NaN is false).
+  if (o.do_sample && !(o.temperature > 0 && std::isfinite(o.temperature)))
+    throw std::invalid_argument("generate: temperature must be a finite number > 0 when sampling");
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw std::invalid_argument("generate: top_p must be in (0, 1]");
+  check_token_ids(prompts, o, m.config.vocab_size);
   int64_t P = 0;
   for (size_t r = 0; r < prompts.size(); ++r) {
     if (prompts[r].empty()) throw std::invalid_argument("generate: prompt " + std::to_string(r) + " is empty");
@@ -65,6 +88,8 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
     std::fill(b.attention_mask.begin() + r * P + off, b.attention_mask.begin() + (r + 1) * P, 1);
   }
   auto t = batch_tensors(b, m.config.vocab_size, m.device);
+  // Prompts of one length: no left padding, so attention runs causal without a mask throughout
+  // (generated tokens extend every row alike; finished rows keep attending, as in HF).
   torch::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   auto weight = m.lm->output_weight();
@@ -79,10 +104,13 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
       ForwardOptions fwd;
       fwd.cache = &cache;
       fwd.past_length = past;
+      fwd.right_padded = t.right_padded;
       hidden = m.lm->hidden_states(step_input, mask, fwd);
       past += step_input.size(1);
     } else {
-      hidden = m.lm->hidden_states(ids, mask, {});
+      ForwardOptions fwd;
+      fwd.right_padded = t.right_padded;
+      hidden = m.lm->hidden_states(ids, mask, fwd);
     }
     auto last = hidden.select(1, hidden.size(1) - 1);
     auto logits = at::matmul(last, weight.t()).to(at::kFloat);

@@ -1,23 +1,117 @@
 #include "model/llama.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "model/checkpoint.h"
+#include "model/gemm.h"
 
 namespace rpo {
 
-using torch::nn::Linear;
-using torch::nn::LinearOptions;
+// ---------------------------------------------------------------- Linear, embedding
+
+DenseImpl::DenseImpl(int64_t in, int64_t out, bool with_bias, const at::TensorOptions& options) {
+  weight = register_parameter("weight", at::empty({out, in}, options));
+  if (with_bias) bias = register_parameter("bias", at::empty({out}, options));
+}
+
+at::Tensor DenseImpl::forward(const at::Tensor& x) { return linear(x, weight, bias); }
+
+TokenEmbeddingImpl::TokenEmbeddingImpl(int64_t vocab, int64_t dim, const at::TensorOptions& options) {
+  weight = register_parameter("weight", at::empty({vocab, dim}, options));
+}
+
+at::Tensor TokenEmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
 
 // ---------------------------------------------------------------- RMSNorm
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", at::ones({dim}));
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const at::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, options));
 }
 
+// RPO_PLAIN_AUTOGRAD=1: RMSNorm and the MLP as plain ATen ops under autograd, the reference the
+// lean functions below are tested against (read at each call).
+static bool plain_autograd() {
+  const char* env = std::getenv("RPO_PLAIN_AUTOGRAD");
+  return env != nullptr && std::strcmp(env, "1") == 0;
+}
+
+namespace {
+
+// HF's RMSNorm, op for op, saving only x and the fp32 1/rms ([..., 1]) for backward: autograd on
+// the plain ops would also keep the normalized fp32 tensor (and, for bf16 x, x's fp32 copy).
+// Backward recomputes the normalized tensor and applies the chain rule autograd would.
+struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps) {
+    auto h = x.to(at::kFloat);
+    auto rstd = at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    ctx->save_for_backward({x, weight, rstd});
+    return weight * (h * rstd).to(x.scalar_type());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    const auto& g = grads[0];
+    auto h = x.to(at::kFloat);
+    at::Tensor grad_w;
+    if (ctx->needs_input_grad(1)) {
+      auto normed = (h * rstd).to(x.scalar_type());
+      std::vector<int64_t> dims(static_cast<size_t>(x.dim() - 1));
+      for (int64_t i = 0; i < x.dim() - 1; ++i) dims[static_cast<size_t>(i)] = i;
+      grad_w = (g * normed).sum(dims);
+    }
+    // y = h * rstd, rstd = (mean(h^2) + eps)^-1/2:  dh = rstd * gy - h * rstd^3 * mean(gy * h)
+    auto gy = (g * weight).to(at::kFloat);
+    auto dot = (gy * h).mean(-1, /*keepdim=*/true);
+    auto grad_x = (gy * rstd).sub_(h * (rstd.pow(3) * dot)).to(x.scalar_type());
+    return {grad_x, grad_w, at::Tensor()};
+  }
+};
+
+// down(silu(a) * b) for the MLP's gate output a and up output b, saving a and b only: the
+// product silu(a) * b ([tokens, intermediate], down's input) and silu(a) are recomputed in
+// backward instead of kept, as autograd on the plain ops would keep both. Backward applies the
+// same ops autograd would (silu_backward, the products' rules), so the numbers are the same.
+struct SwiGluDownFunction : torch::autograd::Function<SwiGluDownFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b,
+                            const at::Tensor& w) {
+    auto p = at::silu(a).mul_(b);
+    auto y = product(p.reshape({-1, p.size(-1)}), w.t());
+    ctx->save_for_backward({a, b, w});
+    auto shape = a.sizes().vec();
+    shape.back() = w.size(0);
+    return y.view(shape);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &a = saved[0], &b = saved[1], &w = saved[2];
+    const int64_t inner = a.size(-1);
+    auto g = grads[0].reshape({-1, w.size(0)});
+    auto silu = at::silu(a);
+    at::Tensor grad_w;
+    if (ctx->needs_input_grad(2)) grad_w = product(g.t(), (silu * b).reshape({-1, inner}));
+    auto grad_p = product(g, w).view(a.sizes());
+    at::Tensor grad_a, grad_b;
+    if (ctx->needs_input_grad(1)) grad_b = grad_p * silu;
+    silu = at::Tensor();
+    if (ctx->needs_input_grad(0)) grad_a = at::silu_backward(grad_p.mul_(b), a);
+    return {grad_a, grad_b, grad_w};
+  }
+};
+
+}  // namespace
+
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  if (!plain_autograd()) return RmsNormFunction::apply(x, weight, eps);
   auto h = x.to(at::kFloat);
   auto variance = h.pow(2).mean(-1, /*keepdim=*/true);
   h = h * at::rsqrt(variance + eps);
@@ -86,14 +180,14 @@ at::Tensor attention_mask_4d(const at::Tensor& attention_mask, int64_t query_len
 
 // ---------------------------------------------------------------- attention
 
-AttentionImpl::AttentionImpl(const ModelConfig& cfg)
+AttentionImpl::AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options)
     : num_heads(cfg.num_attention_heads), num_kv_heads(cfg.num_key_value_heads), head_dim(cfg.head_dim) {
   const bool qkv_bias = cfg.attention_bias || cfg.qkv_bias;
   const bool o_bias = cfg.attention_bias;
-  q_proj = register_module("q_proj", Linear(LinearOptions(cfg.hidden_size, num_heads * head_dim).bias(qkv_bias)));
-  k_proj = register_module("k_proj", Linear(LinearOptions(cfg.hidden_size, num_kv_heads * head_dim).bias(qkv_bias)));
-  v_proj = register_module("v_proj", Linear(LinearOptions(cfg.hidden_size, num_kv_heads * head_dim).bias(qkv_bias)));
-  o_proj = register_module("o_proj", Linear(LinearOptions(num_heads * head_dim, cfg.hidden_size).bias(o_bias)));
+  q_proj = register_module("q_proj", Dense(cfg.hidden_size, num_heads * head_dim, qkv_bias, options));
+  k_proj = register_module("k_proj", Dense(cfg.hidden_size, num_kv_heads * head_dim, qkv_bias, options));
+  v_proj = register_module("v_proj", Dense(cfg.hidden_size, num_kv_heads * head_dim, qkv_bias, options));
+  o_proj = register_module("o_proj", Dense(num_heads * head_dim, cfg.hidden_size, o_bias, options));
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -114,29 +208,41 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     cache->value = v;
   }
   const int64_t n_rep = num_heads / num_kv_heads;
-  if (n_rep > 1) {  // HF repeat_kv: query head h reads kv head h / n_rep
-    k = k.repeat_interleave(n_rep, 1);
-    v = v.repeat_interleave(n_rep, 1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  at::Tensor out;
+  if (!mask.defined()) {
+    // Query head h reads kv head h / n_rep inside the kernel (enable_gqa); flash-eligible on CUDA.
+    out = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/T > 1, scale,
+                                           /*enable_gqa=*/n_rep > 1);
+  } else {
+    if (n_rep > 1) {  // HF repeat_kv: query head h reads kv head h / n_rep
+      k = k.repeat_interleave(n_rep, 1);
+      v = v.repeat_interleave(n_rep, 1);
+    }
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
   }
-  auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, 1.0 / std::sqrt(static_cast<double>(head_dim)));
   return o_proj(out.transpose(1, 2).reshape({rows, T, num_heads * head_dim}));
 }
 
 // ---------------------------------------------------------------- MLP and layer
 
-MLPImpl::MLPImpl(const ModelConfig& cfg) {
-  gate_proj = register_module("gate_proj", Linear(LinearOptions(cfg.hidden_size, cfg.intermediate_size).bias(false)));
-  up_proj = register_module("up_proj", Linear(LinearOptions(cfg.hidden_size, cfg.intermediate_size).bias(false)));
-  down_proj = register_module("down_proj", Linear(LinearOptions(cfg.intermediate_size, cfg.hidden_size).bias(false)));
+MLPImpl::MLPImpl(const ModelConfig& cfg, const at::TensorOptions& options) {
+  gate_proj = register_module("gate_proj", Dense(cfg.hidden_size, cfg.intermediate_size, false, options));
+  up_proj = register_module("up_proj", Dense(cfg.hidden_size, cfg.intermediate_size, false, options));
+  down_proj = register_module("down_proj", Dense(cfg.intermediate_size, cfg.hidden_size, false, options));
 }
 
-at::Tensor MLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+at::Tensor MLPImpl::forward(const at::Tensor& x) {
+  if (plain_autograd() || down_proj->bias.defined()) return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+  return SwiGluDownFunction::apply(gate_proj(x), up_proj(x), down_proj->weight);
+}
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) {
-  self_attn = register_module("self_attn", Attention(cfg));
-  mlp = register_module("mlp", MLP(cfg));
-  input_layernorm = register_module("input_layernorm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
-  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg, const at::TensorOptions& options) {
+  self_attn = register_module("self_attn", Attention(cfg, options));
+  mlp = register_module("mlp", MLP(cfg, options));
+  input_layernorm = register_module("input_layernorm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, options));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, options));
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -145,21 +251,19 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   return h + mlp(post_attention_layernorm(h));
 }
 
-DecoderImpl::DecoderImpl(const ModelConfig& cfg) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
+DecoderImpl::DecoderImpl(const ModelConfig& cfg, const at::TensorOptions& options) {
+  embed_tokens = register_module("embed_tokens", TokenEmbedding(cfg.vocab_size, cfg.hidden_size, options));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(DecoderLayer(cfg));
-  norm = register_module("norm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) layers->push_back(DecoderLayer(cfg, options));
+  norm = register_module("norm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, options));
 }
 
 // ---------------------------------------------------------------- causal LM
 
-CausalLMImpl::CausalLMImpl(const ModelConfig& cfg) : config(cfg) {
-  rotary = make_rotary(cfg, at::kCPU);
-  model = register_module("model", Decoder(cfg));
-  if (!cfg.tie_word_embeddings) {
-    lm_head = register_module("lm_head", Linear(LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
-  }
+CausalLMImpl::CausalLMImpl(const ModelConfig& cfg, const at::TensorOptions& options) : config(cfg) {
+  rotary = make_rotary(cfg, options.device());
+  model = register_module("model", Decoder(cfg, options));
+  if (!cfg.tie_word_embeddings) lm_head = register_module("lm_head", Dense(cfg.hidden_size, cfg.vocab_size, false, options));
 }
 
 at::Tensor CausalLMImpl::output_weight() const {
@@ -173,7 +277,15 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Te
   auto positions = position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
   auto h = model->embed_tokens(input_ids.to(at::kLong));
   auto [cos, sin] = rotary.tables(positions, h.scalar_type());
-  auto mask = attention_mask_4d(attention_mask, T, config.sliding_window);
+  // Causal attention without a mask when the caller vouches for the padding (host data) and
+  // neither the sliding window nor a cache (chunked prefill) needs one. RPO_SDPA_MASK=1 always
+  // builds the mask (tests compare the two paths).
+  const int64_t key_length = opts.past_length + T;
+  const bool window_cuts = config.sliding_window > 0 && config.sliding_window < key_length;
+  const char* force = std::getenv("RPO_SDPA_MASK");
+  const bool forced = force != nullptr && std::strcmp(force, "1") == 0;
+  const bool causal_only = opts.right_padded && !window_cuts && (opts.past_length == 0 || T == 1) && !forced;
+  auto mask = causal_only ? at::Tensor() : attention_mask_4d(attention_mask, T, config.sliding_window);
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers->ptr<DecoderLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;

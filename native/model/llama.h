@@ -5,18 +5,36 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
 #include "api.h"
 
 namespace rpo {
 
+// The modules allocate their parameters in the model's dtype and device without initializing
+// them (torch::nn::Linear would draw a kaiming init in fp32 on the CPU first): Model.create
+// fills them from a seed (init_weights), Model.load from a checkpoint.
+
+// A Linear layer: "weight" [out, in], "bias" [out] when `bias`. Products go through gemm.h.
+struct DenseImpl : torch::nn::Module {
+  DenseImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Dense);
+
+// A token embedding: "weight" [vocab, dim].
+struct TokenEmbeddingImpl : torch::nn::Module {
+  TokenEmbeddingImpl(int64_t vocab, int64_t dim, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& ids);
+  at::Tensor weight;
+};
+TORCH_MODULE(TokenEmbedding);
+
 // HF LlamaRMSNorm: the statistic is computed in fp32, the result cast back to the input
 // dtype before the weight multiplies it.
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight;
   double eps;
@@ -36,24 +54,26 @@ struct LayerCache {
 };
 
 struct AttentionImpl : torch::nn::Module {
-  explicit AttentionImpl(const ModelConfig& cfg);
-  // mask: bool [rows, 1, Tq, Tk], true = may attend.
+  AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options);
+  // mask: bool [rows, 1, Tq, Tk], true = may attend; undefined: causal attention needs no mask
+  // (no query has a padded key before it, no sliding window cuts in, and Tq == Tk or Tq == 1):
+  // one SDPA call with is_causal and grouped K/V, no [rows, 1, T, T] mask and no repeated K/V.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      LayerCache* cache);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
 };
 TORCH_MODULE(Attention);
 
 struct MLPImpl : torch::nn::Module {
-  explicit MLPImpl(const ModelConfig& cfg);
+  MLPImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Dense gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(MLP);
 
 struct DecoderLayerImpl : torch::nn::Module {
-  explicit DecoderLayerImpl(const ModelConfig& cfg);
+  DecoderLayerImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      LayerCache* cache);
   Attention self_attn{nullptr};
@@ -64,8 +84,8 @@ TORCH_MODULE(DecoderLayer);
 
 // "model.*" in the checkpoint: embeddings, layers, final norm.
 struct DecoderImpl : torch::nn::Module {
-  explicit DecoderImpl(const ModelConfig& cfg);
-  torch::nn::Embedding embed_tokens{nullptr};
+  DecoderImpl(const ModelConfig& cfg, const at::TensorOptions& options);
+  TokenEmbedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
   RMSNorm norm{nullptr};
 };
@@ -75,11 +95,15 @@ struct ForwardOptions {
   bool activation_checkpointing = false;
   std::vector<LayerCache>* cache = nullptr;  // generation: appended to per layer
   int64_t past_length = 0;                   // tokens already in `cache`
+  // The caller checked on its host data that no row has padding before a real token (right
+  // padding at most, which causal attention makes harmless to real tokens): attention then
+  // runs causal without a mask where the sliding window and the cache allow it.
+  bool right_padded = false;
 };
 
 // LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM.
 struct CausalLMImpl : torch::nn::Module {
-  explicit CausalLMImpl(const ModelConfig& cfg);
+  CausalLMImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   // Final hidden states (after the last norm), [rows, T, hidden]. attention_mask: [rows,
   // past + T] of 0/1 (1 = real token).
   at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask, const ForwardOptions& opts);
@@ -89,7 +113,7 @@ struct CausalLMImpl : torch::nn::Module {
   ModelConfig config;
   Rotary rotary;
   Decoder model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Dense lm_head{nullptr};  // null when tie_word_embeddings
 };
 TORCH_MODULE(CausalLM);
 

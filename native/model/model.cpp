@@ -65,7 +65,7 @@ static void check_config(const ModelConfig& c) {
 
 // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
 // biases, unit norms. Drawn on the CPU in fp32 from one seeded generator, in parameter order,
-// so a seed gives the same model on every device and dtype.
+// so a seed gives the same model on every device and dtype; one tensor's fp32 draw at a time.
 static void init_weights(ModelImpl& m, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::NoGradGuard no_grad;
@@ -82,13 +82,10 @@ ModelImpl::ModelImpl(const ModelConfig& cfg, const InitOptions& options)
     : config(cfg), dtype(dtype_from_name(options.dtype)), device(options.device) {
   check_config(cfg);
   if (device.is_cuda() && !at::hasCUDA()) throw std::invalid_argument("device " + options.device + ": this LibTorch has no CUDA");
-  lm = CausalLM(cfg);
+  // Every parameter is allocated once, in its dtype on its device, and not written here.
+  lm = CausalLM(cfg, at::TensorOptions().dtype(dtype).device(device));
   for (auto& item : lm->named_parameters()) params.emplace_back(item.key(), item.value());
-  init_weights(*this, options.seed);
-  lm->to(device, dtype);
-  lm->rotary.inv_freq = lm->rotary.inv_freq.to(device);
-  params.clear();  // `to` may have replaced the tensors
-  for (auto& item : lm->named_parameters()) params.emplace_back(item.key(), item.value());
+  if (options.init) init_weights(*this, options.seed);
 }
 
 const at::Tensor& ModelImpl::param(const std::string& name) const {
@@ -97,7 +94,14 @@ const at::Tensor& ModelImpl::param(const std::string& name) const {
   throw std::invalid_argument("no parameter named \"" + name + "\"");
 }
 
-BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Device& device) {
+int64_t real_tokens(const RowBatch& b) {
+  int64_t n = 0;
+  for (uint8_t a : b.attention_mask) n += a != 0;
+  return n;
+}
+
+BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Device& device, int64_t row_begin,
+                           int64_t rows, bool trim) {
   if (b.rows <= 0 || b.seq_len <= 0) throw std::invalid_argument("batch: rows and seqLen must be positive");
   const auto n = static_cast<size_t>(b.rows * b.seq_len);
   if (b.input_ids.size() != n) throw std::invalid_argument("batch: inputIds has " + std::to_string(b.input_ids.size()) + " entries, rows x seqLen = " + std::to_string(n));
@@ -107,11 +111,67 @@ BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Devi
     if (b.input_ids[i] < 0 || b.input_ids[i] >= vocab_size)
       throw std::invalid_argument("batch: inputIds[row " + std::to_string(i / b.seq_len) + ", position " + std::to_string(i % b.seq_len) + "] = " + std::to_string(b.input_ids[i]) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
   }
-  auto ids = at::from_blob(const_cast<int32_t*>(b.input_ids.data()), {b.rows, b.seq_len}, at::kInt).to(at::kLong);
-  auto att = at::from_blob(const_cast<uint8_t*>(b.attention_mask.data()), {b.rows, b.seq_len}, at::kByte).to(at::kLong);
-  auto loss = b.loss_mask.empty() ? at::zeros({b.rows, b.seq_len}, at::kByte)
-                                  : at::from_blob(const_cast<uint8_t*>(b.loss_mask.data()), {b.rows, b.seq_len}, at::kByte).clone();
-  return {ids.to(device), att.to(device), loss.to(device)};
+  if (rows < 0) rows = b.rows - row_begin;
+  if (row_begin < 0 || rows <= 0 || row_begin + rows > b.rows) throw std::invalid_argument("batch: row range out of bounds");
+  const int64_t S = b.seq_len;
+  auto att_at = [&](int64_t r, int64_t t) { return b.attention_mask[(row_begin + r) * S + t] != 0; };
+  auto loss_at = [&](int64_t r, int64_t t) { return !b.loss_mask.empty() && b.loss_mask[(row_begin + r) * S + t] != 0; };
+  // Columns: up to the last real token of any row (at least 1) when trimming.
+  int64_t T = S;
+  if (trim) {
+    T = 1;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = S - 1; t >= T; --t)
+        if (att_at(r, t)) {
+          T = t + 1;
+          break;
+        }
+  }
+  bool right_padded = true;
+  int64_t M = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    bool seen_pad = false;
+    for (int64_t t = 0; t < T; ++t) {
+      if (!att_at(r, t)) seen_pad = true;
+      else if (seen_pad) right_padded = false;
+      if (t >= 1 && loss_at(r, t)) ++M;
+    }
+  }
+  // One int64 buffer: ids, attention, loss mask [rows * T each], then the label positions
+  // (source, label, row [M each]) and the per-row label counts [rows].
+  const int64_t RT = rows * T;
+  const int64_t total = 3 * RT + 3 * M + rows;
+  auto host = at::empty({total}, at::TensorOptions().dtype(at::kLong).pinned_memory(device.is_cuda()));
+  int64_t* h = host.data_ptr<int64_t>();
+  int64_t *src = h + 3 * RT, *lab = src + M, *row = lab + M, *cnt = row + M;
+  int64_t k = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t c = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const size_t i = static_cast<size_t>((row_begin + r) * S + t);
+      h[r * T + t] = b.input_ids[i];
+      h[RT + r * T + t] = att_at(r, t) ? 1 : 0;
+      h[2 * RT + r * T + t] = loss_at(r, t) ? 1 : 0;
+      if (t >= 1 && loss_at(r, t)) {
+        src[k] = r * T + t - 1;  // the hidden state that predicts token t
+        lab[k] = b.input_ids[i];
+        row[k] = r;
+        ++k, ++c;
+      }
+    }
+    cnt[r] = c;
+  }
+  auto d = device.is_cpu() ? host : host.to(device, /*non_blocking=*/true);
+  BatchTensors out;
+  out.input_ids = d.narrow(0, 0, RT).view({rows, T});
+  out.attention_mask = d.narrow(0, RT, RT).view({rows, T});
+  out.loss_mask = d.narrow(0, 2 * RT, RT).view({rows, T});
+  out.labels.source = d.narrow(0, 3 * RT, M);
+  out.labels.label = d.narrow(0, 3 * RT + M, M);
+  out.labels.row = d.narrow(0, 3 * RT + 2 * M, M);
+  out.labels.count = d.narrow(0, 3 * RT + 3 * M, rows).to(at::kFloat);
+  out.right_padded = right_padded;
+  return out;
 }
 
 // ---------------------------------------------------------------- Model handle
@@ -145,7 +205,9 @@ std::vector<float> Model::logits(const RowBatch& batch) const {
   torch::NoGradGuard no_grad;
   auto& m = *impl_;
   auto t = batch_tensors(batch, m.config.vocab_size, m.device);
-  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, {});
+  ForwardOptions fwd;
+  fwd.right_padded = t.right_padded;
+  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
   auto logits = at::matmul(hidden, m.lm->output_weight().t()).to(at::kFloat).cpu().contiguous();
   return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
 }
@@ -154,14 +216,17 @@ RowLogps Model::logprobs(const RowBatch& batch, const LogpOptions& options) cons
   torch::NoGradGuard no_grad;
   auto& m = *impl_;
   auto t = batch_tensors(batch, m.config.vocab_size, m.device);
-  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, {});
-  auto r = row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, options);
-  auto to_vec = [](const at::Tensor& x) {
-    auto d = x.to(at::kDouble).cpu().contiguous();
-    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
-  };
-  RowLogps out{to_vec(r.sum), to_vec(r.mean), {}};
-  for (double c : to_vec(r.count)) out.count.push_back(static_cast<int64_t>(c));
+  ForwardOptions fwd;
+  fwd.right_padded = t.right_padded;
+  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+  auto r = options.naive ? row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, options)
+                         : row_logprobs(hidden, m.lm->output_weight(), t.labels, options);
+  // One device-to-host copy: sum, mean, count.
+  auto host = at::stack({r.sum, r.mean, r.count}).to(at::kDouble).cpu().contiguous();
+  const double* d = host.data_ptr<double>();
+  const auto rows = static_cast<size_t>(r.sum.numel());
+  RowLogps out{std::vector<double>(d, d + rows), std::vector<double>(d + rows, d + 2 * rows), {}};
+  for (size_t i = 0; i < rows; ++i) out.count.push_back(static_cast<int64_t>(d[2 * rows + i]));
   return out;
 }
 

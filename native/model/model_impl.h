@@ -8,12 +8,15 @@
 #include <vector>
 
 #include "api.h"
+#include "loss/logprobs.h"
 #include "model/llama.h"
 
 namespace rpo {
 
 class ModelImpl {
  public:
+  // options.init false: the parameters are allocated (in their dtype, on their device) but not
+  // written, for Model.load to fill.
   ModelImpl(const ModelConfig& config, const InitOptions& options);
 
   ModelConfig config;
@@ -26,11 +29,20 @@ class ModelImpl {
   const at::Tensor& param(const std::string& name) const;
 };
 
-// Device tensors for a RowBatch, validated against the vocabulary.
+// Device tensors for rows of a RowBatch, validated against the vocabulary; built on the host
+// and moved in one copy (pinned memory on CUDA), so nothing here waits for the device.
 struct BatchTensors {
-  at::Tensor input_ids, attention_mask, loss_mask;  // [rows, T]: long, long, uint8
+  at::Tensor input_ids, attention_mask, loss_mask;  // [rows, T]: long, each
+  LabelIndex labels;                                 // the fused head's label positions
+  bool right_padded = false;  // no row has padding before a real token (ForwardOptions)
 };
-BatchTensors batch_tensors(const RowBatch& batch, int64_t vocab_size, const at::Device& device);
+// Rows [row_begin, row_begin + rows) of `batch` (rows < 0: to the end). trim: cut the columns to
+// the longest real row of those rows (rows are independent, so the result is the same as the
+// padded batch's): rationale rows are often several times longer than response rows.
+BatchTensors batch_tensors(const RowBatch& batch, int64_t vocab_size, const at::Device& device, int64_t row_begin = 0,
+                           int64_t rows = -1, bool trim = false);
+// Real tokens (attention mask ones) of a batch, counted on the host.
+int64_t real_tokens(const RowBatch& batch);
 
 at::ScalarType dtype_from_name(const std::string& name);     // float32 | bfloat16 | float16
 std::string dtype_name(at::ScalarType t);                     // the reverse

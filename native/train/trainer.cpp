@@ -4,49 +4,29 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
-#include <torch/serialize.h>
-
-#include <cstdio>
-#include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
 #include "loss/logprobs.h"
 #include "loss/losses.h"
+#include "model/cpu_allocator.h"
 #include "model/model_impl.h"
+#include "train/trainer_impl.h"
 
 namespace rpo {
 
-class TrainerImpl {
- public:
-  TrainerImpl(std::shared_ptr<Model> p, std::shared_ptr<Model> r, const TrainerOptions& o)
-      : policy(std::move(p)), reference(std::move(r)), options(o) {
-    if (!policy) throw std::invalid_argument("trainer: a policy model is required");
-    loss_row_groups(options.loss.name);  // throws on an unknown loss name
-    if (reference && reference->config().vocab_size != policy->config().vocab_size)
-      throw std::invalid_argument("trainer: the reference model's vocabulary differs from the policy's");
-    if (options.chunk_tokens <= 0) throw std::invalid_argument("trainer: chunkTokens must be positive");
-    std::vector<at::Tensor> params;
-    for (auto& [name, t] : policy->impl().params) params.push_back(t);
-    if (options.optimizer == "AdamW") {
-      torch::optim::AdamWOptions opts(1e-3);  // lr is set at every step
-      if (options.weight_decay >= 0) opts.weight_decay(options.weight_decay);
-      optimizer = std::make_unique<torch::optim::AdamW>(params, opts);
-    } else if (options.optimizer == "RMSprop") {
-      torch::optim::RMSpropOptions opts(1e-3);
-      if (options.weight_decay >= 0) opts.weight_decay(options.weight_decay);
-      optimizer = std::make_unique<torch::optim::RMSprop>(params, opts);
-    } else {
-      throw std::invalid_argument("trainer: unknown optimizer \"" + options.optimizer + "\" (AdamW or RMSprop)");
-    }
-  }
-
-  std::shared_ptr<Model> policy, reference;
-  TrainerOptions options;
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-};
+TrainerImpl::TrainerImpl(std::shared_ptr<Model> p, std::shared_ptr<Model> r, const TrainerOptions& o)
+    : policy(std::move(p)), reference(std::move(r)), options(o) {
+  if (!policy) throw std::invalid_argument("trainer: a policy model is required");
+  loss_row_groups(options.loss.name);  // throws on an unknown loss name
+  if (reference && reference->config().vocab_size != policy->config().vocab_size)
+    throw std::invalid_argument("trainer: the reference model's vocabulary differs from the policy's");
+  if (options.chunk_tokens <= 0) throw std::invalid_argument("trainer: chunkTokens must be positive");
+  optimizer = std::make_unique<TrainOptimizer>(policy->impl(), options);
+}
 
 namespace {
 
@@ -54,31 +34,30 @@ LogpTensors slice(const RowLogpTensors& r, int64_t group, int64_t n) {
   return {r.sum.narrow(0, group * n, n), r.mean.narrow(0, group * n, n), r.count.narrow(0, group * n, n)};
 }
 
+// Host vectors to device tensors: one [3, n] float buffer (pinned on CUDA), one copy.
 LogpTensors from_vectors(const RowLogps& r, int64_t n, const at::Device& device, const char* what) {
   if (static_cast<int64_t>(r.sum.size()) != n || static_cast<int64_t>(r.mean.size()) != n)
     throw std::invalid_argument(std::string("micro-step: reference ") + what + " log-probs need sum and mean for " + std::to_string(n) + " pairs");
-  auto t = [&](const std::vector<double>& v) { return at::tensor(v, at::kDouble).to(at::kFloat).to(device); };
-  std::vector<double> count(r.count.begin(), r.count.end());
-  if (count.empty()) count.assign(n, 1.0);
-  return {t(r.sum), t(r.mean), t(count)};
+  if (!r.count.empty() && static_cast<int64_t>(r.count.size()) != n)
+    throw std::invalid_argument(std::string("micro-step: reference ") + what + " log-probs need a count for each of " + std::to_string(n) + " pairs (or none)");
+  auto host = at::empty({3, n}, at::TensorOptions().dtype(at::kFloat).pinned_memory(device.is_cuda()));
+  float* h = host.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    h[i] = static_cast<float>(r.sum[i]);
+    h[n + i] = static_cast<float>(r.mean[i]);
+    h[2 * n + i] = r.count.empty() ? 1.0f : static_cast<float>(r.count[i]);  // absent counts are 1
+  }
+  auto d = device.is_cpu() ? host : host.to(device, /*non_blocking=*/true);
+  return {d[0], d[1], d[2]};
 }
 
-double item(const at::Tensor& t) { return t.detach().to(at::kDouble).cpu().item<double>(); }
-
-// Rows [begin, begin + count) of a right-padded batch, cut to their longest real row: rationale
-// rows (the rationale question quotes both responses) are often several times longer than the
-// response rows, and padding every row to them would multiply the work.
-BatchTensors rows_trimmed(const BatchTensors& t, int64_t begin, int64_t count, const at::Device& device) {
-  auto att = t.attention_mask.narrow(0, begin, count);
-  auto used = att.any(0).nonzero();
-  const int64_t T = used.numel() == 0 ? 1 : used.max().item<int64_t>() + 1;
-  return {t.input_ids.narrow(0, begin, count).narrow(1, 0, T).to(device), att.narrow(1, 0, T).to(device),
-          t.loss_mask.narrow(0, begin, count).narrow(1, 0, T).to(device)};
-}
-
-RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, const ForwardOptions& fwd, const LogpOptions& lp) {
+// The model's final hidden states, then the head: the fused one on the host-built label
+// positions, or the naive full-logits reference.
+RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, const LogpOptions& lp) {
+  fwd.right_padded = t.right_padded;
   auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
-  return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+  if (lp.naive) return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+  return row_logprobs(hidden, m.lm->output_weight(), t.labels, lp);
 }
 
 RowLogpTensors concat(const RowLogpTensors& a, const RowLogpTensors& b) {
@@ -107,24 +86,15 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   const int64_t groups = loss_row_groups(loss.name);
   if (n_pairs <= 0 || batch.rows != n_pairs * groups)
     throw std::invalid_argument("micro-step: loss " + loss.name + " takes " + std::to_string(groups) + " rows per pair, so " + std::to_string(n_pairs) + " pairs need " + std::to_string(n_pairs * groups) + " rows; the batch has " + std::to_string(batch.rows));
-  auto t = batch_tensors(batch, pm.config.vocab_size, pm.device);
-
-  at::AutoGradMode grad(backward);
-  ForwardOptions fwd;
-  fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
   lp.naive = s.options.naive_logprobs;
-  // Response rows and rationale rows go through the policy as two batches, each cut to its
-  // own longest row (rows are independent: the result is the same as one padded batch).
+  // Response rows and rationale rows go through the model as two batches, each cut to its own
+  // longest row on the host (rows are independent: the result is the same as one padded
+  // batch). Nothing below waits for the device until the one copy of the loss and metrics.
   const int64_t response_rows = n_pairs * std::min<int64_t>(groups, 2);
-  auto rows = forward_logps(pm, rows_trimmed(t, 0, response_rows, pm.device), fwd, lp);
-  if (groups >= 3) rows = concat(rows, forward_logps(pm, rows_trimmed(t, response_rows, n_pairs, pm.device), fwd, lp));
-  PairTensors policy;
-  policy.chosen = slice(rows, 0, n_pairs);
-  if (groups >= 2) policy.rejected = slice(rows, 1, n_pairs);
-  if (groups >= 3) policy.rationale = slice(rows, 2, n_pairs);
 
+  // The reference first: its activations are gone before the policy's exist (a lower peak).
   PairTensors ref;
   const bool needs_ref = loss_needs_reference(loss.name);
   if (needs_ref) {
@@ -135,7 +105,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
       // The reference runs on chosen and rejected rows only, never on rationale rows.
       torch::NoGradGuard no_grad;
       auto& rm = s.reference->impl();
-      auto rr = forward_logps(rm, rows_trimmed(t, 0, response_rows, rm.device), {}, lp);
+      auto rr = forward_logps(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, response_rows, true), {}, lp);
       auto to_policy = [&](const LogpTensors& x) {
         return LogpTensors{x.sum.to(pm.device), x.mean.to(pm.device), x.count.to(pm.device)};
       };
@@ -146,32 +116,52 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
     }
   }
 
+  at::AutoGradMode grad(backward);
+  ForwardOptions fwd;
+  fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
+  auto rows = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), fwd, lp);
+  if (groups >= 3)
+    rows = concat(rows, forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp));
+  PairTensors policy;
+  policy.chosen = slice(rows, 0, n_pairs);
+  if (groups >= 2) policy.rejected = slice(rows, 1, n_pairs);
+  if (groups >= 3) policy.rationale = slice(rows, 2, n_pairs);
+
   auto out = compute_loss(loss, policy, needs_ref ? &ref : nullptr);
+  // Backward before the loss is read: reading it first would make the host wait for the forward
+  // to finish on the device before backward could be queued. A non-finite loss is thus found
+  // after backward: its gradients are dropped when there were none before this micro-step (one
+  // micro-step per optimizer step), else they poison the accumulated ones and the next optimizer
+  // step, seeing a non-finite norm, skips its update. The train loop stops on either.
+  bool had_grads = false;
+  for (auto& [name, p] : pm.params) had_grads = had_grads || p.grad().defined();
+  if (backward) {
+    // The forward's freed temporaries kept for reuse (model/cpu_allocator.h) are no use to
+    // backward, which starts at the step's peak: hand them back first.
+    if (pm.device.is_cpu() && !std::getenv("RPO_NO_MIDSTEP_RELEASE")) release_cached_cpu_blocks();
+    (out.loss * scale).backward();
+  }
+  // The loss and every metric in one device-to-host copy.
+  std::vector<at::Tensor> values{out.loss.detach().to(at::kDouble).reshape({1})};
+  for (auto& [k, v] : out.metrics) values.push_back(v.detach().to(at::kDouble).reshape({1}));
+  auto host = at::cat(values).cpu();
+  const double* h = host.data_ptr<double>();
   StepResult result;
-  result.loss = item(out.loss);
+  result.loss = h[0];
   result.finite = std::isfinite(result.loss);
   result.n_pairs = n_pairs;
-  result.tokens = t.attention_mask.sum().item<int64_t>();
-  for (auto& [k, v] : out.metrics) result.metrics[k] = item(v);
-  if (backward && result.finite) (out.loss * scale).backward();
+  result.tokens = real_tokens(batch);
+  size_t i = 1;
+  for (auto& [k, v] : out.metrics) result.metrics[k] = h[i++];
+  if (backward && !result.finite && !had_grads)
+    for (auto& [name, p] : pm.params) p.mutable_grad().reset();
   return result;
 }
 
 OptimizerStepResult Trainer::optimizer_step(double lr, double max_grad_norm) {
-  auto& s = *impl_;
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("optimizer step: lr must be a finite number >= 0");
-  std::vector<at::Tensor> params;
-  for (auto& [name, t] : s.policy->impl().params)
-    if (t.grad().defined()) params.push_back(t);
-  const double limit = max_grad_norm > 0 ? max_grad_norm : std::numeric_limits<double>::infinity();
-  const double norm = params.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(params, limit);
-  // A non-finite norm would poison every weight: report it and leave the weights alone.
-  if (std::isfinite(norm)) {
-    for (auto& group : s.optimizer->param_groups()) group.options().set_lr(lr);
-    s.optimizer->step();
-  }
-  s.optimizer->zero_grad(true);
-  return {norm};
+  // Clip, update (skipped when the norm is not finite), drop the gradients: train/optimizer.cpp.
+  return {impl_->optimizer->step(lr, max_grad_norm)};
 }
 
 std::vector<double> Trainer::grad_snapshot(const std::vector<std::string>& names) const {
@@ -182,30 +172,6 @@ std::vector<double> Trainer::grad_snapshot(const std::vector<std::string>& names
     out.insert(out.end(), g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return out;
-}
-
-// torch::save writes the optimizer's param groups and per-parameter state (AdamW's moments
-// and step; RMSprop's square averages) in LibTorch's archive format.
-void Trainer::save_state(const std::string& path) const {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    torch::save(*impl_->optimizer, tmp);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot rename the optimizer state into place");
-  }
-}
-
-void Trainer::load_state(const std::string& path) {
-  try {
-    torch::load(*impl_->optimizer, path);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": not an optimizer state this trainer can load (" + e.what_without_backtrace() + ")");
-  }
 }
 
 }  // namespace rpo

@@ -11,7 +11,7 @@ import { CUDA, DEVICE, announce } from './gpu.js';
 
 announce('cuda_parity');
 
-/** Row groups per pair and whether a reference model takes part (DESIGN.md's table). */
+/** Row groups per pair and whether a reference model takes part (docs/design.md's table). */
 const LOSS_SHAPE: Record<LossName, { groups: number; reference: boolean }> = {
   sft: { groups: 1, reference: false },
   dpo: { groups: 2, reference: true },

@@ -1,5 +1,5 @@
 // The preference losses (native/loss/losses.cpp) against an independent implementation of
-// DESIGN.md's table written here in plain float64 TS, their gradients against central finite
+// docs/design.md's table written here in plain float64 TS, their gradients against central finite
 // differences, and the DPO family against TRL (test/reference/trl_losses.py).
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -294,7 +294,7 @@ describe('DPO family matches TRL', () => {
       const mine = expected(cfg, inputs).perPair;
       out.losses.forEach((x, i) => expectClose(mine[i]!, x, 1e-6, 1e-12, `${label} pair ${i} vs TRL`));
       // TRL's rewards are β·(π − ref) on the log-probs it was given: sums for dpo/cdpo, the
-      // reference-free β·π̄ for simpo/orpo. Ours are summed for ipo (DESIGN.md), TRL's on means.
+      // reference-free β·π̄ for simpo/orpo. Ours are summed for ipo (docs/design.md), TRL's on means.
       if (cfg.name !== 'ipo') {
         expectClose(got.metrics['rewards/chosen']!, meanOf(out.chosen_rewards), 1e-6, 1e-12, `${label} rewards/chosen vs TRL`);
         expectClose(got.metrics['rewards/rejected']!, meanOf(out.rejected_rewards), 1e-6, 1e-12, `${label} rewards/rejected vs TRL`);

@@ -9,7 +9,7 @@ request (stdin):
      "policy_chosen": [...], "policy_rejected": [...],      # one value per pair
      "ref_chosen": [...],    "ref_rejected": [...]}         # dpo, cdpo, ipo only
     dpo, cdpo: summed response log-probs; ipo, simpo, orpo: length-normalized
-    (mean per token) response log-probs, as rpo's DESIGN.md table defines them.
+    (mean per token) response log-probs, as rpo's docs/design.md table defines them.
 
     stdin may also be a JSON array of such requests: the answer is then the array of
     answers, in order (Python and TRL start once, ~8 s, instead of once per request).

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""The PyTorch twin of bench/train_step_case.ts: one case in a process of its own, one JSON line.
+
+transformers + PyTorch eager (SDPA attention, no torch.compile), fp32, on the CPU, loading the
+same HF model directory and reading the same rows / prompts file as the rpo case.
+
+  train     1 warmup + `steps` timed steps (the fastest counts). A step = what rpo's Trainer does: the chosen and
+            rejected rows in one forward (cut to their longest real row), the rationale rows (RDPO)
+            in a second; per-row log-prob sums over the label positions (full logits, log_softmax
+            in fp32, as TRL / HALOs); the loss of native/loss/losses.cpp:
+              dpo:  mean(-logsigmoid(beta * ((pi_w - pi_l) - (ref_w - ref_l))))
+              rdpo: mean(-logsigmoid(beta * (...)) - logsigmoid(gamma * pi_r))   (rationale_form code)
+            backward; clip_grad_norm_(max_grad_norm); torch.optim.AdamW (torch defaults: betas
+            (0.9, 0.999), eps 1e-8, weight_decay 0.01 -- LibTorch's AdamWOptions defaults, which rpo
+            uses); zero_grad(set_to_none).
+  generate  model.generate, greedy, KV cache, left padding, pad 0, no EOS, exactly new_tokens,
+            `repeats` times after a short warm-up (the fastest counts).
+
+    .venv/bin/python bench/pytorch_case.py '<json case>'
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoModelForCausalLM  # noqa: E402
+
+
+def status_bytes(field: str):
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def load(model_dir: str):
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    return model, time.perf_counter() - t0
+
+
+def row_logps(model, ids, att, lm):
+    """Summed log-probs of the label tokens per row (lm[t] = 1: token t, predicted from t - 1)."""
+    logits = model(input_ids=ids, attention_mask=att, use_cache=False).logits[:, :-1].float()
+    logp = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (logp * lm[:, 1:]).sum(-1)
+
+
+def trimmed(ids, att, lm, begin, count):
+    """Rows [begin, begin + count), cut to their longest real row (as rpo's rows_trimmed)."""
+    a = att[begin : begin + count]
+    used = a.any(0).nonzero()
+    T = 1 if used.numel() == 0 else int(used.max()) + 1
+    return ids[begin : begin + count, :T], a[:, :T], lm[begin : begin + count, :T]
+
+
+def train(c):
+    with open(c["rowsFile"], encoding="utf-8") as f:
+        rows = json.load(f)
+    loss_name = c["loss"]["name"]
+    beta = c["loss"]["beta"]
+    gamma = c["loss"].get("gamma", 0.1)
+    P, S = rows["pairs"], rows["seqLen"]
+    groups = 3 if loss_name == "rdpo" else 2
+    n = P * groups
+    ids = torch.tensor(rows["inputIds"][: n * S], dtype=torch.long).view(n, S)
+    att = torch.tensor(rows["attentionMask"][: n * S], dtype=torch.long).view(n, S)
+    lm = torch.tensor(rows["lossMask"][: n * S], dtype=torch.float32).view(n, S)
+    ref_w = torch.tensor(rows["reference"]["chosen"]["sum"], dtype=torch.float32)
+    ref_l = torch.tensor(rows["reference"]["rejected"]["sum"], dtype=torch.float32)
+    tokens = int(att.sum())
+
+    model, load_seconds = load(c["modelDir"])
+    rss_after_load, load_peak = status_bytes("VmRSS"), status_bytes("VmHWM")
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=c["lr"])
+
+    def step():
+        pi = row_logps(model, *trimmed(ids, att, lm, 0, 2 * P))
+        logits = beta * ((pi[:P] - pi[P:]) - (ref_w - ref_l))
+        per_pair = -F.logsigmoid(logits)
+        if loss_name == "rdpo":
+            pi_r = row_logps(model, *trimmed(ids, att, lm, 2 * P, P))
+            per_pair = per_pair - F.logsigmoid(gamma * pi_r)
+        loss = per_pair.mean()
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), c["maxGradNorm"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), float(gn)
+
+    w0 = time.perf_counter()
+    loss, gn = step()
+    warmup = time.perf_counter() - w0
+    losses, grad_norms, times = [loss], [gn], []
+    for _ in range(c["steps"]):
+        t = time.perf_counter()
+        loss, gn = step()
+        times.append(time.perf_counter() - t)
+        losses.append(loss)
+        grad_norms.append(gn)
+    step_seconds = min(times)  # the machine may be shared: interference only adds time
+    return {
+        "impl": "pytorch", "params": sum(p.numel() for p in model.parameters()), "tokens": tokens,
+        "loadSeconds": load_seconds, "warmupSeconds": warmup, "stepTimes": times, "stepSeconds": step_seconds,
+        "tokensPerSecond": tokens / step_seconds, "losses": losses, "gradNorms": grad_norms,
+        "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
+    }
+
+
+def generate(c):
+    with open(c["promptsFile"], encoding="utf-8") as f:
+        prompts = json.load(f)
+    B, L = len(prompts), max(len(p) for p in prompts)
+    ids = torch.zeros(B, L, dtype=torch.long)
+    mask = torch.zeros(B, L, dtype=torch.long)
+    for i, p in enumerate(prompts):  # left padding, as rpo's generate
+        ids[i, L - len(p) :] = torch.tensor(p)
+        mask[i, L - len(p) :] = 1
+    model, load_seconds = load(c["modelDir"])
+    rss_after_load, load_peak = status_bytes("VmRSS"), status_bytes("VmHWM")
+    model.eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    new = c["newTokens"]
+    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None, use_cache=True, top_p=None, top_k=None, temperature=None)
+    with torch.no_grad():
+        model.generate(ids[:2], attention_mask=mask[:2], max_new_tokens=4, min_new_tokens=4, **kw)  # warm-up
+        seconds = float("inf")
+        for _ in range(c["repeats"]):
+            t = time.perf_counter()
+            out = model.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, **kw)
+            seconds = min(seconds, time.perf_counter() - t)  # the fastest run
+    gen = out[:, L:]
+    return {
+        "impl": "transformers", "params": sum(p.numel() for p in model.parameters()), "loadSeconds": load_seconds,
+        "seconds": seconds, "generatedTokens": int(gen.numel()), "tokensPerSecond": gen.numel() / seconds,
+        "ids": gen.tolist(), "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
+    }
+
+
+def main() -> int:
+    c = json.loads(sys.argv[1])
+    torch.set_num_threads(c["threads"])
+    torch.manual_seed(0)
+    r = train(c) if c["kind"] == "train" else generate(c)
+    r.update(torch=torch.__version__, transformers=transformers.__version__, threads=torch.get_num_threads())
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

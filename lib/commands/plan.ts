@@ -1,0 +1,238 @@
+// `rpo plan [overrides..]`: the per-device memory budget of a training run, from its config (the
+// same Hydra-style overrides as `rpo train`) and the model's shape, without loading or
+// downloading weights. The arithmetic is lib/plan/estimate.ts; docs/memory.md explains it.
+import { ConfigError, engineOptimizer, formatConfig, loadConfigFromArgv, lossUsesReference, type RunConfig } from '../config/index.js';
+import {
+  CPU_HEADROOM,
+  CUDA_HEADROOM,
+  PRECISIONS,
+  dtypeBytes,
+  estimatePlan,
+  largestFittingMicroBatch,
+  lossRowGroups,
+  parseMemorySize,
+  shapeOf,
+  type PlanInputs,
+  type Precision,
+} from '../plan/estimate.js';
+import { formatPlan, formatTable, planJson, type PlanContext, type TableRow } from '../plan/format.js';
+import { resolveModelShape, type Shape } from '../plan/models.js';
+
+export interface PlanOptions {
+  /** null: the config's `precision` key, else auto. In --table mode a list. */
+  precisions: Precision[] | null;
+  worldSizes: number[];
+  deviceBytes: number | null;
+  /** null: the config's model.activation_checkpointing. */
+  activationCheckpointing: boolean | null;
+  zeroStage: 1 | 2;
+  json: boolean;
+  table: boolean;
+}
+
+export const DEFAULT_DEVICE_MEMORY = '80GiB';
+
+const FLAGS = ['--precision', '--world-size', '--device-memory', '--activation-checkpointing', '--no-activation-checkpointing', '--zero', '--json', '--table'];
+
+function parsePrecisions(v: string, list: boolean): Precision[] {
+  const names = v === 'all' && list ? [...PRECISIONS] : v.split(',').map((s) => s.trim());
+  if (!list && names.length !== 1) throw new ConfigError(`--precision takes one of ${PRECISIONS.join(', ')} (a list, or all, only with --table)`);
+  for (const n of names) {
+    if (!(PRECISIONS as readonly string[]).includes(n)) throw new ConfigError(`--precision: expected ${PRECISIONS.join(', ')}${list ? ' or all' : ''}, got ${JSON.stringify(n)}`);
+  }
+  return names as Precision[];
+}
+
+function parseWorldSizes(v: string, list: boolean): number[] {
+  const parts = v.split(',').map((s) => s.trim());
+  if (!list && parts.length !== 1) throw new ConfigError('--world-size takes one number (a list only with --table)');
+  return parts.map((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1) throw new ConfigError(`--world-size: expected a whole number ≥ 1, got ${JSON.stringify(s)}`);
+    return Number(s);
+  });
+}
+
+/**
+ * Splits `rpo plan`'s own options from the Hydra overrides after the command. Options take
+ * `--opt value` or `--opt=value`; everything else is passed on as typed.
+ */
+export function splitPlanArgs(args: readonly string[]): { options: PlanOptions; hydra: string[] } {
+  const raw = new Map<string, string>();
+  const hydra: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    const flag = eq === -1 ? a : a.slice(0, eq);
+    if (!FLAGS.includes(flag)) {
+      hydra.push(a);
+      continue;
+    }
+    if (flag === '--json' || flag === '--table' || flag === '--no-activation-checkpointing') {
+      if (eq !== -1) throw new ConfigError(`${flag} takes no value`);
+      raw.set(flag, 'true');
+      continue;
+    }
+    if (flag === '--activation-checkpointing') {
+      const v = eq === -1 ? 'true' : a.slice(eq + 1);
+      if (v !== 'true' && v !== 'false') throw new ConfigError(`--activation-checkpointing: expected true or false, got ${JSON.stringify(v)}`);
+      raw.set(flag, v);
+      continue;
+    }
+    let value = eq === -1 ? args[i + 1] : a.slice(eq + 1);
+    if (eq === -1) i++;
+    if (value === undefined || value === '') throw new ConfigError(`${flag} needs a value`);
+    raw.set(flag, value);
+  }
+  const table = raw.has('--table');
+  let deviceBytes: number | null;
+  try {
+    deviceBytes = parseMemorySize(raw.get('--device-memory') ?? DEFAULT_DEVICE_MEMORY);
+  } catch (e) {
+    throw new ConfigError(`--device-memory: ${(e as Error).message}`);
+  }
+  const zero = raw.get('--zero') ?? '1';
+  if (zero !== '1' && zero !== '2') throw new ConfigError(`--zero: expected 1 or 2, got ${JSON.stringify(zero)}`);
+  let activationCheckpointing: boolean | null = null;
+  if (raw.has('--activation-checkpointing')) activationCheckpointing = raw.get('--activation-checkpointing') === 'true';
+  if (raw.has('--no-activation-checkpointing')) activationCheckpointing = false;
+  const p = raw.get('--precision');
+  return {
+    options: {
+      precisions: p === undefined ? (table ? [...PRECISIONS] : null) : parsePrecisions(p, table),
+      worldSizes: parseWorldSizes(raw.get('--world-size') ?? (table ? '1,2,8' : '1'), table),
+      deviceBytes,
+      activationCheckpointing,
+      zeroStage: zero === '2' ? 2 : 1,
+      json: raw.has('--json'),
+      table,
+    },
+    hydra,
+  };
+}
+
+/** The config's `precision` key when it names a mode (auto, or no key: null). */
+function configPrecision(config: RunConfig, raw: Record<string, unknown>): Precision | null {
+  const v = (config as { precision?: unknown }).precision ?? raw.precision;
+  if (typeof v !== 'string') return null;
+  const name = v.replace(/_/g, '-');
+  return (PRECISIONS as readonly string[]).includes(name) ? (name as Precision) : null;
+}
+
+/** Makes a config loadable without a dataset or run name: the planner reads neither. */
+function withPlaceholders(hydra: readonly string[]): string[] {
+  if (hydra.some((a) => a.startsWith('--config-path'))) return [...hydra];
+  const given = (key: string): boolean => hydra.some((a) => new RegExp(`^\\+{0,2}${key}=`).test(a));
+  return [...(given('exp_name') ? [] : ['exp_name=plan']), ...(given('datasets') ? [] : ['datasets=[plan]']), ...hydra];
+}
+
+export interface PlanRun {
+  text: string;
+  json: unknown;
+}
+
+/** Builds the plan (or the table) for the arguments after `plan`; throws ConfigError on usage errors. */
+export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string } {
+  const { options, hydra } = splitPlanArgs(args);
+  const loaded = loadConfigFromArgv(withPlaceholders(hydra));
+  for (const n of loaded.notices) console.error(`rpo: notice: ${n}`);
+  if (loaded.args.cfg) return { cfg: formatConfig(loaded.raw) };
+  const config = loaded.config;
+  let resolved: ReturnType<typeof resolveModelShape>;
+  try {
+    resolved = resolveModelShape(config.model, loaded.choices.model ?? null);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const device: 'cuda' | 'cpu' = config.device === 'cpu' ? 'cpu' : 'cuda';
+  const fromConfig = configPrecision(config, loaded.raw as Record<string, unknown>);
+  const auto: Precision = device === 'cpu' ? 'fp32' : 'bf16-mixed';
+  const precisions = options.precisions ?? [fromConfig ?? auto];
+  const precisionSource = options.precisions ? '--precision' : fromConfig ? 'the config\'s precision key' : `auto: ${device === 'cpu' ? 'fp32 on the CPU' : 'bf16-mixed on CUDA'}`;
+  const checkpointing = options.activationCheckpointing ?? config.model.activation_checkpointing;
+  const inputs = (precision: Precision, worldSize: number, ck: boolean): PlanInputs => base(config, precision, worldSize, ck, options, device, resolved.config);
+  const ctx = (fitting: PlanContext['fitting']): PlanContext => ({
+    loss: config.loss.name,
+    modelSource: resolved.source,
+    architecture: resolved.config.architecture,
+    precisionSource,
+    device,
+    fitting,
+  });
+
+  const check = (x: PlanInputs): void => {
+    if (!Number.isInteger(x.batchSize / (x.gradientAccumulationSteps * x.worldSize))) {
+      throw new ConfigError(
+        `model.batch_size ${x.batchSize} does not split into model.gradient_accumulation_steps ${x.gradientAccumulationSteps} × world size ${x.worldSize} micro-batches of whole pairs`,
+      );
+    }
+  };
+
+  if (options.table) {
+    const rows: TableRow[] = [];
+    for (const precision of precisions)
+      for (const worldSize of options.worldSizes)
+        for (const ck of [false, true]) {
+          const x = inputs(precision, worldSize, ck);
+          check(x);
+          rows.push({ precision, worldSize, checkpointing: ck, plan: estimatePlan(x), fitting: largestFittingMicroBatch(x) });
+        }
+    const first = rows[0]!.plan;
+    const head =
+      `rpo plan --table: ${config.loss.name} on ${resolved.source}; batch_size ${config.model.batch_size}, max_length ${config.model.max_length}, ` +
+      `chunk_tokens ${config.chunk_tokens}, ${first.inputs.optimizer}, ${device === 'cpu' ? 'CPU' : 'CUDA'} device of ${(options.deviceBytes! / 2 ** 30).toFixed(2)} GiB; ` +
+      `reference model ${first.inputs.referenceBytes === null ? 'none' : `live (${config.model.reference_dtype})`}; ZeRO-${options.zeroStage} sharding when world size > 1; GiB per device`;
+    return {
+      text: `${head}\n\n${formatTable(rows)}`,
+      json: rows.map((r) => ({ ...planJson(r.plan, ctx(r.fitting)) })),
+    };
+  }
+
+  const x = inputs(precisions[0]!, options.worldSizes[0]!, checkpointing);
+  check(x);
+  const plan = estimatePlan(x);
+  const c = ctx(largestFittingMicroBatch(x));
+  return { text: formatPlan(plan, c), json: planJson(plan, c) };
+}
+
+function base(
+  config: RunConfig,
+  precision: Precision,
+  worldSize: number,
+  checkpointing: boolean,
+  options: PlanOptions,
+  device: 'cuda' | 'cpu',
+  shape: Shape,
+): PlanInputs {
+  const live = lossUsesReference(config.loss.name) && !config.precompute_reference;
+  return {
+    shape: shapeOf(shape),
+    precision,
+    optimizer: engineOptimizer(config).optimizer,
+    batchSize: config.model.batch_size,
+    gradientAccumulationSteps: config.model.gradient_accumulation_steps,
+    worldSize,
+    zeroStage: options.zeroStage,
+    groups: lossRowGroups(config.loss.name),
+    seqLen: config.model.max_length,
+    checkpointing,
+    chunkTokens: config.chunk_tokens,
+    headPath: device === 'cpu' ? 'chunked' : 'cuda-kernel',
+    referenceBytes: live ? dtypeBytes(config.model.reference_dtype) : null,
+    // The engine builds an attention mask only where a sliding window cuts into the rows.
+    masked: shape.sliding_window > 0 && shape.sliding_window < config.model.max_length,
+    headroom: device === 'cpu' ? CPU_HEADROOM : CUDA_HEADROOM,
+    deviceBytes: options.deviceBytes,
+  };
+}
+
+/** `rpo plan`: prints the budget (or --json, or --table); exit 0, or 2 on a usage error (thrown). */
+export function runPlanCommand(args: readonly string[]): number {
+  const out = planFromArgs(args);
+  if ('cfg' in out) {
+    process.stdout.write(out.cfg);
+    return 0;
+  }
+  const json = splitPlanArgs(args).options.json;
+  console.log(json ? JSON.stringify(out.json, null, 2) : out.text);
+  return 0;
+}

@@ -1,0 +1,137 @@
+#include "model/gemm.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+// Exported by libtorch_cpu (ATen/native/mkldnn/Matmul.cpp); pip wheels do not ship the header.
+// result = beta * result + alpha * mat1 @ mat2, for 2-D contiguous or transposed operands; fp32
+// is accepted on x86 CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT, and throws elsewhere.
+namespace at::native {
+TORCH_API void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2, const at::Tensor& result, float beta,
+                             float alpha);
+}  // namespace at::native
+
+namespace rpo {
+
+namespace {
+
+enum class Backend { kAten, kOnednn };
+
+double seconds_of(const std::function<void()>& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// oneDNN when it computes the same product (a probe against ATen's) and is faster on a timed
+// probe of a Linear-layer shape; ATen's otherwise. Any failure (no oneDNN, an older LibTorch whose
+// mkldnn_matmul refuses fp32, a CPU without AVX-512) means ATen's.
+Backend choose_backend() {
+  const char* env = std::getenv("RPO_CPU_GEMM");
+  const std::string want = env ? env : "auto";
+  if (want == "aten") return Backend::kAten;
+  if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return Backend::kAten;
+  try {
+    at::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    auto a = at::empty({96, 160}, at::kFloat).uniform_(-1, 1, gen);
+    auto b = at::empty({200, 160}, at::kFloat).uniform_(-1, 1, gen);
+    auto want_c = at::mm(a, b.t());
+    auto c = at::empty({96, 200}, at::kFloat);
+    at::native::mkldnn_matmul(a, b.t(), c, 0.0f, 1.0f);
+    if (!at::allclose(c, want_c, 1e-4, 1e-4)) return Backend::kAten;
+    if (want == "onednn") return Backend::kOnednn;
+    // Timed probe: a [512, 768] x [768, 2048] product, the best of 3 each, interleaved.
+    auto x = at::empty({512, 768}, at::kFloat).uniform_(-1, 1, gen);
+    auto w = at::empty({2048, 768}, at::kFloat).uniform_(-1, 1, gen);
+    auto y = at::empty({512, 2048}, at::kFloat);
+    double t_aten = 1e30, t_dnnl = 1e30;
+    at::mm_out(y, x, w.t());
+    at::native::mkldnn_matmul(x, w.t(), y, 0.0f, 1.0f);
+    for (int i = 0; i < 3; ++i) {
+      t_aten = std::min(t_aten, seconds_of([&] { at::mm_out(y, x, w.t()); }));
+      t_dnnl = std::min(t_dnnl, seconds_of([&] { at::native::mkldnn_matmul(x, w.t(), y, 0.0f, 1.0f); }));
+    }
+    return t_dnnl < t_aten ? Backend::kOnednn : Backend::kAten;
+  } catch (const std::exception&) {
+    return Backend::kAten;
+  }
+}
+
+Backend backend() {
+  static std::once_flag once;
+  static Backend chosen = Backend::kAten;
+  std::call_once(once, [] { chosen = choose_backend(); });
+  return chosen;
+}
+
+bool use_onednn(const at::Tensor& a, const at::Tensor& b) {
+  return a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
+         a.dim() == 2 && b.dim() == 2 && a.size(0) * a.size(1) * b.size(1) > 16 * 16 * 16 &&
+         backend() == Backend::kOnednn;
+}
+
+// Contiguous, or a transposed view of a contiguous matrix: what oneDNN reads without a copy.
+at::Tensor plain(const at::Tensor& t) {
+  if (t.is_contiguous() || (t.stride(0) == 1 && t.stride(1) == t.size(0))) return t;
+  return t.contiguous();
+}
+
+at::Tensor mm_impl(const at::Tensor& a, const at::Tensor& b) {
+  if (!use_onednn(a, b)) return at::mm(a, b);
+  auto c = at::empty({a.size(0), b.size(1)}, a.options());
+  at::native::mkldnn_matmul(plain(a), plain(b), c, 0.0f, 1.0f);
+  return c;
+}
+
+// x @ w^T with oneDNN products in forward and backward; saves what at::linear saves (x and w).
+struct OnednnLinear : torch::autograd::Function<OnednnLinear> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    auto y = mm_impl(x.reshape({-1, x.size(-1)}), w.t());
+    ctx->save_for_backward({x, w});
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    return y.view(shape);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1];
+    auto g = grads[0].reshape({-1, w.size(0)});
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) gx = mm_impl(g, w).view(x.sizes());
+    if (ctx->needs_input_grad(1)) gw = mm_impl(g.t(), x.reshape({-1, x.size(-1)}));
+    return {gx, gw};
+  }
+};
+
+}  // namespace
+
+at::Tensor product(const at::Tensor& a, const at::Tensor& b) { return mm_impl(a, b); }
+
+void add_product_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
+  if (use_onednn(a, b) && c.is_contiguous()) {
+    at::native::mkldnn_matmul(plain(a), plain(b), c, 1.0f, 1.0f);
+  } else {
+    c.addmm_(a, b);
+  }
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  if (!(x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+        backend() == Backend::kOnednn))
+    return at::linear(x, w, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+  auto y = OnednnLinear::apply(x, w);
+  return bias.defined() ? y + bias : y;
+}
+
+std::string cpu_gemm_backend() { return backend() == Backend::kOnednn ? "onednn" : "aten"; }
+
+}  // namespace rpo

@@ -1,0 +1,29 @@
+// The engine's matrix products: every Linear layer (forward and backward) and the log-prob
+// head go through here.
+//
+// On the CPU in float32, ATen hands GEMMs to MKL, and MKL runs its AVX2 kernels on AMD CPUs
+// even where they have AVX-512 (mkl_blas_def_sgemm_kernel_0_zen on this project's Zen 5 CI
+// machine), while oneDNN, linked into the same LibTorch, dispatches on the CPU's features: there
+// it is ~2.2x faster on the model's shapes. Which one runs is decided once per process
+// (RPO_CPU_GEMM=auto | onednn | aten, default auto: oneDNN where it passes a correctness probe and
+// is faster on a timed probe, else ATen's). bf16 / fp16 and CUDA tensors always take ATen's
+// path (there ATen already picks oneDNN or cuBLAS).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace rpo {
+
+// a [m, k] @ b [k, n] -> [m, n]. a and b may be transposed views of contiguous tensors.
+at::Tensor product(const at::Tensor& a, const at::Tensor& b);
+// c += a @ b (c contiguous, the product's shape and dtype).
+void add_product_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b);
+// x [..., in] @ w [out, in]^T (+ bias [out]), with autograd: Linear's forward.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
+
+// "onednn" or "aten": what fp32 CPU products use in this process (decided at the first call).
+std::string cpu_gemm_backend();
+
+}  // namespace rpo

@@ -1,0 +1,107 @@
+// The trainer's optimizer: AdamW (one fused-kernel call over the parameters) or RMSprop, under
+// one of four precisions (docs/precision.md):
+//
+//   fp32        fp32 weights and grads, fp32 moments                       16 bytes/param
+//   bf16-pure   bf16 weights and grads, bf16 moments (the seed's)           8 bytes/param
+//   bf16-mixed  bf16 compute weights and grads; fp32 master weights and
+//               fp32 moments held here; the master is updated and copied
+//               (round to nearest) into the bf16 weights                   16 bytes/param
+//   bf16-sr     bf16 weights, grads and moments; the update is computed in
+//               fp32 and stochastically rounded back to bf16                8 bytes/param
+//
+// The precision a trainer runs under is checked against the policy's dtype (fp32 needs a float32
+// policy, the bf16 modes a bfloat16 one); without one (""), it follows the policy's dtype: fp32
+// for float32, bf16-pure for bfloat16, fp16-pure for float16 (today's behaviour for every dtype).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api.h"
+
+namespace rpo {
+
+class ModelImpl;
+
+enum class Precision { kFp32, kPure, kMixed, kSr };
+
+// The precision `requested` names ("" = the policy's dtype), checked against the policy's dtype.
+// `name` is what the state file records and errors say: fp32 | bf16-pure | fp16-pure | bf16-mixed | bf16-sr.
+struct PrecisionChoice {
+  Precision mode;
+  std::string name;
+};
+PrecisionChoice resolve_precision(const std::string& requested, at::ScalarType policy_dtype);
+
+// Stochastic rounding of a contiguous float32 tensor to bfloat16: 16 uniform random bits are added
+// below bf16's mantissa and the low half of the word is cut off, so a value between two bf16
+// neighbours a < x < b becomes b with probability (x - a) / (b - a): E[round(x)] = x.
+at::Tensor stochastic_round_bf16(const at::Tensor& x, at::Generator& gen);
+
+struct AdamParamState {
+  int64_t step = 0;
+  at::Tensor step_t;  // float32 scalar on the parameter's device: the fused kernel reads it
+  at::Tensor exp_avg, exp_avg_sq;
+  at::Tensor master;  // bf16-mixed: the fp32 weights
+  bool defined() const { return exp_avg.defined(); }
+};
+
+class TrainOptimizer {
+ public:
+  TrainOptimizer(ModelImpl& model, const TrainerOptions& options);
+  ~TrainOptimizer();
+
+  // Clips the gradients to max_grad_norm (> 0; the norm over all gradients before clipping is
+  // returned), updates the weights with `lr` unless that norm is not finite, and drops the
+  // gradients.
+  double step(double lr, double max_grad_norm);
+
+  // The state (moments, step counts, master weights, the SR generator's seed and step) to an
+  // archive, and back. load() checks everything against the model and this optimizer's
+  // precision before it changes anything; errors name `path` and the parameter.
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& path);
+
+  const std::string& precision() const { return precision_.name; }
+
+ private:
+  enum class Kind { kFusedAdamW, kSrAdamW, kTorch };
+
+  double clip_fp32(const std::vector<size_t>& with_grad, double max_grad_norm, at::Tensor& coef) const;
+  void step_fused(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);
+  void step_sr(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);
+  void step_torch(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);
+  AdamParamState& adam_state(size_t i);
+  std::unique_ptr<torch::optim::Optimizer> make_torch(const std::vector<at::Tensor>& targets) const;
+  std::string kind_name() const;
+
+  std::vector<std::string> names_;
+  std::vector<at::Tensor> params_;
+  PrecisionChoice precision_;
+  std::string optimizer_;  // AdamW | RMSprop
+  Kind kind_;
+  double weight_decay_option_;  // < 0: the optimizer's default (AdamW 1e-2, RMSprop 0)
+  // AdamW: torch's defaults (what torch::optim::AdamW used before).
+  double beta1_ = 0.9, beta2_ = 0.999, eps_ = 1e-8, weight_decay_ = 1e-2;
+
+  // kFusedAdamW, kSrAdamW: per-parameter state, created at a parameter's first update.
+  std::vector<AdamParamState> adam_;
+  // kTorch: torch::optim over the parameters, or over fp32 masters (bf16-mixed).
+  std::unique_ptr<torch::optim::Optimizer> torch_;
+  std::vector<at::Tensor> masters_;
+
+  // bf16-sr: the random bits of update k come from a generator seeded with mix(seed_, k), so the
+  // generator's whole state is (seed_, sr_steps_) and a resumed run draws the same bits.
+  uint64_t seed_ = 0;
+  int64_t sr_steps_ = 0;
+  at::Generator gen_;
+};
+
+}  // namespace rpo
