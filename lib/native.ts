@@ -154,7 +154,11 @@ export interface MicroStepOptions {
 
 export interface StepResult {
   loss: number;
-  /** false: the loss was NaN or infinite; backward was skipped. */
+  /**
+   * false: the loss was NaN or infinite. It is read after backward (one device-to-host copy per
+   * micro-step): the micro-step's gradients are dropped when there were none before it (the usual
+   * case), else the accumulated ones are poisoned and the next optimizerStep skips its update.
+   */
   finite: boolean;
   metrics: Record<string, number>;
   tokens: number;

@@ -190,7 +190,10 @@ struct TrainerOptions {
 
 struct StepResult {
   double loss = 0.0;
-  bool finite = true;  // false: backward was skipped, gradients untouched
+  // false: the loss was NaN or infinite (found after backward, read in the one device-to-host
+  // copy): the micro-step's gradients were dropped when there were none before it; otherwise the
+  // accumulated ones are poisoned and the next optimizer step skips its update (non-finite norm).
+  bool finite = true;
   std::map<std::string, double> metrics;
   int64_t tokens = 0;  // non-padding tokens the policy processed
   int64_t n_pairs = 0;

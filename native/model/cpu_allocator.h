@@ -1,14 +1,19 @@
 // The engine's CPU allocator for large tensors (1 MiB and more; smaller ones keep LibTorch's).
 //
-// glibc's malloc serves them from its heap once its dynamic mmap threshold has risen (it does, up
-// to 32 MiB, the first time a mapped block is freed), and freed activations then fragment the
-// heap: a train step of the ~100M benchmark peaked ~0.5 GiB above its live tensors. Mapping every
-// large block and unmapping it when freed makes the RSS follow the live tensors, but each new
-// block faults in fresh zeroed pages: a step's temporaries cost +30% time. Here each large block
-// is its own mapping, and a freed block is kept, by size, for the next request of that size
-// (a step asks for the same shapes layer after layer), up to a cap on the bytes kept; what is
-// kept is unmapped at the end of each engine call (run_on_engine_thread), so between calls the
-// process holds its live tensors only.
+// glibc's malloc serves such blocks from its heap once its dynamic mmap threshold has risen (it
+// does, up to 32 MiB, the first time a mapped block is freed), and freed activations then
+// fragment the heap: a train step of the ~100M benchmark peaked ~0.55 GiB above its live tensors
+// (2.93 GiB). Mapping every large block and unmapping it when freed makes the RSS follow the live
+// tensors (2.36 GiB), but each block then faults in fresh zeroed pages: +30% step time. Here each
+// large block is its own mapping, and a freed one is kept, by size (rounded to 64 KiB), for the
+// next request of that size, at most 4 per size and 512 MiB in all: a layer asks for the same
+// shapes as the one before it, so most requests are served without a page fault, and what is kept
+// stays small. Whatever is kept is unmapped at the end of each engine call (run_on_engine_thread),
+// so between calls the process holds its live tensors only.
+//
+// RPO_CPU_CACHE_MB=n caps the bytes kept (0: LibTorch's allocator as it is); with glibc's
+// MALLOC_MMAP_THRESHOLD_ set it is not installed either (whoever fixed glibc's threshold wants
+// glibc's behaviour: lib/plan/measure.ts does, to measure live tensors).
 #pragma once
 
 #include <cstddef>
@@ -16,7 +21,6 @@
 namespace rpo {
 
 // Installs the allocator as LibTorch's CPU allocator (once; later calls do nothing).
-// RPO_CPU_CACHE_MB=n caps the bytes kept (default 512); 0 leaves LibTorch's allocator in place.
 void install_cpu_allocator();
 // Unmaps every kept block (the engine thread calls it after each call).
 void release_cached_cpu_blocks();

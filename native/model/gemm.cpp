@@ -33,8 +33,11 @@ double seconds_of(const std::function<void()>& f) {
 // probe of a Linear-layer shape; ATen's otherwise. Any failure (no oneDNN, an older LibTorch whose
 // mkldnn_matmul refuses fp32, a CPU without AVX-512) means ATen's.
 Backend choose_backend() {
+  // Default ATen's: oneDNN JIT-compiles a kernel for every new shape, and batches padded to
+  // their longest row bring new shapes all the time (the demo's SFT ran ~30x slower with it).
+  // RPO_CPU_GEMM=auto (probe) or onednn opts in, for fixed-shape work such as the benchmark.
   const char* env = std::getenv("RPO_CPU_GEMM");
-  const std::string want = env ? env : "auto";
+  const std::string want = env ? env : "aten";
   if (want == "aten") return Backend::kAten;
   if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return Backend::kAten;
   try {

@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
-#include <malloc.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -62,8 +61,15 @@ class EngineThread {
   }
 
   void run(const std::function<void()>& job) {
-    if (std::this_thread::get_id() == thread_.get_id()) return job();  // already on it
-    std::packaged_task<void()> task(job);
+    if (std::this_thread::get_id() == id_) return job();  // already on it
+    std::packaged_task<void()> task([&job] {
+      // Between calls the process holds its live tensors only: what the call's allocator kept
+      // for reuse (model/cpu_allocator.h) is unmapped before the caller resumes, error or not.
+      struct Release {
+        ~Release() { release_cached_cpu_blocks(); }
+      } release;
+      job();
+    });
     auto done = task.get_future();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -75,26 +81,9 @@ class EngineThread {
 
  private:
   EngineThread() : thread_([this] { loop(); }) {
-    configure_allocator();
     install_cpu_allocator();
+    id_ = thread_.get_id();
     thread_.detach();
-  }
-
-  // glibc serves blocks under its mmap threshold from the heap, and raises that threshold (up to
-  // 32 MiB) each time it frees a mapped block, so a step's activations and gradients end up on
-  // the heap, where the freed ones are kept and fragment: the ~100M benchmark's step started with
-  // ~0.4 GiB of such free heap and still grew by its full activations (peak 2.9 GiB). A fixed
-  // 1 MiB threshold maps every tensor of 1 MiB or more on its own and unmaps it when freed: the
-  // RSS follows the live tensors (peak 2.4 GiB) for ~5% more CPU time in page faults.
-  // RPO_MMAP_THRESHOLD=bytes sets another threshold, 0 leaves glibc's default; glibc's own
-  // MALLOC_MMAP_THRESHOLD_ wins when set.
-  static void configure_allocator() {
-#ifdef __GLIBC__
-    if (std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
-    long threshold = 0;
-    if (const char* env = std::getenv("RPO_MMAP_THRESHOLD")) threshold = std::strtol(env, nullptr, 10);
-    if (threshold > 0) mallopt(M_MMAP_THRESHOLD, static_cast<int>(std::min(threshold, 32L << 20)));
-#endif
   }
 
   void loop() {
@@ -115,7 +104,6 @@ class EngineThread {
         applied = want;
       }
       task();
-      if (!std::getenv("RPO_CPU_CACHE_KEEP")) release_cached_cpu_blocks();
     }
   }
 
@@ -123,6 +111,7 @@ class EngineThread {
   std::condition_variable ready_;
   std::deque<std::packaged_task<void()>> queue_;
   std::thread thread_;
+  std::thread::id id_;
 };
 
 }  // namespace

@@ -6,13 +6,11 @@
 #include <torch/optim/rmsprop.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
 #include "loss/logprobs.h"
 #include "loss/losses.h"
-#include "model/cpu_allocator.h"
 #include "model/model_impl.h"
 #include "train/trainer_impl.h"
 
@@ -135,12 +133,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   // step, seeing a non-finite norm, skips its update. The train loop stops on either.
   bool had_grads = false;
   for (auto& [name, p] : pm.params) had_grads = had_grads || p.grad().defined();
-  if (backward) {
-    // The forward's freed temporaries kept for reuse (model/cpu_allocator.h) are no use to
-    // backward, which starts at the step's peak: hand them back first.
-    if (pm.device.is_cpu() && !std::getenv("RPO_NO_MIDSTEP_RELEASE")) release_cached_cpu_blocks();
-    (out.loss * scale).backward();
-  }
+  if (backward) (out.loss * scale).backward();
   // The loss and every metric in one device-to-host copy.
   std::vector<at::Tensor> values{out.loss.detach().to(at::kDouble).reshape({1})};
   for (auto& [k, v] : out.metrics) values.push_back(v.detach().to(at::kDouble).reshape({1}));
