@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import type { Model, Trainer } from '../native.js';
 import { saveModel } from '../model/io.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { fileWriteError, writeFileAtomic } from '../model/safetensors.js';
 
 export const LATEST = 'LATEST';
 const PREVIOUS = 'LATEST.prev';
@@ -67,7 +67,7 @@ export interface SaveCheckpointOptions {
 export function writeFailure(err: unknown, fallbackFile: string): Error {
   const e = err as NodeJS.ErrnoException;
   const file = typeof e.path === 'string' ? (typeof (e as { dest?: unknown }).dest === 'string' ? String((e as { dest?: unknown }).dest) : e.path) : fallbackFile;
-  if (e.code === 'ENOSPC') return new Error(`no space left on device writing ${file}`);
+  if (e.code === 'ENOSPC') return fileWriteError(err, 'writing', file);
   if (e.code === 'EROFS') return new Error(`read-only file system: cannot write ${file}`);
   return e instanceof Error ? e : new Error(String(err));
 }

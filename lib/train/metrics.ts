@@ -4,6 +4,7 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { fileWriteError } from '../model/safetensors.js';
 import { ensureDir } from './run_dir.js';
 
 export type MetricRecord = Record<string, number | string | null>;
@@ -16,9 +17,7 @@ export class MetricsLog {
     try {
       appendFileSync(this.file, JSON.stringify(record) + '\n');
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const why = e.code === 'ENOSPC' ? 'no space left on device' : e.message;
-      throw new Error(`${why} writing ${this.file}`);
+      throw fileWriteError(err, 'writing', this.file);
     }
   }
 }
@@ -57,8 +56,7 @@ export function truncateMetrics(file: string, step: number): number {
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
-    const e = err as NodeJS.ErrnoException;
-    throw new Error(`${e.code === 'ENOSPC' ? 'no space left on device' : e.message} writing ${file}`);
+    throw fileWriteError(err, 'writing', file);
   }
   return dropped;
 }
