@@ -1,5 +1,6 @@
 // `rpo train`: runs the loop with a progress display, Ctrl-C handling and a closing summary.
 import type { RunConfig } from '../config/index.js';
+import { hydraQuote } from '../config/overrides.js';
 import { Progress } from '../train/progress.js';
 import { train } from '../train/loop.js';
 import { EXIT } from '../cli.js';
@@ -8,12 +9,6 @@ import { EXIT } from '../cli.js';
 export function shellQuote(word: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
   return `'${word.replace(/'/g, `'"'"'`)}'`;
-}
-
-/** A value as a Hydra override reads it back verbatim: bare when safe, else double-quoted. */
-export function hydraQuote(value: string): string {
-  if (/^[A-Za-z0-9_./:+-]+$/.test(value) && !/^(null|true|false|nan|inf)$/i.test(value)) return value;
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /**

@@ -62,6 +62,15 @@ export function parseOverride(text: string): Override {
   return { kind, key, value: parseOverrideValue(rest.slice(eq + 1), text), text };
 }
 
+/**
+ * A string as an override value that parseOverrideValue reads back verbatim: bare when plainly
+ * safe, else double-quoted with only `"` and `\\` escaped (newlines and spaces stay as they are).
+ */
+export function hydraQuote(value: string): string {
+  if (/^[A-Za-z0-9_./:+-]+$/.test(value) && !/^(null|true|false|nan|inf)$/i.test(value)) return value;
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
 /** Parses the value part of an override (everything after the first '='). */
 export function parseOverrideValue(src: string, text = src): ConfigValue {
   if (src.trim() === '') return '';

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadConfig, type RunConfig } from '../config/index.js';
+import { hydraQuote } from '../config/overrides.js';
 import { HALOS_PREFIXES } from '../data/format/index.js';
 import { loadPreferenceSplit } from '../data/sources/index.js';
 import { loadModel } from '../model/io.js';
@@ -47,11 +48,6 @@ export interface DemoResult {
   wallSeconds: number;
 }
 
-/** A string as a Hydra override value: double-quoted, only `"` and `\\` escaped (newlines stay). */
-function hydraString(v: string): string {
-  return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
-
 /** The overrides every demo stage shares: the small model, the bundled data, short sequences. */
 function stageOverrides(o: Required<Pick<DemoOptions, 'out' | 'seed'>>, modelDir: string, exp: string): string[] {
   return [
@@ -74,7 +70,7 @@ function stageOverrides(o: Required<Pick<DemoOptions, 'out' | 'seed'>>, modelDir
     'overwrite=true',
     // The demo's byte-level tokenizer has HALOs' turn markers as special tokens (the seed's
     // Llama-3 header tokens would be spelled out byte by byte and crowd the 192-token rows).
-    ...Object.entries(HALOS_PREFIXES).map(([k, v]) => `${k}=${hydraString(v)}`),
+    ...Object.entries(HALOS_PREFIXES).map(([k, v]) => `${k}=${hydraQuote(v)}`),
   ];
 }
 
