@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { hubCacheDir } from './hub/index.js';
-import { addonPath, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
+import { addonPath, cpuGemmBackend, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
 
 export interface Info {
   rpo: string;
@@ -19,6 +19,8 @@ export interface Info {
   /** The NVIDIA driver's release (nvidia-smi), "" when unknown. */
   nvidiaDriver: string;
   threads: number;
+  /** fp32 CPU matrix products: oneDNN or ATen's (MKL), chosen by a probe (RPO_CPU_GEMM). */
+  cpuGemm: 'onednn' | 'aten';
   /** Hugging Face downloads (shared with Python's huggingface_hub). */
   hubCache: string;
 }
@@ -69,6 +71,7 @@ export function collectInfo(): Info {
     cudaDetail: cuda.info,
     nvidiaDriver: cuda.driver,
     threads: getNumThreads(),
+    cpuGemm: cpuGemmBackend(),
     hubCache: hubCacheDir(),
   };
 }
@@ -98,6 +101,7 @@ export function formatInfo(info: Info): string {
     `CUDA       ${info.cuda ? `yes, ${info.cudaDevices} device(s)` : 'no'}`,
     ...formatCuda(info.cudaDetail, info.nvidiaDriver).map((l) => `           ${l}`),
     `threads    ${info.threads}`,
+    `cpu gemm   ${info.cpuGemm} (RPO_CPU_GEMM=auto|onednn|aten)`,
     `hub cache  ${info.hubCache}`,
   ].join('\n');
 }

@@ -268,6 +268,7 @@ interface Addon {
   defaultNumThreads(): number;
   getNumThreads(): number;
   libtorchVersion(): string;
+  cpuGemmBackend(): string;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaInfo(): CudaInfo;
@@ -430,6 +431,10 @@ export function maxNumThreads(): number { return addon().maxNumThreads(); }
 export function defaultNumThreads(): number { return addon().defaultNumThreads(); }
 export function getNumThreads(): number { return addon().getNumThreads(); }
 export function libtorchVersion(): string { return addon().libtorchVersion(); }
+/** What fp32 CPU matrix products use in this process: oneDNN or ATen's (MKL); see RPO_CPU_GEMM. */
+export function cpuGemmBackend(): 'onednn' | 'aten' {
+  return addon().cpuGemmBackend() === 'onednn' ? 'onednn' : 'aten';
+}
 export function cudaAvailable(): boolean { return addon().cudaAvailable(); }
 export function cudaDeviceCount(): number { return addon().cudaDeviceCount(); }
 /** CUDA as the addon sees it: built, kernels, versions, devices. */

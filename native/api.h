@@ -245,6 +245,8 @@ int get_num_threads();
 // OpenMP team and one malloc arena for the engine, and the thread count is applied in one place.
 void run_on_engine_thread(const std::function<void()>& job);
 std::string libtorch_version();
+// "onednn" or "aten": what fp32 CPU matrix products use in this process (model/gemm.h).
+std::string cpu_gemm_backend();
 bool cuda_available();
 int cuda_device_count();
 

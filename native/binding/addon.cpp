@@ -41,6 +41,14 @@ Napi::Value DefaultNumThreads(const Napi::CallbackInfo& info) {
 }
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rpo::get_num_threads()); }
 Napi::Value LibtorchVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), rpo::libtorch_version()); }
+Napi::Value CpuGemmBackend(const Napi::CallbackInfo& info) {
+  // Decided by a probe at first use, which does tensor work: on the engine thread.
+  return Napi::String::New(info.Env(), guard(info.Env(), [] {
+    std::string backend;
+    rpo::run_on_engine_thread([&] { backend = rpo::cpu_gemm_backend(); });
+    return backend;
+  }));
+}
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), guard(info.Env(), [] { return rpo::cuda_available(); }));
 }
@@ -123,6 +131,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));
   exports.Set("defaultNumThreads", Napi::Function::New<DefaultNumThreads>(env, "defaultNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
+  exports.Set("cpuGemmBackend", Napi::Function::New<CpuGemmBackend>(env, "cpuGemmBackend"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env, "cudaDeviceCount"));

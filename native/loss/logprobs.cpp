@@ -108,7 +108,7 @@ struct FusedLogProb : torch::autograd::Function<FusedLogProb> {
       }
       if (want_h) grad_h.narrow(0, start, n).copy_(product(d, weight));
       if (want_w) {
-        if (weight.scalar_type() == at::kFloat) add_product_(grad_w, d.t(), h);
+        if (weight.scalar_type() == at::kFloat) add_product_over_tokens_(grad_w, d, h);
         else grad_w.add_(at::matmul(d.t(), h));
       }
     }

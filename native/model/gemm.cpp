@@ -33,11 +33,10 @@ double seconds_of(const std::function<void()>& f) {
 // probe of a Linear-layer shape; ATen's otherwise. Any failure (no oneDNN, an older LibTorch whose
 // mkldnn_matmul refuses fp32, a CPU without AVX-512) means ATen's.
 Backend choose_backend() {
-  // Default ATen's: oneDNN JIT-compiles a kernel for every new shape, and batches padded to
-  // their longest row bring new shapes all the time (the demo's SFT ran ~30x slower with it).
-  // RPO_CPU_GEMM=auto (probe) or onednn opts in, for fixed-shape work such as the benchmark.
+  // auto by default: the probe below. Token counts are bucketed (padded_token_count) so the
+  // kernels oneDNN compiles per shape stay few; RPO_CPU_GEMM=aten or onednn forces one.
   const char* env = std::getenv("RPO_CPU_GEMM");
-  const std::string want = env ? env : "aten";
+  const std::string want = env && *env ? env : "auto";
   if (want == "aten") return Backend::kAten;
   if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return Backend::kAten;
   try {
@@ -74,10 +73,13 @@ Backend backend() {
   return chosen;
 }
 
-bool use_onednn(const at::Tensor& a, const at::Tensor& b) {
+// Below this many multiply-adds a product takes ATen's path: oneDNN's per-call setup (and, for a
+// new shape, its kernel compile) outweighs what its faster kernel saves.
+constexpr int64_t kMinOnednnMacs = int64_t(1) << 21;
+
+bool use_onednn(const at::Tensor& a, const at::Tensor& b, int64_t m, int64_t k, int64_t n) {
   return a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-         a.dim() == 2 && b.dim() == 2 && a.size(0) * a.size(1) * b.size(1) > 16 * 16 * 16 &&
-         backend() == Backend::kOnednn;
+         a.dim() == 2 && b.dim() == 2 && m * k * n >= kMinOnednnMacs && backend() == Backend::kOnednn;
 }
 
 // Contiguous, or a transposed view of a contiguous matrix: what oneDNN reads without a copy.
@@ -86,11 +88,28 @@ at::Tensor plain(const at::Tensor& t) {
   return t.contiguous();
 }
 
+// t [rows, cols] with zero rows appended up to `rows` (t itself, made plain, when it has them).
+at::Tensor pad_rows(const at::Tensor& t, int64_t rows) {
+  if (t.size(0) == rows) return plain(t);
+  auto out = at::empty({rows, t.size(1)}, t.options());
+  out.narrow(0, 0, t.size(0)).copy_(t);
+  out.narrow(0, t.size(0), rows - t.size(0)).zero_();
+  return out;
+}
+
 at::Tensor mm_impl(const at::Tensor& a, const at::Tensor& b) {
-  if (!use_onednn(a, b)) return at::mm(a, b);
-  auto c = at::empty({a.size(0), b.size(1)}, a.options());
-  at::native::mkldnn_matmul(plain(a), plain(b), c, 0.0f, 1.0f);
-  return c;
+  if (!use_onednn(a, b, a.size(0), a.size(1), b.size(1))) return at::mm(a, b);
+  const int64_t m = a.size(0), mp = padded_token_count(m);
+  auto c = at::empty({mp, b.size(1)}, a.options());
+  at::native::mkldnn_matmul(pad_rows(a, mp), plain(b), c, 0.0f, 1.0f);
+  // The first m rows of a contiguous matrix are contiguous: no copy back.
+  return mp == m ? c : c.narrow(0, 0, m);
+}
+
+// a [t, m]^T @ b [t, n]; zero rows appended to both add nothing to the sum.
+void mm_over_tokens(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, float beta) {
+  const int64_t tp = padded_token_count(a.size(0));
+  at::native::mkldnn_matmul(pad_rows(a, tp).t(), pad_rows(b, tp), c, beta, 1.0f);
 }
 
 // x @ w^T with oneDNN products in forward and backward; saves what at::linear saves (x and w).
@@ -110,20 +129,36 @@ struct OnednnLinear : torch::autograd::Function<OnednnLinear> {
     auto g = grads[0].reshape({-1, w.size(0)});
     at::Tensor gx, gw;
     if (ctx->needs_input_grad(0)) gx = mm_impl(g, w).view(x.sizes());
-    if (ctx->needs_input_grad(1)) gw = mm_impl(g.t(), x.reshape({-1, x.size(-1)}));
+    if (ctx->needs_input_grad(1)) gw = product_over_tokens(g, x.reshape({-1, x.size(-1)}));
     return {gx, gw};
   }
 };
 
 }  // namespace
 
+int64_t padded_token_count(int64_t tokens) {
+  if (tokens <= 64) return tokens;
+  // 16 sizes per octave: a multiple of 1/16 of the largest power of two not above `tokens`.
+  int64_t octave = 1;
+  while (octave * 2 <= tokens) octave *= 2;
+  const int64_t step = octave / 16;
+  return (tokens + step - 1) / step * step;
+}
+
 at::Tensor product(const at::Tensor& a, const at::Tensor& b) { return mm_impl(a, b); }
 
-void add_product_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
-  if (use_onednn(a, b) && c.is_contiguous()) {
-    at::native::mkldnn_matmul(plain(a), plain(b), c, 1.0f, 1.0f);
+at::Tensor product_over_tokens(const at::Tensor& a, const at::Tensor& b) {
+  if (!use_onednn(a, b, a.size(1), a.size(0), b.size(1))) return at::mm(a.t(), b);
+  auto c = at::empty({a.size(1), b.size(1)}, a.options());
+  mm_over_tokens(a, b, c, 0.0f);
+  return c;
+}
+
+void add_product_over_tokens_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
+  if (use_onednn(a, b, a.size(1), a.size(0), b.size(1)) && c.is_contiguous()) {
+    mm_over_tokens(a, b, c, 1.0f);
   } else {
-    c.addmm_(a, b);
+    c.addmm_(a.t(), b);
   }
 }
 

@@ -8,6 +8,12 @@
 // (RPO_CPU_GEMM=auto | onednn | aten, default auto: oneDNN where it passes a correctness probe and
 // is faster on a timed probe, else ATen's). bf16 / fp16 and CUDA tensors always take ATen's
 // path (there ATen already picks oneDNN or cuBLAS).
+//
+// oneDNN JIT-compiles a kernel for each new shape (~10 ms), and a batch padded to its longest
+// row brings a new token count with nearly every step: so the token dimension of a oneDNN
+// product is rounded up to one of 16 sizes per octave (zero rows, at most 1/16 more work), which
+// bounds the kernels a run compiles, and products too small to repay a kernel stay on ATen.
+// That is why the functions below say which operand dimension counts tokens.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -16,14 +22,21 @@
 
 namespace rpo {
 
-// a [m, k] @ b [k, n] -> [m, n]. a and b may be transposed views of contiguous tensors.
+// a [m, k] @ b [k, n] -> [m, n], m counting tokens. a and b may be transposed views of
+// contiguous tensors.
 at::Tensor product(const at::Tensor& a, const at::Tensor& b);
-// c += a @ b (c contiguous, the product's shape and dtype).
-void add_product_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b);
+// a [t, m]^T @ b [t, n] -> [m, n], summed over t tokens: a weight's gradient. a and b are
+// token-major (rows are tokens), as activations and their gradients are.
+at::Tensor product_over_tokens(const at::Tensor& a, const at::Tensor& b);
+// c += a [t, m]^T @ b [t, n] (c contiguous, [m, n], the product's dtype).
+void add_product_over_tokens_(at::Tensor& c, const at::Tensor& a, const at::Tensor& b);
 // x [..., in] @ w [out, in]^T (+ bias [out]), with autograd: Linear's forward.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
 
 // "onednn" or "aten": what fp32 CPU products use in this process (decided at the first call).
 std::string cpu_gemm_backend();
+
+// The token count a oneDNN product is padded to (exposed for its test).
+int64_t padded_token_count(int64_t tokens);
 
 }  // namespace rpo

@@ -98,7 +98,7 @@ struct SwiGluDownFunction : torch::autograd::Function<SwiGluDownFunction> {
     auto g = grads[0].reshape({-1, w.size(0)});
     auto silu = at::silu(a);
     at::Tensor grad_w;
-    if (ctx->needs_input_grad(2)) grad_w = product(g.t(), (silu * b).reshape({-1, inner}));
+    if (ctx->needs_input_grad(2)) grad_w = product_over_tokens(g, (silu * b).reshape({-1, inner}));
     auto grad_p = product(g, w).view(a.sizes());
     at::Tensor grad_a, grad_b;
     if (ctx->needs_input_grad(1)) grad_b = grad_p * silu;
