@@ -117,11 +117,17 @@ export interface ModelShape {
   qkvBias: boolean;
   /** o_proj carries a bias (Llama attention_bias). */
   oBias: boolean;
+  /**
+   * GPTNeoX (native/model/gpt_neox.cpp): a two-matrix gelu MLP with biases and LayerNorms with a
+   * bias. Its activations are planned with the Llama layer's terms (its MLP saves the up output
+   * and gelu's, as the lean SwiGLU saves gate and up), which the parameter counts do not share.
+   */
+  gptNeoX?: boolean;
 }
 
 /** The planner's shape from the engine's ModelConfig (a validated config.json). */
 export function shapeOf(
-  cfg: Pick<ModelConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'tie_word_embeddings' | 'attention_bias' | 'qkv_bias'>,
+  cfg: Pick<ModelConfig, 'architecture' | 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'tie_word_embeddings' | 'attention_bias' | 'qkv_bias'>,
 ): ModelShape {
   return {
     vocab: cfg.vocab_size,
@@ -134,6 +140,7 @@ export function shapeOf(
     tied: cfg.tie_word_embeddings,
     qkvBias: cfg.attention_bias || cfg.qkv_bias,
     oBias: cfg.attention_bias,
+    ...(cfg.architecture === 'GPTNeoXForCausalLM' ? { gptNeoX: true } : {}),
   };
 }
 
@@ -148,16 +155,18 @@ export interface ParameterCounts {
   largest: number;
 }
 
-/** Parameters of the engine's model (native/model/llama.cpp): exact, biases and norms included. */
+/** Parameters of the engine's model (native/model/llama.cpp, gpt_neox.cpp): exact, biases and norms included. */
 export function parameterCounts(s: ModelShape): ParameterCounts {
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
   const attention = s.hidden * q + 2 * s.hidden * kv + q * s.hidden + (s.qkvBias ? q + 2 * kv : 0) + (s.oBias ? s.hidden : 0);
-  const mlp = 3 * s.hidden * s.intermediate;
-  const perLayer = attention + mlp + 2 * s.hidden;
+  // GPTNeoX: dense_h_to_4h and dense_4h_to_h with biases; two LayerNorms (weight and bias).
+  const mlp = s.gptNeoX ? 2 * s.hidden * s.intermediate + s.intermediate + s.hidden : 3 * s.hidden * s.intermediate;
+  const norm = s.gptNeoX ? 2 * s.hidden : s.hidden;
+  const perLayer = attention + mlp + 2 * norm;
   const embedding = s.vocab * s.hidden;
   const lmHead = s.tied ? 0 : embedding;
-  const finalNorm = s.hidden;
+  const finalNorm = norm;
   return {
     total: embedding + lmHead + finalNorm + s.layers * perLayer,
     embedding,
