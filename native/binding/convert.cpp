@@ -210,9 +210,11 @@ Napi::Object model_config_to_js(Napi::Env env, const rpo::ModelConfig& c) {
   o.Set("sliding_window", static_cast<double>(c.sliding_window));
   o.Set("max_position_embeddings", static_cast<double>(c.max_position_embeddings));
   o.Set("initializer_range", c.initializer_range);
-  o.Set("layer_norm_eps", c.layer_norm_eps);
-  o.Set("rotary_pct", c.rotary_pct);
-  o.Set("use_parallel_residual", c.use_parallel_residual);
+  if (c.architecture == "GPTNeoXForCausalLM") {  // the Llama family's config has no such keys
+    o.Set("layer_norm_eps", c.layer_norm_eps);
+    o.Set("rotary_pct", c.rotary_pct);
+    o.Set("use_parallel_residual", c.use_parallel_residual);
+  }
   return o;
 }
 

@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { modelConfigToHf, parseHfConfig } from '../../lib/model/config.js';
+import { checkTensorsAgainstParams } from '../../lib/model/safetensors.js';
+import type { TensorSpec } from '../../lib/native.js';
 
 const FILE = '/models/pythia/config.json';
 
@@ -105,5 +107,28 @@ describe('GPTNeoX config.json', () => {
     delete v5.rotary_pct;
     delete v5.rotary_emb_base;
     expect(parseHfConfig(v5, FILE)).toEqual(cfg);
+  });
+});
+
+describe('GPTNeoX checkpoints', () => {
+  const spec = (name: string, shape: number[], dtype = 'F16'): TensorSpec => ({ name, file: '/ck/model.safetensors', dtype, shape, begin: 0, end: 0 });
+  const param = (name: string, shape: number[]) => ({ name, dtype: 'F32', shape, nbytes: 4 * shape.reduce((a, b) => a * b, 1) });
+
+  it("skips older files' causal-mask buffers and a tied head's copy, as transformers does, and nothing else", () => {
+    const params = [param('gpt_neox.embed_in.weight', [8, 4]), param('gpt_neox.layers.0.attention.query_key_value.bias', [12])];
+    const tensors = [
+      spec('gpt_neox.embed_in.weight', [8, 4]),
+      spec('gpt_neox.layers.0.attention.query_key_value.bias', [12]),
+      spec('gpt_neox.layers.0.attention.bias', [1, 1, 16, 16], 'BOOL'),
+      spec('gpt_neox.layers.0.attention.masked_bias', [], 'F32'),
+      spec('gpt_neox.layers.0.attention.rotary_emb.inv_freq', [2], 'F32'),
+      spec('embed_out.weight', [8, 4]),
+    ];
+    const r = checkTensorsAgainstParams(tensors, params, { tieWordEmbeddings: true });
+    expect(r.load.map((t) => t.name)).toEqual(params.map((p) => p.name));
+    expect(r.ignored.length).toBe(4);
+    // Untied, embed_out is a parameter the model must have; a stray attention.bias elsewhere is not skipped.
+    expect(() => checkTensorsAgainstParams(tensors, params, { tieWordEmbeddings: false })).toThrow(/unexpected 1 tensor .*embed_out\.weight/);
+    expect(() => checkTensorsAgainstParams([...tensors, spec('gpt_neox.layers.0.mlp.bias', [4])], params, { tieWordEmbeddings: true })).toThrow(/gpt_neox\.layers\.0\.mlp\.bias/);
   });
 });
