@@ -42,10 +42,10 @@ at::Tensor NeoXAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos
                                       const at::Tensor& mask, LayerCache* cache) {
   const int64_t rows = x.size(0), T = x.size(1);
   // [rows, T, heads, 3 d] -> [rows, heads, T, 3 d]: each head's q, k, v are adjacent (HF's layout).
-  auto qkv = query_key_value(x).view({rows, T, num_heads, 3 * head_dim}).transpose(1, 2);
-  auto q = qkv.narrow(-1, 0, head_dim);
-  auto k = qkv.narrow(-1, head_dim, head_dim);
-  auto v = qkv.narrow(-1, 2 * head_dim, head_dim);
+  // One split (HF's chunk): its backward concatenates dq, dk, dv into one buffer, where three
+  // narrows would each build a zero-filled buffer of the whole projection and add them up.
+  auto qkv = query_key_value(x).view({rows, T, num_heads, 3 * head_dim}).transpose(1, 2).chunk(3, -1);
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   auto rope = [&](const at::Tensor& t) {
     if (rotary_ndims == head_dim) return t * c + rotate_half(t) * s;
