@@ -10,7 +10,7 @@
 
 #include "api.h"
 #include "loss/logprobs.h"
-#include "model/causal_lm.h"
+#include "model/llama.h"  // and causal_lm.h (CausalLMBase)
 
 namespace rpo {
 
