@@ -19,7 +19,7 @@ export interface RopeScaling {
 
 /** A validated HF config.json, in the engine's plain form (see lib/model/config.ts). */
 export interface ModelConfig {
-  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM';
+  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM' | 'GPTNeoXForCausalLM';
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -39,6 +39,12 @@ export interface ModelConfig {
   sliding_window: number;
   max_position_embeddings: number;
   initializer_range: number;
+  /** GPTNeoX: LayerNorm epsilon (the engine defaults to 1e-5). */
+  layer_norm_eps?: number;
+  /** GPTNeoX: share of each head's dims that get rotary embeddings (default 1). */
+  rotary_pct?: number;
+  /** GPTNeoX: x + attn(ln1(x)) + mlp(ln2(x)) when true (default), else sequential residuals. */
+  use_parallel_residual?: boolean;
 }
 
 export interface InitOptions {

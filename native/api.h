@@ -24,7 +24,7 @@ struct RopeScaling {
 
 // A validated HF config.json (lib/model/config.ts validates; this is the plain result).
 struct ModelConfig {
-  std::string architecture;  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM
+  std::string architecture;  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM | GPTNeoXForCausalLM
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -41,6 +41,10 @@ struct ModelConfig {
   int64_t sliding_window = 0;   // Mistral: 0 = full attention
   int64_t max_position_embeddings = 0;
   double initializer_range = 0.02;
+  // GPTNeoX (attention_bias above: query_key_value and dense carry biases; the MLP always does)
+  double layer_norm_eps = 1e-5;
+  double rotary_pct = 1.0;            // share of each head's dims that are rotated (partial_rotary_factor)
+  bool use_parallel_residual = true;  // x + attn(ln1(x)) + mlp(ln2(x)), else sequential
 };
 
 struct InitOptions {

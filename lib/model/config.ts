@@ -1,9 +1,11 @@
-// HF config.json <-> the engine's ModelConfig for the Llama family (Llama, Mistral, Qwen2).
+// HF config.json <-> the engine's ModelConfig for the Llama family (Llama, Mistral, Qwen2) and,
+// through gpt_neox_config.ts, GPTNeoX.
 // Defaults follow transformers' config classes, so a file means here what it means there;
 // every option the engine does not implement is refused by name rather than silently ignored.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Dtype, ModelConfig, RopeScaling } from '../native.js';
+import { neoXConfigToHf, parseNeoXConfig } from './gpt_neox_config.js';
 
 type Architecture = ModelConfig['architecture'];
 
@@ -11,9 +13,10 @@ const MODEL_TYPES: Readonly<Record<string, Architecture>> = {
   llama: 'LlamaForCausalLM',
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
+  gpt_neox: 'GPTNeoXForCausalLM',
 };
 
-const ARCHITECTURES: readonly Architecture[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
+const ARCHITECTURES: readonly Architecture[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPTNeoXForCausalLM'];
 
 function modelTypeOf(arch: Architecture): string {
   return Object.keys(MODEL_TYPES).find((k) => MODEL_TYPES[k] === arch) ?? 'llama';
@@ -25,6 +28,7 @@ const DEFAULTS: Readonly<Record<Architecture, { max_position_embeddings: number;
   // MistralConfig's signature defaults: 8 KV heads, a 4096-token window (null means full attention).
   MistralForCausalLM: { max_position_embeddings: 4096 * 32, num_key_value_heads: 8, sliding_window: 4096 },
   Qwen2ForCausalLM: { max_position_embeddings: 32768, num_key_value_heads: 32, sliding_window: 0 },
+  GPTNeoXForCausalLM: { max_position_embeddings: 2048, num_key_value_heads: 'heads', sliding_window: 0 }, // gpt_neox_config.ts
 };
 
 const NO_SCALING: RopeScaling = {
@@ -37,7 +41,7 @@ const NO_SCALING: RopeScaling = {
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
+export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -46,7 +50,7 @@ function has(o: Json, key: string): boolean {
 }
 
 /** Reads fields of one JSON object with messages that name the file and the field. */
-class Fields {
+export class Fields {
   constructor(
     private readonly o: Json,
     private readonly file: string,
@@ -214,6 +218,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
   if (!isObject(json)) throw new Error(`${file}: config is not a JSON object`);
   const f = new Fields(json, file);
   const architecture = parseArchitecture(f, json, file);
+  if (architecture === 'GPTNeoXForCausalLM') return parseNeoXConfig(f, json, file);
   refuseUnsupported(f, json, architecture);
   const defaults = DEFAULTS[architecture];
 
@@ -323,6 +328,11 @@ function checkRepresentable(cfg: ModelConfig): void {
  */
 export function modelConfigToHf(cfg: ModelConfig, dtype: Dtype, extras: HfConfigExtras = {}): Record<string, unknown> {
   if (!ARCHITECTURES.includes(cfg.architecture)) throw new Error(`modelConfigToHf: unsupported architecture ${JSON.stringify(cfg.architecture)}`);
+  if (cfg.architecture === 'GPTNeoXForCausalLM') {
+    const neox = neoXConfigToHf(cfg, dtype, extras);
+    parseHfConfig(neox, 'config for GPTNeoXForCausalLM');
+    return neox;
+  }
   checkRepresentable(cfg);
   const a = cfg.architecture;
   const rope_scaling = ropeScalingToHf(cfg.rope_scaling);

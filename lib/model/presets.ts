@@ -94,6 +94,20 @@ export const MODEL_PRESETS: Readonly<Record<string, ModelPreset>> = {
       rms_norm_eps: 1e-6,
     },
   },
+  'tiny-neox': {
+    description: 'GPTNeoX (Pythia layout): tiny with a fused qkv, rotary on a quarter of each head, parallel residual, LayerNorm',
+    config: {
+      ...TINY,
+      architecture: 'GPTNeoXForCausalLM',
+      intermediate_size: 256,
+      num_key_value_heads: 4,
+      rms_norm_eps: 1e-5,
+      attention_bias: true,
+      layer_norm_eps: 1e-5,
+      rotary_pct: 0.25,
+      use_parallel_residual: true,
+    },
+  },
 };
 
 export const PRESET_NAMES: readonly string[] = Object.keys(MODEL_PRESETS);

@@ -408,6 +408,15 @@ function isRotaryBuffer(name: string): boolean {
 }
 
 /**
+ * GPTNeoX files written by older transformers (Pythia's) hold each layer's causal-mask buffers,
+ * `attention.bias` (bool [1, 1, P, P]) and `attention.masked_bias` (a scalar); transformers skips
+ * them on load (`_keys_to_ignore_on_load_unexpected`), and so does rpo.
+ */
+function isNeoXMaskBuffer(name: string): boolean {
+  return /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias)$/.test(name);
+}
+
+/**
  * Pairs every parameter with its tensor. All problems are gathered into one error (missing,
  * wrong shape, non-float dtype, unexpected), so a wrong checkpoint is diagnosed in one run.
  * `load` follows the order of `params`.
@@ -448,8 +457,10 @@ export function checkTensorsAgainstParams(
   const unexpected: string[] = [];
   for (const t of tensors) {
     if (paramNames.has(t.name)) continue;
-    // Tied models compute logits with the embedding matrix; a saved lm_head copy is redundant.
-    if ((opts.tieWordEmbeddings && t.name === 'lm_head.weight') || isRotaryBuffer(t.name)) ignored.push(t.name);
+    // Tied models compute logits with the embedding matrix; a saved head copy (lm_head, GPTNeoX's
+    // embed_out) is redundant.
+    const headCopy = opts.tieWordEmbeddings && (t.name === 'lm_head.weight' || t.name === 'embed_out.weight');
+    if (headCopy || isRotaryBuffer(t.name) || isNeoXMaskBuffer(t.name)) ignored.push(t.name);
     else unexpected.push(t.name);
   }
   const problems: string[] = [];

@@ -1,6 +1,7 @@
 // The memory planner's arithmetic: small pure functions, in bytes, for the engine's Llama-family
-// decoder (native/model/llama.cpp), its train step (native/train/trainer.cpp) and its fused
-// log-prob head (native/loss/logprobs.cpp). Nothing here reads files or the engine.
+// decoder (native/model/llama.cpp; GPTNeoX, gpt_neox.cpp, has its own layer terms), its train
+// step (native/train/trainer.cpp) and its fused log-prob head (native/loss/logprobs.cpp).
+// Nothing here reads files or the engine.
 //
 // What a micro-step holds, derived op by op from the engine's code and checked against measured
 // CPU peaks of the engine itself (test/native/plan_measure.test.ts: within 2% in fp32):
@@ -117,11 +118,16 @@ export interface ModelShape {
   qkvBias: boolean;
   /** o_proj carries a bias (Llama attention_bias). */
   oBias: boolean;
+  /**
+   * GPTNeoX (native/model/gpt_neox.cpp): a two-matrix gelu MLP with biases, LayerNorms with a
+   * bias, one fused q/k/v projection (layerSavedBytes, layerBackwardBytes, noGradLayerBytes).
+   */
+  gptNeoX?: boolean;
 }
 
 /** The planner's shape from the engine's ModelConfig (a validated config.json). */
 export function shapeOf(
-  cfg: Pick<ModelConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'tie_word_embeddings' | 'attention_bias' | 'qkv_bias'>,
+  cfg: Pick<ModelConfig, 'architecture' | 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'tie_word_embeddings' | 'attention_bias' | 'qkv_bias'>,
 ): ModelShape {
   return {
     vocab: cfg.vocab_size,
@@ -134,6 +140,7 @@ export function shapeOf(
     tied: cfg.tie_word_embeddings,
     qkvBias: cfg.attention_bias || cfg.qkv_bias,
     oBias: cfg.attention_bias,
+    ...(cfg.architecture === 'GPTNeoXForCausalLM' ? { gptNeoX: true } : {}),
   };
 }
 
@@ -148,16 +155,18 @@ export interface ParameterCounts {
   largest: number;
 }
 
-/** Parameters of the engine's model (native/model/llama.cpp): exact, biases and norms included. */
+/** Parameters of the engine's model (native/model/llama.cpp, gpt_neox.cpp): exact, biases and norms included. */
 export function parameterCounts(s: ModelShape): ParameterCounts {
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
   const attention = s.hidden * q + 2 * s.hidden * kv + q * s.hidden + (s.qkvBias ? q + 2 * kv : 0) + (s.oBias ? s.hidden : 0);
-  const mlp = 3 * s.hidden * s.intermediate;
-  const perLayer = attention + mlp + 2 * s.hidden;
+  // GPTNeoX: dense_h_to_4h and dense_4h_to_h with biases; two LayerNorms (weight and bias).
+  const mlp = s.gptNeoX ? 2 * s.hidden * s.intermediate + s.intermediate + s.hidden : 3 * s.hidden * s.intermediate;
+  const norm = s.gptNeoX ? 2 * s.hidden : s.hidden;
+  const perLayer = attention + mlp + 2 * norm;
   const embedding = s.vocab * s.hidden;
   const lmHead = s.tied ? 0 : embedding;
-  const finalNorm = s.hidden;
+  const finalNorm = norm;
   return {
     total: embedding + lmHead + finalNorm + s.layers * perLayer,
     embedding,
@@ -188,8 +197,25 @@ export interface ForwardShape {
   plain: boolean;
 }
 
+/**
+ * What a GPTNeoX layer saves (plain ATen ops; the parallel residual, Pythia's; the sequential one
+ * saves one more N·h·e), counted with autograd's saved-tensor hooks on the same ops: the layer
+ * input once (both LayerNorms read it), the two LayerNorm outputs and their fp32 mean and rstd;
+ * the fused q/k/v output, which v (a view of it) keeps whole, the rotated q and k, the attention
+ * output and its [rows, T, heads·d] copy (dense's input); the up projection's and gelu's outputs.
+ */
+function neoXLayerSavedBytes(s: ModelShape, f: ForwardShape, e: number): number {
+  const N = f.rows * f.seqLen;
+  const q = s.heads * s.headDim;
+  const lse = f.rows * s.heads * f.seqLen * 4;
+  const norms = 3 * N * s.hidden * e + 4 * 4 * N;
+  const attention = 7 * N * q * e + lse + (f.masked ? f.rows * f.seqLen * f.seqLen * e : 0);
+  return norms + attention + 2 * N * s.intermediate * e;
+}
+
 /** Activations one decoder layer saves for backward (no checkpointing), e = compute bytes. */
 export function layerSavedBytes(s: ModelShape, f: ForwardShape, e: number): number {
+  if (s.gptNeoX) return neoXLayerSavedBytes(s, f, e);
   const N = f.rows * f.seqLen;
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
@@ -271,6 +297,9 @@ export function noGradLayerBytes(s: ModelShape, f: ForwardShape, e: number): num
   const N = f.rows * f.seqLen;
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
+  // GPTNeoX: the LayerNorm output, up and gelu outputs, the result; the fused q/k/v buffer, the
+  // rotated q and k, the output.
+  if (s.gptNeoX) return Math.max(3 * N * s.hidden * e + 2 * N * s.intermediate * e, 2 * N * s.hidden * e + 6 * N * q * e);
   const mlp = 3 * N * s.hidden * e + (f.plain ? 4 : 3) * N * s.intermediate * e;
   const attention = 2 * N * s.hidden * e + 4 * N * q * e + (f.masked ? 2 * N * q * e + f.rows * f.seqLen * f.seqLen * e : 2 * N * kv * e);
   return Math.max(mlp, attention);
@@ -292,9 +321,15 @@ export function noGradLayerBytes(s: ModelShape, f: ForwardShape, e: number): num
 export function layerBackwardBytes(s: ModelShape, f: ForwardShape, e: number, checkpointing: boolean): number {
   const N = f.rows * f.seqLen;
   const q = s.heads * s.headDim;
-  // (lean: down_proj's weight gradient, computed first, is held until the function returns)
-  const mlp = f.plain ? 2 * N * s.intermediate * e : 3 * N * s.intermediate * e + s.hidden * s.intermediate * e;
-  const norm = f.plain ? 0 : N * s.hidden * (16 + e);
+  // (lean: down_proj's weight gradient, computed first, is held until the function returns.
+  // GPTNeoX, plain autograd: gelu's output is released once dense_4h_to_h's node has run, so
+  // gelu's backward nets one N·I·e: its output's gradient and its input's, less that output.)
+  const mlp = s.gptNeoX
+    ? N * s.intermediate * e
+    : f.plain
+      ? 2 * N * s.intermediate * e
+      : 3 * N * s.intermediate * e + s.hidden * s.intermediate * e;
+  const norm = f.plain || s.gptNeoX ? 0 : N * s.hidden * (16 + e);
   const transient = N * s.hidden * e + Math.max(mlp, N * q * (4 + 3 * e), norm);
   return transient + (checkpointing ? layerSavedBytes(s, f, e) : 0);
 }

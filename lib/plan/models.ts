@@ -66,6 +66,28 @@ const QWEN2: Omit<Shape, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'n
   sliding_window: 0, // use_sliding_window: false
 };
 
+const PYTHIA: Omit<Shape, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim'> = {
+  architecture: 'GPTNeoXForCausalLM',
+  tie_word_embeddings: false,
+  attention_bias: true,
+  qkv_bias: false,
+  sliding_window: 0,
+};
+
+/** A Pythia model's shape: head size hidden / heads, one KV head per head, MLP 4 × hidden. */
+function pythia(vocab: number, hidden: number, layers: number, heads: number): Shape {
+  return {
+    ...PYTHIA,
+    vocab_size: vocab,
+    hidden_size: hidden,
+    intermediate_size: 4 * hidden,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: heads,
+    head_dim: hidden / heads,
+  };
+}
+
 /** Hub id → shape, for the seed's models (configs/model/*.yaml) and the Qwen2.5 sizes qwen2.5.yaml names. */
 export const KNOWN_MODELS: Readonly<Record<string, Shape>> = {
   'mistralai/Mistral-7B-Instruct-v0.2': MISTRAL_7B, // model=mistral7bv2
@@ -77,6 +99,12 @@ export const KNOWN_MODELS: Readonly<Record<string, Shape>> = {
   'meta-llama/Meta-Llama-3-8B': { ...MISTRAL_7B, architecture: 'LlamaForCausalLM', vocab_size: 128256 },
   'huggyllama/llama-7b': LLAMA_7B, // model=llama7b
   'huggyllama/llama-13b': { ...LLAMA_7B, hidden_size: 5120, intermediate_size: 13824, num_hidden_layers: 40, num_attention_heads: 40, num_key_value_heads: 40 }, // model=llama13b
+  'huggyllama/llama-30b': { ...LLAMA_7B, hidden_size: 6656, intermediate_size: 17920, num_hidden_layers: 60, num_attention_heads: 52, num_key_value_heads: 52 }, // model=llama30b
+  'huggyllama/llama-65b': { ...LLAMA_7B, hidden_size: 8192, intermediate_size: 22016, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 64 }, // model=llama65b
+  'EleutherAI/pythia-1.4b': pythia(50304, 2048, 24, 16), // model=pythia1-4b
+  'EleutherAI/pythia-2.8b': pythia(50304, 2560, 32, 32), // model=pythia2-8b
+  'EleutherAI/pythia-6.9b': pythia(50432, 4096, 32, 32), // model=pythia6-9b
+  'EleutherAI/pythia-12b': pythia(50688, 5120, 36, 40), // model=pythia12-0b
   'Qwen/Qwen2.5-0.5B-Instruct': { ...QWEN2, vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, head_dim: 64 }, // model=qwen2.5
   'Qwen/Qwen2.5-1.5B-Instruct': { ...QWEN2, vocab_size: 151936, hidden_size: 1536, intermediate_size: 8960, num_hidden_layers: 28, num_attention_heads: 12, num_key_value_heads: 2, head_dim: 128 },
   'Qwen/Qwen2.5-3B-Instruct': { ...QWEN2, vocab_size: 151936, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 2, head_dim: 128 },

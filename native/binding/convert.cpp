@@ -166,6 +166,9 @@ rpo::ModelConfig model_config_from_js(const Napi::Value& value) {
   c.sliding_window = get_int_or(o, "sliding_window", 0, w, 0);
   c.max_position_embeddings = get_int_or(o, "max_position_embeddings", 0, w, 0);
   c.initializer_range = get_number_or(o, "initializer_range", 0.02, w);
+  c.layer_norm_eps = get_number_or(o, "layer_norm_eps", 1e-5, w);
+  c.rotary_pct = get_number_or(o, "rotary_pct", 1.0, w);
+  c.use_parallel_residual = get_bool_or(o, "use_parallel_residual", true, w);
   auto rs = o.Get("rope_scaling");
   if (rs.IsObject()) {
     auto r = rs.As<Napi::Object>();
@@ -207,6 +210,11 @@ Napi::Object model_config_to_js(Napi::Env env, const rpo::ModelConfig& c) {
   o.Set("sliding_window", static_cast<double>(c.sliding_window));
   o.Set("max_position_embeddings", static_cast<double>(c.max_position_embeddings));
   o.Set("initializer_range", c.initializer_range);
+  if (c.architecture == "GPTNeoXForCausalLM") {  // the Llama family's config has no such keys
+    o.Set("layer_norm_eps", c.layer_norm_eps);
+    o.Set("rotary_pct", c.rotary_pct);
+    o.Set("use_parallel_residual", c.use_parallel_residual);
+  }
   return o;
 }
 

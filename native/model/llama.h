@@ -8,6 +8,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "api.h"
+#include "model/causal_lm.h"
 
 namespace rpo {
 
@@ -48,11 +49,6 @@ struct Rotary {
 };
 Rotary make_rotary(const ModelConfig& cfg, const at::Device& device);
 
-// Per-layer key/value cache for generation: [rows, kv_heads, cached, head_dim].
-struct LayerCache {
-  at::Tensor key, value;
-};
-
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   // mask: bool [rows, 1, Tq, Tk], true = may attend; undefined: causal attention needs no mask
@@ -91,24 +87,13 @@ struct DecoderImpl : torch::nn::Module {
 };
 TORCH_MODULE(Decoder);
 
-struct ForwardOptions {
-  bool activation_checkpointing = false;
-  std::vector<LayerCache>* cache = nullptr;  // generation: appended to per layer
-  int64_t past_length = 0;                   // tokens already in `cache`
-  // The caller checked on its host data that no row has padding before a real token (right
-  // padding at most, which causal attention makes harmless to real tokens): attention then
-  // runs causal without a mask where the sliding window and the cache allow it.
-  bool right_padded = false;
-};
-
 // LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM.
-struct CausalLMImpl : torch::nn::Module {
+struct CausalLMImpl : CausalLMBase {
   CausalLMImpl(const ModelConfig& cfg, const at::TensorOptions& options);
-  // Final hidden states (after the last norm), [rows, T, hidden]. attention_mask: [rows,
-  // past + T] of 0/1 (1 = real token).
-  at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask, const ForwardOptions& opts);
+  at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                           const ForwardOptions& opts) override;
   // The output projection's weight: lm_head.weight, or embed_tokens.weight when tied.
-  at::Tensor output_weight() const;
+  at::Tensor output_weight() const override;
 
   ModelConfig config;
   Rotary rotary;

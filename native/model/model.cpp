@@ -6,6 +6,8 @@
 #include <stdexcept>
 
 #include "loss/logprobs.h"
+#include "model/gpt_neox.h"
+#include "model/llama.h"
 #include "model/model_impl.h"
 
 namespace rpo {
@@ -59,8 +61,17 @@ static void check_config(const ModelConfig& c) {
   if (c.num_attention_heads % c.num_key_value_heads)
     throw std::invalid_argument("model config: num_attention_heads must be a multiple of num_key_value_heads");
   if (c.architecture != "LlamaForCausalLM" && c.architecture != "MistralForCausalLM" &&
-      c.architecture != "Qwen2ForCausalLM")
+      c.architecture != "Qwen2ForCausalLM" && c.architecture != "GPTNeoXForCausalLM")
     throw std::invalid_argument("model config: unsupported architecture \"" + c.architecture + "\"");
+  if (c.architecture == "GPTNeoXForCausalLM") {
+    const int64_t rotary = neox_rotary_ndims(c);
+    if (rotary <= 0 || rotary % 2 || rotary > c.head_dim)
+      throw std::invalid_argument("model config: rotary_pct " + std::to_string(c.rotary_pct) + " of head_dim " +
+                                  std::to_string(c.head_dim) + " gives " + std::to_string(rotary) +
+                                  " rotary dims; they must be even and in (0, head_dim]");
+    if (c.num_key_value_heads != c.num_attention_heads)
+      throw std::invalid_argument("model config: GPTNeoX has one key/value head per attention head");
+  }
 }
 
 // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
@@ -83,7 +94,9 @@ ModelImpl::ModelImpl(const ModelConfig& cfg, const InitOptions& options)
   check_config(cfg);
   if (device.is_cuda() && !at::hasCUDA()) throw std::invalid_argument("device " + options.device + ": this LibTorch has no CUDA");
   // Every parameter is allocated once, in its dtype on its device, and not written here.
-  lm = CausalLM(cfg, at::TensorOptions().dtype(dtype).device(device));
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+  if (cfg.architecture == "GPTNeoXForCausalLM") lm = GPTNeoXForCausalLM(cfg, opts).ptr();
+  else lm = CausalLM(cfg, opts).ptr();
   for (auto& item : lm->named_parameters()) params.emplace_back(item.key(), item.value());
   if (options.init) init_weights(*this, options.seed);
 }

@@ -3,13 +3,14 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "api.h"
 #include "loss/logprobs.h"
-#include "model/llama.h"
+#include "model/llama.h"  // and causal_lm.h (CausalLMBase)
 
 namespace rpo {
 
@@ -20,7 +21,7 @@ class ModelImpl {
   ModelImpl(const ModelConfig& config, const InitOptions& options);
 
   ModelConfig config;
-  CausalLM lm{nullptr};
+  std::shared_ptr<CausalLMBase> lm;  // llama.h or gpt_neox.h, by config.architecture
   at::ScalarType dtype;
   at::Device device;
   // Parameters in registration order, under their checkpoint names.

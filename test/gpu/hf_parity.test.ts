@@ -1,5 +1,5 @@
 // rpo on CUDA against HF transformers on the same GPU, in float32 and bfloat16: the tiny Llama,
-// Mistral (sliding window 5) and Qwen2 models transformers builds (test/reference/
+// Mistral (sliding window 5), Qwen2 and GPTNeoX models transformers builds (test/reference/
 // hf_make_model.py: non-trivial norm weights and biases), loaded by rpo, on right-padded
 // batches. transformers runs eager attention; rpo runs scaled_dot_product_attention.
 //
@@ -29,6 +29,8 @@ const ARCHS: Record<string, { arch: string; config?: Record<string, unknown> }> 
   llama: { arch: 'llama' },
   'mistral-window5': { arch: 'mistral', config: { sliding_window: 5 } },
   qwen2: { arch: 'qwen2' },
+  // Pythia's layout with the sequential residual: fused per-head qkv, rotary on a quarter of each head.
+  'gpt_neox-sequential-rot25': { arch: 'gpt_neox', config: { use_parallel_residual: false, rotary_pct: 0.25 } },
 };
 
 function paddedBatch(seed: number): RowBatch {

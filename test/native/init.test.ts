@@ -58,11 +58,12 @@ interface PyOut {
   config_ids: Array<number | null>;
 }
 
-const CHECKED = ['tiny', 'tiny-mistral', 'tiny-qwen2'] as const;
+const CHECKED = ['tiny', 'tiny-mistral', 'tiny-qwen2', 'tiny-neox'] as const;
 const CLASSES: Record<(typeof CHECKED)[number], string> = {
   tiny: 'LlamaForCausalLM',
   'tiny-mistral': 'MistralForCausalLM',
   'tiny-qwen2': 'Qwen2ForCausalLM',
+  'tiny-neox': 'GPTNeoXForCausalLM',
 };
 
 let work: string;

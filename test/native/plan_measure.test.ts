@@ -19,6 +19,8 @@
 //   E dpo h256 L4 T128, 4 rows, live reference     39.6 / 39.7  0.999      18.0 / 18.0  0.998
 //   B in bfloat16                                  29.9 / 31.7  0.942      14.6 / 16.6  0.881
 //   D, RPO_PLAIN_AUTOGRAD=1                        76.6 / 76.6  0.999      46.7 / 46.7  0.999
+//   F GPTNeoX sft h256 I1024 L2 T192, 4 rows       37.5 / 38.7  0.969      20.1 / 21.6  0.930
+//   G GPTNeoX rdpo h256 L4 T64, 4 + 2 rows         47.2 / 48.4  0.975      16.7 / 18.0  0.928
 //   C, RPO_PLAIN_AUTOGRAD=1                        69.2 / 69.1  1.002      32.3 / 32.3  1.002
 // (bf16 on the CPU: oneDNN's bf16 GEMMs hold ~2 MB of scratch the model does not count; on CUDA
 // the head runs the fused kernels instead.)
@@ -124,6 +126,18 @@ describe.skipIf(process.platform !== 'linux')('memory plan: estimated vs measure
       req: { ...cases[1]!.req, loss: 'dpo', seqLen: 128, liveReference: true },
     }));
   it('B in bfloat16 (the fp32 head chunk, bf16 activations)', () => checkBoth(cases[1]!, 'bfloat16'));
+  // GPTNeoX (Pythia's layout): fused q/k/v, LayerNorm, gelu MLP, rotary on a quarter of each head.
+  it('F and G: GPTNeoX, sft and rdpo', () => {
+    const neox = { architecture: 'GPTNeoXForCausalLM', attention_bias: true, layer_norm_eps: 1e-5, rotary_pct: 0.25, use_parallel_residual: true } as const;
+    checkBoth({
+      name: 'F GPTNeoX sft h256 I1024 L2 T192 (4 rows), chunk 128',
+      req: { ...cases[3]!.req, model: { ...cases[3]!.req.model, ...neox, intermediate_size: 1024, num_key_value_heads: 4, head_dim: 64 } },
+    });
+    checkBoth({
+      name: 'G GPTNeoX rdpo h256 L4 T64 (4 + 2 rows), chunk 128',
+      req: { ...cases[1]!.req, model: { ...cases[1]!.req.model, ...neox, num_key_value_heads: 8 } },
+    });
+  });
   // The engine's reference path: RMSNorm and the MLP as plain ATen ops under autograd.
   it('D and C with RPO_PLAIN_AUTOGRAD=1 (plain ATen RMSNorm and MLP)', () => {
     checkBoth(cases[3]!, undefined, true);

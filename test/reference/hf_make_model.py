@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build a tiny random causal LM through HF transformers and save it (test-time reference).
 
-    python hf_make_model.py --arch llama|mistral|qwen2 --out DIR [--seed N]
+    python hf_make_model.py --arch llama|mistral|qwen2|gpt_neox --out DIR [--seed N]
                             [--config-json '{"num_hidden_layers": 3, ...}'] [--dtype float32|bfloat16|float16]
 
 Writes DIR/config.json, DIR/generation_config.json and DIR/model.safetensors
@@ -15,6 +15,9 @@ passed to the config class as keyword arguments after the defaults):
     initializer_range 0.1, bos 1, eos 2, pad none, tie_word_embeddings false.
     mistral: sliding_window 8 (so any test with T > 8 exercises it).
     qwen2:   q/k/v biases (always on in Qwen2).
+    gpt_neox: GPTNeoXConfig has no num_key_value_heads / rms_norm_eps; intermediate_size 128,
+             rotary_pct 0.5 (rope_parameters.partial_rotary_factor), layer_norm_eps 1e-5,
+             biases everywhere (attention_bias true), use_parallel_residual true.
 
 Why initializer_range 0.1 (HF's default is 0.02): with hidden 64 and std 0.02 the
 attention scores are ~0.03, attention is uniform and RoPE/masking bugs barely move the
@@ -53,7 +56,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config  # noqa: E402
+from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
 
@@ -79,7 +82,11 @@ ARCHS = {
     "llama": (LlamaConfig, {}),
     "mistral": (MistralConfig, {"sliding_window": 8}),
     "qwen2": (Qwen2Config, {"use_sliding_window": False}),
+    "gpt_neox": (GPTNeoXConfig, {"rotary_pct": 0.5, "layer_norm_eps": 1e-5}),
 }
+
+# Keys of COMMON that a config class does not have (GPTNeoXConfig is strict about its fields).
+NOT_IN = {"gpt_neox": ("num_key_value_heads", "rms_norm_eps")}
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -98,7 +105,8 @@ def main() -> int:
         raise SystemExit("--config-json must be a JSON object")
 
     config_cls, arch_defaults = ARCHS[args.arch]
-    kwargs = {**COMMON, **arch_defaults, **overrides}
+    common = {k: v for k, v in COMMON.items() if k not in NOT_IN.get(args.arch, ())}
+    kwargs = {**common, **arch_defaults, **overrides}
     config = config_cls(**kwargs)
 
     torch.manual_seed(args.seed)

@@ -241,7 +241,7 @@ describe('parseHfConfig: rope', () => {
 describe('parseHfConfig: refusals name the option and the file', () => {
   it('unsupported architectures and model types', () => {
     expect(() => parseHfConfig(llama({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }), FILE)).toThrow(
-      /^unsupported architecture "GPT2LMHeadModel" in \/models\/x\/config\.json; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM$/,
+      /^unsupported architecture "GPT2LMHeadModel" in \/models\/x\/config\.json; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPTNeoXForCausalLM$/,
     );
     expect(() => parseHfConfig(without(llama({ model_type: 'gemma' }), 'architectures'), FILE)).toThrow(/unsupported model_type "gemma" in \/models\/x\/config\.json/);
     expect(() => parseHfConfig(without(llama(), 'architectures', 'model_type'), FILE)).toThrow(/config\.json: neither architectures nor model_type is set/);

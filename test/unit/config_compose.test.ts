@@ -425,7 +425,7 @@ describe('loading rpo configs', () => {
   });
 
   it('every loss composes and validates with every model', () => {
-    const models = ['mistral7bv2', 'mistral7b', 'mistral7b_instruct', 'mistral7b_sft_beta', 'zephyr7beta', 'llama3-8bin', 'llama7b', 'llama13b', 'qwen2.5', 'tiny'];
+    const models = ['mistral7bv2', 'mistral7b', 'mistral7b_instruct', 'mistral7b_sft_beta', 'zephyr7beta', 'llama3-8bin', 'llama7b', 'llama13b', 'llama30b', 'llama65b', 'pythia1-4b', 'pythia2-8b', 'pythia6-9b', 'pythia12-0b', 'qwen2.5', 'tiny'];
     for (const loss of LOSS_NAMES) {
       for (const model of models) {
         const r = loadConfig({ overrides: [`loss=${loss}`, `model=${model}`, 'datasets=[x]', 'exp_name=e'], env: NO_ENV });

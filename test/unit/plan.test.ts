@@ -66,6 +66,13 @@ describe('parameter counts', () => {
     expect(parameterCounts(shapeOf(KNOWN_MODELS['meta-llama/Meta-Llama-3-8B-Instruct']!)).total).toBe(8_030_261_248);
     expect(parameterCounts(shapeOf(KNOWN_MODELS['Qwen/Qwen2.5-0.5B-Instruct']!)).total).toBe(494_032_768); // tied, q/k/v biases
     expect(parameterCounts(shapeOf(KNOWN_MODELS['huggyllama/llama-7b']!)).total).toBe(6_738_415_616);
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['huggyllama/llama-30b']!)).total).toBe(32_528_943_616);
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['huggyllama/llama-65b']!)).total).toBe(65_285_660_672);
+    // GPTNeoX: the Pythia suite's published totals (biases and LayerNorm biases included).
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['EleutherAI/pythia-1.4b']!)).total).toBe(1_414_647_808);
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['EleutherAI/pythia-2.8b']!)).total).toBe(2_775_208_960);
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['EleutherAI/pythia-6.9b']!)).total).toBe(6_857_302_016);
+    expect(parameterCounts(shapeOf(KNOWN_MODELS['EleutherAI/pythia-12b']!)).total).toBe(11_846_072_320);
   });
 
   it('count every tensor of the small shape', () => {
