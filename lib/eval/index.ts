@@ -68,7 +68,7 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
 type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 
 async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents): Promise<EvalResult> {
-  const groups = lossGroups(config.loss.name);
+  const groups = lossGroups(config.loss);
   const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: base, onStage: events.onMessage });
   const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
