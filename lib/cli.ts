@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 
 import { ConfigError, formatConfig, loadConfigFromArgv, type LoadedConfig } from './config/index.js';
 import { collectInfo, formatInfo } from './info.js';
+import { lossHelpLines } from './train/losses.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
 
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'train [overrides..]',
       'train a policy (the seed\'s `python train.py ...`)',
-      (y) => hydraCommand(y, 'training'),
+      (y) => hydraCommand(y, 'training').epilog(`Losses (loss=<name>; s = sigmoid, pi = summed log-prob, mean = per token):\n  ${lossHelpLines().join('\n  ')}`),
       () => run(async () => {
         const loaded = loadCommandConfig(argv, 'train', 'train');
         if (!loaded) return EXIT.ok;
