@@ -12,6 +12,8 @@ import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
 import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
+import { lossIsUnpaired } from '../train/losses.js';
+import { unpairedItems } from '../train/unpaired.js';
 import { complete, generationSettings, type Completion } from './sampling.js';
 
 export interface EvalEvents {
@@ -73,11 +75,13 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
-    const metrics = await evaluateSplit(trainer, usable(data.test, groups), {
+    const unpaired = lossIsUnpaired(config.loss.name);
+    const metrics = await evaluateSplit(trainer, unpaired ? unpairedItems(data.test) : usable(data.test, groups), {
       batchSize: config.model.eval_batch_size,
       groups,
       padTokenId: base.tokenizer.padTokenId ?? 0,
       table: null,
+      ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
     });
     const file = writeJson(path.join(config.samples_dir, `eval_${config.exp_name}.json`), metrics);
     return { file, metrics };

@@ -64,6 +64,20 @@ describe('rpo train with the losses of issue 13', () => {
     }, 300_000);
   }
 
+  it('rpo eval ++mode=eval with kto on the untrained model: every example loses 1 − σ(0) = 0.5', () => {
+    const samples = path.join(work, 'samples');
+    const r = rpo([
+      'eval', 'loss=kto', 'model=tiny', `model.name_or_path=${modelDir}`, `datasets=[${DEMO}]`, 'exp_name=kto-eval',
+      `cache_dir=${work}`, `samples_dir=${samples}`, '++mode=eval', 'n_eval_examples=8', 'model.eval_batch_size=8',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(path.join(samples, 'eval_kto-eval.json'), 'utf8')) as Record_;
+    // Policy = reference: every log-ratio and the KL estimate are 0.
+    expect(m.eval_loss).toBeCloseTo(0.5, 6);
+    expect(m['eval_rewards/margins']).toBeCloseTo(0, 6);
+    expect(m['eval_rewards/KL_estimate']).toBeCloseTo(0, 6);
+  }, 300_000);
+
   it('rorpo: the loss falls and the odds of the chosen response rise against the rejected', () => {
     const { steps, evals } = trainRun('rorpo', ['loss=rorpo']);
     expect(steps[0]!['logps/rationale']).toBeTypeOf('number');
