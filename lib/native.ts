@@ -98,7 +98,7 @@ export interface RowLogps {
 }
 
 export type LossName =
-  | 'sft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero';
+  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero';
 
 export interface LossConfig {
   name: LossName;

@@ -92,6 +92,9 @@ export interface LossSection {
   rationale_form: RationaleForm;
   /** The rationale term of dpo, cdpo, ipo, slic, simpo or orpo: none, logsigmoid −log σ(γ·π_r), linear −γ·π_r. */
   rationale: RationaleTerm;
+  /** csft: the control tokens put after the prompt of a chosen / rejected response. */
+  chosen_control_token: string | null;
+  rejected_control_token: string | null;
   /** kto: the loss weights of desirable and undesirable examples. */
   desirable_weight: number | null;
   undesirable_weight: number | null;
@@ -319,7 +322,8 @@ const RUN_KEYS = [
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
   'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
-  'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.use_reference_model',
+  'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
+  'loss.use_reference_model',
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
@@ -543,6 +547,11 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
   if (l.has('rationale_form') && name !== 'rdpo' && rationaleForm !== 'code') {
     notices.push(`loss.rationale_form=${rationaleForm} has no effect with loss=${name} (only rdpo has two forms)`);
   }
+  const controlToken = (key: 'chosen_control_token' | 'rejected_control_token'): string | null => {
+    const v = l.strOrNull(key);
+    if (name === 'csft' && (v === null || v === '')) errors.push(`loss.${key}: loss 'csft' needs it (the seed's "<|${key.startsWith('chosen') ? 'good' : 'bad'}|>")`);
+    return v;
+  };
   const useReference = decl.needsReference;
   const asked = l.raw('use_reference_model');
   if (asked !== undefined && asked !== null && asked !== useReference) {
@@ -560,6 +569,8 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     margin,
     rationale_form: rationaleForm,
     rationale,
+    chosen_control_token: controlToken('chosen_control_token'),
+    rejected_control_token: controlToken('rejected_control_token'),
     desirable_weight: desirableWeight,
     undesirable_weight: undesirableWeight,
     use_reference_model: useReference,

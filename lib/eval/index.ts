@@ -14,6 +14,7 @@ import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
 import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
 import { lossIsUnpaired } from '../train/losses.js';
 import { unpairedItems } from '../train/unpaired.js';
+import { csftExamples, csftRunModel } from '../train/csft.js';
 import { complete, generationSettings, type Completion } from './sampling.js';
 
 export interface EvalEvents {
@@ -71,12 +72,15 @@ type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 
 async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents): Promise<EvalResult> {
   const groups = lossGroups(config.loss);
-  const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: base, onStage: events.onMessage });
+  // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
+  const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
+  const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: csft ?? base, onStage: events.onMessage });
   const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
     const unpaired = lossIsUnpaired(config.loss.name);
-    const metrics = await evaluateSplit(trainer, unpaired ? unpairedItems(data.test) : usable(data.test, groups), {
+    const examples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, config.model.max_length) : usable(data.test, groups);
+    const metrics = await evaluateSplit(trainer, examples, {
       batchSize: config.model.eval_batch_size,
       groups,
       padTokenId: base.tokenizer.padTokenId ?? 0,

@@ -33,6 +33,7 @@ import {
 import { lossGroups, lossIsUnpaired } from './losses.js';
 import { learningRate, microBatchSizes } from './schedule.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
+import { csftExamples, csftRunModel } from './csft.js';
 import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
 
 // The loss table's row groups, from their one home (lib/train/losses.ts).
@@ -238,12 +239,15 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
   const groups = lossGroups(config.loss);
 
-  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage });
+  // csft trains from the base model with its control tokens added (lib/train/csft.ts).
+  const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
+  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
   // Unpaired losses train on each pair's chosen and rejected response as two examples.
   const unpaired = lossIsUnpaired(config.loss.name);
-  const trainExamples = unpaired ? unpairedItems(data.train) : usable(data.train, groups);
-  const testExamples = unpaired ? unpairedItems(data.test) : usable(data.test, groups);
-  const dropped = (unpaired ? 2 : 1) * data.train.length - trainExamples.length;
+  const maxLength = config.model.max_length;
+  const trainExamples = unpaired ? unpairedItems(data.train) : csft ? csftExamples(data.train, csft.ids, maxLength) : usable(data.train, groups);
+  const testExamples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, maxLength) : usable(data.test, groups);
+  const dropped = (unpaired || csft ? 2 : 1) * data.train.length - trainExamples.length;
   if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: the prompt, cut to model.max_prompt_length ${config.model.max_prompt_length}, leaves no room for a response within model.max_length ${config.model.max_length}; lower max_prompt_length or raise max_length)`);
   options.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
 

@@ -35,6 +35,7 @@ export interface LossDecl {
 
 export const LOSSES: readonly LossDecl[] = [
   { name: 'sft', formula: '-logp(y_w)', layout: 'sft', needsReference: false, policyMean: false, referenceMean: false, rationale: 'never', params: [] },
+  { name: 'csft', formula: '-logp(y | x, control token): chosen after <|good|>, rejected after <|bad|>', layout: 'sft', needsReference: false, policyMean: false, referenceMean: false, rationale: 'never', params: [] },
   { name: 'dpo', formula: '-log s(beta((pi_w - pi_l) - (ref_w - ref_l)))', layout: 'paired', needsReference: true, policyMean: false, referenceMean: false, rationale: '', params: ['beta'] },
   { name: 'cdpo', formula: '(1-eps) dpo(x) + eps dpo(-x)', layout: 'paired', needsReference: true, policyMean: false, referenceMean: false, rationale: '', params: ['beta', 'epsilon'] },
   { name: 'ipo', formula: '((pi_w - pi_l) - (ref_w - ref_l) - 1/(2 beta))^2 on means', layout: 'paired', needsReference: true, policyMean: true, referenceMean: true, rationale: '', params: ['beta'] },
@@ -108,7 +109,11 @@ export function lossParams(loss: LossChoice): readonly LossParam[] {
 export function lossHelpLines(): string[] {
   const width = Math.max(...LOSSES.map((l) => l.name.length));
   return LOSSES.map((l) => {
-    const keys = [...l.params, ...(l.rationale === '' ? ['rationale', 'gamma'] : l.rationale === 'rationale_form' ? ['rationale_form'] : [])];
+    const keys = [
+      ...l.params,
+      ...(l.rationale === '' ? ['rationale', 'gamma'] : l.rationale === 'rationale_form' ? ['rationale_form'] : []),
+      ...(l.name === 'csft' ? ['chosen_control_token', 'rejected_control_token'] : []),
+    ];
     const ref = l.needsReference ? ' [reference]' : '';
     return `${l.name.padEnd(width)}  ${l.formula}${ref}${keys.length ? `  (loss.${keys.join(', loss.')})` : ''}`;
   });

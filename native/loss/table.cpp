@@ -13,6 +13,7 @@ const std::vector<LossSpec>& loss_table() {
   // name, formula, layout, needs_reference, policy_mean, reference_mean, rationale, compute, check
   static const std::vector<LossSpec> table = {
       {"sft", "-logp(y_w)", L::kSft, false, false, false, "never", sft_terms, nullptr},
+      {"csft", "-logp(y | x, control token): chosen after <|good|>, rejected after <|bad|>", L::kSft, false, false, false, "never", sft_terms, nullptr},
       {"dpo", "-log s(beta((pi_w - pi_l) - (ref_w - ref_l)))", L::kPaired, true, false, false, "", dpo_terms, nullptr},
       {"cdpo", "(1-eps) dpo(x) + eps dpo(-x)", L::kPaired, true, false, false, "", cdpo_terms, check_cdpo},
       {"ipo", "((pi_w - pi_l) - (ref_w - ref_l) - 1/(2 beta))^2 on means", L::kPaired, true, true, true, "", ipo_terms, check_ipo},

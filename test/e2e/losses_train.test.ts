@@ -1,11 +1,12 @@
 // One short `rpo train loss=<name>` per loss issue 13 added, on the demo data with a tiny model:
 // each runs end to end (unpaired batches, KL rows, rationale rows, a live reference) and moves
 // its metric the right way between the first and the last evaluation on held-out pairs.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { runPython } from '../reference/python.js';
 import { REPO, rpo } from './cli.js';
 
 const DEMO = path.join(REPO, 'assets', 'demo');
@@ -91,5 +92,41 @@ describe('rpo train with the losses of issue 13', () => {
     expect(steps[0]!['logps/rationale']).toBeTypeOf('number');
     expect(evals[1]!['eval_rewards/margins']).toBeGreaterThan(evals[0]!['eval_rewards/margins']! + 0.01);
     expect(evals[1]!['eval_logps/rationale']).toBeGreaterThan(evals[0]!['eval_logps/rationale']!);
+  }, 300_000);
+});
+
+describe('rpo train loss=csft', () => {
+  it('adds the control tokens, grows the embeddings by their mean, trains, and transformers loads the checkpoint', () => {
+    // A model whose vocabulary is exactly its tokenizer's (509 tokens), so the two new tokens
+    // need two new embedding rows (the tiny preset pads its vocabulary to 512).
+    const config = JSON.parse(readFileSync(path.join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const exact = path.join(work, 'tiny-exact');
+    writeFileSync(path.join(work, 'exact-config.json'), JSON.stringify({ ...config, vocab_size: 509 }));
+    const init = rpo(['init', exact, '--config', path.join(work, 'exact-config.json'), '--seed', '5']);
+    expect(init.code, init.stderr).toBe(0);
+    const exp = 'csft';
+    const r = rpo([
+      'train', 'loss=csft', 'model=tiny', `model.name_or_path=${exact}`, `datasets=[${DEMO}]`, `exp_name=${exp}`, `cache_dir=${work}`,
+      'model.batch_size=8', 'model.gradient_accumulation_steps=2', 'model.eval_batch_size=16', 'n_examples=160', 'n_eval_examples=48',
+      'eval_every=1000000', 'warmup_steps=2', 'lr=1e-3',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const run = path.join(work, exp);
+    const lines = readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record_);
+    const evals = lines.filter((x) => x.eval_loss !== undefined);
+    expect(evals[1]!.eval_loss).toBeLessThan(evals[0]!.eval_loss!);
+    const out = JSON.parse(runPython('csft_check.py', [exact, path.join(run, 'csft_base'), path.join(run, 'LATEST'), '<|good|>', '<|bad|>'])) as {
+      base_vocab: number; csft_vocab: number; checkpoint_vocab: number; token_ids: number[][];
+      mean_row_error: Record<string, { new_rows: number; mean_error: number | null; old_rows_error: number }>; logits_shape: number[];
+    };
+    expect(out.csft_vocab).toBe(out.base_vocab + 2);
+    expect(out.checkpoint_vocab).toBe(out.base_vocab + 2);
+    expect(out.token_ids).toEqual([[out.base_vocab], [out.base_vocab + 1]]);
+    for (const e of Object.values(out.mean_row_error)) {
+      expect(e.new_rows).toBe(2);
+      expect(e.mean_error!).toBeLessThan(1e-6); // float32 rounding of the float64 mean
+      expect(e.old_rows_error).toBe(0);
+    }
+    expect(out.logits_shape).toEqual([1, 2, out.base_vocab + 2]);
   }, 300_000);
 });

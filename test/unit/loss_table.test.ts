@@ -75,6 +75,13 @@ describe('loss table', () => {
     expect(errorOf(() => load('loss=kto', 'loss.desirable_weight=-1'))).toMatch(/desirable_weight/);
   });
 
+  it('csft: the seed\'s control tokens, required', () => {
+    const c = load('loss=csft').config.loss;
+    expect([c.chosen_control_token, c.rejected_control_token]).toEqual(['<|good|>', '<|bad|>']);
+    expect(lossGroups('csft')).toBe(1);
+    expect(errorOf(() => load('loss=csft', '~loss.rejected_control_token'))).toMatch(/loss\.rejected_control_token: loss 'csft' needs it/);
+  });
+
   it('help lines name every loss with its formula and keys', () => {
     const lines = lossHelpLines();
     expect(lines).toHaveLength(LOSSES.length);
