@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
+import { loadTokenizer } from '../data/tokenize/index.js';
 import { loadModel } from '../model/io.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { Trainer, setNumThreads } from '../native.js';
@@ -48,7 +49,9 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   // reference of a loss that has one (mode=eval); otherwise its tokenizer files are enough, and
   // sampling from a checkpoint never downloads the base weights.
   const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name));
-  const base = await resolveRunModel(config, { weights: baseWeights });
+  const resolved = await resolveRunModel(config, { weights: baseWeights });
+  // A csft checkpoint carries the control tokens in its own tokenizer files: sample with those.
+  const base = config.loss.name === 'csft' && trained && config.mode !== 'eval' ? { ...resolved, tokenizer: await loadTokenizer(trained) } : resolved;
   const weights = trained ?? base.modelDir;
   events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
   const policy = await loadModel(weights, { dtype: config.model.policy_dtype, device });

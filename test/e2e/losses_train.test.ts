@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { loadConfig } from '../../lib/config/index.js';
+import { loadTokenizer } from '../../lib/data/tokenize/index.js';
+import { encodePrompt } from '../../lib/eval/sampling.js';
 import { runPython } from '../reference/python.js';
 import { REPO, rpo } from './cli.js';
 
@@ -96,7 +99,7 @@ describe('rpo train with the losses of issue 13', () => {
 });
 
 describe('rpo train loss=csft', () => {
-  it('adds the control tokens, grows the embeddings by their mean, trains, and transformers loads the checkpoint', () => {
+  it('adds the control tokens, grows the embeddings by their mean, trains, and transformers loads the checkpoint', async () => {
     // A model whose vocabulary is exactly its tokenizer's (509 tokens), so the two new tokens
     // need two new embedding rows (the tiny preset pads its vocabulary to 512).
     const config = JSON.parse(readFileSync(path.join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -128,5 +131,14 @@ describe('rpo train loss=csft', () => {
       expect(e.old_rows_error).toBe(0);
     }
     expect(out.logits_shape).toEqual([1, 2, out.base_vocab + 2]);
+
+    // Sampling from the checkpoint puts <|good|> after each prompt.
+    const samples = path.join(work, 'csft-samples');
+    const e = rpo(['eval', '--config-path', run, '--config-name', 'config', '++mode=sample', '++n_samples=2', `++samples_dir=${samples}`]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(samples, 'csft.json'), 'utf8'))).toHaveLength(2);
+    const runConfig = loadConfig({ configPath: run, configName: 'config' }).config;
+    const ids = await encodePrompt('Sort: 3 1 2', runConfig, await loadTokenizer(path.join(run, 'LATEST')));
+    expect(ids[ids.length - 1]).toBe(out.base_vocab);
   }, 300_000);
 });
