@@ -114,6 +114,9 @@ describe('new losses match the seed formulas (test/reference/seed_losses.py)', (
         g.forEach((x, i) => expectClose(mine![i]!, x, `${c.label} d/d ${key}[${i}]`));
       }
       for (const [key, v] of Object.entries(want.metrics)) expectClose(got.metrics[key]!, v, `${c.label} metric ${key}`);
+      let gradErr = 0;
+      for (const [key, g] of Object.entries(want.grads)) g.forEach((x, i) => (gradErr = Math.max(gradErr, Math.abs(got.grads[key]![i]! - x))));
+      console.log(`[seed-losses] ${c.label}: loss ${got.loss.toFixed(6)}, |loss - seed| ${Math.abs(got.loss - want.loss).toExponential(2)}, max |grad - seed| ${gradErr.toExponential(2)}`);
     });
   });
 });
@@ -215,6 +218,8 @@ describe("kto and kto-zero match TRL's KTOTrainer (test/reference/trl_kto.py)", 
         if (want.metrics[key] !== undefined) expectClose(got.metrics[key]!, want.metrics[key]!, `${c.label} ${key} vs TRL`);
       }
       if (c.cfg.name === 'kto') expectClose(got.metrics['rewards/KL_estimate']!, want.metrics.kl!, `${c.label} KL vs TRL`);
+      const gradErr = Math.max(...want.grad.map((g, i) => Math.abs(got.grads['chosen.sum']![i]! - g)));
+      console.log(`[trl-kto] ${c.label}: |loss - TRL| ${Math.abs(got.loss - want.loss).toExponential(2)}, max |grad - TRL| ${gradErr.toExponential(2)}`);
     });
   });
 });
