@@ -229,7 +229,9 @@ export async function main(argv: string[]): Promise<number> {
           .option('seed', { alias: 's', type: 'number', default: 0, describe: 'seed of the presentation orders and of the judge\'s requests' })
           .option('max_comp', { alias: 'mc', type: 'number', describe: 'compare the first N samples only' })
           .option('results_file', { alias: 'r', type: 'string', default: 'results.jsonl', describe: 'JSONL file the result line is appended to' })
-          .option('judge', { alias: 'j', type: 'string', default: 'gpt-4-0613', describe: 'the judge\'s model name' })
+          .option('judge', { alias: 'j', type: 'string', default: 'gpt-4-0613', describe: 'the judge\'s model name on the server, or local:<model dir or hub id> (the engine, greedy)' })
+          .option('device', { type: 'string', default: 'auto', describe: 'local judge: auto, cpu, cuda, cuda:N' })
+          .option('batch-size', { type: 'number', default: 8, describe: 'local judge: comparisons per generation batch' })
           .option('base-url', { type: 'string', describe: 'the judge\'s OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com)' })
           .option('tokenizer', { type: 'string', describe: 'tokenizer (model dir or hub id) counting the responses\' tokens (default: the seed file\'s config.local_run_dir)' })
           .option('concurrency', { type: 'number', default: 4, describe: 'requests in flight' })
@@ -253,6 +255,8 @@ export async function main(argv: string[]): Promise<number> {
           maxComp: args.max_comp,
           resultsFile: args.results_file,
           judge: args.judge,
+          device: args.device,
+          batchSize: args['batch-size'],
           baseUrl: args['base-url'],
           tokenizer: args.tokenizer,
           concurrency: args.concurrency,

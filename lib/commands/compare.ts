@@ -19,6 +19,8 @@ export interface CompareArgs {
   resultsFile: string;
   judge: string;
   baseUrl?: string;
+  device: string;
+  batchSize: number;
   tokenizer?: string;
   concurrency: number;
   timeout: number;
@@ -58,6 +60,8 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
       maxComparisons: a.maxComp ?? null,
       resultsFile: a.resultsFile,
       judge: a.judge,
+      device: a.device,
+      batchSize: a.batchSize,
       baseUrl: a.baseUrl ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com',
       apiKey: key,
       concurrency: a.concurrency,
@@ -66,11 +70,16 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
       backoffMs: a.backoffMs,
       tokenizer,
       signal: controller.signal,
-      onProgress: (done, total, w) => process.stderr.write(`\rcompared ${done}/${total}: ${a.candidateKey} ${w.candidate}, ${a.baselineKey} ${w.baseline}   `),
+      // A live line on a terminal; in a log, a line every tenth of the way.
+      onProgress: (done, total, w) => {
+        const line = `compared ${done}/${total}: ${a.candidateKey} ${w.candidate}, ${a.baselineKey} ${w.baseline}`;
+        if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);
+        else if (done === total || done % Math.max(1, Math.ceil(total / 10)) === 0) process.stderr.write(`${line}\n`);
+      },
       onReply: a.verbose ? (i, reply) => console.error(`\n[${i}] ${redact(reply)}`) : undefined,
       onRetry: (id, message, ms) => console.error(`\n${id}: ${redact(message)}; retrying in ${(ms / 1000).toFixed(1)} s`),
     });
-    process.stderr.write('\n');
+    if (process.stderr.isTTY) process.stderr.write('\n');
     const { candidate: c, baseline: b } = result;
     console.log(`${c.name} ${c.wins} vs ${b.name} ${b.wins} of ${result.total} (${result.undecided} undecided${result.failed ? `, ${result.failed} failed` : ''}); p = ${result.p_value.toPrecision(4)}; appended to ${a.resultsFile}`);
     return EXIT.ok;

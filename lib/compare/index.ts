@@ -26,8 +26,11 @@ export interface CompareOptions {
   seed: number;
   maxComparisons: number | null;
   resultsFile: string;
-  /** The judge's model name (the seed's -j). */
+  /** The judge's model name (the seed's -j), or local:<model dir or hub id> (the engine, greedy). */
   judge: string;
+  /** local judge: auto, cpu, cuda, cuda:N; comparisons per generation batch. */
+  device?: string;
+  batchSize?: number;
   /** The judge's server root (OpenAI-compatible). */
   baseUrl: string;
   apiKey?: string;
@@ -131,6 +134,37 @@ export function presentationOrder(seed: number, i: number): Array<'candidate' | 
   return next() >>> 31 === 1 ? ['baseline', 'candidate'] : ['candidate', 'baseline'];
 }
 
+/**
+ * The judge as a local model through the engine (greedy, 10 new tokens, batches of
+ * o.batchSize): the two user messages joined by a blank line as one user turn of its chat
+ * template (or the seed's prefixes), since not every template takes two user turns in a row.
+ */
+async function judgeLocally(
+  model: string,
+  queue: readonly number[],
+  messagesOf: (i: number) => ReturnType<typeof judgeMessages>,
+  o: CompareOptions,
+  record: (outcome: Outcome) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const { LocalGenerator } = await import('../rationales/local.js');
+  const gen = await LocalGenerator.open({ model, device: o.device ?? 'auto', dtype: 'auto', batchSize: o.batchSize ?? 8, maxNewTokens: 10, temperature: 0, topP: 1, topK: 0, seed: o.seed });
+  try {
+    const work = queue.map((i) => ({ i, id: `comparison ${i}`, request: messagesOf(i).map((m) => m.content).join('\n\n') }));
+    await gen.run(work, new Set(), (outs) => {
+      for (const out of outs) {
+        if ('text' in out) {
+          const pos = parseChoice(out.text, o.labels);
+          o.onReply?.(out.i, out.text);
+          record({ i: out.i, choice: pos === null ? null : presentationOrder(o.seed, out.i)[pos]!, reply: out.text });
+        } else record({ i: out.i, error: 'error' in out ? out.error : 'the request is longer than the judge model\'s context' });
+      }
+    }, signal);
+  } finally {
+    gen.close();
+  }
+}
+
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const samples = readSamples(o.file);
   if (o.candidateKey === o.baselineKey) throw new Error(`-ck and -bk are both "${o.candidateKey}": compare two different keys`);
@@ -154,6 +188,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const journal = CompareJournal.open(`${o.resultsFile}.progress-${hash.slice(0, 12)}.jsonl`, hash, { ...args, file: o.file });
   const outcomes = new Map<number, Outcome>([...journal.previous].filter(([, v]) => !('error' in v)));
 
+  const local = o.judge.startsWith('local:') ? o.judge.slice('local:'.length) : null;
   const judge = new OpenAIGenerator({
     baseUrl: o.baseUrl,
     model: o.judge,
@@ -181,7 +216,15 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   let fatal: Error | null = null;
   try {
     const queue = rows.map((_, i) => i).filter((i) => !outcomes.has(i));
-    let next = 0;
+    const record = (outcome: Outcome): void => {
+      journal.append(outcome);
+      outcomes.set(outcome.i, outcome);
+      o.onProgress?.(outcomes.size, rows.length, wins());
+    };
+    if (local !== null) {
+      await judgeLocally(local, queue, (i) => judgeMessages(rows[i]!.history, presentationOrder(o.seed, i).map((m) => rows[i]![m]), template), o, record, stop.signal);
+    }
+    let next = local !== null ? queue.length : 0;
     const worker = async (): Promise<void> => {
       while (!stop.signal.aborted) {
         const i = queue[next++];
@@ -206,9 +249,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           }
           outcome = { i, error: e.message };
         }
-        journal.append(outcome);
-        outcomes.set(i, outcome);
-        o.onProgress?.(outcomes.size, rows.length, wins());
+        record(outcome);
       }
     };
     await Promise.all(Array.from({ length: Math.min(Math.max(1, o.concurrency), Math.max(1, queue.length)) }, worker));

@@ -146,6 +146,19 @@ describe('rpo compare', () => {
     }
   }, 120_000);
 
+  it('-j local:<model>: the judge is a model run by the engine', () => {
+    const results = path.join(work, 'local.jsonl');
+    const r = rpo(['compare', '-f', samplesFile, '-r', results, '-j', `local:${tokDir}`, '-mc', '6', '--tokenizer', tokDir, '--device', 'cpu', '--batch-size', '3', '-v']);
+    expect(r.code, r.stderr).toBe(0);
+    const [line] = resultLines(results);
+    expect(line!.judge).toBe(`local:${tokDir}`);
+    expect(line!.total).toBe(6);
+    expect(line!.failed).toBe(0);
+    // A random tiny model rarely names a response: whatever it says, every comparison is counted once.
+    expect(line!.candidate.wins + line!.baseline.wins + (line!.undecided as number)).toBe(6);
+    expect((r.stderr.match(/^\[\d\] /gm) ?? []).length).toBe(6); // -v: each reply printed
+  }, 180_000);
+
   it('a fatal failure part-way keeps what was judged; the same command resumes; the key is never printed or written', async () => {
     let allowed = 7;
     // The server echoes the key in its replies: rpo must mask it.
