@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 
 import { ConfigError, formatConfig, loadConfigFromArgv, type LoadedConfig } from './config/index.js';
 import { collectInfo, formatInfo } from './info.js';
+import { lossHelpLines } from './train/losses.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
 
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(
       'train [overrides..]',
       'train a policy (the seed\'s `python train.py ...`)',
-      (y) => hydraCommand(y, 'training'),
+      (y) => hydraCommand(y, 'training').epilog(`Losses (loss=<name>; s = sigmoid, pi = summed log-prob, mean = per token):\n  ${lossHelpLines().join('\n  ')}`),
       () => run(async () => {
         const loaded = loadCommandConfig(argv, 'train', 'train');
         if (!loaded) return EXIT.ok;
@@ -212,6 +213,58 @@ export async function main(argv: string[]): Promise<number> {
           backoffMs: args['backoff-ms'],
           apiKeyEnv: args['api-key-env'],
           overwrite: args.overwrite,
+        });
+      }),
+    )
+    .command(
+      'compare',
+      'win rate of a candidate against a baseline judged by an OpenAI-compatible chat model (the seed\'s compare.py; its flags)',
+      (y) =>
+        y
+          .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'samples: rpo eval ++mode=sample output, or the seed\'s {config, samples} file' })
+          .option('candidate_key', { alias: 'ck', type: 'string', default: 'policy', describe: 'the candidate\'s key in each sample' })
+          .option('baseline_key', { alias: 'bk', type: 'string', default: 'chosen', describe: 'the baseline\'s key in each sample' })
+          .option('history_key', { alias: 'hk', type: 'string', default: 'prompt', describe: 'the prompt\'s key in each sample' })
+          .option('labels', { alias: 'l', type: 'string', default: '12', describe: 'labels of the responses shown to the judge (Response 1, Response 2)' })
+          .option('seed', { alias: 's', type: 'number', default: 0, describe: 'seed of the presentation orders and of the judge\'s requests' })
+          .option('max_comp', { alias: 'mc', type: 'number', describe: 'compare the first N samples only' })
+          .option('results_file', { alias: 'r', type: 'string', default: 'results.jsonl', describe: 'JSONL file the result line is appended to' })
+          .option('judge', { alias: 'j', type: 'string', default: 'gpt-4-0613', describe: 'the judge\'s model name on the server, or local:<model dir or hub id> (the engine, greedy)' })
+          .option('device', { type: 'string', default: 'auto', describe: 'local judge: auto, cpu, cuda, cuda:N' })
+          .option('batch-size', { type: 'number', default: 8, describe: 'local judge: comparisons per generation batch' })
+          .option('base-url', { type: 'string', describe: 'the judge\'s OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com)' })
+          .option('tokenizer', { type: 'string', describe: 'tokenizer (model dir or hub id) counting the responses\' tokens (default: the seed file\'s config.local_run_dir)' })
+          .option('concurrency', { type: 'number', default: 4, describe: 'requests in flight' })
+          .option('timeout', { type: 'number', default: 60, describe: 'seconds per request' })
+          .option('retries', { type: 'number', default: 5, describe: 'retries on 429 / 5xx / timeouts / connection errors' })
+          .option('backoff-ms', { type: 'number', default: 1000, describe: 'first retry delay (doubles, with jitter; Retry-After wins)' })
+          .option('api-key-env', { type: 'string', default: 'OPENAI_API_KEY', describe: 'environment variable with the API key' })
+          .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'print each judge reply' })
+          .option('sleep_time', { alias: 'st', type: 'number', describe: 'accepted for the seed\'s command lines; requests are paced by --concurrency and retries' })
+          .parserConfiguration({ 'short-option-groups': false, 'duplicate-arguments-array': false })
+          .strictOptions(),
+      (args) => run(async () => {
+        const { runCompareCommand } = await import('./commands/compare.js');
+        return runCompareCommand({
+          file: String(args.file),
+          candidateKey: args.candidate_key,
+          baselineKey: args.baseline_key,
+          historyKey: args.history_key,
+          labels: args.labels,
+          seed: args.seed,
+          maxComp: args.max_comp,
+          resultsFile: args.results_file,
+          judge: args.judge,
+          device: args.device,
+          batchSize: args['batch-size'],
+          baseUrl: args['base-url'],
+          tokenizer: args.tokenizer,
+          concurrency: args.concurrency,
+          timeout: args.timeout,
+          retries: args.retries,
+          backoffMs: args['backoff-ms'],
+          apiKeyEnv: args['api-key-env'],
+          verbose: args.verbose,
         });
       }),
     )

@@ -86,6 +86,8 @@ export interface RowBatch {
   inputIds: Int32Array;
   attentionMask: Uint8Array;
   lossMask: Uint8Array;
+  /** Unpaired losses (kto, kto-simple, kto-zero): per example (the first rows), 1 desirable, 0 undesirable. */
+  desirable?: Uint8Array;
 }
 
 export interface LogpOptions {
@@ -101,7 +103,8 @@ export interface RowLogps {
   count: Float64Array;
 }
 
-export type LossName = 'sft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo-simple';
+export type LossName =
+  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero';
 
 export interface LossConfig {
   name: LossName;
@@ -111,12 +114,29 @@ export interface LossConfig {
   lambda?: number;
   margin?: number;
   rationale_form?: 'code' | 'paper';
+  /** The rationale term of a paired loss (rdpo, rorpo and rorpo-simple fix their own). */
+  rationale?: 'none' | 'logsigmoid' | 'linear';
+  desirable_weight?: number;
+  undesirable_weight?: number;
 }
 
 export interface PairLogps {
   chosen: RowLogps;
   rejected?: RowLogps;
   rationale?: RowLogps;
+  /** Unpaired losses: per example (chosen holds the examples; kto's rejected, the KL rows), 1 desirable. */
+  desirable?: Uint8Array;
+}
+
+/** One row of the engine's table of losses (native/loss/table.cpp). */
+export interface EngineLossDecl {
+  name: string;
+  formula: string;
+  layout: string;
+  needsReference: boolean;
+  policyMean: boolean;
+  referenceMean: boolean;
+  rationale: string;
 }
 
 export interface LossResult {
@@ -269,6 +289,7 @@ interface Addon {
     stochasticRoundBf16(values: Float32Array, seed: number): Float32Array;
   };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
+  lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
   defaultNumThreads(): number;
@@ -419,6 +440,11 @@ export class Trainer {
   static stochasticRoundBf16(values: Float32Array, seed = 0): Float32Array {
     return addon().Trainer.stochasticRoundBf16(values, seed);
   }
+}
+
+/** The engine's table of losses: what each loss reads (lib/train/losses.ts mirrors it). */
+export function engineLossTable(): EngineLossDecl[] {
+  return addon().lossTable();
 }
 
 /** A loss and its gradients on given log-probs, in float64 (tests and scripts). */

@@ -82,6 +82,9 @@ struct RowBatch {
   std::vector<int32_t> input_ids;
   std::vector<uint8_t> attention_mask;
   std::vector<uint8_t> loss_mask;
+  // Unpaired losses (kto, kto-simple, kto-zero): per example (the first rows), 1 desirable,
+  // 0 undesirable; empty for every other loss.
+  std::vector<uint8_t> desirable;
 };
 
 struct LogpOptions {
@@ -96,25 +99,42 @@ struct RowLogps {
   std::vector<int64_t> count;
 };
 
+// The losses and what each reads: native/loss/table.cpp.
 struct LossConfig {
-  std::string name = "dpo";  // sft dpo cdpo ipo slic simpo orpo rdpo rorpo-simple
+  std::string name = "dpo";
   double beta = 0.1;
-  double gamma = 0.1;       // rdpo / rorpo-simple rationale weight
+  double gamma = 0.1;       // rationale weight
   double epsilon = 0.0;     // cdpo label smoothing
   double lambda = 0.1;      // slic regularizer weight
   double margin = 0.0;      // simpo target margin
   std::string rationale_form = "code";  // rdpo: code = -log sigmoid(gamma pi_r); paper = -gamma pi_r
+  // The rationale term of a paired loss: none | logsigmoid (-log sigmoid(gamma pi_r)) |
+  // linear (-gamma pi_r). rdpo, rorpo and rorpo-simple fix their own.
+  std::string rationale = "none";
+  double desirable_weight = 1.0;    // kto
+  double undesirable_weight = 1.0;  // kto
 };
 
-bool loss_needs_reference(const std::string& loss);
-bool loss_uses_rationale(const std::string& loss);
-// Row groups per pair in a batch: 1 (sft: chosen), 2 (chosen, rejected), 3 (+ rationale).
-int64_t loss_row_groups(const std::string& loss);
+bool loss_needs_reference(const LossConfig& loss);
+bool loss_uses_rationale(const LossConfig& loss);
+// Row groups per pair in a batch: 1 (sft, kto-simple, kto-zero: one row per example),
+// 2 (chosen, rejected; kto: target, KL), 3 (+ rationale).
+int64_t loss_row_groups(const LossConfig& loss);
+
+// The engine's table of losses as plain data (lib/train/losses.ts is checked against it).
+struct LossDeclaration {
+  std::string name, formula;
+  std::string layout;  // sft | paired | unpaired-kl | unpaired
+  bool needs_reference = false, policy_mean = false, reference_mean = false;
+  std::string rationale;  // "" (loss.rationale chooses) | never | logsigmoid | linear | rationale_form
+};
+std::vector<LossDeclaration> loss_declarations();
 
 // Per-pair log-probs a loss reads. Rows of a batch are ordered
 // [chosen x n_pairs, rejected x n_pairs, rationale x n_pairs] (groups the loss uses).
 struct PairLogps {
   RowLogps chosen, rejected, rationale;
+  std::vector<uint8_t> desirable;  // unpaired losses: per example (chosen holds the examples)
 };
 
 struct LossResult {

@@ -64,7 +64,7 @@ export function splitDataArgs(args: readonly string[]): { examples: number; hydr
 }
 
 export async function runDataCommand(config: RunConfig, opts: { examples: number }): Promise<number> {
-  const groups = lossGroups(config.loss.name);
+  const groups = lossGroups(config.loss);
   // A preview tokenizes: the tokenizer files are fetched, never the weights.
   const data = await buildRunData(config, { withRationale: groups === 3, weights: false, onStage: (m) => console.error(`rpo: ${m}`) });
   const tok = data.model.tokenizer;

@@ -17,6 +17,7 @@ import {
 } from '../plan/estimate.js';
 import { formatPlan, formatTable, planJson, type PlanContext, type TableRow } from '../plan/format.js';
 import { resolveModelShape, type Shape } from '../plan/models.js';
+import { lossIsUnpaired } from '../train/losses.js';
 
 export interface PlanOptions {
   /** null: the config's `precision` key, else auto. In --table mode a list. */
@@ -203,7 +204,8 @@ function base(
   device: 'cuda' | 'cpu',
   shape: Shape,
 ): PlanInputs {
-  const live = lossUsesReference(config.loss.name) && !config.precompute_reference;
+  // Unpaired losses run their reference live whatever precompute_reference says (their KL rows are made per batch).
+  const live = lossUsesReference(config.loss.name) && (!config.precompute_reference || lossIsUnpaired(config.loss.name));
   return {
     shape: shapeOf(shape),
     precision,
@@ -212,7 +214,7 @@ function base(
     gradientAccumulationSteps: config.model.gradient_accumulation_steps,
     worldSize,
     zeroStage: options.zeroStage,
-    groups: lossRowGroups(config.loss.name),
+    groups: lossRowGroups(config.loss),
     seqLen: config.model.max_length,
     checkpointing,
     chunkTokens: config.chunk_tokens,

@@ -22,10 +22,12 @@ import type { LossConfig, LossName, TrainPrecision } from '../native.js';
 import { ConfigError, closest, suggestKey } from './errors.js';
 import { allPaths } from './interpolate.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
+import { LOSS_NAMES, RATIONALE_TERMS, lossDecl, lossParams, lossRationale, type RationaleTerm } from '../train/losses.js';
 
 export type { LossName } from '../native.js';
 
-export const LOSS_NAMES: readonly LossName[] = ['sft', 'dpo', 'cdpo', 'ipo', 'slic', 'simpo', 'orpo', 'rdpo', 'rorpo-simple'];
+// The losses and what each reads: lib/train/losses.ts (one table).
+export { LOSS_NAMES, RATIONALE_TERMS, lossUsesReference, type RationaleTerm } from '../train/losses.js';
 export const MODES = ['train', 'eval', 'sample', 'alpacaeval'] as const;
 export const OPTIMIZERS = ['AdamW', 'RMSprop', 'Adam'] as const;
 export const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
@@ -78,7 +80,7 @@ export interface LossSection {
   name: LossName;
   /** β; unused by sft. */
   beta: number;
-  /** γ: the rationale weight of rdpo and rorpo-simple. */
+  /** γ: the rationale weight (rdpo, rorpo, rorpo-simple, any paired loss with loss.rationale). */
   gamma: number | null;
   /** ε: cdpo's label-noise rate. */
   epsilon: number | null;
@@ -88,6 +90,14 @@ export interface LossSection {
   margin: number | null;
   /** rdpo's rationale term: 'code' −log σ(γ·π_r) (the seed's code), 'paper' −γ·π_r. */
   rationale_form: RationaleForm;
+  /** The rationale term of dpo, cdpo, ipo, slic, simpo or orpo: none, logsigmoid −log σ(γ·π_r), linear −γ·π_r. */
+  rationale: RationaleTerm;
+  /** csft: the control tokens put after the prompt of a chosen / rejected response. */
+  chosen_control_token: string | null;
+  rejected_control_token: string | null;
+  /** kto: the loss weights of desirable and undesirable examples. */
+  desirable_weight: number | null;
+  undesirable_weight: number | null;
   /** Derived from the loss (docs/design.md's table); a differing user value is a notice. */
   use_reference_model: boolean;
   // Seed keys with no effect (the loss name picks the step and the data layout):
@@ -184,43 +194,15 @@ export interface Validated {
 // ---------------------------------------------------------------------------------------------
 // Per-loss facts (docs/design.md)
 
-/** The numeric parameters each loss reads. */
-const LOSS_PARAMS: Record<LossName, readonly ('beta' | 'gamma' | 'epsilon' | 'lambda' | 'margin')[]> = {
-  sft: [],
-  dpo: ['beta'],
-  cdpo: ['beta', 'epsilon'],
-  ipo: ['beta'],
-  slic: ['beta', 'lambda'],
-  simpo: ['beta', 'margin'],
-  orpo: ['beta'],
-  rdpo: ['beta', 'gamma'],
-  'rorpo-simple': ['beta', 'gamma'],
-};
-
-const USES_REFERENCE: Record<LossName, boolean> = {
-  sft: false,
-  dpo: true,
-  cdpo: true,
-  ipo: true,
-  slic: false,
-  simpo: false,
-  orpo: false,
-  rdpo: true,
-  'rorpo-simple': false,
-};
-
-export function lossUsesReference(name: LossName): boolean {
-  return USES_REFERENCE[name];
-}
-
 /** The engine's loss options for a validated loss section (unused parameters left out). */
 export function engineLossConfig(loss: LossSection): LossConfig {
   const out: LossConfig = { name: loss.name };
-  for (const p of LOSS_PARAMS[loss.name]) {
+  for (const p of lossParams(loss)) {
     const v = loss[p];
     if (v !== null) out[p] = v;
   }
   if (loss.name === 'rdpo') out.rationale_form = loss.rationale_form;
+  if (lossDecl(loss.name).rationale === '' && loss.rationale !== 'none') out.rationale = loss.rationale;
   return out;
 }
 
@@ -340,6 +322,7 @@ const RUN_KEYS = [
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
   'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
+  'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
   'loss.use_reference_model',
 ];
 
@@ -516,7 +499,15 @@ function readModel(m: Section, errors: string[]): ModelSection {
 
 function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string[]): LossSection {
   const name = l.oneOf('name', LOSS_NAMES);
-  const params = LOSS_PARAMS[name];
+  const decl = lossDecl(name);
+  const rationale = l.oneOf('rationale', RATIONALE_TERMS, 'none');
+  const rationaleForm = l.oneOf('rationale_form', RATIONALE_FORMS, 'code');
+  if (decl.rationale === 'never' && rationale !== 'none') {
+    errors.push(`loss.rationale=${rationale}: loss '${name}' takes no rationale term (the paired losses dpo, cdpo, ipo, slic, simpo and orpo do)`);
+  } else if (decl.rationale !== '' && rationale !== 'none' && rationale !== lossRationale({ name, rationale_form: rationaleForm })) {
+    errors.push(`loss.rationale=${rationale}: loss '${name}' fixes its rationale term (${lossRationale({ name, rationale_form: rationaleForm })})`);
+  }
+  const params = lossParams({ name, rationale, rationale_form: rationaleForm });
   const needs = (p: string): boolean => (params as readonly string[]).includes(p);
 
   let beta = l.numOrNull('beta', needs('beta') ? { above: 0 } : {});
@@ -531,7 +522,8 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
   }
   let gamma = l.numOrNull('gamma', needs('gamma') ? { min: 0 } : {});
   let margin = l.numOrNull('margin');
-  if (name === 'simpo' && gamma !== null) {
+  // simpo's gamma is HALOs' name for its margin, unless a rationale term makes gamma its weight.
+  if (name === 'simpo' && gamma !== null && rationale === 'none') {
     margin = gamma;
     gamma = null;
     notices.push(`loss.gamma=${margin} → loss.margin (HALOs' name for SimPO's target margin)`);
@@ -542,18 +534,25 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     notices.push(`loss.gamma_beta_ratio=${ratio} → loss.margin=${margin} (ratio × beta)`);
   }
   const epsilon = l.numOrNull('epsilon', { min: 0, max: 1 });
-  const values = { beta, gamma, epsilon, lambda, margin };
+  // The seed's kto.yaml defaults (1.0 each) when kto reads them.
+  const desirableWeight = l.numOrNull('desirable_weight', { min: 0 }) ?? (needs('desirable_weight') ? 1 : null);
+  const undesirableWeight = l.numOrNull('undesirable_weight', { min: 0 }) ?? (needs('undesirable_weight') ? 1 : null);
+  const values = { beta, gamma, epsilon, lambda, margin, desirable_weight: desirableWeight, undesirable_weight: undesirableWeight };
   for (const p of params) {
     if (values[p] === null) errors.push(`loss.${p}: loss '${name}' needs it (it is missing or null)`);
   }
   for (const [p, v] of Object.entries(values)) {
     if (v !== null && !needs(p) && !(p === 'beta' && name === 'sft')) notices.push(`loss.${p}=${v} has no effect with loss=${name}`);
   }
-  const rationaleForm = l.oneOf('rationale_form', RATIONALE_FORMS, 'code');
   if (l.has('rationale_form') && name !== 'rdpo' && rationaleForm !== 'code') {
     notices.push(`loss.rationale_form=${rationaleForm} has no effect with loss=${name} (only rdpo has two forms)`);
   }
-  const useReference = USES_REFERENCE[name];
+  const controlToken = (key: 'chosen_control_token' | 'rejected_control_token'): string | null => {
+    const v = l.strOrNull(key);
+    if (name === 'csft' && (v === null || v === '')) errors.push(`loss.${key}: loss 'csft' needs it (the seed's "<|${key.startsWith('chosen') ? 'good' : 'bad'}|>")`);
+    return v;
+  };
+  const useReference = decl.needsReference;
   const asked = l.raw('use_reference_model');
   if (asked !== undefined && asked !== null && asked !== useReference) {
     notices.push(`loss.use_reference_model=${String(asked)} ignored: loss=${name} ${useReference ? 'needs' : 'has no'} reference model`);
@@ -569,6 +568,11 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     lambda,
     margin,
     rationale_form: rationaleForm,
+    rationale,
+    chosen_control_token: controlToken('chosen_control_token'),
+    rejected_control_token: controlToken('rejected_control_token'),
+    desirable_weight: desirableWeight,
+    undesirable_weight: undesirableWeight,
     use_reference_model: useReference,
     trainer: l.strOrNull('trainer'),
     dataloader: l.strOrNull('dataloader'),

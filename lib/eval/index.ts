@@ -6,12 +6,16 @@ import path from 'node:path';
 
 import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
+import { loadTokenizer } from '../data/tokenize/index.js';
 import { loadModel } from '../model/io.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
 import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
+import { lossIsUnpaired } from '../train/losses.js';
+import { unpairedItems } from '../train/unpaired.js';
+import { csftExamples, csftRunModel } from '../train/csft.js';
 import { complete, generationSettings, type Completion } from './sampling.js';
 
 export interface EvalEvents {
@@ -45,7 +49,9 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   // reference of a loss that has one (mode=eval); otherwise its tokenizer files are enough, and
   // sampling from a checkpoint never downloads the base weights.
   const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name));
-  const base = await resolveRunModel(config, { weights: baseWeights });
+  const resolved = await resolveRunModel(config, { weights: baseWeights });
+  // A csft checkpoint carries the control tokens in its own tokenizer files: sample with those.
+  const base = config.loss.name === 'csft' && trained && config.mode !== 'eval' ? { ...resolved, tokenizer: await loadTokenizer(trained) } : resolved;
   const weights = trained ?? base.modelDir;
   events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
   const policy = await loadModel(weights, { dtype: config.model.policy_dtype, device });
@@ -68,16 +74,21 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
 type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 
 async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents): Promise<EvalResult> {
-  const groups = lossGroups(config.loss.name);
-  const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: base, onStage: events.onMessage });
+  const groups = lossGroups(config.loss);
+  // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
+  const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
+  const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: csft ?? base, onStage: events.onMessage });
   const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
-    const metrics = await evaluateSplit(trainer, usable(data.test, groups), {
+    const unpaired = lossIsUnpaired(config.loss.name);
+    const examples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, config.model.max_length) : usable(data.test, groups);
+    const metrics = await evaluateSplit(trainer, examples, {
       batchSize: config.model.eval_batch_size,
       groups,
       padTokenId: base.tokenizer.padTokenId ?? 0,
       table: null,
+      ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
     });
     const file = writeJson(path.join(config.samples_dir, `eval_${config.exp_name}.json`), metrics);
     return { file, metrics };

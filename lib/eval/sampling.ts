@@ -37,12 +37,22 @@ export async function encodePrompt(prompt: string, config: RunConfig, tok: Token
   // may already spell it out, and encoding with special tokens would then add a second.
   let ids = await tok.encode(text, { addSpecialTokens: false });
   if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
-  const max = config.model.max_prompt_length;
+  // csft samples desirable outputs: the chosen control token after the prompt (the seed's recipe).
+  const control = config.loss.name === 'csft' ? controlTokenId(config, tok) : null;
+  const max = config.model.max_prompt_length - (control === null ? 0 : 1);
   if (ids.length > max) {
     const bos = tok.bosTokenId !== null && ids[0] === tok.bosTokenId;
     ids = bos ? [ids[0]!, ...ids.slice(ids.length - (max - 1))] : ids.slice(ids.length - max);
   }
+  if (control !== null) ids.push(control);
   return Int32Array.from(ids);
+}
+
+function controlTokenId(config: RunConfig, tok: Tokenizer): number {
+  const token = config.loss.chosen_control_token ?? '';
+  const id = tok.tokenToId(token);
+  if (id === null) throw new Error(`loss=csft: the tokenizer in ${tok.dir} has no ${JSON.stringify(token)} token (sample from a csft checkpoint, whose tokenizer has it)`);
+  return id;
 }
 
 export interface Completion {

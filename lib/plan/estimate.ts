@@ -62,7 +62,8 @@
 //   bf16-sr     weights 2, grads 2, moments 4 (bf16; stochastic rounding of the update), no master
 // RMSprop keeps one moment (square average) instead of AdamW's two.
 
-import type { ModelConfig } from '../native.js';
+import type { LossName, ModelConfig } from '../native.js';
+import { lossGroups, type LossChoice } from '../train/losses.js';
 
 export const PRECISIONS = ['fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -622,10 +623,9 @@ export function largestFittingMicroBatch(x: PlanInputs): { pairs: number; gradie
   return null;
 }
 
-/** Row groups per pair of a loss (the engine's loss_row_groups). */
-export function lossRowGroups(loss: string): number {
-  if (loss === 'sft') return 1;
-  return loss === 'rdpo' || loss === 'rorpo-simple' ? 3 : 2;
+/** Row groups per pair of a loss (the loss table's, lib/train/losses.ts). */
+export function lossRowGroups(loss: LossName | LossChoice): number {
+  return lossGroups(loss);
 }
 
 /** Parses a memory size: "80GB" (10^9), "80GiB" / "80G" / "80" (2^30), "512MiB", "512MB". */

@@ -32,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import type { LossName, ModelConfig, RowBatch, RowLogps } from '../native.js';
+import { lossGroups, lossUsesReference } from '../train/losses.js';
 
 export interface MeasureRequest {
   model: ModelConfig;
@@ -84,20 +85,16 @@ function fullBatch(rows: number, seqLen: number, vocab: number, promptLen: numbe
   return { rows, seqLen, inputIds, attentionMask, lossMask };
 }
 
-function groupsOf(loss: LossName): number {
-  if (loss === 'sft') return 1;
-  return loss === 'rdpo' || loss === 'rorpo-simple' ? 3 : 2;
-}
 
 /** Runs the measurement in this process (call it in a fresh one: see measureInChild). */
 export async function measureHere(req: MeasureRequest): Promise<MeasureResult> {
   const { Model, Trainer, getNumThreads } = await import('../native.js');
   const { peakRssBytes, resetPeakRss, rssBytes } = await import('../memory.js');
-  const groups = groupsOf(req.loss);
+  const groups = lossGroups(req.loss);
   const batch = fullBatch(req.pairs * groups, req.seqLen, req.model.vocab_size, req.promptLen ?? 8, req.seed ?? 1);
   const dtype = req.dtype ?? 'float32';
   const model = await Model.create(req.model, { seed: req.seed ?? 1, dtype });
-  const needsReference = ['dpo', 'cdpo', 'ipo', 'rdpo'].includes(req.loss);
+  const needsReference = lossUsesReference(req.loss);
   const live = needsReference && req.liveReference ? await Model.create(req.model, { seed: (req.seed ?? 1) + 1, dtype }) : null;
   const trainer = new Trainer(model, live, {
     loss: { name: req.loss, beta: 0.1, gamma: 0.1, epsilon: 0.1, lambda: 0.1, margin: 0.5 },

@@ -66,6 +66,12 @@ export class OpenAIError extends Error {
   }
 }
 
+/** A chat message (`rpo compare`'s judge sends two user messages, as the seed's compare.py). */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
 export interface Completion {
   text: string;
   finish: 'stop' | 'length';
@@ -189,11 +195,11 @@ export class OpenAIGenerator implements Generator {
   }
 
   /** One attempt. Throws OpenAIError(kind). */
-  private async attempt(content: string, seed: number, signal: AbortSignal): Promise<Completion> {
+  private async attempt(content: string | readonly ChatMessage[], seed: number, signal: AbortSignal): Promise<Completion> {
     const o = this.opts;
     const body: Record<string, unknown> = {
       model: o.model,
-      messages: [{ role: 'user', content }],
+      messages: typeof content === 'string' ? [{ role: 'user', content }] : content,
       max_tokens: o.maxNewTokens,
       temperature: o.temperature,
       top_p: o.topP,
@@ -245,8 +251,8 @@ export class OpenAIGenerator implements Generator {
     throw new OpenAIError(what, 'row');
   }
 
-  /** One request with its retries. Throws OpenAIError 'row' (give up on this row) or 'fatal'. */
-  async complete(id: string, content: string, seed: number, signal: AbortSignal): Promise<Completion> {
+  /** One request (a user message, or the messages) with its retries. Throws OpenAIError 'row' (give up on this row) or 'fatal'. */
+  async complete(id: string, content: string | readonly ChatMessage[], seed: number, signal: AbortSignal): Promise<Completion> {
     const o = this.opts;
     for (let attempt = 0; ; attempt++) {
       try {

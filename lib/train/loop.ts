@@ -16,7 +16,7 @@ import {
 import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
+import { Model, Trainer, cudaAvailable, setNumThreads, type LossName, type StepResult } from '../native.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
@@ -30,15 +30,14 @@ import {
   writeReferenceCache,
   type ReferenceTable,
 } from './reference_cache.js';
+import { lossGroups, lossIsUnpaired } from './losses.js';
 import { learningRate, microBatchSizes } from './schedule.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
+import { csftExamples, csftRunModel } from './csft.js';
+import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
 
-export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
-
-/** Row groups per pair the loss reads: 1 (sft), 2 (pairs), 3 (pairs + rationale). */
-export function lossGroups(loss: string): Groups {
-  return GROUPS[loss] ?? 2;
-}
+// The loss table's row groups, from their one home (lib/train/losses.ts).
+export { lossGroups };
 
 /** A NaN or infinite loss or gradient: the run stops without touching the last checkpoint. */
 export class NonFiniteError extends Error {
@@ -141,7 +140,8 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
-  const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events) : null;
+  // Unpaired losses' reference runs live: their KL rows are made per batch.
+  const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
   // keeps model.reference_dtype.
   const precision = resolvePrecision(config.precision, device);
@@ -171,10 +171,14 @@ function disposeEngine(e: Engine): void {
 export async function evaluateSplit(
   trainer: Trainer,
   examples: readonly TokenizedExample[],
-  opts: { batchSize: number; groups: Groups; padTokenId: number; table: ReferenceTable | null },
+  opts: { batchSize: number; groups: Groups; padTokenId: number; table: ReferenceTable | null; unpaired?: { loss: LossName; maxLength: number } },
 ): Promise<Record<string, number>> {
   const avg = new MetricAverager();
-  for (const b of makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId })) {
+  const u = opts.unpaired;
+  const batches = u
+    ? unpairedEvalBatches(u.loss, examples.filter(isUnpairedItem), opts.batchSize, { padTokenId: opts.padTokenId, maxLength: u.maxLength })
+    : makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId });
+  for (const b of batches) {
     const r = await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
     if (!r.finite) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
     avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
@@ -233,12 +237,17 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const resumeFrom = claimRunDir(config, options);
   // The saved config reloads as this run (--config-path): never as an instruction to delete it.
   saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
-  const groups = lossGroups(config.loss.name);
+  const groups = lossGroups(config.loss);
 
-  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage });
-  const trainExamples = usable(data.train, groups);
-  const testExamples = usable(data.test, groups);
-  const dropped = data.train.length - trainExamples.length;
+  // csft trains from the base model with its control tokens added (lib/train/csft.ts).
+  const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
+  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
+  // Unpaired losses train on each pair's chosen and rejected response as two examples.
+  const unpaired = lossIsUnpaired(config.loss.name);
+  const maxLength = config.model.max_length;
+  const trainExamples = unpaired ? unpairedItems(data.train) : csft ? csftExamples(data.train, csft.ids, maxLength) : usable(data.train, groups);
+  const testExamples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, maxLength) : usable(data.test, groups);
+  const dropped = (unpaired || csft ? 2 : 1) * data.train.length - trainExamples.length;
   if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: the prompt, cut to model.max_prompt_length ${config.model.max_prompt_length}, leaves no room for a response within model.max_length ${config.model.max_length}; lower max_prompt_length or raise max_length)`);
   options.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
 
@@ -266,7 +275,13 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
 
   const batchSize = config.model.batch_size;
   // drop_last (the seed's batching): an epoch is its whole batches only.
-  const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * examplesPerEpoch(trainExamples.length, batchSize, config.drop_last);
+  const epochBatchesOf = (epoch: number): TokenizedExample[][] =>
+    unpaired
+      ? unpairedEpochOrder(config.loss.name, trainExamples.filter(isUnpairedItem), { batchSize, seed: config.seed, epoch })
+      : epochOrder(trainExamples, { batchSize, seed: config.seed, epoch, dropLast: config.drop_last });
+  const perEpoch = unpaired ? epochBatchesOf(0).reduce((k, b) => k + b.length, 0) : examplesPerEpoch(trainExamples.length, batchSize, config.drop_last);
+  if (perEpoch === 0) throw new Error(`loss=${config.loss.name}: the ${trainExamples.length} training examples make no full batch of model.batch_size=${batchSize}`);
+  const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * perEpoch;
   const totalSteps = Math.ceil(totalExamples / batchSize);
   const padTokenId = data.model.tokenizer.padTokenId ?? 0;
   const tok = data.model.tokenizer;
@@ -282,7 +297,13 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const evaluate = async () => {
     if (testExamples.length === 0) return;
     const t0 = Date.now();
-    lastEval = await evaluateSplit(engine.trainer, testExamples, { batchSize: config.model.eval_batch_size, groups, padTokenId, table: engine.table });
+    lastEval = await evaluateSplit(engine.trainer, testExamples, {
+      batchSize: config.model.eval_batch_size,
+      groups,
+      padTokenId,
+      table: engine.table,
+      ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
+    });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
   };
   let checkpoint: string | null = resumeFrom;
@@ -311,7 +332,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
         // The epoch's order is a function of (seed, epoch) alone, the same shuffle makeBatches
         // does: a resumed run sees the same batches. Only the order is needed here; each global
         // batch is laid out as micro-batches when it is trained.
-        epochBatches = { epoch: state.epoch, order: epochOrder(trainExamples, { batchSize, seed: config.seed, epoch: state.epoch, dropLast: config.drop_last }) };
+        epochBatches = { epoch: state.epoch, order: epochBatchesOf(state.epoch) };
       }
       if (state.batchInEpoch >= epochBatches.order.length) {
         state.epoch += 1;
@@ -324,7 +345,10 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       const avg = new MetricAverager();
       let tokens = 0;
       let lossSum = 0;
-      for (const micro of microBatches(examples, config.model.gradient_accumulation_steps, groups, padTokenId)) {
+      const micros = unpaired
+        ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, config.model.gradient_accumulation_steps), { padTokenId, maxLength: config.model.max_length })
+        : microBatches(examples, config.model.gradient_accumulation_steps, groups, padTokenId);
+      for (const micro of micros) {
         const r: StepResult = await engine.trainer.microStep(micro, {
           nPairs: micro.nPairs,
           scale: micro.nPairs / examples.length,

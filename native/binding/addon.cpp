@@ -25,6 +25,25 @@ Napi::Value EvaluateLoss(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value LossTable(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto table = rpo::loss_declarations();
+  auto arr = Napi::Array::New(env, table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    const auto& d = table[i];
+    auto o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    o.Set("formula", d.formula);
+    o.Set("layout", d.layout);
+    o.Set("needsReference", d.needs_reference);
+    o.Set("policyMean", d.policy_mean);
+    o.Set("referenceMean", d.reference_mean);
+    o.Set("rationale", d.rationale);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
 // The range is checked on the double: Int32Value would wrap 2**31 to a negative count and
 // pass 1e9 on to libgomp, which kills the process starting that many threads.
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -127,6 +146,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ModelWrap::Init(env, exports, *data);
   TrainerWrap::Init(env, exports, *data);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
+  exports.Set("lossTable", Napi::Function::New<LossTable>(env, "lossTable"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));
   exports.Set("defaultNumThreads", Napi::Function::New<DefaultNumThreads>(env, "defaultNumThreads"));

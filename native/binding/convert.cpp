@@ -265,6 +265,7 @@ rpo::RowBatch row_batch_from_js(const Napi::Value& value) {
   b.input_ids = typed_vector<int32_t, napi_int32_array>(o, "inputIds", w, "an Int32Array", false);
   b.attention_mask = typed_vector<uint8_t, napi_uint8_array>(o, "attentionMask", w, "a Uint8Array", false);
   b.loss_mask = typed_vector<uint8_t, napi_uint8_array>(o, "lossMask", w, "a Uint8Array", true);
+  b.desirable = typed_vector<uint8_t, napi_uint8_array>(o, "desirable", w, "a Uint8Array", true);
   return b;
 }
 
@@ -291,6 +292,9 @@ rpo::LossConfig loss_config_from_js(const Napi::Value& value) {
   c.rationale_form = get_string_or(o, "rationale_form", c.rationale_form, w);
   if (c.rationale_form != "code" && c.rationale_form != "paper")
     throw Napi::TypeError::New(value.Env(), "loss config: `rationale_form` must be \"code\" or \"paper\", got \"" + c.rationale_form + "\"");
+  c.rationale = get_string_or(o, "rationale", c.rationale, w);
+  c.desirable_weight = get_number_or(o, "desirable_weight", c.desirable_weight, w);
+  c.undesirable_weight = get_number_or(o, "undesirable_weight", c.undesirable_weight, w);
   return c;
 }
 
@@ -310,6 +314,7 @@ rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& w
     auto v = o.Get(key);
     if (!v.IsUndefined() && !v.IsNull()) *dst = row_logps_from_js(v, where + "." + key);
   }
+  p.desirable = typed_vector<uint8_t, napi_uint8_array>(o, "desirable", where, "a Uint8Array", true);
   return p;
 }
 

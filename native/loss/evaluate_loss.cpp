@@ -70,6 +70,14 @@ LossResult evaluate_loss(const LossConfig& cfg, const PairLogps& policy, const s
   pol.chosen = leaves(policy.chosen, true, "policy chosen");
   if (has_rejected) pol.rejected = leaves(policy.rejected, true, "policy rejected");
   if (has_rationale) pol.rationale = leaves(policy.rationale, true, "policy rationale");
+  if (!policy.desirable.empty()) {
+    pol.desirable = at::empty({static_cast<int64_t>(policy.desirable.size())}, at::TensorOptions().dtype(at::kBool));
+    bool* d = pol.desirable.data_ptr<bool>();
+    for (size_t i = 0; i < policy.desirable.size(); ++i) {
+      d[i] = policy.desirable[i] != 0;
+      pol.n_desirable += d[i] ? 1 : 0;
+    }
+  }
 
   PairTensors ref;
   if (reference) {

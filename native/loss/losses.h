@@ -18,6 +18,9 @@ struct LogpTensors {
 
 struct PairTensors {
   LogpTensors chosen, rejected, rationale;  // rationale undefined unless the loss uses it
+  // Unpaired losses: [n] bool, per example (chosen holds the examples; kto's rejected, the KL rows).
+  at::Tensor desirable;
+  int64_t n_desirable = 0;  // desirable examples, counted on the host (no device sync for metrics)
 };
 
 struct LossTensors {

@@ -19,7 +19,7 @@ namespace rpo {
 TrainerImpl::TrainerImpl(std::shared_ptr<Model> p, std::shared_ptr<Model> r, const TrainerOptions& o)
     : policy(std::move(p)), reference(std::move(r)), options(o) {
   if (!policy) throw std::invalid_argument("trainer: a policy model is required");
-  loss_row_groups(options.loss.name);  // throws on an unknown loss name
+  loss_row_groups(options.loss);  // throws on an unknown loss name or a rationale it cannot take
   if (reference && reference->config().vocab_size != policy->config().vocab_size)
     throw std::invalid_argument("trainer: the reference model's vocabulary differs from the policy's");
   if (options.chunk_tokens <= 0) throw std::invalid_argument("trainer: chunkTokens must be positive");
@@ -58,6 +58,18 @@ RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, ForwardOptions
   return row_logprobs(hidden, m.lm->output_weight(), t.labels, lp);
 }
 
+// An unpaired batch's kinds (RowBatch::desirable, one per example) as a bool tensor on the device.
+void unpaired_kinds(const RowBatch& batch, int64_t n, const at::Device& device, PairTensors& policy) {
+  if (static_cast<int64_t>(batch.desirable.size()) != n)
+    throw std::invalid_argument("micro-step: the batch has " + std::to_string(batch.desirable.size()) + " desirable flags for " + std::to_string(n) + " examples");
+  auto host = at::empty({n}, at::TensorOptions().dtype(at::kBool));
+  for (int64_t i = 0; i < n; ++i) {
+    host.data_ptr<bool>()[i] = batch.desirable[i] != 0;
+    policy.n_desirable += batch.desirable[i] != 0 ? 1 : 0;
+  }
+  policy.desirable = host.to(device);
+}
+
 RowLogpTensors concat(const RowLogpTensors& a, const RowLogpTensors& b) {
   return {at::cat({a.sum, b.sum}), at::cat({a.mean, b.mean}), at::cat({a.count, b.count})};
 }
@@ -81,7 +93,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   auto& s = *impl_;
   auto& pm = s.policy->impl();
   const auto& loss = s.options.loss;
-  const int64_t groups = loss_row_groups(loss.name);
+  const int64_t groups = loss_row_groups(loss);
   if (n_pairs <= 0 || batch.rows != n_pairs * groups)
     throw std::invalid_argument("micro-step: loss " + loss.name + " takes " + std::to_string(groups) + " rows per pair, so " + std::to_string(n_pairs) + " pairs need " + std::to_string(n_pairs * groups) + " rows; the batch has " + std::to_string(batch.rows));
   LogpOptions lp;
@@ -94,7 +106,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
 
   // The reference first: its activations are gone before the policy's exist (a lower peak).
   PairTensors ref;
-  const bool needs_ref = loss_needs_reference(loss.name);
+  const bool needs_ref = loss_needs_reference(loss);
   if (needs_ref) {
     if (reference) {
       ref.chosen = from_vectors(reference->chosen, n_pairs, pm.device, "chosen");
@@ -124,6 +136,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   policy.chosen = slice(rows, 0, n_pairs);
   if (groups >= 2) policy.rejected = slice(rows, 1, n_pairs);
   if (groups >= 3) policy.rationale = slice(rows, 2, n_pairs);
+  if (!batch.desirable.empty()) unpaired_kinds(batch, n_pairs, pm.device, policy);
 
   auto out = compute_loss(loss, policy, needs_ref ? &ref : nullptr);
   // Backward before the loss is read: reading it first would make the host wait for the forward

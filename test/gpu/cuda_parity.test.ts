@@ -5,24 +5,17 @@
 // every parameter's gradient must agree up to fp32 rounding (≪ 1e-4; a real bug gives ≫ 1e-2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Model, Trainer, allowTF32, setAllowTF32, type LossConfig, type LossName } from '../../lib/native.js';
+import { Model, Trainer, allowTF32, setAllowTF32, type LossConfig } from '../../lib/native.js';
+import { lossGroups, lossIsUnpaired, lossUsesReference } from '../../lib/train/losses.js';
 import { maxRelError, normRelError, randomBatch, tinyConfig } from '../native/helpers.js';
 import { CUDA, DEVICE, announce } from './gpu.js';
 
 announce('cuda_parity');
 
-/** Row groups per pair and whether a reference model takes part (docs/design.md's table). */
-const LOSS_SHAPE: Record<LossName, { groups: number; reference: boolean }> = {
-  sft: { groups: 1, reference: false },
-  dpo: { groups: 2, reference: true },
-  cdpo: { groups: 2, reference: true },
-  ipo: { groups: 2, reference: true },
-  slic: { groups: 2, reference: false },
-  simpo: { groups: 2, reference: false },
-  orpo: { groups: 2, reference: false },
-  rdpo: { groups: 3, reference: true },
-  'rorpo-simple': { groups: 3, reference: false },
-};
+/** Row groups per pair and whether a reference model takes part: the loss table's (lib/train/losses.ts). */
+function lossShape(loss: LossConfig): { groups: number; reference: boolean } {
+  return { groups: lossGroups({ name: loss.name, rationale: loss.rationale ?? 'none', rationale_form: loss.rationale_form ?? 'code' }), reference: lossUsesReference(loss.name) };
+}
 
 const LOSSES: LossConfig[] = [
   { name: 'sft' },
@@ -34,6 +27,12 @@ const LOSSES: LossConfig[] = [
   { name: 'orpo', beta: 0.2 },
   { name: 'rdpo', beta: 0.3, gamma: 0.2 },
   { name: 'rorpo-simple', beta: 0.2, gamma: 0.2 },
+  { name: 'rorpo', beta: 0.2, gamma: 0.5 },
+  { name: 'simpo', beta: 2, margin: 0.5, gamma: 0.3, rationale: 'logsigmoid' },
+  { name: 'csft' },
+  { name: 'kto', beta: 0.3, desirable_weight: 1.2, undesirable_weight: 0.8 },
+  { name: 'kto-simple', beta: 0.3 },
+  { name: 'kto-zero', beta: 0.3 },
 ];
 
 // initializer_range 0.1: at 0.02 attention is nearly uniform and the comparison sees little.
@@ -72,9 +71,11 @@ describe.skipIf(!CUDA)('CUDA vs CPU, fp32 (TF32 off)', () => {
 
   for (const loss of LOSSES) {
     it(`${loss.name}: loss, metrics and every parameter's gradient agree`, async () => {
-      const { groups, reference } = LOSS_SHAPE[loss.name];
+      const { groups, reference } = lossShape(loss);
       const nPairs = 3;
-      const batch = randomBatch(50 + groups, { rows: nPairs * groups, seqLen: 14, vocab: config.vocab_size, minLen: 8 });
+      const rows = randomBatch(50 + groups, { rows: nPairs * groups, seqLen: 14, vocab: config.vocab_size, minLen: 8 });
+      // Unpaired losses: each example's kind (both kinds, for kto-simple).
+      const batch = lossIsUnpaired(loss.name) ? { ...rows, desirable: Uint8Array.from([1, 0, 1]) } : rows;
       const run = async (device: string) => {
         const policy = await Model.create(config, { seed: 41, device });
         const ref = reference ? await Model.create(config, { seed: 42, device }) : null;

@@ -102,6 +102,11 @@ describe('validateConfig: the typed result', () => {
       lambda: null,
       margin: null,
       rationale_form: 'code',
+      rationale: 'none',
+      chosen_control_token: null,
+      rejected_control_token: null,
+      desirable_weight: null,
+      undesirable_weight: null,
       use_reference_model: true,
       trainer: 'RDPOTrainer',
       dataloader: 'PairedPreferenceRationaleDataLoader',
@@ -152,7 +157,7 @@ describe('validateConfig: errors', () => {
   });
 
   it('enumerations, with the closest valid value', () => {
-    expect(invalid({ 'loss.name': 'rdop' })).toMatch(/loss\.name: expected one of sft, dpo, .*rorpo-simple, got "rdop" \(did you mean 'rdpo'\?\)/);
+    expect(invalid({ 'loss.name': 'rdop' })).toMatch(/loss\.name: expected one of sft, csft, dpo, .*rorpo-simple, kto, kto-simple, kto-zero, got "rdop" \(did you mean 'rdpo'\?\)/);
     expect(invalid({ optimizer: 'adamw' })).toMatch(/optimizer: expected one of AdamW, RMSprop, Adam, got "adamw" \(did you mean 'AdamW'\?\)/);
     expect(invalid({ optimizer: 'SGD' })).toMatch(/optimizer: expected one of/);
     expect(invalid({ template: 'chatml' })).toMatch(/template: expected one of prefixes, chat/);
