@@ -123,14 +123,9 @@ class CompareJournal {
   }
 }
 
-/**
- * Which model sits at each position in comparison i: a fair coin from the generator of
- * (seed, i). Its second output is used: the first output of seededUint32 does not depend on
- * the stream, so it would put the same model first in every comparison.
- */
+/** Which model sits at each position in comparison i: a fair coin from the generator of (seed, i). */
 export function presentationOrder(seed: number, i: number): Array<'candidate' | 'baseline'> {
   const next = seededUint32(seed, i);
-  next();
   return next() >>> 31 === 1 ? ['baseline', 'candidate'] : ['candidate', 'baseline'];
 }
 

@@ -19,13 +19,13 @@ export function seededUint32(seed: number, stream = 0): () => number {
   if (!Number.isSafeInteger(stream)) throw new Error(`stream must be a safe integer, got ${stream}`);
   const lo = seed >>> 0;
   const hi = Math.floor(seed / 0x100000000) >>> 0;
+  // Fold all four 32-bit halves of (seed, stream) into one splitmix state before drawing any
+  // state word: every word, and so the first output (which reads s1 only), depends on both.
   const st = { s: lo | 0 };
+  for (const half of [hi, stream >>> 0, Math.floor(stream / 0x100000000) >>> 0]) st.s = (splitmix32(st) ^ half) | 0;
   let s0 = splitmix32(st);
-  st.s ^= hi;
   let s1 = splitmix32(st);
-  st.s ^= stream >>> 0;
   let s2 = splitmix32(st);
-  st.s ^= Math.floor(stream / 0x100000000) >>> 0;
   let s3 = splitmix32(st);
   if ((s0 | s1 | s2 | s3) === 0) s0 = 1; // xoshiro's one forbidden state
   const rotl = (x: number, k: number): number => ((x << k) | (x >>> (32 - k))) >>> 0;
