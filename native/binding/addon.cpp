@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "binding/convert.h"
+#include "binding/dist_wrap.h"
 #include "binding/task.h"
 #include "binding/wraps.h"
 
@@ -118,6 +119,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   ModelWrap::Init(env, exports, *data);
   TrainerWrap::Init(env, exports, *data);
+  init_dist(env, exports);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));
