@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
@@ -71,17 +73,19 @@ c10::intrusive_ptr<c10d::Store> rendezvous(const DistOptions& o) {
   so.numWorkers = static_cast<size_t>(o.world_size);
   so.waitWorkers = true;
   so.timeout = std::chrono::milliseconds(o.timeout_ms);
-  const double secs = static_cast<double>(o.timeout_ms) / 1000.0;
+  std::ostringstream secs_text;
+  secs_text << static_cast<double>(o.timeout_ms) / 1000.0;  // 3, 2.5, 300
+  const std::string secs = secs_text.str();
   try {
     return c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
   } catch (const std::exception& e) {
     const std::string first = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
     if (o.rank == 0)
       throw std::runtime_error("distributed: rank 0 could not serve the rendezvous on " + where(o) + " or not all " +
-                               std::to_string(o.world_size) + " ranks joined within " + std::to_string(secs) +
+                               std::to_string(o.world_size) + " ranks joined within " + secs +
                                " s (MASTER_PORT in use, or ranks missing?): " + first);
     throw std::runtime_error("distributed: rank " + std::to_string(o.rank) + " could not reach the rendezvous at " + where(o) +
-                             " within " + std::to_string(secs) + " s (check MASTER_ADDR and MASTER_PORT, and that rank 0 runs): " + first);
+                             " within " + secs + " s (check MASTER_ADDR and MASTER_PORT, and that rank 0 runs): " + first);
   }
 }
 
@@ -102,11 +106,39 @@ void ProcessGroupImpl::run(c10::intrusive_ptr<c10d::Work> work, const char* what
   }
 }
 
+// After a failed collective: which ranks are gone? Each survivor checks in under rpo/alive/<rank>
+// in the store and, for a few seconds, looks for the others' check-ins; whoever never shows up
+// is named. Rank 0 serves the store: when it is gone, nothing answers, and that is said instead.
+std::string ProcessGroupImpl::missing_ranks() const {
+  using clock = std::chrono::steady_clock;
+  try {
+    store->set("rpo/alive/" + std::to_string(options.rank), std::vector<uint8_t>{1});
+    std::vector<bool> seen(options.world_size, false);
+    seen[options.rank] = true;
+    const auto deadline = clock::now() + std::chrono::seconds(5);
+    for (;;) {
+      bool all = true;
+      for (int r = 0; r < options.world_size; ++r) {
+        if (!seen[r]) seen[r] = store->check({"rpo/alive/" + std::to_string(r)});
+        all = all && seen[r];
+      }
+      if (all || clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::string out;
+    for (int r = 0; r < options.world_size; ++r)
+      if (!seen[r]) out += (out.empty() ? "" : ", ") + std::to_string(r);
+    if (out.empty()) return "every rank still answers the rendezvous store (a timeout?)";
+    return "rank(s) " + out + " did not answer within 5 s (exited or hung)";
+  } catch (const std::exception&) {
+    return "rank 0, which serves the rendezvous store at " + options.master_addr + ":" + std::to_string(options.master_port) + ", is gone";
+  }
+}
+
 std::runtime_error ProcessGroupImpl::collective_error(const char* what, const std::string& detail) const {
   const std::string first = detail.substr(0, detail.find('\n'));
   return std::runtime_error("distributed: " + std::string(what) + " failed on rank " + std::to_string(options.rank) + " of " +
-                            std::to_string(options.world_size) +
-                            " (another rank exited or stopped answering within the timeout; its own log names the cause): " + first);
+                            std::to_string(options.world_size) + ": " + missing_ranks() + ". (" + first + ")");
 }
 
 at::Tensor ProcessGroupImpl::to_comm(const at::Tensor& t) const {

@@ -26,6 +26,7 @@ class ProcessGroupImpl {
   // Waits for `work`; a failure (a dead peer, the timeout) becomes an error naming this rank.
   void run(c10::intrusive_ptr<c10d::Work> work, const char* what) const;
   std::runtime_error collective_error(const char* what, const std::string& detail) const;
+  std::string missing_ranks() const;
   // The device collectives run on: the tensor itself for Gloo, this rank's GPU for NCCL.
   at::Tensor to_comm(const at::Tensor& t) const;
 #endif
