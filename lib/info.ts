@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { hubCacheDir } from './hub/index.js';
+import { distInfo } from './parallel/native.js';
 import { addonPath, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
 
 export interface Info {
@@ -19,6 +20,8 @@ export interface Info {
   /** The NVIDIA driver's release (nvidia-smi), "" when unknown. */
   nvidiaDriver: string;
   threads: number;
+  /** Data parallelism (rpo launch): the c10d backends built, or why none. */
+  parallel: string;
   /** Hugging Face downloads (shared with Python's huggingface_hub). */
   hubCache: string;
 }
@@ -69,8 +72,14 @@ export function collectInfo(): Info {
     cudaDetail: cuda.info,
     nvidiaDriver: cuda.driver,
     threads: getNumThreads(),
+    parallel: parallelLine(),
     hubCache: hubCacheDir(),
   };
+}
+
+function parallelLine(): string {
+  const d = distInfo();
+  return d.available ? `rpo launch: c10d Gloo${d.nccl ? ' + NCCL' : ''}` : `not built (${d.reason})`;
 }
 
 function formatCuda(c: CudaInfo, driver: string): string[] {
@@ -98,6 +107,7 @@ export function formatInfo(info: Info): string {
     `CUDA       ${info.cuda ? `yes, ${info.cudaDevices} device(s)` : 'no'}`,
     ...formatCuda(info.cudaDetail, info.nvidiaDriver).map((l) => `           ${l}`),
     `threads    ${info.threads}`,
+    `parallel   ${info.parallel}`,
     `hub cache  ${info.hubCache}`,
   ].join('\n');
 }
