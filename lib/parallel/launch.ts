@@ -147,6 +147,7 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
     }
   });
 
+  log(`rpo launch: ${children.map((c) => `rank ${c.rank} pid ${c.child.pid}`).join(', ')}`);
   const forward = (sig: NodeJS.Signals) => {
     for (const c of children) if (!c.done) c.child.kill(sig);
   };

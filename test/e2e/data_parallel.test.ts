@@ -224,3 +224,48 @@ describe.skipIf(!available)('interrupts, resume and dead ranks', () => {
     expect((Date.now() - t0) / 1000).toBeLessThan(30);
   });
 });
+
+describe.skipIf(!available)('rpo launch watches its ranks', () => {
+  const long = ['loss=dpo', 'n_examples=240', 'eval_every=100000', 'do_first_eval=false', 'model.gradient_accumulation_steps=1'];
+
+  /** Starts `rpo launch` and resolves with the pids of its ranks, as it logs them. */
+  function startLaunch(exp: string) {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, ...launchArgs(2, exp, long)], { cwd: REPO, env: { ...process.env, ...ENV } });
+    let stderr = '';
+    const pids = new Promise<number[]>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /rank 0 pid (\d+), rank 1 pid (\d+)/.exec(stderr);
+        if (m) resolve([Number(m[1]), Number(m[2])]);
+      });
+    });
+    const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+    return { child, pids, done };
+  }
+
+  it('Ctrl-C on the launcher reaches every rank once: one checkpoint, exit 130', async () => {
+    const l = startLaunch('launch-int');
+    await l.pids;
+    await waitForStep('launch-int', 2);
+    l.child.kill('SIGINT');
+    const r = await l.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr.match(/rpo: checkpoint: /g)?.length).toBe(1);
+    expect(r.stderr).not.toMatch(/quitting without a checkpoint/);
+  });
+
+  it('a rank killed: the launcher names it and exits non-zero; the other rank is gone too', async () => {
+    const l = startLaunch('launch-kill');
+    const [pid0, pid1] = await l.pids;
+    await waitForStep('launch-kill', 2);
+    const t0 = Date.now();
+    process.kill(pid1!, 'SIGKILL');
+    const r = await l.done;
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBe(130);
+    expect(r.stderr).toContain(`rank 1 (pid ${pid1}) was killed by SIGKILL`);
+    expect(r.stderr).toMatch(/failed on rank 0 of 2: rank\(s\) 1 did not answer/);
+    expect((Date.now() - t0) / 1000).toBeLessThan(40);
+    expect(() => process.kill(pid0!, 0)).toThrow();
+  });
+});
