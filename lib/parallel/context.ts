@@ -139,6 +139,12 @@ export class Parallel {
     return got.value ?? '';
   }
 
+  /** Element-wise minima over the ranks (agreement: 1 only when every rank says 1). */
+  async min(values: readonly number[]): Promise<number[]> {
+    if (!this.group) return [...values];
+    return Array.from(await this.group.allReduce(values, 'min'));
+  }
+
   async barrier(): Promise<void> {
     if (this.group) await this.group.barrier();
   }

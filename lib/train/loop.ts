@@ -19,11 +19,11 @@ import { loadModel } from '../model/io.js';
 import { Model, Trainer, cudaAvailable, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
 import { GradSync } from '../parallel/native.js';
+import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
-  computeReferenceTable,
   examplesFingerprint,
   readReferenceCache,
   referenceCacheKey,
@@ -121,7 +121,7 @@ function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
   return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
 }
 
-async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents): Promise<ReferenceTable> {
+async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, par: Parallel): Promise<ReferenceTable> {
   const examples = [...data.train, ...data.test];
   const key = referenceCacheKey({
     weights: weightsFingerprint(data.model.modelDir),
@@ -129,7 +129,9 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
     examples: examplesFingerprint(examples),
   });
   const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
-  const cached = readReferenceCache(file, key);
+  const found = readReferenceCache(file, key);
+  // Data parallel: the cache is used only when every rank has it (machines need not share a disk).
+  const cached = par.distributed ? ((await par.min([found ? 1 : 0]))[0] === 1 ? found : null) : found;
   if (cached) {
     events.onMessage?.(`reference log-probs: reusing ${file}`);
     return cached;
@@ -138,12 +140,12 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
   const reference = await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device });
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
-    const table = await computeReferenceTable(reference, usableExamples, {
+    const table = await computeReferenceTableSharded(par, reference, usableExamples, {
       batchSize: config.model.eval_batch_size,
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
     });
-    writeReferenceCache(file, key, table);
+    if (par.isMain) writeReferenceCache(file, key, table);
     return table;
   } finally {
     reference.dispose();
@@ -152,11 +154,7 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
-  // Data parallel: rank 0 computes and caches the reference log-probs, the others then read the cache.
-  const precompute = needsReference && config.precompute_reference;
-  if (precompute && !par.isMain) await par.barrier();
-  const table = precompute ? await referenceTable(config, data, device, events) : null;
-  if (precompute && par.isMain) await par.barrier();
+  const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events, par) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
   // keeps model.reference_dtype.
   const precision = resolvePrecision(config.precision, device);

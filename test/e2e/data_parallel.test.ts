@@ -4,7 +4,7 @@
 // stops all after one save, and a resume with 1 or 2 ranks continues as the uninterrupted run; a
 // rank that dies makes the other exit within a bounded time, naming it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,6 +166,25 @@ describe.skipIf(!available)('data parallel = one process', () => {
     // 2e-7 on rewards/margins, a difference of two ~55-nat sums).
     expect(maxWeightDiff('rdpo-one', 'rdpo-two')).toBeLessThan(1e-6);
     expect(maxMetricDiff(metrics('rdpo-one'), metrics('rdpo-two'))).toBeLessThan(1e-5);
+  });
+
+  it('the reference precompute, sharded by batch over 2 ranks, gives the single process\'s table and run', async () => {
+    const args = ['loss=dpo', 'n_examples=16', 'eval_every=8', 'precompute_reference=true'];
+    const one = rpo(['train', ...base('ref-one', [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    // Its own cache_dir, so the 2-rank run computes the table instead of reading the first one's.
+    const two = await rpoAsync(launchArgs(2, 'ref-two', [...args, 'model.gradient_accumulation_steps=1', `cache_dir=${path.join(work, 'other')}`]), { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stderr).toMatch(/reference log-probs: computing for 7 examples/);
+    const table = (dir: string) => {
+      const files = readdirSync(path.join(dir, 'reference_logps'));
+      expect(files.length).toBe(1);
+      return JSON.parse(readFileSync(path.join(dir, 'reference_logps', files[0]!), 'utf8')) as { key: string; ids: string[]; values: number[] };
+    };
+    // Each batch runs on one rank exactly as in the single process: the same numbers, bit for bit.
+    expect(table(path.join(work, 'other'))).toEqual(table(work));
+    expect(maxWeightDiff('ref-one', path.join('other', 'ref-two'))).toBe(0);
+    expect(maxMetricDiff(metrics('ref-one'), metrics(path.join('other', 'ref-two')))).toBeLessThanOrEqual(1e-12);
   });
 
   it('two machines: two node ranks on loopback, each with its own --node-rank', async () => {
