@@ -18,6 +18,8 @@ export interface LaunchOptions {
   command: string[];
   /** Seconds the other ranks get to exit after one failed (default 30). */
   graceSeconds: number;
+  /** ZeRO stage: 1 shards the optimizer state over the ranks (RPO_ZERO for each rank). */
+  zero: 0 | 1;
 }
 
 export class LaunchUsageError extends Error {
@@ -33,7 +35,7 @@ function intFlag(name: string, raw: string | undefined, min: number, max: number
 
 /** `--nproc-per-node 2 --nnodes 1 ... [--] train overrides...` (flags as --k v or --k=v; underscores allowed). */
 export function parseLaunchArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): LaunchOptions {
-  const o: LaunchOptions = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: env.MASTER_PORT ? intFlag('MASTER_PORT', env.MASTER_PORT, 1, 65535) : 0, command: [], graceSeconds: 30 };
+  const o: LaunchOptions = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: env.MASTER_PORT ? intFlag('MASTER_PORT', env.MASTER_PORT, 1, 65535) : 0, command: [], graceSeconds: 30, zero: 0 };
   let i = 0;
   for (; i < args.length; i++) {
     const a = args[i]!;
@@ -55,7 +57,8 @@ export function parseLaunchArgs(args: readonly string[], env: NodeJS.ProcessEnv 
         break;
       case 'master-port': o.masterPort = intFlag('--master-port', value, 1, 65535); break;
       case 'grace': o.graceSeconds = intFlag('--grace', value, 1, 86400); break;
-      default: throw new LaunchUsageError(`rpo launch: unknown option --${name} (options: --nproc-per-node --nnodes --node-rank --master-addr --master-port --grace)`);
+      case 'zero': o.zero = intFlag('--zero', value, 0, 1) as 0 | 1; break;
+      default: throw new LaunchUsageError(`rpo launch: unknown option --${name} (options: --nproc-per-node --nnodes --node-rank --master-addr --master-port --grace --zero)`);
     }
   }
   o.command = args.slice(i);
@@ -90,6 +93,7 @@ export function rankEnv(o: LaunchOptions, local: number, port: number, base: Nod
     GROUP_RANK: String(o.nodeRank),
     MASTER_ADDR: o.masterAddr,
     MASTER_PORT: String(port),
+    ...(o.zero ? { RPO_ZERO: String(o.zero) } : {}),
   };
   // CPU ranks share the cores: each gets its share unless the threads were chosen.
   if (!base.RPO_NUM_THREADS && !base.OMP_NUM_THREADS) {

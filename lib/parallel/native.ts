@@ -1,7 +1,7 @@
 // Types for the addon's data-parallel classes (native/parallel, native/binding/dist_wrap.cpp):
 // a ProcessGroup (c10d: TCPStore rendezvous + Gloo or NCCL) and a GradSync (bucketed gradient
 // all-reduce launched during backward).
-import { addon, type Model } from '../native.js';
+import { addon, type Model, type Trainer } from '../native.js';
 
 export interface ConnectOptions {
   rank: number;
@@ -47,8 +47,27 @@ export interface DistInfo {
   reason: string;
 }
 
+export interface ZeroPlan {
+  /** Parameters (tensors) and elements this rank updates and keeps optimizer state for. */
+  ownedParams: number;
+  ownedNumel: number;
+  totalNumel: number;
+  /** Bytes of optimizer state per element: AdamW's moments (+ the fp32 master in bf16-mixed). */
+  stateBytesPerElement: number;
+}
+
+interface RawZeroShard {
+  plan(): ZeroPlan;
+  broadcastParams(): Promise<void>;
+  gatherState(): Promise<void>;
+  releaseState(): Promise<void>;
+  stateNumel(): number;
+  dispose(): void;
+}
+
 interface DistAddon {
   ProcessGroup: new () => RawProcessGroup;
+  ZeroShard: new (trainer: unknown, group: RawProcessGroup) => RawZeroShard;
   GradSync: new (policy: unknown, group: RawProcessGroup, options: { bucketBytes: number }) => RawGradSync;
   distInfo(): DistInfo;
 }
@@ -97,5 +116,25 @@ export class GradSync {
   }
   arm(): void { this.raw.arm(); }
   finish(): Promise<GradSyncResult> { return this.raw.finish(); }
+  dispose(): void { this.raw.dispose(); }
+}
+
+/**
+ * ZeRO stage 1 (native/parallel/zero.cpp): this rank keeps and updates the optimizer state of its
+ * share of the parameters; broadcastParams() after each optimizer step; gatherState() on every
+ * rank before rank 0 writes a checkpoint (in the one-process format), releaseState() after.
+ */
+export class ZeroShard {
+  private readonly raw: RawZeroShard;
+  constructor(trainer: Trainer, group: ProcessGroup) {
+    // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
+    const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
+    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle);
+  }
+  get plan(): ZeroPlan { return this.raw.plan(); }
+  broadcastParams(): Promise<void> { return this.raw.broadcastParams(); }
+  gatherState(): Promise<void> { return this.raw.gatherState(); }
+  releaseState(): Promise<void> { return this.raw.releaseState(); }
+  stateNumel(): number { return this.raw.stateNumel(); }
   dispose(): void { this.raw.dispose(); }
 }

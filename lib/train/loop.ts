@@ -18,7 +18,7 @@ import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
 import { Model, Trainer, cudaAvailable, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
-import { GradSync } from '../parallel/native.js';
+import { GradSync, ZeroShard } from '../parallel/native.js';
 import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
@@ -112,6 +112,8 @@ interface Engine {
   table: ReferenceTable | null;
   /** Data parallel: sums the gradients over the ranks. */
   sync: GradSync | null;
+  /** ZeRO-1: this rank's share of the optimizer state. */
+  zero: ZeroShard | null;
 }
 
 /** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
@@ -172,10 +174,22 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
   });
   if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
   const sync = par.group ? new GradSync(policy, par.group) : null;
-  return { policy, reference, trainer, table, sync };
+  // After loadState: a checkpoint's state is cut down to this rank's share.
+  const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
+  if (zero) await announceZeroPlan(zero, par, events);
+  return { policy, reference, trainer, table, sync, zero };
+}
+
+/** The per-rank optimizer-state plan, printed by rank 0 at start. */
+async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
+  const p = zero.plan;
+  const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
+  const gib = (elements: number) => `${((elements * p.stateBytesPerElement) / 2 ** 30).toFixed(3)} GiB`;
+  events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
 }
 
 function disposeEngine(e: Engine): void {
+  e.zero?.dispose();
   e.sync?.dispose();
   e.trainer.dispose();
   e.policy.dispose();
@@ -334,10 +348,14 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const save = async (keepStepCopy: boolean) => {
     // No checkpoint before this run's first optimizer step: it would hold nothing new, and a
     // fresh run stopped at once must not leave an untrained "LATEST" behind.
-    if (config.debug || state.step === startStep || !par.isMain) return;
+    if (config.debug || state.step === startStep) return;
+    // ZeRO-1: rank 0 collects the other shards, writes the one-process state file, drops them.
+    if (engine.zero) await engine.zero.gatherState();
+    if (!par.isMain) return;
     state.wallSeconds += (Date.now() - segmentStart) / 1000;
     segmentStart = Date.now();
     checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy });
+    if (engine.zero) await engine.zero.releaseState();
     options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
   };
 
@@ -408,6 +426,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       const lossSum = totals.lossSum;
       const lr = learningRate(config.lr, state.step, config.warmup_steps);
       const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
+      // ZeRO-1: each parameter updated by its owner reaches every rank.
+      if (engine.zero) await engine.zero.broadcastParams();
       if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
       const seconds = par.distributed ? Math.max(totals.seconds, (Date.now() - t0) / 1000) : (Date.now() - t0) / 1000;
       state.step += 1;

@@ -190,6 +190,78 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
   std::shared_ptr<BusyFlag> policy_busy_, group_busy_;
 };
 
+class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto cls = DefineClass(env, "ZeroShard",
+                           {
+                               InstanceMethod<&ZeroShardWrap::Plan>("plan"),
+                               InstanceMethod<&ZeroShardWrap::BroadcastParams>("broadcastParams"),
+                               InstanceMethod<&ZeroShardWrap::GatherState>("gatherState"),
+                               InstanceMethod<&ZeroShardWrap::ReleaseState>("releaseState"),
+                               InstanceMethod<&ZeroShardWrap::StateNumel>("stateNumel"),
+                               InstanceMethod<&ZeroShardWrap::Dispose>("dispose"),
+                           });
+    exports.Set("ZeroShard", cls);
+  }
+
+  // new ZeroShard(trainer: Trainer, group: ProcessGroup)
+  explicit ZeroShardWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZeroShardWrap>(info) {
+    auto env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "ZeroShard(trainer, group)");
+    auto* tw = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>());
+    auto* pg = Napi::ObjectWrap<ProcessGroupWrap>::Unwrap(info[1].As<Napi::Object>());
+    auto t = tw->shared_trainer(env);
+    auto g = pg->group(env);
+    // On the engine thread: it drops optimizer state (tensors) of other ranks' shares.
+    guard(env, [&] { rpo::run_on_engine_thread([&] { zero_ = std::make_shared<rpo::ZeroShard>(t, g); }); });
+    flags_ = {{busy_, "ZeroShard"}, {tw->busy(), "ZeroShard's Trainer"}, {tw->policy_busy(), "ZeroShard's policy Model"}, {pg->busy(), "ZeroShard's ProcessGroup"}};
+  }
+
+ private:
+  std::shared_ptr<rpo::ZeroShard> zero(Napi::Env env) const {
+    if (!zero_) throw Napi::Error::New(env, "ZeroShard was disposed");
+    return zero_;
+  }
+
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
+    const auto& p = zero(info.Env())->plan();
+    auto o = Napi::Object::New(info.Env());
+    o.Set("ownedParams", static_cast<double>(p.owned_params));
+    o.Set("ownedNumel", static_cast<double>(p.owned_numel));
+    o.Set("totalNumel", static_cast<double>(p.total_numel));
+    o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
+    return o;
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info, const char* name, void (rpo::ZeroShard::*fn)()) {
+    auto env = info.Env();
+    auto z = zero(env);
+    return Task::run(env, name, Lease(env, flags_), [z, fn]() -> Task::Finish {
+      ((*z).*fn)();
+      return nullptr;
+    });
+  }
+  Napi::Value BroadcastParams(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.broadcastParams", &rpo::ZeroShard::broadcast_params); }
+  Napi::Value GatherState(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.gatherState", &rpo::ZeroShard::gather_state); }
+  Napi::Value ReleaseState(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.releaseState", &rpo::ZeroShard::release_state); }
+
+  Napi::Value StateNumel(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(zero(info.Env())->state_numel()));
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_->busy) throw Napi::Error::New(info.Env(), "ZeroShard is busy: dispose it after its calls finish");
+    auto z = std::move(zero_);
+    guard(info.Env(), [&] { rpo::run_on_engine_thread([&] { z.reset(); }); });
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<rpo::ZeroShard> zero_;
+  std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+  std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags_;
+};
+
 Napi::Value DistInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
@@ -204,6 +276,7 @@ Napi::Value DistInfo(const Napi::CallbackInfo& info) {
 void init_dist(Napi::Env env, Napi::Object exports) {
   ProcessGroupWrap::Init(env, exports);
   GradSyncWrap::Init(env, exports);
+  ZeroShardWrap::Init(env, exports);
   exports.Set("distInfo", Napi::Function::New<DistInfo>(env, "distInfo"));
 }
 

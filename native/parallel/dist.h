@@ -78,4 +78,37 @@ class GradSync {
   std::unique_ptr<GradSyncImpl> impl_;
 };
 
+class Trainer;
+class ZeroShardImpl;
+
+struct ZeroPlan {
+  int64_t owned_params = 0;  // parameters (tensors) this rank updates
+  int64_t owned_numel = 0;   // their elements
+  int64_t total_numel = 0;
+  int64_t state_bytes_per_element = 0;  // AdamW moments (+ fp32 master in bf16-mixed)
+};
+
+// ZeRO stage 1: each rank keeps the AdamW state (and bf16-mixed's fp32 master weights) of its
+// share of the parameters only (contiguous in parameter order, balanced by elements) and updates
+// only those; the clip norm still covers every gradient (summed by GradSync), so the update of
+// each parameter is the single process's. After the optimizer step, broadcast_params() sends each
+// parameter from its owner to every rank. Checkpoints stay in the one-process format: before
+// rank 0 writes one, gather_state() sends it the other shards (then release_state() drops them),
+// and a checkpoint loaded before a ZeroShard is made is cut down to the rank's share, so a run
+// resumes with any world size.
+class ZeroShard {
+ public:
+  ZeroShard(std::shared_ptr<Trainer> trainer, std::shared_ptr<ProcessGroup> group);
+  ~ZeroShard();
+  const ZeroPlan& plan() const;
+  void broadcast_params();
+  void gather_state();
+  void release_state();
+  // Elements of AdamW state this rank holds now (tests).
+  int64_t state_numel() const;
+
+ private:
+  std::unique_ptr<ZeroShardImpl> impl_;
+};
+
 }  // namespace rpo

@@ -45,7 +45,7 @@ function metrics(run: string): Record_[] {
   return readFileSync(path.join(work, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record_);
 }
 
-/** The float32 weights of a run's LATEST checkpoint, by tensor name (read here, not by the code under test). */
+/** The weights (float32 or bfloat16, as float32) of a run's LATEST checkpoint, by tensor name (read here, not by the code under test). */
 function weights(run: string): Map<string, Float32Array> {
   const bytes = readFileSync(path.join(work, run, 'LATEST', 'model.safetensors'));
   const n = Number(bytes.readBigUInt64LE(0));
@@ -53,9 +53,15 @@ function weights(run: string): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [name, t] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    expect(t.dtype).toBe('F32');
     const [b, e] = t.data_offsets;
-    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + n + b, bytes.byteOffset + 8 + n + e)));
+    const raw = bytes.buffer.slice(bytes.byteOffset + 8 + n + b, bytes.byteOffset + 8 + n + e);
+    if (t.dtype === 'F32') out.set(name, new Float32Array(raw));
+    else {
+      // bfloat16: the high half of a float32's bits
+      expect(t.dtype).toBe('BF16');
+      const u16 = new Uint16Array(raw);
+      out.set(name, new Float32Array(Uint32Array.from(u16, (h) => h << 16).buffer));
+    }
   }
   return out;
 }
@@ -286,5 +292,63 @@ describe.skipIf(!available)('rpo launch watches its ranks', () => {
     expect(r.stderr).toMatch(/failed on rank 0 of 2: rank\(s\) 1 did not answer/);
     expect((Date.now() - t0) / 1000).toBeLessThan(40);
     expect(() => process.kill(pid0!, 0)).toThrow();
+  });
+});
+
+describe.skipIf(!available)('ZeRO-1: optimizer state sharded over the ranks', () => {
+  const dpo = ['loss=dpo', 'n_examples=16', 'eval_every=8'];
+  const planOf = (stderr: string) => {
+    const m = /ZeRO-1: optimizer state ([\d.]+) GiB unsharded; per rank: rank 0 ([\d.]+) GiB \(([\d.]+) %\), rank 1 ([\d.]+) GiB \(([\d.]+) %\)/.exec(stderr);
+    expect(m, stderr).not.toBeNull();
+    return { p0: Number(m![3]), p1: Number(m![5]) };
+  };
+
+  for (const precision of ['fp32', 'bf16-mixed'] as const) {
+    it(`2 ranks, each updating its half = 1 process x 2 micro-batches (${precision})`, async () => {
+      const p = [`precision=${precision}`];
+      const one = rpo(['train', ...base(`z-one-${precision}`, [...dpo, ...p, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+      expect(one.code, one.stderr).toBe(0);
+      const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '1', '--', 'train', ...base(`z-two-${precision}`, [...dpo, ...p, 'model.gradient_accumulation_steps=1'])], { env: ENV });
+      expect(two.code, two.stderr).toBe(0);
+      // Each rank holds the state of about half the elements (whole tensors: not exactly half).
+      const { p0, p1 } = planOf(two.stderr);
+      expect(p0 + p1).toBeCloseTo(100, 0);
+      expect(Math.min(p0, p1)).toBeGreaterThan(20);
+      // The clip norm covers every gradient and each parameter is updated by one rank with the
+      // single process's arithmetic, then broadcast: the same weights, bit for bit (the bound as
+      // in the all-reduce test above).
+      expect(maxWeightDiff(`z-one-${precision}`, `z-two-${precision}`)).toBeLessThanOrEqual(4 * 2 ** -24);
+      expect(maxMetricDiff(metrics(`z-one-${precision}`), metrics(`z-two-${precision}`))).toBeLessThanOrEqual(1e-12);
+    });
+  }
+
+  it('a 2-rank ZeRO checkpoint resumes with 1 process and with 2 ZeRO ranks as the uninterrupted run', async () => {
+    const long = ['loss=dpo', 'n_examples=240', 'eval_every=100000', 'do_first_eval=false'];
+    const full = rpo(['train', ...base('z-full', [...long, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(full.code, full.stderr).toBe(0);
+    const port = await freePort();
+    const args = base('z-cut', [...long, 'model.gradient_accumulation_steps=1']);
+    const ranks = [0, 1].map((r) => {
+      const t0 = Date.now();
+      const child = spawn(process.execPath, ['--import', 'tsx', entry, 'train', ...args], {
+        cwd: REPO,
+        env: { ...process.env, ...ENV, RPO_ZERO: '1', RANK: String(r), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      return { child, done: new Promise<{ code: number | null; stderr: string; t: number }>((res) => child.on('close', (code) => res({ code, stderr, t: Date.now() - t0 }))) };
+    });
+    await waitForStep('z-cut', 3);
+    ranks[0]!.child.kill('SIGINT');
+    const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
+    expect(r0!.code, r0!.stderr).toBe(130);
+    expect(r1!.code, r1!.stderr).toBe(130);
+    const cutDir = path.join(work, 'z-cut');
+    const one = rpo(['train', ...base('z-resume-one', [...long, 'model.gradient_accumulation_steps=2', `resume=${cutDir}`])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '1', '--', 'train', ...base('z-resume-two', [...long, 'model.gradient_accumulation_steps=1', `resume=${cutDir}`])], { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    expect(maxWeightDiff('z-full', 'z-resume-one')).toBeLessThanOrEqual(60 * 2 ** -24);
+    expect(maxWeightDiff('z-full', 'z-resume-two')).toBeLessThanOrEqual(60 * 2 ** -24);
   });
 });

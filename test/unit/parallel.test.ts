@@ -15,8 +15,10 @@ describe('distEnv', () => {
     expect(distEnv({ WORLD_SIZE: '1', RANK: '0' })).toBeNull();
   });
   it('reads the torchrun variables', () => {
-    expect(distEnv(torchrun)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: '10.0.0.1', masterPort: 29500, timeoutMs: 300_000 });
+    expect(distEnv(torchrun)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: '10.0.0.1', masterPort: 29500, timeoutMs: 300_000, zero: 0 });
     expect(distEnv({ ...torchrun, RPO_DIST_TIMEOUT_S: '2.5' })!.timeoutMs).toBe(2500);
+    expect(distEnv({ ...torchrun, RPO_ZERO: '1' })!.zero).toBe(1);
+    expect(() => distEnv({ ...torchrun, RPO_ZERO: '2' })).toThrow(/RPO_ZERO=2/);
   });
   it('defaults LOCAL_* to one machine', () => {
     const d = distEnv({ RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'h', MASTER_PORT: '1' })!;
@@ -33,8 +35,9 @@ describe('distEnv', () => {
 
 describe('rpo launch arguments', () => {
   it('reads torchrun-style flags and the command after --', () => {
-    const o = parseLaunchArgs(['--nproc-per-node', '2', '--nnodes=2', '--node_rank', '1', '--master-addr', 'h0', '--master-port=29511', '--', 'train', 'loss=dpo'], {});
-    expect(o).toMatchObject({ nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: 'h0', masterPort: 29511, command: ['train', 'loss=dpo'] });
+    const o = parseLaunchArgs(['--nproc-per-node', '2', '--nnodes=2', '--node_rank', '1', '--master-addr', 'h0', '--master-port=29511', '--zero', '1', '--', 'train', 'loss=dpo'], {});
+    expect(o).toMatchObject({ nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: 'h0', masterPort: 29511, zero: 1, command: ['train', 'loss=dpo'] });
+    expect(rankEnv(o, 0, 29511, {}).RPO_ZERO).toBe('1');
     expect(parseLaunchArgs(['--nproc-per-node=3', 'train'], {}).command).toEqual(['train']);
   });
   it('refuses what cannot run', () => {
