@@ -184,7 +184,10 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
 async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
   const p = zero.plan;
   const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
-  const gib = (elements: number) => `${((elements * p.stateBytesPerElement) / 2 ** 30).toFixed(3)} GiB`;
+  const gib = (elements: number) => {
+    const bytes = elements * p.stateBytesPerElement;
+    return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+  };
   events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
 }
 

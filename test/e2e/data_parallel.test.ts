@@ -298,7 +298,7 @@ describe.skipIf(!available)('rpo launch watches its ranks', () => {
 describe.skipIf(!available)('ZeRO-1: optimizer state sharded over the ranks', () => {
   const dpo = ['loss=dpo', 'n_examples=16', 'eval_every=8'];
   const planOf = (stderr: string) => {
-    const m = /ZeRO-1: optimizer state ([\d.]+) GiB unsharded; per rank: rank 0 ([\d.]+) GiB \(([\d.]+) %\), rank 1 ([\d.]+) GiB \(([\d.]+) %\)/.exec(stderr);
+    const m = /ZeRO-1: optimizer state ([\d.]+) [MG]iB unsharded; per rank: rank 0 ([\d.]+) [MG]iB \(([\d.]+) %\), rank 1 ([\d.]+) [MG]iB \(([\d.]+) %\)/.exec(stderr);
     expect(m, stderr).not.toBeNull();
     return { p0: Number(m![3]), p1: Number(m![5]) };
   };
