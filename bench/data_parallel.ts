@@ -1,7 +1,7 @@
 // CPU benchmark of data parallelism (issue 11): the same DPO train step on the ~100M Llama, its
 // global batch trained by 1 process × 2 threads and by 2 ranks × 1 thread (c10d Gloo on loopback,
-// bucketed gradient all-reduce launched during backward). Prints a table; passes or fails on
-// nothing.
+// bucketed gradient all-reduce launched during backward), and by 2 ranks with ZeRO-1 (each
+// keeps half the AdamW state). Prints a table; passes or fails on nothing.
 //
 //   npx tsx bench/data_parallel.ts
 //   RPO_BENCH_STEPS=N      timed steps (default 2, after 1 warmup step)
@@ -42,8 +42,8 @@ function runProcess(env: NodeJS.ProcessEnv): Promise<RankOut> {
   });
 }
 
-async function runCase(ranks: number, threads: number): Promise<RankOut[]> {
-  const t = { RPO_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+async function runCase(ranks: number, threads: number, zero: boolean): Promise<RankOut[]> {
+  const t = { RPO_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads), RPO_ZERO: zero ? '1' : '0' };
   if (ranks === 1) return [await runProcess({ ...t, WORLD_SIZE: '1' })];
   const port = await freePort();
   return Promise.all(
@@ -57,13 +57,13 @@ const gib = (b: number) => (b / 2 ** 30).toFixed(2);
 console.log(`data parallel on the CPU: ${SHAPES[shape]!.label}, DPO, global batch ${pairs} pairs x ${seqLen} tokens, ${steps} timed steps`);
 console.log('| case | step s (median) | tokens/s | peak RSS per process GiB | comm not hidden | losses |');
 console.log('|---|---|---|---|---|---|');
-for (const [ranks, threads] of [[1, 2], [2, 1]] as const) {
-  const out = await runCase(ranks, threads);
+for (const [ranks, threads, zero] of [[1, 2, false], [2, 1, false], [2, 1, true]] as const) {
+  const out = await runCase(ranks, threads, zero);
   const stepSeconds = out[0]!.steps.map((_, i) => Math.max(...out.map((o) => o.steps[i]!.seconds)));
   const hidden = out[0]!.steps.map((_, i) => Math.max(...out.map((o) => o.steps[i]!.waitSeconds / o.steps[i]!.seconds)));
   const tokens = out[0]!.steps[0]!.tokens;
   const s = median(stepSeconds);
   console.log(
-    `| ${ranks} rank(s) x ${threads} thread(s) | ${s.toFixed(2)} | ${(tokens / s).toFixed(0)} | ${out.map((o) => gib(o.peakRssBytes)).join(' / ')} | ${ranks > 1 ? `${(100 * median(hidden)).toFixed(1)} %` : '-'} | ${out[0]!.steps.map((x) => x.loss.toFixed(6)).join(', ')} |`,
+    `| ${ranks} rank(s) x ${threads} thread(s)${zero ? ', ZeRO-1' : ''} | ${s.toFixed(2)} | ${(tokens / s).toFixed(0)} | ${out.map((o) => gib(o.peakRssBytes)).join(' / ')} | ${ranks > 1 ? `${(100 * median(hidden)).toFixed(1)} %` : '-'} | ${out[0]!.steps.map((x) => x.loss.toFixed(6)).join(', ')} |`,
   );
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { peakRssBytes } from '../lib/memory.js';
 import { Model, Trainer, type PairLogps, type RowBatch } from '../lib/native.js';
 import { Parallel } from '../lib/parallel/context.js';
-import { GradSync } from '../lib/parallel/native.js';
+import { GradSync, ZeroShard } from '../lib/parallel/native.js';
 import { modelConfig, readJson, type RowsFile } from './common.js';
 
 interface Case {
@@ -45,6 +45,7 @@ const reference: PairLogps = { chosen: g(f.reference.chosen), rejected: g(f.refe
 const policy = await Model.create(modelConfig(c.shape), { seed: 1 });
 const trainer = new Trainer(policy, null, { loss: { name: 'dpo', beta: 0.1 }, optimizer: 'AdamW' });
 const sync = par.group ? new GradSync(policy, par.group) : null;
+const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
 const steps: { seconds: number; waitSeconds: number; tokens: number; loss: number }[] = [];
 for (let s = 0; s < c.steps + 1; s++) {
   await par.barrier();
@@ -53,10 +54,12 @@ for (let s = 0; s < c.steps + 1; s++) {
   const r = await trainer.microStep(batch, { nPairs: share.length, scale: share.length / f.pairs, reference });
   const w = sync ? await sync.finish() : null;
   await trainer.optimizerStep({ lr: 1e-6, maxGradNorm: 10 });
+  await zero?.broadcastParams();
   const seconds = (performance.now() - t0) / 1000;
   const [loss, tokens] = await par.sum([r.loss * share.length / f.pairs, r.tokens]);
   if (s > 0) steps.push({ seconds, waitSeconds: w?.waitSeconds ?? 0, tokens: tokens!, loss: loss! });
 }
+zero?.dispose();
 sync?.dispose();
 trainer.dispose();
 policy.dispose();
