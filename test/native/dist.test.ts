@@ -33,9 +33,10 @@ const available = distInfo().available;
 if (!available && process.env.CI) throw new Error(`data parallelism is not built: ${distInfo().reason}`);
 
 describe.skipIf(!available)('c10d Gloo, two processes', () => {
-  it('all-reduces, shares strings, and sums gradients bucket by bucket during backward', async () => {
+  it.each(['0', '1'])('all-reduces, shares strings, and sums gradients bucket by bucket during backward (activation checkpointing %s)', async (ckpt) => {
     const port = await freePort();
-    const results = await Promise.all([runRank(0, port), runRank(1, port)]);
+    const env = { RPO_TEST_CHECKPOINTING: ckpt };
+    const results = await Promise.all([runRank(0, port, env), runRank(1, port, env)]);
     const out = results.map((x) => {
       expect(x.code, x.stderr).toBe(0);
       return JSON.parse(x.stdout.trim().split('\n').pop()!) as {

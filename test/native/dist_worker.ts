@@ -24,7 +24,10 @@ const batches = [0, 1].map((k) => randomBatch(40 + k, { rows: 2 * nPairs, seqLen
 async function engine() {
   const policy = await Model.create(config, { seed: 5 });
   const reference = await Model.create(config, { seed: 6 });
-  return { policy, reference, trainer: new Trainer(policy, reference, { loss }) };
+  // RPO_TEST_CHECKPOINTING=1: activation checkpointing (backward recomputes each layer, and the
+  // layers' gradients land from inside that recompute).
+  const activationCheckpointing = process.env.RPO_TEST_CHECKPOINTING === '1';
+  return { policy, reference, trainer: new Trainer(policy, reference, { loss, activationCheckpointing }) };
 }
 
 // Data parallel: this rank's micro-batch, half the global batch's pairs.
