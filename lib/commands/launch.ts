@@ -1,5 +1,6 @@
 // `rpo launch [--nproc-per-node N] [--nnodes M --node-rank K --master-addr A --master-port P] -- train ...`
 import { EXIT } from '../cli.js';
+import { loadConfigFromArgv } from '../config/index.js';
 import { distInfo } from '../parallel/native.js';
 import { launch, parseLaunchArgs, LaunchUsageError } from '../parallel/launch.js';
 
@@ -14,6 +15,10 @@ export async function runLaunchCommand(args: readonly string[]): Promise<number>
     }
     throw err;
   }
+  // The ranks' config, read once here: a config error is reported once, before any rank starts
+  // (a ConfigError reaches the CLI's handler: exit 2).
+  const train = options.command.slice(1);
+  loadConfigFromArgv(train.some((a) => /^\+{0,2}mode=/.test(a)) ? train : [...train, '++mode=train']);
   const info = distInfo();
   if (!info.available) {
     console.error(`rpo launch: ${info.reason}`);

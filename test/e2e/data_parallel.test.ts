@@ -250,6 +250,20 @@ describe.skipIf(!available)('interrupts, resume and dead ranks', () => {
   });
 });
 
+describe('rpo launch checks before it starts ranks', () => {
+  it('a config error is reported once, exit 2, no rank started', () => {
+    const r = rpo(['launch', '--nproc-per-node', '2', '--', 'train', 'model=tiny', `model.name_or_path=${modelDir}`]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.match(/config error: you must choose a 'loss'/g)?.length).toBe(1);
+    expect(r.stderr).not.toMatch(/rank 0 pid/);
+  });
+  it('a usage error names the flag', () => {
+    const r = rpo(['launch', '--nproc-per-node', 'two', '--', 'train']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--nproc-per-node needs a whole number in \[1, 1024\], not "two"/);
+  });
+});
+
 describe.skipIf(!available)('rpo launch watches its ranks', () => {
   const long = ['loss=dpo', 'n_examples=240', 'eval_every=100000', 'do_first_eval=false', 'model.gradient_accumulation_steps=1'];
 
