@@ -291,6 +291,7 @@ describe.skipIf(!available)('rpo launch watches its ranks', () => {
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr.match(/rpo: checkpoint: /g)?.length).toBe(1);
     expect(r.stderr).not.toMatch(/quitting without a checkpoint/);
+    expect(r.stderr).toMatch(/rpo: or with its 2 ranks: npx rpo launch --nproc-per-node 2 -- train --config-path=\S+launch-int --config-name=config resume=/);
   });
 
   it('a rank killed: the launcher names it and exits non-zero; the other rank is gone too', async () => {
