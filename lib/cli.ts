@@ -70,6 +70,16 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
+      'launch [args..]',
+      'data-parallel training: start this machine\'s ranks (`rpo launch --nproc-per-node 2 -- train ...`; docs/distributed.md)',
+      (y) => y.positional('args', { type: 'string', array: true, describe: '--nproc-per-node N [--nnodes M --node-rank K --master-addr A --master-port P] -- train overrides...' }).strictOptions(false).help(false)
+        .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false, 'boolean-negation': false, 'unknown-options-as-args': true }),
+      () => run(async () => {
+        const { runLaunchCommand } = await import('./commands/launch.js');
+        return runLaunchCommand(hydraArgv(argv, 'launch'));
+      }),
+    )
+    .command(
       'eval [overrides..]',
       'evaluate or sample a trained policy: ++mode=eval|sample|alpacaeval (the seed\'s `python eval.py ...`)',
       (y) => hydraCommand(y, 'evaluating'),

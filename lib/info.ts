@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { hubCacheDir } from './hub/index.js';
 import { addonPath, cpuGemmBackend, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
+import { distInfo } from './parallel/native.js';
 
 export interface Info {
   rpo: string;
@@ -21,6 +22,8 @@ export interface Info {
   threads: number;
   /** fp32 CPU matrix products: oneDNN or ATen's (MKL), chosen by a probe (RPO_CPU_GEMM). */
   cpuGemm: 'onednn' | 'aten';
+  /** Data parallelism (rpo launch): the c10d backends built, or why none. */
+  parallel: string;
   /** Hugging Face downloads (shared with Python's huggingface_hub). */
   hubCache: string;
 }
@@ -72,8 +75,14 @@ export function collectInfo(): Info {
     nvidiaDriver: cuda.driver,
     threads: getNumThreads(),
     cpuGemm: cpuGemmBackend(),
+    parallel: parallelLine(),
     hubCache: hubCacheDir(),
   };
+}
+
+function parallelLine(): string {
+  const d = distInfo();
+  return d.available ? `rpo launch: c10d Gloo${d.nccl ? ' + NCCL' : ''}` : `not built (${d.reason})`;
 }
 
 function formatCuda(c: CudaInfo, driver: string): string[] {
@@ -102,6 +111,7 @@ export function formatInfo(info: Info): string {
     ...formatCuda(info.cudaDetail, info.nvidiaDriver).map((l) => `           ${l}`),
     `threads    ${info.threads}`,
     `cpu gemm   ${info.cpuGemm} (RPO_CPU_GEMM=auto|onednn|aten)`,
+    `parallel   ${info.parallel}`,
     `hub cache  ${info.hubCache}`,
   ].join('\n');
 }

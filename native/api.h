@@ -249,6 +249,7 @@ class Trainer {
   // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
+  TrainerImpl& impl() const { return *impl_; }
 
  private:
   StepResult step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,

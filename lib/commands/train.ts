@@ -4,6 +4,7 @@ import { hydraQuote } from '../config/overrides.js';
 import { Progress } from '../train/progress.js';
 import { train } from '../train/loop.js';
 import { EXIT } from '../cli.js';
+import { distEnv } from '../parallel/env.js';
 
 /** One word for a POSIX shell: left bare when it is plainly safe, else single-quoted. */
 export function shellQuote(word: string): string {
@@ -23,11 +24,16 @@ export function resumeCommand(config: RunConfig): string {
 
 export async function runTrainCommand(config: RunConfig): Promise<number> {
   const controller = new AbortController();
+  // A data-parallel rank other than 0 prints nothing but its errors (rank 0 speaks for the job).
+  const quiet = (distEnv()?.rank ?? 0) > 0;
+  const say = (write: (line: string) => void, line: string) => {
+    if (!quiet) write(line);
+  };
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
     if (signals === 1) {
-      console.error(`\nrpo: ${sig}: finishing the current step, then saving a checkpoint (again to quit now)`);
+      say(console.error, `\nrpo: ${sig}: finishing the current step, then saving a checkpoint (again to quit now)`);
       controller.abort();
     } else {
       console.error(`rpo: ${sig} again: quitting without a checkpoint`);
@@ -52,14 +58,17 @@ export async function runTrainCommand(config: RunConfig): Promise<number> {
     progress.done();
     if (result.interrupted) {
       if (result.checkpoint) {
-        console.error(`rpo: stopped at step ${result.step}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
-        console.error(`rpo: resume with: ${resumeCommand(config)}`);
+        say(console.error, `rpo: stopped at step ${result.step}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
+        say(console.error, `rpo: resume with: ${resumeCommand(config)}`);
+        // A data-parallel run resumes with any number of ranks; the same launch is the obvious one.
+        const d = distEnv();
+        if (d) say(console.error, `rpo: or with its ${d.worldSize} ranks: ${resumeCommand(config).replace(/^npx rpo train /, `npx rpo launch --nproc-per-node ${d.localWorldSize}${d.worldSize > d.localWorldSize ? ` --nnodes ${d.worldSize / d.localWorldSize} --node-rank K --master-addr ${d.masterAddr} --master-port ${d.masterPort}` : ''}${d.zero ? ' --zero 1' : ''} -- train `)}`);
       } else {
-        console.error(`rpo: stopped at step ${result.step}/${result.totalSteps} before ${config.debug ? 'saving anything (debug=true)' : 'the first optimizer step: no checkpoint was written'}`);
+        say(console.error, `rpo: stopped at step ${result.step}/${result.totalSteps} before ${config.debug ? 'saving anything (debug=true)' : 'the first optimizer step: no checkpoint was written'}`);
       }
       return EXIT.interrupted;
     }
-    console.log(`rpo: trained ${result.step} steps (${result.examples} examples) in ${result.wallSeconds.toFixed(0)} s; model: ${result.checkpoint ?? '(not saved: debug)'}`);
+    say(console.log, `rpo: trained ${result.step} steps (${result.examples} examples) in ${result.wallSeconds.toFixed(0)} s; model: ${result.checkpoint ?? '(not saved: debug)'}`);
     return EXIT.ok;
   } finally {
     progress.done();

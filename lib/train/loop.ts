@@ -16,12 +16,14 @@ import {
 import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, cudaAvailable, setNumThreads, type LossName, type StepResult } from '../native.js';
+import { Model, Trainer, cudaAvailable, evaluateLoss, setNumThreads, type LossConfig, type LossName, type StepResult } from '../native.js';
+import { Parallel, type StepTotals } from '../parallel/context.js';
+import { GradSync, ZeroShard } from '../parallel/native.js';
+import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
-  computeReferenceTable,
   examplesFingerprint,
   readReferenceCache,
   referenceCacheKey,
@@ -107,9 +109,20 @@ interface Engine {
   reference: Model | null;
   trainer: Trainer;
   table: ReferenceTable | null;
+  /** Data parallel: sums the gradients over the ranks. */
+  sync: GradSync | null;
+  /** ZeRO-1: this rank's share of the optimizer state. */
+  zero: ZeroShard | null;
 }
 
-async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents): Promise<ReferenceTable> {
+/** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
+function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
+  const one = { sum: Float64Array.of(-1), mean: Float64Array.of(-1), count: Float64Array.of(1) };
+  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}) };
+  return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
+}
+
+async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, par: Parallel): Promise<ReferenceTable> {
   const examples = [...data.train, ...data.test];
   const key = referenceCacheKey({
     weights: weightsFingerprint(data.model.modelDir),
@@ -117,7 +130,9 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
     examples: examplesFingerprint(examples),
   });
   const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
-  const cached = readReferenceCache(file, key);
+  const found = readReferenceCache(file, key);
+  // Data parallel: the cache is used only when every rank has it (machines need not share a disk).
+  const cached = par.distributed ? ((await par.min([found ? 1 : 0]))[0] === 1 ? found : null) : found;
   if (cached) {
     events.onMessage?.(`reference log-probs: reusing ${file}`);
     return cached;
@@ -126,22 +141,22 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
   const reference = await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device });
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
-    const table = await computeReferenceTable(reference, usableExamples, {
+    const table = await computeReferenceTableSharded(par, reference, usableExamples, {
       batchSize: config.model.eval_batch_size,
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
     });
-    writeReferenceCache(file, key, table);
+    if (par.isMain) writeReferenceCache(file, key, table);
     return table;
   } finally {
     reference.dispose();
   }
 }
 
-async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
+async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
   // Unpaired losses' reference runs live: their KL rows are made per batch.
-  const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events) : null;
+  const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
   // keeps model.reference_dtype.
   const precision = resolvePrecision(config.precision, device);
@@ -158,10 +173,27 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
     chunkTokens: config.chunk_tokens,
   });
   if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
-  return { policy, reference, trainer, table };
+  const sync = par.group ? new GradSync(policy, par.group) : null;
+  // After loadState: a checkpoint's state is cut down to this rank's share.
+  const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
+  if (zero) await announceZeroPlan(zero, par, events);
+  return { policy, reference, trainer, table, sync, zero };
+}
+
+/** The per-rank optimizer-state plan, printed by rank 0 at start. */
+async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
+  const p = zero.plan;
+  const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
+  const gib = (elements: number) => {
+    const bytes = elements * p.stateBytesPerElement;
+    return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+  };
+  events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
 }
 
 function disposeEngine(e: Engine): void {
+  e.zero?.dispose();
+  e.sync?.dispose();
   e.trainer.dispose();
   e.policy.dispose();
   e.reference?.dispose();
@@ -171,19 +203,41 @@ function disposeEngine(e: Engine): void {
 export async function evaluateSplit(
   trainer: Trainer,
   examples: readonly TokenizedExample[],
-  opts: { batchSize: number; groups: Groups; padTokenId: number; table: ReferenceTable | null; unpaired?: { loss: LossName; maxLength: number } },
+  opts: {
+    batchSize: number;
+    groups: Groups;
+    padTokenId: number;
+    table: ReferenceTable | null;
+    unpaired?: { loss: LossName; maxLength: number };
+    par?: Parallel;
+    metricNames?: readonly string[];
+  },
 ): Promise<Record<string, number>> {
   const avg = new MetricAverager();
   const u = opts.unpaired;
   const batches = u
     ? unpairedEvalBatches(u.loss, examples.filter(isUnpairedItem), opts.batchSize, { padTokenId: opts.padTokenId, maxLength: u.maxLength })
     : makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId });
-  for (const b of batches) {
+  // Data parallel: rank r evaluates batches r, r + world, ...; the sums are added over the ranks.
+  const par = opts.par?.distributed ? opts.par : null;
+  let bad: string[] | null = null;
+  for (const [i, b] of batches.entries()) {
+    if (par && i % par.worldSize !== par.rank) continue;
     const r = await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
-    if (!r.finite) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
+    if (!r.finite) {
+      if (!par) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
+      bad ??= b.exampleIds;
+    }
     avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
   }
-  return avg.count > 0 ? avg.mean('eval_') : {};
+  if (!par) return avg.count > 0 ? avg.mean('eval_') : {};
+  const names = [...(opts.metricNames ?? []), 'loss'];
+  const local = avg.count > 0 ? avg.mean() : {};
+  const sums = await par.sum([avg.count, bad ? 1 : 0, ...names.map((k) => (local[k] ?? 0) * avg.count)]);
+  if (sums[1]! > 0) throw new NonFiniteError(-1, bad ?? [], bad ? 'non-finite evaluation loss' : 'non-finite evaluation loss on another rank');
+  const out: Record<string, number> = {};
+  if (sums[0]! > 0) names.forEach((k, i) => (out[`eval_${k}`] = sums[2 + i]! / sums[0]!));
+  return out;
 }
 
 /** Whether `inner` is `outer` or lies inside it. */
@@ -221,22 +275,36 @@ function claimRunDir(config: RunConfig, events: TrainEvents): string | null {
 export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
-  const device = resolveDevice(config.device);
+  // A rank of a data-parallel job when the torchrun environment says so (docs/distributed.md).
+  const par = await Parallel.fromEnv(resolveDevice(config.device));
+  const device = par.device(resolveDevice(config.device));
+  // Only rank 0 prints and owns the run directory.
+  if (!par.isMain) options = { signal: options.signal, stopAfterSteps: options.stopAfterSteps };
+  else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x gradient_accumulation_steps ${config.model.gradient_accumulation_steps}`);
   const runDir = config.local_run_dir;
-  const lock = lockRunDir(runDir);
   try {
-    if (lock.tookOverFrom) options.onMessage?.(`took over the lock of a run that is gone (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host})`);
-    return await trainLocked(config, options, device, started);
+    if (!par.isMain) return await trainLocked(config, options, device, started, par);
+    const lock = lockRunDir(runDir);
+    try {
+      if (lock.tookOverFrom) options.onMessage?.(`took over the lock of a run that is gone (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host})`);
+      return await trainLocked(config, options, device, started, par);
+    } finally {
+      lock.release();
+    }
   } finally {
-    lock.release();
+    par.dispose();
   }
 }
 
-async function trainLocked(config: RunConfig, options: TrainOptions, device: string, started: number): Promise<TrainResult> {
+async function trainLocked(config: RunConfig, options: TrainOptions, device: string, started: number, par: Parallel): Promise<TrainResult> {
   const runDir = config.local_run_dir;
-  const resumeFrom = claimRunDir(config, options);
-  // The saved config reloads as this run (--config-path): never as an instruction to delete it.
-  saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
+  const resumeFrom =
+    (await par.fromMain('resume-from', () => {
+      const found = claimRunDir(config, options);
+      // The saved config reloads as this run (--config-path): never as an instruction to delete it.
+      saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
+      return found ?? '';
+    })) || null;
   const groups = lossGroups(config.loss);
 
   // csft trains from the base model with its control tokens added (lib/train/csft.ts).
@@ -286,13 +354,15 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const padTokenId = data.model.tokenizer.padTokenId ?? 0;
   const tok = data.model.tokenizer;
   const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
-  const log = new MetricsLog(path.join(runDir, 'metrics.jsonl'));
+  const log = par.isMain ? new MetricsLog(path.join(runDir, 'metrics.jsonl')) : null;
   const emit = (record: MetricRecord) => {
-    log.append(record);
+    log?.append(record);
     options.onLog?.(record);
   };
 
-  const engine = await buildEngine(config, data, device, resumeFrom, options);
+  const engine = await buildEngine(config, data, device, resumeFrom, options, par);
+  // The metric names every rank sends in one fixed order (data parallel only).
+  const metricNames = par.distributed ? lossMetricNames(engineLossConfig(config.loss), groups) : [];
   let lastEval: Record<string, number> | null = null;
   const evaluate = async () => {
     if (testExamples.length === 0) return;
@@ -303,6 +373,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       padTokenId,
       table: engine.table,
       ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
+      par,
+      metricNames,
     });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
   };
@@ -311,20 +383,25 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
     // No checkpoint before this run's first optimizer step: it would hold nothing new, and a
     // fresh run stopped at once must not leave an untrained "LATEST" behind.
     if (config.debug || state.step === startStep) return;
+    // ZeRO-1: rank 0 collects the other shards, writes the one-process state file, drops them.
+    if (engine.zero) await engine.zero.gatherState();
+    if (!par.isMain) return;
     state.wallSeconds += (Date.now() - segmentStart) / 1000;
     segmentStart = Date.now();
     checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy });
+    if (engine.zero) await engine.zero.releaseState();
     options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
   };
 
   let segmentStart = Date.now();
   let interrupted = false;
   let stepsThisCall = 0;
+  let stopAgreed = false;
   try {
     if (config.do_first_eval && state.step === 0) await evaluate();
     let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;
     while (state.examples < totalExamples) {
-      if (options.signal?.aborted || (options.stopAfterSteps !== undefined && stepsThisCall >= options.stopAfterSteps)) {
+      if ((par.distributed ? stopAgreed : options.signal?.aborted) || (options.stopAfterSteps !== undefined && stepsThisCall >= options.stopAfterSteps)) {
         interrupted = true;
         break;
       }
@@ -342,32 +419,63 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       let examples = epochBatches.order[state.batchInEpoch]!;
       examples = examples.slice(0, totalExamples - state.examples);
       const t0 = Date.now();
-      const avg = new MetricAverager();
-      let tokens = 0;
-      let lossSum = 0;
+      const local: StepTotals = { lossSum: 0, tokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
+      let badLoss: { loss: number; ids: string[] } | null = null;
+      // This rank's micro-batches (all of them in a single process).
+      const accumulation = config.model.gradient_accumulation_steps;
+      // Unpaired: KL rows pair examples across the whole global batch, so every rank lays out
+      // the global batch as one process would and keeps its own micro-batches.
       const micros = unpaired
-        ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, config.model.gradient_accumulation_steps), { padTokenId, maxLength: config.model.max_length })
-        : microBatches(examples, config.model.gradient_accumulation_steps, groups, padTokenId);
-      for (const micro of micros) {
+        ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, accumulation * par.worldSize), {
+            padTokenId,
+            maxLength: config.model.max_length,
+          }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
+        : par.microBatches(examples, accumulation, groups, padTokenId);
+      for (const [i, micro] of micros.entries()) {
+        // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
+        if (i === micros.length - 1) engine.sync?.arm();
         const r: StepResult = await engine.trainer.microStep(micro, {
           nPairs: micro.nPairs,
           scale: micro.nPairs / examples.length,
           reference: engine.table ? referenceForBatch(engine.table, micro.exampleIds) : undefined,
         });
-        if (!r.finite) throw new NonFiniteError(state.step, micro.exampleIds, `non-finite loss (${r.loss})`);
-        avg.add(r.metrics, micro.nPairs);
-        lossSum += r.loss * micro.nPairs;
-        tokens += r.tokens;
+        if (!r.finite) {
+          // Ranks stop together: the NaN is reported after the step's reduction below.
+          if (!par.distributed) throw new NonFiniteError(state.step, micro.exampleIds, `non-finite loss (${r.loss})`);
+          local.nonFinite += 1;
+          badLoss ??= { loss: r.loss, ids: micro.exampleIds };
+        }
+        for (const [k, v] of Object.entries(r.metrics)) local.metricSums[k] = (local.metricSums[k] ?? 0) + v * micro.nPairs;
+        local.pairs += micro.nPairs;
+        local.lossSum += r.loss * micro.nPairs;
+        local.tokens += r.tokens;
       }
+      let commWaitSeconds: number | null = null;
+      if (engine.sync) {
+        if (micros.length === 0) engine.sync.arm();
+        commWaitSeconds = (await engine.sync.finish()).waitSeconds;
+      }
+      local.stop = options.signal?.aborted ? 1 : 0;
+      local.peakMemoryBytes = peakRssBytes() ?? 0;
+      local.seconds = (Date.now() - t0) / 1000;
+      const totals = await par.reduceStep(local, metricNames);
+      if (totals.stop > 0) stopAgreed = true;
+      if (totals.nonFinite > 0) {
+        throw new NonFiniteError(state.step, badLoss?.ids ?? examples.map((e) => e.id), badLoss ? `non-finite loss (${badLoss.loss})` : `non-finite loss on another rank (${totals.nonFinite} micro-batches)`);
+      }
+      const means = Object.fromEntries(Object.entries(totals.metricSums).map(([k, v]) => [k, v / totals.pairs]));
+      const tokens = totals.tokens;
+      const lossSum = totals.lossSum;
       const lr = learningRate(config.lr, state.step, config.warmup_steps);
       const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
+      // ZeRO-1: each parameter updated by its owner reaches every rank.
+      if (engine.zero) await engine.zero.broadcastParams();
       if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
-      const seconds = (Date.now() - t0) / 1000;
+      const seconds = par.distributed ? Math.max(totals.seconds, (Date.now() - t0) / 1000) : (Date.now() - t0) / 1000;
       state.step += 1;
       state.examples += examples.length;
       state.batchInEpoch += 1;
       stepsThisCall += 1;
-      const means = avg.mean();
       emit({
         step: state.step,
         examples: state.examples,
@@ -378,7 +486,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
         learning_rate: lr,
         tokens_per_second: tokens / Math.max(seconds, 1e-9),
         step_seconds: seconds,
-        peak_memory_bytes: peakRssBytes(),
+        peak_memory_bytes: par.distributed ? totals.peakMemoryBytes : peakRssBytes(),
+        ...(commWaitSeconds !== null ? { comm_wait_seconds: commWaitSeconds } : {}),
       });
       options.onStep?.({ step: state.step, totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9) });
       if (state.examples - state.lastEvalExamples >= config.eval_every) {

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "binding/convert.h"
+#include "binding/dist_wrap.h"
 #include "binding/task.h"
 #include "binding/wraps.h"
 
@@ -145,6 +146,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   ModelWrap::Init(env, exports, *data);
   TrainerWrap::Init(env, exports, *data);
+  init_dist(env, exports);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
   exports.Set("lossTable", Napi::Function::New<LossTable>(env, "lossTable"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));

@@ -47,6 +47,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports, AddonData& data);
   explicit TrainerWrap(const Napi::CallbackInfo& info);
+  // For the data-parallel wraps (dist_wrap.cpp): the trainer, and the flags a call on it holds.
+  std::shared_ptr<rpo::Trainer> shared_trainer(Napi::Env env) const { return trainer(env); }
+  std::shared_ptr<BusyFlag> busy() const { return busy_; }
+  std::shared_ptr<BusyFlag> policy_busy() const { return policy_busy_; }
 
  private:
   Napi::Value MicroStep(const Napi::CallbackInfo& info);

@@ -17,6 +17,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -203,8 +204,11 @@ double TrainOptimizer::step(double lr, double max_grad_norm) {
       for (size_t i : with_grad) ps.push_back(params_[i]);
       norm = torch::nn::utils::clip_grad_norm_(ps, max_grad_norm > 0 ? max_grad_norm : std::numeric_limits<double>::infinity());
     }
+    // ZeRO-1: the norm and the clip cover every gradient; only this rank's share is updated.
+    if (!owned_.empty())
+      with_grad.erase(std::remove_if(with_grad.begin(), with_grad.end(), [&](size_t i) { return !owned_[i]; }), with_grad.end());
     // A non-finite norm would poison every weight: report it and leave the weights alone.
-    if (std::isfinite(norm)) {
+    if (std::isfinite(norm) && !with_grad.empty()) {
       switch (kind_) {
         case Kind::kFusedAdamW: step_fused(with_grad, lr, coef); break;
         case Kind::kSrAdamW: step_sr(with_grad, lr, coef); break;

@@ -72,6 +72,11 @@ class TrainOptimizer {
   const std::string& precision() const { return precision_.name; }
 
  private:
+  // ZeRO-1 (native/parallel/zero.cpp) sets which parameters this rank updates and keeps state
+  // for; the clip norm still covers every gradient. Empty: all of them.
+  std::vector<bool> owned_;
+  friend class ZeroShardImpl;
+
   enum class Kind { kFusedAdamW, kSrAdamW, kTorch };
 
   double clip_fp32(const std::vector<size_t>& with_grad, double max_grad_norm, at::Tensor& coef) const;

@@ -1,0 +1,171 @@
+// `rpo launch`: starts this machine's ranks of a data-parallel job, one Node process each, with
+// the torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT), and watches them: Ctrl-C is passed on to every rank once (they agree to stop
+// after the current step, rank 0 saves, all exit 130); a rank that dies is named, and the
+// others, whose next collective fails, are killed if they have not exited within a grace period.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import os from 'node:os';
+
+export interface LaunchOptions {
+  nprocPerNode: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  /** 0: a free port on this machine (one node only). */
+  masterPort: number;
+  /** The rpo command each rank runs, e.g. ['train', 'loss=dpo', ...]. */
+  command: string[];
+  /** Seconds the other ranks get to exit after one failed (default 30). */
+  graceSeconds: number;
+  /** ZeRO stage: 1 shards the optimizer state over the ranks (RPO_ZERO for each rank). */
+  zero: 0 | 1;
+}
+
+export class LaunchUsageError extends Error {
+  override name = 'LaunchUsageError';
+}
+
+function intFlag(name: string, raw: string | undefined, min: number, max: number): number {
+  const n = Number(raw);
+  if (raw === undefined || raw.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+    throw new LaunchUsageError(`rpo launch: ${name} needs a whole number in [${min}, ${max}], not ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`);
+  return n;
+}
+
+/** `--nproc-per-node 2 --nnodes 1 ... [--] train overrides...` (flags as --k v or --k=v; underscores allowed). */
+export function parseLaunchArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): LaunchOptions {
+  const o: LaunchOptions = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: env.MASTER_PORT ? intFlag('MASTER_PORT', env.MASTER_PORT, 1, 65535) : 0, command: [], graceSeconds: 30, zero: 0 };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      i += 1;
+      break;
+    }
+    if (!a.startsWith('--')) break;
+    const eq = a.indexOf('=');
+    const name = (eq < 0 ? a.slice(2) : a.slice(2, eq)).replace(/_/g, '-');
+    const value = eq < 0 ? args[++i] : a.slice(eq + 1);
+    switch (name) {
+      case 'nproc-per-node': o.nprocPerNode = intFlag('--nproc-per-node', value, 1, 1024); break;
+      case 'nnodes': o.nnodes = intFlag('--nnodes', value, 1, 1 << 16); break;
+      case 'node-rank': o.nodeRank = intFlag('--node-rank', value, 0, (1 << 16) - 1); break;
+      case 'master-addr':
+        if (!value) throw new LaunchUsageError('rpo launch: --master-addr needs an address');
+        o.masterAddr = value;
+        break;
+      case 'master-port': o.masterPort = intFlag('--master-port', value, 1, 65535); break;
+      case 'grace': o.graceSeconds = intFlag('--grace', value, 1, 86400); break;
+      case 'zero': o.zero = intFlag('--zero', value, 0, 1) as 0 | 1; break;
+      default: throw new LaunchUsageError(`rpo launch: unknown option --${name} (options: --nproc-per-node --nnodes --node-rank --master-addr --master-port --grace --zero)`);
+    }
+  }
+  o.command = args.slice(i);
+  if (o.command[0] !== 'train') throw new LaunchUsageError('rpo launch: the command to run is `train ...` (e.g. rpo launch --nproc-per-node 2 -- train loss=dpo ...)');
+  if (o.nodeRank >= o.nnodes) throw new LaunchUsageError(`rpo launch: --node-rank ${o.nodeRank} is not below --nnodes ${o.nnodes}`);
+  if (o.nnodes > 1 && o.masterPort === 0) throw new LaunchUsageError('rpo launch: several machines need --master-port (the same on each), and --master-addr the address of the machine with --node-rank 0');
+  return o;
+}
+
+/** A TCP port free on this machine now (for a one-machine job). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment of local rank `local`. */
+export function rankEnv(o: LaunchOptions, local: number, port: number, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    RANK: String(o.nodeRank * o.nprocPerNode + local),
+    WORLD_SIZE: String(o.nnodes * o.nprocPerNode),
+    LOCAL_RANK: String(local),
+    LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+    GROUP_RANK: String(o.nodeRank),
+    MASTER_ADDR: o.masterAddr,
+    MASTER_PORT: String(port),
+    ...(o.zero ? { RPO_ZERO: String(o.zero) } : {}),
+  };
+  // CPU ranks share the cores: each gets its share unless the threads were chosen.
+  if (!base.RPO_NUM_THREADS && !base.OMP_NUM_THREADS) {
+    const cores = Math.max(1, Math.floor(os.availableParallelism() / o.nprocPerNode));
+    env.RPO_NUM_THREADS = String(cores);
+  }
+  return env;
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+/**
+ * Runs the ranks of this machine and returns the launcher's exit code: 0 when all succeed, 130
+ * when all stopped on an interrupt, else the code of the first rank that failed.
+ */
+export async function launch(o: LaunchOptions, log: (line: string) => void = (l) => console.error(l)): Promise<number> {
+  const port = o.masterPort || (await freePort());
+  const world = o.nnodes * o.nprocPerNode;
+  log(`rpo launch: ${o.nprocPerNode} rank(s) on this machine (node ${o.nodeRank} of ${o.nnodes}, world size ${world}), rendezvous at ${o.masterAddr}:${port}`);
+  // Each rank runs this same CLI (node, its flags such as --import tsx, the entry script).
+  const entry = process.argv[1]!;
+  const children: { rank: number; child: ChildProcess; done: boolean; code: number | null; signal: NodeJS.Signals | null }[] = [];
+  let firstFailure: { rank: number; code: number } | null = null;
+  let killTimer: NodeJS.Timeout | null = null;
+
+  const exited = new Promise<void>((resolveAll) => {
+    let remaining = o.nprocPerNode;
+    for (let local = 0; local < o.nprocPerNode; local++) {
+      const rank = o.nodeRank * o.nprocPerNode + local;
+      // Own process group: a terminal's Ctrl-C reaches the launcher only, which passes it on once.
+      const child = spawn(process.execPath, [...process.execArgv, entry, ...o.command], { env: rankEnv(o, local, port, process.env), stdio: 'inherit', detached: true });
+      const entryRec = { rank, child, done: false, code: null as number | null, signal: null as NodeJS.Signals | null };
+      children.push(entryRec);
+      child.on('exit', (code, signal) => {
+        entryRec.done = true;
+        entryRec.code = code;
+        entryRec.signal = signal;
+        if ((code !== 0 && code !== 130) || signal) {
+          if (!firstFailure) {
+            firstFailure = { rank, code: code ?? 1 };
+            log(`rpo launch: rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; the other ranks stop at their next collective (killed after ${o.graceSeconds} s)`);
+            killTimer = setTimeout(() => {
+              for (const c of children) if (!c.done) {
+                log(`rpo launch: rank ${c.rank} (pid ${c.child.pid}) still running ${o.graceSeconds} s after rank ${rank} failed: killing it`);
+                c.child.kill('SIGKILL');
+              }
+            }, o.graceSeconds * 1000);
+          }
+        }
+        remaining -= 1;
+        if (remaining === 0) resolveAll();
+      });
+    }
+  });
+
+  log(`rpo launch: ${children.map((c) => `rank ${c.rank} pid ${c.child.pid}`).join(', ')}`);
+  const forward = (sig: NodeJS.Signals) => {
+    for (const c of children) if (!c.done) c.child.kill(sig);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    await exited;
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+    if (killTimer) clearTimeout(killTimer);
+  }
+  const failed = firstFailure as { rank: number; code: number } | null;
+  if (failed) return failed.code;
+  if (children.every((c) => c.code === 0)) return 0;
+  return 130;
+}

@@ -1,0 +1,140 @@
+// Types for the addon's data-parallel classes (native/parallel, native/binding/dist_wrap.cpp):
+// a ProcessGroup (c10d: TCPStore rendezvous + Gloo or NCCL) and a GradSync (bucketed gradient
+// all-reduce launched during backward).
+import { addon, type Model, type Trainer } from '../native.js';
+
+export interface ConnectOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Rendezvous and every collective give up after this long (a dead or absent rank). */
+  timeoutMs: number;
+  backend: 'gloo' | 'nccl';
+  /** nccl: this rank's CUDA device (LOCAL_RANK). */
+  deviceIndex?: number;
+}
+
+export interface GradSyncResult {
+  /** Seconds finish() waited on collectives: the communication backward did not hide. */
+  waitSeconds: number;
+  buckets: number;
+  bytes: number;
+  /** Buckets whose all-reduce started during backward. */
+  launchedEarly: number;
+}
+
+interface RawProcessGroup {
+  connect(options: ConnectOptions): Promise<void>;
+  allReduce(values: Float64Array, op: 'sum' | 'max' | 'min'): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  storeSet(key: string, value: string): Promise<void>;
+  storeGet(key: string): Promise<string>;
+  dispose(): void;
+}
+
+interface RawGradSync {
+  arm(): void;
+  finish(): Promise<GradSyncResult>;
+  dispose(): void;
+}
+
+export interface DistInfo {
+  /** Built with c10d Gloo (libgloo-dev's headers were found). */
+  available: boolean;
+  nccl: boolean;
+  /** When not available: what to install. */
+  reason: string;
+}
+
+export interface ZeroPlan {
+  /** Parameters (tensors) and elements this rank updates and keeps optimizer state for. */
+  ownedParams: number;
+  ownedNumel: number;
+  totalNumel: number;
+  /** Bytes of optimizer state per element: AdamW's moments (+ the fp32 master in bf16-mixed). */
+  stateBytesPerElement: number;
+}
+
+interface RawZeroShard {
+  plan(): ZeroPlan;
+  broadcastParams(): Promise<void>;
+  gatherState(): Promise<void>;
+  releaseState(): Promise<void>;
+  stateNumel(): number;
+  dispose(): void;
+}
+
+interface DistAddon {
+  ProcessGroup: new () => RawProcessGroup;
+  ZeroShard: new (trainer: unknown, group: RawProcessGroup) => RawZeroShard;
+  GradSync: new (policy: unknown, group: RawProcessGroup, options: { bucketBytes: number }) => RawGradSync;
+  distInfo(): DistInfo;
+}
+
+function distAddon(): DistAddon {
+  return addon() as unknown as DistAddon;
+}
+
+export function distInfo(): DistInfo {
+  return distAddon().distInfo();
+}
+
+/** One rank's membership of the job. */
+export class ProcessGroup {
+  private constructor(
+    private readonly raw: RawProcessGroup,
+    readonly rank: number,
+    readonly worldSize: number,
+  ) {}
+
+  static async connect(options: ConnectOptions): Promise<ProcessGroup> {
+    const info = distInfo();
+    if (!info.available) throw new Error(`rpo: ${info.reason}`);
+    const raw = new (distAddon().ProcessGroup)();
+    await raw.connect(options);
+    return new ProcessGroup(raw, options.rank, options.worldSize);
+  }
+
+  allReduce(values: readonly number[], op: 'sum' | 'max' | 'min' = 'sum'): Promise<Float64Array> {
+    return this.raw.allReduce(Float64Array.from(values), op);
+  }
+  barrier(): Promise<void> { return this.raw.barrier(); }
+  storeSet(key: string, value: string): Promise<void> { return this.raw.storeSet(key, value); }
+  storeGet(key: string): Promise<string> { return this.raw.storeGet(key); }
+  dispose(): void { this.raw.dispose(); }
+
+  /** @internal the addon object, for GradSync. */
+  get handle(): RawProcessGroup { return this.raw; }
+}
+
+/** Sums the policy's gradients over the ranks: arm() before the last micro-step, finish() before the optimizer step. */
+export class GradSync {
+  private readonly raw: RawGradSync;
+  constructor(policy: Model, group: ProcessGroup, bucketBytes = 25 * 2 ** 20) {
+    this.raw = new (distAddon().GradSync)(policy.raw, group.handle, { bucketBytes });
+  }
+  arm(): void { this.raw.arm(); }
+  finish(): Promise<GradSyncResult> { return this.raw.finish(); }
+  dispose(): void { this.raw.dispose(); }
+}
+
+/**
+ * ZeRO stage 1 (native/parallel/zero.cpp): this rank keeps and updates the optimizer state of its
+ * share of the parameters; broadcastParams() after each optimizer step; gatherState() on every
+ * rank before rank 0 writes a checkpoint (in the one-process format), releaseState() after.
+ */
+export class ZeroShard {
+  private readonly raw: RawZeroShard;
+  constructor(trainer: Trainer, group: ProcessGroup) {
+    // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
+    const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
+    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle);
+  }
+  get plan(): ZeroPlan { return this.raw.plan(); }
+  broadcastParams(): Promise<void> { return this.raw.broadcastParams(); }
+  gatherState(): Promise<void> { return this.raw.gatherState(); }
+  releaseState(): Promise<void> { return this.raw.releaseState(); }
+  stateNumel(): number { return this.raw.stateNumel(); }
+  dispose(): void { this.raw.dispose(); }
+}

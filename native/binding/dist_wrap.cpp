@@ -1,0 +1,283 @@
+// ProcessGroup: connect (the rendezvous), allReduce, barrier, store get/set. GradSync: arm before
+// the last micro-step of an optimizer step, finish before the optimizer step. Everything that
+// waits on other ranks runs as a Task (off the JS thread), so a slow peer never blocks Node.
+#include "binding/dist_wrap.h"
+
+#include "binding/convert.h"
+#include "binding/task.h"
+#include "binding/wraps.h"
+#include "parallel/dist.h"
+
+namespace rpo_binding {
+
+namespace {
+
+class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto cls = DefineClass(env, "ProcessGroup",
+                           {
+                               InstanceMethod<&ProcessGroupWrap::Connect>("connect"),
+                               InstanceMethod<&ProcessGroupWrap::AllReduce>("allReduce"),
+                               InstanceMethod<&ProcessGroupWrap::Barrier>("barrier"),
+                               InstanceMethod<&ProcessGroupWrap::StoreSet>("storeSet"),
+                               InstanceMethod<&ProcessGroupWrap::StoreGet>("storeGet"),
+                               InstanceMethod<&ProcessGroupWrap::Dispose>("dispose"),
+                           });
+    exports.Set("ProcessGroup", cls);
+  }
+  explicit ProcessGroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroupWrap>(info) {}
+
+  std::shared_ptr<rpo::ProcessGroup> group(Napi::Env env) const {
+    if (!group_) throw Napi::Error::New(env, "ProcessGroup is not connected (await connect() first) or was disposed");
+    return group_;
+  }
+  std::shared_ptr<BusyFlag> busy() const { return busy_; }
+
+ private:
+  // connect({rank, worldSize, masterAddr, masterPort, timeoutMs, backend, deviceIndex})
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (group_) throw Napi::Error::New(env, "ProcessGroup is already connected");
+    const std::string w = "ProcessGroup.connect options";
+    auto o = get_object(info[0], w);
+    rpo::DistOptions d;
+    d.world_size = static_cast<int>(get_int(o, "worldSize", w, 1, 1 << 20));
+    d.rank = static_cast<int>(get_int(o, "rank", w, 0, d.world_size - 1));
+    d.master_addr = get_string_or(o, "masterAddr", d.master_addr, w);
+    d.master_port = static_cast<int>(get_int_or(o, "masterPort", d.master_port, w, 1, 65535));
+    d.timeout_ms = get_int_or(o, "timeoutMs", d.timeout_ms, w, 1);
+    d.backend = get_string_or(o, "backend", d.backend, w);
+    d.device_index = static_cast<int>(get_int_or(o, "deviceIndex", 0, w, 0, 1 << 16));
+    auto self = Napi::Persistent(Value());
+    auto holder = std::make_shared<std::shared_ptr<rpo::ProcessGroup>>();
+    auto* me = this;
+    auto ref = std::make_shared<Napi::ObjectReference>(std::move(self));
+    return Task::run(env, "rpo.ProcessGroup.connect", Lease(env, {{busy_, "ProcessGroup"}}), [d, holder, me, ref]() -> Task::Finish {
+      *holder = rpo::ProcessGroup::create(d);
+      return [holder, me, ref](Napi::Env env) -> Napi::Value {
+        me->group_ = *holder;
+        return env.Undefined();
+      };
+    });
+  }
+
+  // allReduce(values: Float64Array, op: 'sum' | 'max' | 'min'): Promise<Float64Array>
+  Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto g = group(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw Napi::TypeError::New(env, "allReduce(values, op): values must be a Float64Array");
+    auto in = info[0].As<Napi::Float64Array>();
+    std::vector<double> values(in.Data(), in.Data() + in.ElementLength());
+    const std::string op = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "sum";
+    return Task::run(env, "rpo.ProcessGroup.allReduce", Lease(env, {{busy_, "ProcessGroup"}}), [g, values, op]() -> Task::Finish {
+      auto r = std::make_shared<std::vector<double>>(g->all_reduce(values, op));
+      return [r](Napi::Env env) -> Napi::Value { return to_float64_array(env, *r); };
+    });
+  }
+
+  Napi::Value Barrier(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto g = group(env);
+    return Task::run(env, "rpo.ProcessGroup.barrier", Lease(env, {{busy_, "ProcessGroup"}}), [g]() -> Task::Finish {
+      g->barrier();
+      return nullptr;
+    });
+  }
+
+  Napi::Value StoreSet(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto g = group(env);
+    if (!info[0].IsString() || !info[1].IsString()) throw Napi::TypeError::New(env, "storeSet(key, value): two strings");
+    auto key = info[0].As<Napi::String>().Utf8Value();
+    auto value = info[1].As<Napi::String>().Utf8Value();
+    return Task::run(env, "rpo.ProcessGroup.storeSet", Lease(env, {{busy_, "ProcessGroup"}}), [g, key, value]() -> Task::Finish {
+      g->store_set(key, value);
+      return nullptr;
+    });
+  }
+
+  Napi::Value StoreGet(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto g = group(env);
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "storeGet(key): key must be a string");
+    auto key = info[0].As<Napi::String>().Utf8Value();
+    return Task::run(env, "rpo.ProcessGroup.storeGet", Lease(env, {{busy_, "ProcessGroup"}}), [g, key]() -> Task::Finish {
+      auto v = std::make_shared<std::string>(g->store_get(key));
+      return [v](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *v); };
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_->busy) throw Napi::Error::New(info.Env(), "ProcessGroup is busy: dispose it after its calls finish");
+    group_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<rpo::ProcessGroup> group_;
+  std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+};
+
+class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto cls = DefineClass(env, "GradSync",
+                           {
+                               InstanceMethod<&GradSyncWrap::Arm>("arm"),
+                               InstanceMethod<&GradSyncWrap::Finish>("finish"),
+                               InstanceMethod<&GradSyncWrap::Dispose>("dispose"),
+                           });
+    exports.Set("GradSync", cls);
+  }
+
+  // new GradSync(policy: Model, group: ProcessGroup, { bucketBytes })
+  explicit GradSyncWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GradSyncWrap>(info) {
+    auto env = info.Env();
+    auto* policy = ModelWrap::unwrap(env, info[0], "GradSync: policy");
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "GradSync: group must be a ProcessGroup");
+    auto* pg = Napi::ObjectWrap<ProcessGroupWrap>::Unwrap(info[1].As<Napi::Object>());
+    const std::string w = "GradSync options";
+    const int64_t bucket = info[2].IsObject() ? get_int_or(info[2].As<Napi::Object>(), "bucketBytes", 25 << 20, w, 1) : (25 << 20);
+    auto pm = policy->model(env);
+    auto g = pg->group(env);
+    sync_ = guard(env, [&] { return std::make_shared<rpo::GradSync>(pm, g, bucket); });
+    policy_busy_ = policy->busy();
+    group_busy_ = pg->busy();
+  }
+
+ private:
+  std::shared_ptr<rpo::GradSync> sync(Napi::Env env) const {
+    if (!sync_) throw Napi::Error::New(env, "GradSync was disposed");
+    return sync_;
+  }
+
+  Napi::Value Arm(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto s = sync(env);
+    if (policy_busy_->busy) throw Napi::Error::New(env, "GradSync.arm: the policy is busy (await its micro-step first)");
+    guard(env, [&] { s->arm(); });
+    return env.Undefined();
+  }
+
+  Napi::Value Finish(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto s = sync(env);
+    Lease lease(env, {{busy_, "GradSync"}, {policy_busy_, "GradSync's policy Model"}, {group_busy_, "GradSync's ProcessGroup"}});
+    return Task::run(env, "rpo.GradSync.finish", std::move(lease), [s]() -> Task::Finish {
+      auto r = s->finish();
+      return [r](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        o.Set("waitSeconds", r.wait_seconds);
+        o.Set("buckets", static_cast<double>(r.buckets));
+        o.Set("bytes", static_cast<double>(r.bytes));
+        o.Set("launchedEarly", static_cast<double>(r.launched_early));
+        return o;
+      };
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_->busy) throw Napi::Error::New(info.Env(), "GradSync is busy: dispose it after its calls finish");
+    // The hooks come off the policy's gradient accumulators on the engine thread (autograd's).
+    auto s = std::move(sync_);
+    guard(info.Env(), [&] { rpo::run_on_engine_thread([&] { s.reset(); }); });
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<rpo::GradSync> sync_;
+  std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+  std::shared_ptr<BusyFlag> policy_busy_, group_busy_;
+};
+
+class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto cls = DefineClass(env, "ZeroShard",
+                           {
+                               InstanceMethod<&ZeroShardWrap::Plan>("plan"),
+                               InstanceMethod<&ZeroShardWrap::BroadcastParams>("broadcastParams"),
+                               InstanceMethod<&ZeroShardWrap::GatherState>("gatherState"),
+                               InstanceMethod<&ZeroShardWrap::ReleaseState>("releaseState"),
+                               InstanceMethod<&ZeroShardWrap::StateNumel>("stateNumel"),
+                               InstanceMethod<&ZeroShardWrap::Dispose>("dispose"),
+                           });
+    exports.Set("ZeroShard", cls);
+  }
+
+  // new ZeroShard(trainer: Trainer, group: ProcessGroup)
+  explicit ZeroShardWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZeroShardWrap>(info) {
+    auto env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "ZeroShard(trainer, group)");
+    auto* tw = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>());
+    auto* pg = Napi::ObjectWrap<ProcessGroupWrap>::Unwrap(info[1].As<Napi::Object>());
+    auto t = tw->shared_trainer(env);
+    auto g = pg->group(env);
+    // On the engine thread: it drops optimizer state (tensors) of other ranks' shares.
+    guard(env, [&] { rpo::run_on_engine_thread([&] { zero_ = std::make_shared<rpo::ZeroShard>(t, g); }); });
+    flags_ = {{busy_, "ZeroShard"}, {tw->busy(), "ZeroShard's Trainer"}, {tw->policy_busy(), "ZeroShard's policy Model"}, {pg->busy(), "ZeroShard's ProcessGroup"}};
+  }
+
+ private:
+  std::shared_ptr<rpo::ZeroShard> zero(Napi::Env env) const {
+    if (!zero_) throw Napi::Error::New(env, "ZeroShard was disposed");
+    return zero_;
+  }
+
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
+    const auto& p = zero(info.Env())->plan();
+    auto o = Napi::Object::New(info.Env());
+    o.Set("ownedParams", static_cast<double>(p.owned_params));
+    o.Set("ownedNumel", static_cast<double>(p.owned_numel));
+    o.Set("totalNumel", static_cast<double>(p.total_numel));
+    o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
+    return o;
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info, const char* name, void (rpo::ZeroShard::*fn)()) {
+    auto env = info.Env();
+    auto z = zero(env);
+    return Task::run(env, name, Lease(env, flags_), [z, fn]() -> Task::Finish {
+      ((*z).*fn)();
+      return nullptr;
+    });
+  }
+  Napi::Value BroadcastParams(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.broadcastParams", &rpo::ZeroShard::broadcast_params); }
+  Napi::Value GatherState(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.gatherState", &rpo::ZeroShard::gather_state); }
+  Napi::Value ReleaseState(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.releaseState", &rpo::ZeroShard::release_state); }
+
+  Napi::Value StateNumel(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(zero(info.Env())->state_numel()));
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_->busy) throw Napi::Error::New(info.Env(), "ZeroShard is busy: dispose it after its calls finish");
+    auto z = std::move(zero_);
+    guard(info.Env(), [&] { rpo::run_on_engine_thread([&] { z.reset(); }); });
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<rpo::ZeroShard> zero_;
+  std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+  std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags_;
+};
+
+Napi::Value DistInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("available", rpo::dist_available());
+  o.Set("nccl", rpo::dist_nccl_available());
+  o.Set("reason", rpo::dist_unavailable_reason());
+  return o;
+}
+
+}  // namespace
+
+void init_dist(Napi::Env env, Napi::Object exports) {
+  ProcessGroupWrap::Init(env, exports);
+  GradSyncWrap::Init(env, exports);
+  ZeroShardWrap::Init(env, exports);
+  exports.Set("distInfo", Napi::Function::New<DistInfo>(env, "distInfo"));
+}
+
+}  // namespace rpo_binding

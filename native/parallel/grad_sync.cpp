@@ -1,0 +1,205 @@
+// Bucketed gradient all-reduce overlapped with backward (what DDP's Reducer does, for the one
+// model we train): parameters are grouped, in reverse order (backward reaches the last layers
+// first), into float32 buckets of about bucket_bytes; a post-hook on each parameter's gradient
+// accumulator counts the bucket down, and the last parameter to arrive copies the bucket's
+// gradients into its buffer and launches its all-reduce while backward goes on with earlier
+// layers. finish() launches what never arrived (unused parameters, a rank with no micro-batch),
+// waits, and writes the sums back.
+//
+// The sum, not the mean: each rank's micro-step loss is already scaled by its pairs / the global
+// batch's pairs (lib/train/loop.ts), so the sum over ranks is the single-process gradient.
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+
+#include "api.h"
+#include "parallel/dist.h"
+#include "parallel/process_group_impl.h"
+#include "model/model_impl.h"
+
+namespace rpo {
+
+#ifdef RPO_WITH_GLOO
+
+namespace {
+
+class ReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  explicit ReadyHook(std::function<void()> fn) : fn_(std::move(fn)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    fn_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> fn_;
+};
+
+struct Bucket {
+  std::vector<size_t> params;   // indices into GradSyncImpl::params
+  std::vector<int64_t> offset;  // of each parameter in the buffer
+  int64_t numel = 0;
+  at::Tensor buffer;  // float32, on the collective's device
+  size_t pending = 0;
+  bool launched = false, late = false;
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+}  // namespace
+
+class GradSyncImpl {
+ public:
+  GradSyncImpl(std::shared_ptr<Model> p, std::shared_ptr<ProcessGroup> g, int64_t bucket_bytes)
+      : policy(std::move(p)), group(std::move(g)) {
+    if (bucket_bytes < 1) throw std::invalid_argument("GradSync: bucket bytes must be positive");
+    auto& pm = policy->impl();
+    for (auto& [name, t] : pm.params)
+      if (t.requires_grad()) params.push_back(t);
+    bucket_of.assign(params.size(), 0);
+    fired.assign(params.size(), false);
+    const int64_t cap = std::max<int64_t>(1, bucket_bytes / 4);
+    for (size_t k = params.size(); k-- > 0;) {
+      if (buckets.empty() || (buckets.back().numel > 0 && buckets.back().numel + params[k].numel() > cap)) buckets.emplace_back();
+      auto& b = buckets.back();
+      b.params.push_back(k);
+      b.offset.push_back(b.numel);
+      b.numel += params[k].numel();
+      bucket_of[k] = buckets.size() - 1;
+    }
+    for (size_t k = 0; k < params.size(); ++k) {
+      // The accumulator is held here: a parameter keeps only a weak reference to it, and a new
+      // one (without the hook) would be made for the next backward if this one were freed.
+      auto acc = torch::autograd::impl::grad_accumulator(params[k]);
+      keys.push_back(acc->add_post_hook(std::make_unique<ReadyHook>([this, k] { on_ready(k); })));
+      accumulators.push_back(std::move(acc));
+    }
+  }
+
+  ~GradSyncImpl() {
+    for (size_t k = 0; k < accumulators.size(); ++k) accumulators[k]->del_post_hook(keys[k]);
+  }
+
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto& b : buckets) {
+      if (b.launched && b.work) wait(b);  // an unfinished step (an error between arm and finish)
+      b.pending = b.params.size();
+      b.launched = b.late = false;
+      b.work.reset();
+    }
+    fired.assign(params.size(), false);
+    launched_early = 0;
+    armed = true;
+  }
+
+  GradSyncResult finish() {
+    std::lock_guard<std::mutex> lock(mutex);
+    GradSyncResult r;
+    r.launched_early = launched_early;
+    armed = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& b : buckets) {
+      if (b.launched && b.late) {
+        // A parameter's gradient grew after its bucket left (a parameter reached twice by
+        // backward): send the bucket again. Every rank runs the same graph, so all do this.
+        wait(b);
+        b.launched = false;
+      }
+      if (!b.launched) launch(b);
+    }
+    for (auto& b : buckets) wait(b);
+    r.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (auto& b : buckets) {
+      for (size_t j = 0; j < b.params.size(); ++j) {
+        auto& p = params[b.params[j]];
+        auto sum = b.buffer.narrow(0, b.offset[j], p.numel()).view(p.sizes());
+        if (p.grad().defined()) {
+          p.mutable_grad().copy_(sum);
+        } else {
+          p.mutable_grad() = sum.to(p.device(), p.scalar_type()).clone();
+        }
+      }
+      r.bytes += b.numel * 4;
+    }
+    r.buckets = static_cast<int64_t>(buckets.size());
+    return r;
+  }
+
+ private:
+  void on_ready(size_t k) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed) return;
+    auto& b = buckets[bucket_of[k]];
+    if (fired[k]) {
+      if (b.launched) b.late = true;
+      return;
+    }
+    fired[k] = true;
+    if (--b.pending == 0) {
+      launch(b);
+      ++launched_early;
+    }
+  }
+
+  void launch(Bucket& b) {
+    auto& pg = group->impl();
+    if (!b.buffer.defined()) b.buffer = pg.to_comm(at::empty({b.numel}, at::kFloat));
+    for (size_t j = 0; j < b.params.size(); ++j) {
+      const auto& p = params[b.params[j]];
+      auto dst = b.buffer.narrow(0, b.offset[j], p.numel());
+      if (p.grad().defined()) dst.copy_(p.grad().reshape({-1}));
+      else dst.zero_();
+    }
+    std::vector<at::Tensor> ts{b.buffer};
+    try {
+      b.work = pg.backend->allreduce(ts);
+    } catch (const std::exception& e) {
+      throw pg.collective_error("gradient all-reduce", e.what());
+    }
+    b.launched = true;
+  }
+
+  void wait(Bucket& b) {
+    if (!b.work) return;
+    auto w = std::move(b.work);
+    b.work.reset();
+    group->impl().run(w, "gradient all-reduce");
+  }
+
+ public:
+  std::shared_ptr<Model> policy;
+  std::shared_ptr<ProcessGroup> group;
+  std::vector<at::Tensor> params;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> keys;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucket_of;
+  std::vector<bool> fired;
+  std::mutex mutex;
+  bool armed = false;
+  int64_t launched_early = 0;
+};
+
+GradSync::GradSync(std::shared_ptr<Model> policy, std::shared_ptr<ProcessGroup> group, int64_t bucket_bytes)
+    : impl_(std::make_unique<GradSyncImpl>(std::move(policy), std::move(group), bucket_bytes)) {}
+GradSync::~GradSync() = default;
+void GradSync::arm() { impl_->arm(); }
+GradSyncResult GradSync::finish() { return impl_->finish(); }
+
+#else
+
+class GradSyncImpl {};
+GradSync::GradSync(std::shared_ptr<Model>, std::shared_ptr<ProcessGroup>, int64_t) { throw std::runtime_error(dist_unavailable_reason()); }
+GradSync::~GradSync() = default;
+void GradSync::arm() {}
+GradSyncResult GradSync::finish() { return {}; }
+
+#endif
+
+}  // namespace rpo

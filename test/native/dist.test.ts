@@ -1,0 +1,74 @@
+// c10d in the engine (native/parallel): two real processes, a TCPStore rendezvous on loopback and
+// ProcessGroupGloo. Collectives against hand-computed values; the bucketed gradient all-reduce
+// (launched from autograd hooks during backward) against one process accumulating both ranks'
+// micro-batches; a rendezvous nobody serves fails within its timeout with a clear error.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+import { freePort } from '../../lib/parallel/launch.js';
+import { distInfo } from '../../lib/parallel/native.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(here, '..', '..');
+
+function runRank(rank: number, port: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'dist_worker.ts')], {
+      cwd: REPO,
+      env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60', ...extraEnv },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: (Date.now() - t0) / 1000 }));
+  });
+}
+
+// CI installs libgloo-dev (.ci/run): there a build without it is a failure, not a skip.
+const available = distInfo().available;
+if (!available && process.env.CI) throw new Error(`data parallelism is not built: ${distInfo().reason}`);
+
+describe.skipIf(!available)('c10d Gloo, two processes', () => {
+  it.each(['0', '1'])('all-reduces, shares strings, and sums gradients bucket by bucket during backward (activation checkpointing %s)', async (ckpt) => {
+    const port = await freePort();
+    const env = { RPO_TEST_CHECKPOINTING: ckpt };
+    const results = await Promise.all([runRank(0, port, env), runRank(1, port, env)]);
+    const out = results.map((x) => {
+      expect(x.code, x.stderr).toBe(0);
+      return JSON.parse(x.stdout.trim().split('\n').pop()!) as {
+        sum: number[]; max: number[]; min: number[]; greeting: string; maxAbs: number; maxRef: number; n: number;
+        result: { buckets: number; launchedEarly: number; bytes: number; waitSeconds: number };
+      };
+    });
+    for (const o of out) {
+      // float64 end to end: 1 + 2, 2^-30 (1 + 2), 0 - 1, 1e300 - 1e300 exactly.
+      expect(o.sum).toEqual([3, 3 * 2 ** -30, -1, 0]);
+      expect(o.max).toEqual([1, 0]);
+      expect(o.min).toEqual([0, -1]);
+      expect(o.greeting).toBe('from rank 0');
+      // Every parameter of the 2-layer model in buckets of a sixth of it: several, all launched from
+      // backward's hooks (none left for finish), every float32 gradient sent once.
+      expect(o.result.buckets).toBeGreaterThanOrEqual(6);
+      expect(o.result.launchedEarly).toBe(o.result.buckets);
+      expect(o.result.bytes).toBe(4 * o.n);
+      expect(o.maxRef).toBeGreaterThan(0);
+      // Two addends: Gloo's a + b and the accumulation's a + b are the same float32 sum (addition
+      // commutes exactly), and each rank's micro-step is the one the single process runs. The
+      // bound allows one float32 rounding of the largest gradient, should a future Gloo reduce
+      // in another precision; measured: 0.
+      expect(o.maxAbs).toBeLessThanOrEqual(o.maxRef * 2 ** -23);
+    }
+  });
+
+  it('a rendezvous nobody serves fails within its timeout, naming the address', async () => {
+    const port = await freePort();
+    const r = await runRank(1, port, { RPO_DIST_TIMEOUT_S: '3' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`rank 1 could not reach the rendezvous at 127\\.0\\.0\\.1:${port} within 3 s \\(check MASTER_ADDR and MASTER_PORT`));
+    expect(r.seconds).toBeLessThan(30);
+  });
+});
