@@ -5,7 +5,7 @@
 // `--config-path DIR --config-name NAME`, `--cfg job`): the seed's commands work verbatim.
 import yargs, { type Argv } from 'yargs';
 
-import { ConfigError, formatConfig, loadConfigFromArgv, type LoadedConfig } from './config/index.js';
+import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type LoadedConfig } from './config/index.js';
 import { collectInfo, formatInfo } from './info.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
@@ -24,12 +24,14 @@ function printNotices(loaded: LoadedConfig): void {
 function loadCommandConfig(argv: readonly string[], command: string, mode?: string): LoadedConfig | null {
   const args = hydraArgv(argv, command);
   const withMode = mode && !args.some((a) => /^\+{0,2}mode=/.test(a)) ? [...args, `++mode=${mode}`] : args;
-  const loaded = loadConfigFromArgv(withMode);
-  printNotices(loaded);
-  if (loaded.args.cfg) {
-    process.stdout.write(formatConfig(loaded.raw));
+  const hydra = splitHydraArgv(withMode);
+  if (hydra.cfg) {
+    // As Hydra: the composed config, `???` and interpolations as written (--resolve resolves).
+    process.stdout.write(formatJobConfig({ ...hydra, resolve: hydra.resolve }));
     return null;
   }
+  const loaded = loadConfigFromArgv(withMode);
+  printNotices(loaded);
   return loaded;
 }
 
