@@ -35,6 +35,7 @@ export {
   precisionDtype,
   precisionNotices,
   PRECISIONS,
+  LR_SCHEDULER_TYPES,
   isKnownKey,
   KNOWN_KEYS,
   LOSS_NAMES,
@@ -51,6 +52,7 @@ export {
   type TruncationMode,
   type RationaleForm,
   type Precision,
+  type LrSchedulerType,
   type TrainPrecision,
 } from './schema.js';
 

@@ -30,7 +30,7 @@ import {
   writeReferenceCache,
   type ReferenceTable,
 } from './reference_cache.js';
-import { learningRate, microBatchSizes } from './schedule.js';
+import { microBatchSizes, scheduledLearningRate } from './schedule.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 
 export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
@@ -335,7 +335,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
         lossSum += r.loss * micro.nPairs;
         tokens += r.tokens;
       }
-      const lr = learningRate(config.lr, state.step, config.warmup_steps);
+      const lr = scheduledLearningRate(config, state.step, totalSteps);
       const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
       if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
       const seconds = (Date.now() - t0) / 1000;
