@@ -6,9 +6,10 @@
 import yargs, { type Argv } from 'yargs';
 
 import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type LoadedConfig } from './config/index.js';
+import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
+export { EXIT } from './exit.js';
 
 /** Hydra-style arguments after the subcommand, as typed (yargs would reparse values). */
 function hydraArgv(argv: readonly string[], command: string): string[] {

@@ -7,11 +7,13 @@ import path from 'node:path';
 import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadModel } from '../model/io.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
-import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
+import { resolveDevice } from '../train/device.js';
+import { evaluateSplit, usable } from '../train/evaluate.js';
+import { lossGroups } from '../train/loop.js';
 import { complete, generationSettings, type Completion } from './sampling.js';
 
 export interface EvalEvents {

@@ -16,7 +16,7 @@ import {
 import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
+import { Model, Trainer, setNumThreads, type StepResult } from '../native.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
@@ -31,6 +31,9 @@ import {
   type ReferenceTable,
 } from './reference_cache.js';
 import { microBatchSizes, scheduledLearningRate } from './schedule.js';
+import { resolveDevice } from './device.js';
+import { evaluateSplit, usable } from './evaluate.js';
+import { NonFiniteError } from './nonfinite.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 
 export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
@@ -40,17 +43,10 @@ export function lossGroups(loss: string): Groups {
   return GROUPS[loss] ?? 2;
 }
 
-/** A NaN or infinite loss or gradient: the run stops without touching the last checkpoint. */
-export class NonFiniteError extends Error {
-  override name = 'NonFiniteError';
-  constructor(
-    readonly step: number,
-    readonly exampleIds: readonly string[],
-    what: string,
-  ) {
-    super(`${what} at step ${step + 1}; the batch held examples ${exampleIds.join(', ')}. The last good checkpoint is kept.`);
-  }
-}
+// Homes of their own (eval, `rpo data` and rationales use them); re-exported for existing importers.
+export { NonFiniteError } from './nonfinite.js';
+export { resolveDevice } from './device.js';
+export { evaluateSplit, usable } from './evaluate.js';
 
 export interface TrainEvents {
   /** Every metrics.jsonl record, as it is written. */
@@ -79,17 +75,6 @@ export interface TrainResult {
   wallSeconds: number;
   /** Means over the test split at the last evaluation. */
   lastEval: Record<string, number> | null;
-}
-
-export function resolveDevice(device: string): string {
-  if (device === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
-  return device;
-}
-
-/** The examples a loss can train on (none of the sequences it reads dropped). */
-export function usable(examples: readonly TokenizedExample[], groups: Groups): TokenizedExample[] {
-  const kinds = (['chosen', 'rejected', 'rationale'] as const).slice(0, groups);
-  return examples.filter((ex) => kinds.every((k) => ex[k] !== undefined && !ex[k]!.dropped));
 }
 
 /** Cuts a global batch's examples into micro-batches laid out for the engine. */
@@ -165,21 +150,6 @@ function disposeEngine(e: Engine): void {
   e.trainer.dispose();
   e.policy.dispose();
   e.reference?.dispose();
-}
-
-/** Means of the loss's metrics over the test examples (eval_ prefix), without gradients. */
-export async function evaluateSplit(
-  trainer: Trainer,
-  examples: readonly TokenizedExample[],
-  opts: { batchSize: number; groups: Groups; padTokenId: number; table: ReferenceTable | null },
-): Promise<Record<string, number>> {
-  const avg = new MetricAverager();
-  for (const b of makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId })) {
-    const r = await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
-    if (!r.finite) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
-    avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
-  }
-  return avg.count > 0 ? avg.mean('eval_') : {};
 }
 
 /** Whether `inner` is `outer` or lies inside it. */

@@ -16,7 +16,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { fileWriteError } from '../model/safetensors.js';
+import { fileWriteError } from '../util/files.js';
 import { ensureDir } from './run_dir.js';
 
 const FLUSH_MS = 10_000;
