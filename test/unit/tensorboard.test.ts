@@ -92,7 +92,8 @@ describe('event files', () => {
     w.close();
     const bytes = readFileSync(w.file);
     // flip one bit in the last record's data
-    bytes[bytes.length - 6] ^= 1;
+    const at = bytes.length - 6;
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 1, at);
     writeFileSync(w.file, bytes);
     expect(() => read(dir)).toThrow(/crc32|DataLoss/i);
   }, 120_000);
