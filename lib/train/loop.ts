@@ -18,7 +18,7 @@ import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
 import { Model, Trainer, setNumThreads, type StepResult } from '../native.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
-import { buildRunData, type RunData } from './data.js';
+import { buildRunData, loadRows, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   computeReferenceTable,
@@ -34,6 +34,7 @@ import { microBatchSizes, scheduledLearningRate } from './schedule.js';
 import { resolveDevice } from './device.js';
 import { evaluateSplit, usable } from './evaluate.js';
 import { NonFiniteError } from './nonfinite.js';
+import { RunWatch } from './watch.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 
 export const GROUPS: Record<string, Groups> = { sft: 1, 'rorpo-simple': 3, rdpo: 3 };
@@ -242,18 +243,24 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const tok = data.model.tokenizer;
   const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
   const log = new MetricsLog(path.join(runDir, 'metrics.jsonl'));
+  // TensorBoard, samples and report.html (watch.ts): created once the engine is.
+  let watch: RunWatch | null = null;
   const emit = (record: MetricRecord) => {
     log.append(record);
+    watch?.record(record);
     options.onLog?.(record);
   };
 
   const engine = await buildEngine(config, data, device, resumeFrom, options);
+  const sampleRows = config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
+  watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir) });
   let lastEval: Record<string, number> | null = null;
   const evaluate = async () => {
     if (testExamples.length === 0) return;
     const t0 = Date.now();
     lastEval = await evaluateSplit(engine.trainer, testExamples, { batchSize: config.model.eval_batch_size, groups, padTokenId, table: engine.table });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
+    await watch?.evaluated(state.step, state.examples);
   };
   let checkpoint: string | null = resumeFrom;
   const save = async (keepStepCopy: boolean) => {
@@ -268,6 +275,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
 
   let segmentStart = Date.now();
   let interrupted = false;
+  let completed = false;
   let stepsThisCall = 0;
   try {
     if (config.do_first_eval && state.step === 0) await evaluate();
@@ -338,8 +346,13 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       await evaluate();
     }
     await save(false);
+    completed = true;
   } finally {
-    disposeEngine(engine);
+    try {
+      watch.close(completed && !interrupted);
+    } finally {
+      disposeEngine(engine);
+    }
   }
   return {
     runDir,
