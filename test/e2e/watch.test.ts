@@ -3,7 +3,9 @@
 // schedule's learning rates against transformers.get_scheduler, greedy samples at each
 // evaluation against HF transformers' greedy generate on the final checkpoint, and report.html
 // rewritten while the run goes.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +14,9 @@ import { loadConfig } from '../../lib/config/index.js';
 import { loadTokenizer } from '../../lib/data/tokenize/index.js';
 import { encodePrompt } from '../../lib/eval/sampling.js';
 import type { SampleSet } from '../../lib/report/run_report.js';
-import { runPython } from '../reference/python.js';
+import { referencePython, runPython } from '../reference/python.js';
+// @ts-expect-error: a plain .mjs script, no type declarations
+import { analyzeScreenshot } from '../../scripts/render-report.mjs';
 import { REPO, rpo, rpoLive } from './cli.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
@@ -154,4 +158,67 @@ describe('a watched run', () => {
     expect(existsSync(path.join(run, 'report.html.tmp'))).toBe(false);
     expect(readdirSync(run).filter((f) => f.includes('.tmp'))).toEqual([]);
   });
+});
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`watch.test.ts: skipping the TensorBoard screenshot: ${CHROMIUM} is not installed (Debian: apt-get install chromium)`);
+
+/** A free loopback port (the OS picks it; closed again before TensorBoard binds it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+describe('tensorboard --logdir <run dir>/tb', () => {
+  it.skipIf(!hasChromium)('serves the curves and draws them in headless Chromium', async () => {
+    const port = await freePort();
+    const tb = spawn(referencePython(), ['-m', 'tensorboard.main', '--logdir', path.join(run, 'tb'), '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    tb.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      // TensorBoard's own HTTP API (what its UI draws): every tag, and the loss values as stored.
+      const url = `http://127.0.0.1:${port}`;
+      let tags: Record<string, Record<string, unknown>> = {};
+      const deadline = Date.now() + 90_000;
+      while (Date.now() < deadline) {
+        try {
+          tags = (await (await fetch(`${url}/data/plugin/scalars/tags`)).json()) as typeof tags;
+          if (tags['.'] && Object.keys(tags['.']).includes('eval_loss')) break;
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(Object.keys(tags['.'] ?? {}).sort(), log).toContain('loss');
+      const served = (await (await fetch(`${url}/data/plugin/scalars/scalars?run=.&tag=loss`)).json()) as [number, number, number][];
+      const want = metrics().filter((m) => typeof m.loss === 'number');
+      expect(served.map((p) => p[1])).toEqual(want.map((m) => m.step));
+      expect(served.map((p) => p[2])).toEqual(want.map((m) => Math.fround(m.loss as number)));
+
+      const png = path.join(work, 'tensorboard.png');
+      const profile = mkdtempSync(path.join(tmpdir(), 'rpo-chromium-'));
+      const r = spawnSync(
+        CHROMIUM,
+        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`,
+          '--window-size=1400,1000', '--virtual-time-budget=15000', `--screenshot=${png}`, `${url}/#timeseries`],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      rmSync(profile, { recursive: true, force: true });
+      expect(existsSync(png), r.stderr).toBe(true);
+      // The run's line colour (TensorBoard's first run colour) drawn in the charts: curves, not
+      // just the legend dot (about 100 pixels).
+      const shot = analyzeScreenshot(png, ['#425066']) as { width: number; colorPixels: Record<string, number> };
+      expect(shot.width).toBe(1400);
+      expect(shot.colorPixels['#425066']).toBeGreaterThan(500);
+    } finally {
+      tb.kill('SIGTERM');
+    }
+  }, 300_000);
 });
