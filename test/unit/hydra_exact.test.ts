@@ -13,6 +13,7 @@ import { hydraYaml } from '../../lib/config/hydra_yaml.js';
 import { resolveConfig } from '../../lib/config/interpolate.js';
 import type { ConfigMap, ConfigValue } from '../../lib/config/yaml.js';
 import { runPython } from '../reference/python.js';
+import { rpo } from '../e2e/cli.js';
 
 interface Case {
   name: string;
@@ -208,6 +209,13 @@ describe('rpo composes as Hydra does', () => {
     expect(text).toMatch(/^datasets: \?\?\?$/m);
     expect(text).toMatch(/^lr: 5\.0e-07$/m);
     expect(text).toMatch(/^minimum_log_interval_secs: 1\.0$/m);
+  });
+
+  it('`rpo train ... --cfg job` on the command line prints it too, and runs nothing', () => {
+    const i = CASES.findIndex((c) => c.name.startsWith('??? values'));
+    const r = rpo(['train', ...CASES[i]!.overrides, '--cfg', 'job']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(hydra[i]!.yaml);
   });
 });
 
