@@ -253,7 +253,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
 
   const engine = await buildEngine(config, data, device, resumeFrom, options);
   const sampleRows = config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
-  watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir) });
+  watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
   let lastEval: Record<string, number> | null = null;
   const evaluate = async () => {
     if (testExamples.length === 0) return;

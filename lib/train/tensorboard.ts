@@ -8,7 +8,9 @@
 // - tensorflow.Event protobuf messages, hand-encoded: wall_time (1, double), step (2, int64),
 //   file_version (3, string, first record "brain.Event:2"), summary (5). A Summary holds Values:
 //   tag (1), simple_value (2, float) for a scalar, or metadata (9) naming the "text" plugin and a
-//   tensor (8: dtype DT_STRING, a scalar shape, string_val) for text.
+//   tensor (8: dtype DT_STRING, a scalar shape, string_val) for text. Each run, and each resume,
+//   starts with a session_log (7) START at its first step: TensorBoard takes a later START as a
+//   restart and drops what an earlier attempt logged from that step on.
 // Records are buffered and written by flush() (at each evaluation, every FLUSH_MS while steps
 // arrive, and at close), each flush appended in one write, so a crash loses at most the records
 // since the last flush and never leaves a torn record for a reader to stop at.
@@ -140,8 +142,12 @@ export class EventWriter {
   constructor(dir: string, now: () => number = Date.now) {
     ensureDir(dir, 'TensorBoard directory');
     this.now = now;
-    const seconds = Math.floor(now() / 1000);
-    this.file = path.join(dir, `events.out.tfevents.${seconds}.${os.hostname()}.${process.pid}.${EventWriter.counter++}`);
+    // TensorBoard reads a directory's event files in name order, and a SessionLog START only
+    // purges what came before it in that order: the name sorts by time to the millisecond (then
+    // this process's counter), never by pid.
+    const ms = now();
+    const order = `${String(ms % 1000).padStart(3, '0')}${String(EventWriter.counter++).padStart(6, '0')}`;
+    this.file = path.join(dir, `events.out.tfevents.${Math.floor(ms / 1000)}.${os.hostname()}.${order}.${process.pid}`);
     try {
       this.fd = openSync(this.file, 'a');
     } catch (err) {
@@ -159,6 +165,15 @@ export class EventWriter {
     for (const [tag, v] of Object.entries(values)) summary.message(1, scalarValue(tag, v));
     this.pending.push(tfRecord(event(this.now() / 1000, step, (e) => e.message(5, summary))));
     if (this.now() - this.lastFlush >= FLUSH_MS) this.flush();
+  }
+
+  /**
+   * A session start at `step` (SessionLog START). The run's first one marks its start; at each
+   * later one TensorBoard forgets every value logged before it at `step` or later.
+   */
+  sessionStart(step: number): void {
+    const START = 1;
+    this.pending.push(tfRecord(event(this.now() / 1000, step, (e) => e.message(7, new Proto().int(1, START)))));
   }
 
   /** Markdown text at `step` (TensorBoard's Text tab). */

@@ -37,6 +37,8 @@ export interface WatchSetup {
    *  steps logged again after the checkpoint). Otherwise what is there is from an attempt that
    *  wrote no checkpoint, and goes. */
   resumed: boolean;
+  /** The step training starts from (the checkpoint's when resuming). */
+  startStep: number;
 }
 
 /** Markdown for TensorBoard's text tab: one block per sample. */
@@ -55,6 +57,10 @@ export class RunWatch {
   constructor(private readonly s: WatchSetup) {
     if (!s.resumed) for (const d of [TB_DIR, SAMPLES_DIR]) rmSync(path.join(s.runDir, d), { recursive: true, force: true });
     this.tb = new EventWriter(path.join(s.runDir, TB_DIR));
+    // A session start at every (re)start: TensorBoard takes the first one as the start and each
+    // later one as a restart, dropping what was logged from its step on. After a resume the steps
+    // after the checkpoint are trained and logged again, so each step shows once.
+    this.tb.sessionStart(s.startStep + 1);
   }
 
   get eventFile(): string {

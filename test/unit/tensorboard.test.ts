@@ -15,6 +15,7 @@ interface TbRead {
   file_version: string;
   scalars: Record<string, [number, number | string][]>;
   text: Record<string, [number, string][]>;
+  served: Record<string, [number, number | string][]>;
 }
 
 let tmp: string;
@@ -81,8 +82,28 @@ describe('event files', () => {
         else expect(g, `${tag} #${i}`).toBe(f); // exactly the float32 of the value
       });
     }
+    expect(r.served).toEqual(r.scalars);
     expect(r.text.samples!.map((p) => p[0])).toEqual([10, 20, 30, 40]);
     expect(r.text.samples![3]![1]).toBe('**step 40**\n\n| prompt | sample |\n|---|---|\n| 2+2= | 4 — “ok” ✓ |');
+  }, 120_000);
+
+  it('a restart (session start) drops what an earlier attempt logged from its step on, in both readers', () => {
+    const dir = path.join(tmp, 'resumed');
+    const first = new EventWriter(dir);
+    first.sessionStart(1);
+    for (let step = 1; step <= 10; step++) first.scalars(step, { loss: step });
+    first.close();
+    // resumed from a checkpoint at step 5: steps 6.. are trained (and logged) again
+    const second = new EventWriter(dir);
+    expect(path.basename(second.file) > path.basename(first.file)).toBe(true); // read after the first
+    second.sessionStart(6);
+    for (let step = 6; step <= 8; step++) second.scalars(step, { loss: 100 + step });
+    second.close();
+    const r = read(dir);
+    const want = [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 106], [7, 107], [8, 108]];
+    expect(r.files).toHaveLength(2);
+    expect(r.scalars.loss).toEqual(want);
+    expect(r.served.loss).toEqual(want);
   }, 120_000);
 
   it('a damaged record is a CRC error in TensorBoard\'s reader (the framing is checked, not just parsed)', () => {
