@@ -252,8 +252,6 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   };
 
   const engine = await buildEngine(config, data, device, resumeFrom, options);
-  const sampleRows = config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
-  watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
   let lastEval: Record<string, number> | null = null;
   const evaluate = async () => {
     if (testExamples.length === 0) return;
@@ -278,6 +276,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   let completed = false;
   let stepsThisCall = 0;
   try {
+    const sampleRows = config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
+    watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
     if (config.do_first_eval && state.step === 0) await evaluate();
     let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;
     while (state.examples < totalExamples) {
@@ -349,7 +349,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
     completed = true;
   } finally {
     try {
-      watch.close(completed && !interrupted);
+      watch?.close(completed && !interrupted);
     } finally {
       disposeEngine(engine);
     }
