@@ -47,7 +47,7 @@ export function samplesSection(set: SampleSet): string {
   return [
     `<h2 id="samples">Samples at step ${set.step}</h2>`,
     `<p class="note">Greedy continuations of ${set.samples.length} test prompts by the policy at step ${set.step} (${set.examples} examples), beside each prompt's chosen response. Every evaluation's samples are in samples/step-N.json.</p>`,
-    '<style>pre.sample { white-space: pre-wrap; margin: 0; max-height: 16em; overflow: auto; }</style>',
+    '<style>table.samples { width: 100%; table-layout: fixed; } table.samples th:first-child { width: 2.5em; } pre.sample { white-space: pre-wrap; margin: 0; max-height: 16em; overflow: auto; }</style>',
     `<table class="samples"><thead><tr><th>#</th><th>prompt</th><th>policy (greedy)</th><th>chosen</th></tr></thead>\n<tbody>\n${rows}\n</tbody></table>`,
   ].join('\n');
 }
