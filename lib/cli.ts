@@ -5,11 +5,12 @@
 // `--config-path DIR --config-name NAME`, `--cfg job`): the seed's commands work verbatim.
 import yargs, { type Argv } from 'yargs';
 
-import { ConfigError, formatConfig, loadConfigFromArgv, type LoadedConfig } from './config/index.js';
+import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type LoadedConfig } from './config/index.js';
+import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
 import { lossHelpLines } from './train/losses.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
+export { EXIT } from './exit.js';
 
 /** Hydra-style arguments after the subcommand, as typed (yargs would reparse values). */
 function hydraArgv(argv: readonly string[], command: string): string[] {
@@ -25,12 +26,14 @@ function printNotices(loaded: LoadedConfig): void {
 function loadCommandConfig(argv: readonly string[], command: string, mode?: string): LoadedConfig | null {
   const args = hydraArgv(argv, command);
   const withMode = mode && !args.some((a) => /^\+{0,2}mode=/.test(a)) ? [...args, `++mode=${mode}`] : args;
-  const loaded = loadConfigFromArgv(withMode);
-  printNotices(loaded);
-  if (loaded.args.cfg) {
-    process.stdout.write(formatConfig(loaded.raw));
+  const hydra = splitHydraArgv(withMode);
+  if (hydra.cfg) {
+    // As Hydra: the composed config, `???` and interpolations as written (--resolve resolves).
+    process.stdout.write(formatJobConfig({ ...hydra, resolve: hydra.resolve }));
     return null;
   }
+  const loaded = loadConfigFromArgv(withMode);
+  printNotices(loaded);
   return loaded;
 }
 

@@ -8,7 +8,7 @@ import type { Tokenizer } from '../data/tokenize/index.js';
 import { describeDatasetSource } from '../data/sources/index.js';
 import { buildRunData } from '../train/data.js';
 import { lossGroups } from '../train/loop.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 function lengths(name: string, s: LengthStats | null): string {
   if (!s || s.count === 0) return `  ${name.padEnd(10)} -`;

@@ -1,7 +1,7 @@
 // `rpo demo`: SFT, then RDPO (and DPO with --dpo) on the bundled synthetic task; report.html.
 import { runDemo } from '../demo/run.js';
 import { Progress } from '../train/progress.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 export async function runDemoCommand(a: { out: string; dpo: boolean; preset: string; pairs: number; samples: number }): Promise<number> {
   let progress: Progress | null = null;

@@ -2,7 +2,7 @@
 import type { RunConfig } from '../config/index.js';
 import { runEval } from '../eval/index.js';
 import { Progress } from '../train/progress.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 export async function runEvalCommand(config: RunConfig): Promise<number> {
   const progress = new Progress(config.mode);

@@ -1,7 +1,7 @@
 // `rpo init DIR`: a random-weight HF model directory with a tokenizer.
 import { initModelDir } from '../model/init.js';
 import type { Dtype } from '../native.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 export interface InitArgs {
   dir: string;

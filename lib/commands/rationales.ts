@@ -16,7 +16,7 @@ import {
   type RationalesOptions,
 } from '../rationales/index.js';
 import { makeRedactor } from '../util/redact.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 export interface RationalesArgs {
   dataset: string;

@@ -3,7 +3,7 @@ import type { RunConfig } from '../config/index.js';
 import { hydraQuote } from '../config/overrides.js';
 import { Progress } from '../train/progress.js';
 import { train } from '../train/loop.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 import { distEnv } from '../parallel/env.js';
 
 /** One word for a POSIX shell: left bare when it is plainly safe, else single-quoted. */

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { packageRoot } from '../util/package.js';
 
 import { composeConfig, splitHydraArgv, type Composition, type HydraArgs } from './compose.js';
+import { hydraYaml } from './hydra_yaml.js';
 import { ConfigError, suggestKey } from './errors.js';
 import { MISSING, allPaths, missingKeys, resolveConfig, type Env } from './interpolate.js';
 import { closestKnownKey, isKnownKey, toRaw, validateConfig, type RunConfig } from './schema.js';
@@ -24,6 +25,7 @@ export { composeConfig, splitHydraArgv, applyOverride, type Composition, type Hy
 export { parseOverride, parseOverrideValue, type Override, type OverrideKind } from './overrides.js';
 export { resolveConfig, missingKeys, MISSING, type Env } from './interpolate.js';
 export { parseYaml, stringifyYaml, type ConfigMap, type ConfigValue } from './yaml.js';
+export { hydraYaml, pythonFloat, FLOAT_KEYS } from './hydra_yaml.js';
 export {
   validateConfig,
   engineLossConfig,
@@ -33,6 +35,7 @@ export {
   precisionDtype,
   precisionNotices,
   PRECISIONS,
+  LR_SCHEDULER_TYPES,
   isKnownKey,
   KNOWN_KEYS,
   LOSS_NAMES,
@@ -49,6 +52,7 @@ export {
   type TruncationMode,
   type RationaleForm,
   type Precision,
+  type LrSchedulerType,
   type TrainPrecision,
 } from './schema.js';
 
@@ -88,10 +92,7 @@ export function composeRun(options: LoadConfigOptions = {}): Composition {
 /** Compose, resolve interpolations, check nothing is `???`, validate. */
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const composition = composeRun(options);
-  const unknown = composition.addedKeys.filter((key) => !isKnownKey(key));
-  for (const key of unknown) {
-    throw new ConfigError(`unknown key '${key}': rpo does not read it${suggestionFor(key, unknown, composition.config)}`);
-  }
+  rejectUnknownKeys(composition);
   // Every ??? at once before resolving (resolution would stop at the first one it meets), and
   // again after, for a ??? an interpolation produced.
   requireValues(composition.config);
@@ -99,6 +100,25 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   requireValues(raw);
   const { config, notices } = validateConfig(raw);
   return { config, raw, notices, choices: composition.choices };
+}
+
+/**
+ * What `--cfg job` prints: the composed config as Hydra prints it (OmegaConf.to_yaml), `???`
+ * and interpolations as written; with `resolve` (`--cfg job --resolve`) interpolations resolved,
+ * a `???` still printed as `???`.
+ */
+export function formatJobConfig(options: LoadConfigOptions & { resolve?: boolean }): string {
+  const composition = composeRun(options);
+  rejectUnknownKeys(composition);
+  return hydraYaml(options.resolve ? resolveConfig(composition.config, { env: options.env }) : composition.config);
+}
+
+/** A key that a `+key=` / `++key=` override created and that rpo does not read is an error. */
+function rejectUnknownKeys(composition: Composition): void {
+  const unknown = composition.addedKeys.filter((key) => !isKnownKey(key));
+  for (const key of unknown) {
+    throw new ConfigError(`unknown key '${key}': rpo does not read it${suggestionFor(key, unknown, composition.config)}`);
+  }
 }
 
 /**
@@ -134,7 +154,7 @@ export function loadConfigFromArgv(
   return { ...loaded, args };
 }
 
-/** YAML for printing a config (`--cfg job`). */
+/** YAML for printing a config (`rpo plan --cfg`); `--cfg job` uses formatJobConfig. */
 export function formatConfig(raw: ConfigMap): string {
   return stringifyYaml(raw);
 }
@@ -156,7 +176,8 @@ export function saveConfig(config: RunConfig, file: string): void {
   const text =
     '# rpo run config (composed, resolved, validated). Reload it with\n' +
     `#   rpo eval --config-path ${path.dirname(file)} --config-name ${path.basename(file).replace(/\.ya?ml$/, '')} [overrides]\n` +
-    stringifyYaml(escapeInterpolations(toRaw(config)));
+    // Hydra's own layout (OmegaConf.to_yaml), so `max_grad_norm: 10.0` stays a float on reload.
+    hydraYaml(escapeInterpolations(toRaw(config)));
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
   try {

@@ -36,6 +36,8 @@ export const TRUNCATION_MODES = ['keep_end', 'keep_start'] as const;
 export const RATIONALE_FORMS = ['code', 'paper'] as const;
 /** How the policy trains (docs/precision.md); auto: bf16-mixed on CUDA, fp32 on the CPU. */
 export const PRECISIONS = ['auto', 'fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
+/** transformers' get_scheduler names rpo implements (null: the seed's warmup-then-constant). */
+export const LR_SCHEDULER_TYPES = ['linear', 'cosine', 'constant_with_warmup'] as const;
 
 export type Mode = (typeof MODES)[number];
 export type Optimizer = (typeof OPTIMIZERS)[number];
@@ -44,6 +46,7 @@ export type Template = (typeof TEMPLATES)[number];
 export type TruncationMode = (typeof TRUNCATION_MODES)[number];
 export type RationaleForm = (typeof RATIONALE_FORMS)[number];
 export type Precision = (typeof PRECISIONS)[number];
+export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
 export type { TrainPrecision } from '../native.js';
 
 /** A dataset: a name (orcaratspec), a path, or a mapping the data layer validates (path + columns). */
@@ -127,12 +130,18 @@ export interface RunConfig {
   n_examples: number | null;
   optimizer: Optimizer;
   warmup_steps: number;
+  /** null: the seed's schedule, lr · min(1, (step + 1) / (warmup_steps + 1)); else transformers'. */
+  lr_scheduler_type: LrSchedulerType | null;
+  /** When set, warmup is ceil(warmup_ratio · total steps) instead of warmup_steps. */
+  warmup_ratio: number | null;
   /** Evaluate every this many training examples (a multiple of model.batch_size). */
   eval_every: number;
   do_first_eval: boolean;
   /** Save a checkpoint at every evaluation. */
   intermediate_checkpoints: boolean;
   sample_during_eval: boolean;
+  /** Test prompts sampled (greedy) at each evaluation when sample_during_eval is true. */
+  n_eval_model_samples: number;
 
   n_samples: number;
   samples_dir: string;
@@ -314,7 +323,8 @@ const OPAQUE = ['datasets', 'model.peft', 'model.reward_model'];
 
 const RUN_KEYS = [
   'seed', 'exp_name', 'datasets', 'mode', 'debug', 'cache_dir', 'local_run_dir', 'lr', 'n_epochs', 'n_examples',
-  'optimizer', 'warmup_steps', 'eval_every', 'do_first_eval', 'intermediate_checkpoints', 'sample_during_eval',
+  'optimizer', 'warmup_steps', 'lr_scheduler_type', 'warmup_ratio', 'eval_every', 'do_first_eval', 'intermediate_checkpoints',
+  'sample_during_eval', 'n_eval_model_samples',
   'n_samples', 'samples_dir', 'n_eval_examples', 'saved_policy', 'top_p', 'human_prefix', 'human_suffix',
   'assistant_prefix', 'assistant_suffix', 'template', 'truncation_mode', 'drop_last', 'precompute_reference', 'threads', 'device',
   'precision', 'resume', 'overwrite', 'chunk_tokens', 'wandb', 'model', 'loss',
@@ -639,10 +649,13 @@ function readTop(
     n_examples: nExamples,
     optimizer: t.oneOf('optimizer', OPTIMIZERS),
     warmup_steps: t.num('warmup_steps', { int: true, min: 0 }),
+    lr_scheduler_type: t.raw('lr_scheduler_type') === null || t.raw('lr_scheduler_type') === undefined ? null : t.oneOf('lr_scheduler_type', LR_SCHEDULER_TYPES),
+    warmup_ratio: t.numOrNull('warmup_ratio', { min: 0, max: 1 }),
     eval_every: evalEvery,
     do_first_eval: t.bool('do_first_eval', true),
     intermediate_checkpoints: t.bool('intermediate_checkpoints', false),
     sample_during_eval: t.bool('sample_during_eval', false),
+    n_eval_model_samples: t.num('n_eval_model_samples', { int: true, min: 0, fallback: 16 }),
     n_samples: t.num('n_samples', { int: true, min: 0 }),
     samples_dir: t.nonEmpty('samples_dir'),
     n_eval_examples: t.numOrNull('n_eval_examples', { int: true, min: 0 }),

@@ -8,12 +8,13 @@ import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/i
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { loadModel } from '../model/io.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
-import { evaluateSplit, lossGroups, resolveDevice, usable } from '../train/loop.js';
-import { lossIsUnpaired } from '../train/losses.js';
+import { resolveDevice } from '../train/device.js';
+import { evaluateSplit, usable } from '../train/evaluate.js';
+import { lossGroups, lossIsUnpaired } from '../train/losses.js';
 import { unpairedItems } from '../train/unpaired.js';
 import { csftExamples, csftRunModel } from '../train/csft.js';
 import { complete, generationSettings, type Completion } from './sampling.js';

@@ -13,15 +13,12 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expandHome } from '../util/paths.js';
 
 export type RepoType = 'model' | 'dataset';
 
 /** A full 40-hex commit id. */
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
-}
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v !== undefined && v.length > 0 ? v : undefined;

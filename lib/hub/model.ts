@@ -2,12 +2,12 @@
 // config.json, the safetensors weights (one file, or shards + model.safetensors.index.json) and
 // the tokenizer files, as transformers saves them.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 import { RepoCache } from './cache.js';
 import { HubClient, HubError, defaultHubClient, type HubListing } from './client.js';
 import { redactError } from '../util/redact.js';
+import { expandHome } from '../util/paths.js';
 
 /** Always needed. */
 export const MODEL_CONFIG_FILE = 'config.json';
@@ -47,10 +47,6 @@ export function looksLikePath(spec: string): boolean {
     spec.includes('\\') ||
     spec.split('/').length > 2
   );
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
 /** The shard file names an index lists (its weight_map values). */

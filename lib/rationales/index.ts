@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { hubToken } from '../hub/index.js';
 import { packageVersion } from '../util/package.js';
 import { makeRedactor, redactDeep, redactError, type Redactor } from '../util/redact.js';

@@ -20,7 +20,7 @@ import { resolveModelDir } from '../hub/index.js';
 import { loadHfConfig } from '../model/config.js';
 import { loadModel } from '../model/io.js';
 import type { Dtype, GenerateOptions, Model } from '../native.js';
-import { resolveDevice } from '../train/loop.js';
+import { resolveDevice } from '../train/device.js';
 import type { Generator, GeneratorOutcome, WorkRow } from './generator.js';
 
 export interface LocalOptions {

@@ -23,7 +23,7 @@ import path from 'node:path';
 
 import { parquetWriteBuffer } from 'hyparquet-writer';
 
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 
 export type OutputFormat = 'parquet' | 'jsonl';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['parquet', 'jsonl'];

@@ -4,14 +4,10 @@
 // followed (an alias of the dataset directory is the dataset directory), and an --out that does
 // not exist yet is placed under the real path of its nearest existing parent.
 import { existsSync, realpathSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 import { NAMED_DATASETS } from '../data/sources/index.js';
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
-}
+import { expandHome } from '../util/paths.js';
 
 /**
  * The local path a dataset spec reads, or null for a named or hub dataset. Mirrors the loader

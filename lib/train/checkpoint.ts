@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import type { Model, Trainer } from '../native.js';
 import { saveModel } from '../model/io.js';
-import { fileWriteError, writeFileAtomic } from '../model/safetensors.js';
+import { fileWriteError, writeFileAtomic } from '../util/files.js';
 
 export const LATEST = 'LATEST';
 const PREVIOUS = 'LATEST.prev';

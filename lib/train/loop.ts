@@ -16,12 +16,12 @@ import {
 import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, cudaAvailable, evaluateLoss, setNumThreads, type LossConfig, type LossName, type StepResult } from '../native.js';
+import { Model, Trainer, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
 import { GradSync, ZeroShard } from '../parallel/native.js';
 import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
-import { buildRunData, type RunData } from './data.js';
+import { buildRunData, loadRows, type RunData } from './data.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   examplesFingerprint,
@@ -33,7 +33,11 @@ import {
   type ReferenceTable,
 } from './reference_cache.js';
 import { lossGroups, lossIsUnpaired } from './losses.js';
-import { learningRate, microBatchSizes } from './schedule.js';
+import { microBatchSizes, scheduledLearningRate } from './schedule.js';
+import { resolveDevice } from './device.js';
+import { evaluateSplit, usable } from './evaluate.js';
+import { NonFiniteError } from './nonfinite.js';
+import { RunWatch } from './watch.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 import { csftExamples, csftRunModel } from './csft.js';
 import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
@@ -41,17 +45,10 @@ import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems,
 // The loss table's row groups, from their one home (lib/train/losses.ts).
 export { lossGroups };
 
-/** A NaN or infinite loss or gradient: the run stops without touching the last checkpoint. */
-export class NonFiniteError extends Error {
-  override name = 'NonFiniteError';
-  constructor(
-    readonly step: number,
-    readonly exampleIds: readonly string[],
-    what: string,
-  ) {
-    super(`${what} at step ${step + 1}; the batch held examples ${exampleIds.join(', ')}. The last good checkpoint is kept.`);
-  }
-}
+// Homes of their own (eval, `rpo data` and rationales use them); re-exported for existing importers.
+export { NonFiniteError } from './nonfinite.js';
+export { resolveDevice } from './device.js';
+export { evaluateSplit, usable } from './evaluate.js';
 
 export interface TrainEvents {
   /** Every metrics.jsonl record, as it is written. */
@@ -80,17 +77,6 @@ export interface TrainResult {
   wallSeconds: number;
   /** Means over the test split at the last evaluation. */
   lastEval: Record<string, number> | null;
-}
-
-export function resolveDevice(device: string): string {
-  if (device === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
-  return device;
-}
-
-/** The examples a loss can train on (none of the sequences it reads dropped). */
-export function usable(examples: readonly TokenizedExample[], groups: Groups): TokenizedExample[] {
-  const kinds = (['chosen', 'rejected', 'rationale'] as const).slice(0, groups);
-  return examples.filter((ex) => kinds.every((k) => ex[k] !== undefined && !ex[k]!.dropped));
 }
 
 /** Cuts a global batch's examples into micro-batches laid out for the engine. */
@@ -197,47 +183,6 @@ function disposeEngine(e: Engine): void {
   e.trainer.dispose();
   e.policy.dispose();
   e.reference?.dispose();
-}
-
-/** Means of the loss's metrics over the test examples (eval_ prefix), without gradients. */
-export async function evaluateSplit(
-  trainer: Trainer,
-  examples: readonly TokenizedExample[],
-  opts: {
-    batchSize: number;
-    groups: Groups;
-    padTokenId: number;
-    table: ReferenceTable | null;
-    unpaired?: { loss: LossName; maxLength: number };
-    par?: Parallel;
-    metricNames?: readonly string[];
-  },
-): Promise<Record<string, number>> {
-  const avg = new MetricAverager();
-  const u = opts.unpaired;
-  const batches = u
-    ? unpairedEvalBatches(u.loss, examples.filter(isUnpairedItem), opts.batchSize, { padTokenId: opts.padTokenId, maxLength: u.maxLength })
-    : makeBatches(usable(examples, opts.groups), { batchSize: opts.batchSize, groups: opts.groups, seed: 0, shuffle: false, padTokenId: opts.padTokenId });
-  // Data parallel: rank r evaluates batches r, r + world, ...; the sums are added over the ranks.
-  const par = opts.par?.distributed ? opts.par : null;
-  let bad: string[] | null = null;
-  for (const [i, b] of batches.entries()) {
-    if (par && i % par.worldSize !== par.rank) continue;
-    const r = await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
-    if (!r.finite) {
-      if (!par) throw new NonFiniteError(-1, b.exampleIds, 'non-finite evaluation loss');
-      bad ??= b.exampleIds;
-    }
-    avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
-  }
-  if (!par) return avg.count > 0 ? avg.mean('eval_') : {};
-  const names = [...(opts.metricNames ?? []), 'loss'];
-  const local = avg.count > 0 ? avg.mean() : {};
-  const sums = await par.sum([avg.count, bad ? 1 : 0, ...names.map((k) => (local[k] ?? 0) * avg.count)]);
-  if (sums[1]! > 0) throw new NonFiniteError(-1, bad ?? [], bad ? 'non-finite evaluation loss' : 'non-finite evaluation loss on another rank');
-  const out: Record<string, number> = {};
-  if (sums[0]! > 0) names.forEach((k, i) => (out[`eval_${k}`] = sums[2 + i]! / sums[0]!));
-  return out;
 }
 
 /** Whether `inner` is `outer` or lies inside it. */
@@ -355,8 +300,11 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const tok = data.model.tokenizer;
   const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
   const log = par.isMain ? new MetricsLog(path.join(runDir, 'metrics.jsonl')) : null;
+  // TensorBoard, samples and report.html (watch.ts), rank 0 only: created once the engine is.
+  let watch: RunWatch | null = null;
   const emit = (record: MetricRecord) => {
     log?.append(record);
+    watch?.record(record);
     options.onLog?.(record);
   };
 
@@ -377,6 +325,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       metricNames,
     });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
+    await watch?.evaluated(state.step, state.examples);
   };
   let checkpoint: string | null = resumeFrom;
   const save = async (keepStepCopy: boolean) => {
@@ -395,9 +344,12 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
 
   let segmentStart = Date.now();
   let interrupted = false;
+  let completed = false;
   let stepsThisCall = 0;
   let stopAgreed = false;
   try {
+    const sampleRows = par.isMain && config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
+    if (par.isMain) watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
     if (config.do_first_eval && state.step === 0) await evaluate();
     let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;
     while (state.examples < totalExamples) {
@@ -466,7 +418,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       const means = Object.fromEntries(Object.entries(totals.metricSums).map(([k, v]) => [k, v / totals.pairs]));
       const tokens = totals.tokens;
       const lossSum = totals.lossSum;
-      const lr = learningRate(config.lr, state.step, config.warmup_steps);
+      const lr = scheduledLearningRate(config, state.step, totalSteps);
       const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
       // ZeRO-1: each parameter updated by its owner reaches every rank.
       if (engine.zero) await engine.zero.broadcastParams();
@@ -501,8 +453,13 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       await evaluate();
     }
     await save(false);
+    completed = true;
   } finally {
-    disposeEngine(engine);
+    try {
+      watch?.close(completed && !interrupted);
+    } finally {
+      disposeEngine(engine);
+    }
   }
   return {
     runDir,

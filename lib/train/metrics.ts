@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { fileWriteError } from '../model/safetensors.js';
+import { fileWriteError } from '../util/files.js';
 import { ensureDir } from './run_dir.js';
 
 export type MetricRecord = Record<string, number | string | null>;

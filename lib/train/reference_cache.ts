@@ -11,7 +11,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, re
 import path from 'node:path';
 
 import type { Model, PairLogps, RowLogps } from '../native.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { makeBatches, type TokenizedExample } from '../data/batch/index.js';
 
 /** Per example: reference log-probs of its chosen and rejected responses. */

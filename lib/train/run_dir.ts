@@ -26,7 +26,7 @@ export interface LockInfo {
 }
 
 /** Files and directories rpo writes into a run directory: all that `overwrite=true` deletes. */
-const RUN_OUTPUTS = [/^LATEST$/, /^LATEST\.prev$/, /^step-\d+$/, /^step-\d+\.tmp-\d+$/, /^\.checkpoint\.tmp-\d+$/, /^metrics\.jsonl(\.tmp-\d+)?$/, /^config\.yaml$/, /^report\.html$/];
+const RUN_OUTPUTS = [/^LATEST$/, /^LATEST\.prev$/, /^step-\d+$/, /^step-\d+\.tmp-\d+$/, /^\.checkpoint\.tmp-\d+$/, /^metrics\.jsonl(\.tmp-\d+)?$/, /^config\.yaml$/, /^report\.html$/, /^tb$/, /^samples$/];
 const TEMP_DIR = /^(?:\.checkpoint|step-\d+)\.tmp-(\d+)$/;
 
 /** Whether a process with this pid exists on this host (EPERM: it exists, owned by someone else). */

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadConfig } from '../../lib/config/index.js';
 import { train } from '../../lib/train/loop.js';
+import { EventWriter } from '../../lib/train/tensorboard.js';
+import { runPython } from '../reference/python.js';
 import { REPO, rpo, rpoLive } from './cli.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
@@ -237,6 +239,11 @@ describe('what killed runs leave behind (items 3, 4, 5)', () => {
     // what a run killed after its checkpoint at step 2 leaves: steps 3 and 4 logged, a torn line
     const last = records(file).at(-1)!;
     writeFileSync(file, readFileSync(file, 'utf8') + JSON.stringify({ ...last, step: 3 }) + '\n' + JSON.stringify({ ...last, step: 4 }) + '\n{"step": 5, "lo');
+    // ... and in TensorBoard, steps 3 and 4 with values the resumed run must replace
+    const stale = new EventWriter(path.join(part.runDir, 'tb'));
+    stale.scalars(3, { loss: 123 });
+    stale.scalars(4, { loss: 123 });
+    stale.close();
     await train(config('metrics-split', ['n_examples=5', `resume=${part.runDir}`]));
     const text = readFileSync(file, 'utf8');
     expect(text.endsWith('\n')).toBe(true);
@@ -246,6 +253,11 @@ describe('what killed runs leave behind (items 3, 4, 5)', () => {
     expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
     const reference = records(path.join(full.runDir, 'metrics.jsonl')).filter((m) => m.loss !== undefined);
     steps.forEach((m, i) => expect(m.loss).toBeCloseTo(reference[i]!.loss!, 6));
+    // TensorBoard (both of its readers) shows each step once, with the resumed run's values
+    const tb = JSON.parse(runPython('tb_events.py', [path.join(part.runDir, 'tb')])) as { scalars: Record<string, [number, number][]>; served: Record<string, [number, number][]> };
+    const want = steps.map((m) => [m.step, Math.fround(m.loss!)]);
+    expect(tb.scalars.loss).toEqual(want);
+    expect(tb.served.loss).toEqual(want);
   });
 
   it('the printed resume command is shell-quoted, names the run directory, and works after a kill between the renames', async () => {

@@ -32,15 +32,15 @@ interface Inputs {
 }
 
 const REFERENCE_LOSSES = new Set<LossName>(['dpo', 'cdpo', 'ipo', 'rdpo']);
-const ROW_GROUPS: Record<LossName, number> = {
+const ROW_GROUPS: Partial<Record<LossName, number>> = {
   sft: 1, dpo: 2, cdpo: 2, ipo: 2, slic: 2, simpo: 2, orpo: 2, rdpo: 3, 'rorpo-simple': 3,
 };
 
 function randomInputs(name: LossName, seed: number): Inputs {
   const rand = mulberry32(seed);
   const policy: PairLogps = { chosen: randomRows(rand, N_PAIRS) };
-  if (ROW_GROUPS[name] >= 2) policy.rejected = randomRows(rand, N_PAIRS);
-  if (ROW_GROUPS[name] >= 3) policy.rationale = randomRows(rand, N_PAIRS);
+  if ((ROW_GROUPS[name] ?? 2) >= 2) policy.rejected = randomRows(rand, N_PAIRS);
+  if ((ROW_GROUPS[name] ?? 2) >= 3) policy.rationale = randomRows(rand, N_PAIRS);
   const reference = REFERENCE_LOSSES.has(name)
     ? { chosen: randomRows(rand, N_PAIRS), rejected: randomRows(rand, N_PAIRS) }
     : null;
@@ -160,7 +160,7 @@ function clonePair(p: PairLogps): PairLogps {
   return out;
 }
 
-const DEFAULTS = { beta: 0.1, gamma: 0.1, epsilon: 0, lambda: 0.1, margin: 0, rationale_form: 'code' } as const;
+const DEFAULTS = { beta: 0.1, gamma: 0.1, epsilon: 0, lambda: 0.1, margin: 0, rationale_form: 'code', rationale: 'none', desirable_weight: 1, undesirable_weight: 1 } as const;
 
 // Non-default hyperparameters so that every term of every formula is exercised.
 const CASES: Array<{ label: string; cfg: Required<LossConfig> }> = [

@@ -88,7 +88,7 @@ describe('integer options refuse NaN, Infinity, fractions and out-of-range value
     await expect(trainer.microStep(batch, { nPairs: NaN })).rejects.toThrow(`microStep options: ${range('nPairs', 1, INT32, 'NaN')}`);
     await expect(trainer.evalStep(batch, { nPairs: 1e20 })).rejects.toThrow(`evalStep options: ${range('nPairs', 1, INT32, '100000000000000000000')}`);
     await expect(model.logits({ ...batch, rows: 2 ** 33 })).rejects.toThrow(`batch: ${range('rows', 0, INT32, '8589934592')}`);
-    const logps = (count: number[]) => ({ sum: [-1], mean: [-1], count });
+    const logps = (count: number[]) => ({ sum: Float64Array.of(-1), mean: Float64Array.of(-1), count: Float64Array.from(count) });
     expect(() => evaluateLoss({ name: 'sft' }, { chosen: logps([NaN]) })).toThrow(`evaluateLoss: policy.chosen: ${range('count[0]', 0, SAFE, 'NaN')}`);
     trainer.dispose();
     model.dispose();

@@ -26,6 +26,9 @@ const REFERENCE_PACKAGES: ReadonlyArray<readonly [string, string]> = [
   ['datasets', 'datasets'],
   ['pyarrow', 'pyarrow'],
   ['numpy', 'numpy'],
+  ['hydra', 'hydra-core'],
+  ['omegaconf', 'omegaconf'],
+  ['tensorboard', 'tensorboard'],
 ];
 
 const INSTALL_HINT =

@@ -228,7 +228,7 @@ describe('the per-device budget', () => {
   });
 
   it('row groups per loss', () => {
-    expect(['sft', 'dpo', 'orpo', 'rdpo', 'rorpo-simple'].map(lossRowGroups)).toEqual([1, 2, 2, 3, 3]);
+    expect((['sft', 'dpo', 'orpo', 'rdpo', 'rorpo-simple'] as const).map((name) => lossRowGroups(name))).toEqual([1, 2, 2, 3, 3]);
   });
 });
 

@@ -525,7 +525,10 @@ describe('OpenAI-compatible client', () => {
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: "This model's maximum context length is 8 tokens" } }));
     };
-    const bad = await new OpenAIGenerator(options()).complete('r', 'x', 0, signal).catch((e: unknown) => e as OpenAIError);
+    const bad = await new OpenAIGenerator(options()).complete('r', 'x', 0, signal).then(
+      () => { throw new Error('expected an OpenAIError'); },
+      (e: unknown) => e as OpenAIError,
+    );
     expect(bad.kind).toBe('row');
     expect(bad.message).toMatch(/HTTP 400 from .*: This model's maximum context length is 8 tokens/);
     expect(srv.seen).toHaveLength(1);
@@ -534,7 +537,10 @@ describe('OpenAI-compatible client', () => {
       res.writeHead(401, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${String(s.headers.authorization).slice(7)}` } }));
     };
-    const denied = await new OpenAIGenerator(options()).complete('r', 'x', 0, signal).catch((e: unknown) => e as OpenAIError);
+    const denied = await new OpenAIGenerator(options()).complete('r', 'x', 0, signal).then(
+      () => { throw new Error('expected an OpenAIError'); },
+      (e: unknown) => e as OpenAIError,
+    );
     expect(denied.kind).toBe('fatal');
     expect(denied.message).toMatch(/HTTP 401 .*Incorrect API key provided: \*\*\* — the server refused the credentials \(check the API key\)/);
     expect(denied.message).not.toContain(KEY);

@@ -153,7 +153,10 @@ describe('the OpenAI-compatible client masks the key before cutting, and in comp
     // A 401 that echoes the key past the cut stops the run: its message is masked too.
     attempts = new Map();
     handler = (_c, res) => res.writeHead(401).end(`${'x'.repeat(180)}Incorrect API key provided: ${KEY}`);
-    const fatal = await g.complete('r', 'x', 0, new AbortController().signal).catch((e: unknown) => e as OpenAIError);
+    const fatal = await g.complete('r', 'x', 0, new AbortController().signal).then(
+      () => { throw new Error('expected an OpenAIError'); },
+      (e: unknown) => e as OpenAIError,
+    );
     expect(fatal.kind).toBe('fatal');
     expect(pieces(fatal.message, KEY)).toEqual([]);
   });

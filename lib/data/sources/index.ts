@@ -10,7 +10,6 @@
 // test split from it: the prompts whose hash falls below `testFraction` (5% by default; see
 // heldOutSplit). Row ids are "<spec>:<split>:<index of the row in its source split>".
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
 import { HubClient, defaultHubClient } from '../../hub/client.js';
@@ -20,6 +19,7 @@ import { genericMapper, optionalString, promptColumnOf, requireString, type Colu
 import { GENERIC_TRAITS, KNOWN_DATASETS, NAMED_DATASETS, perRecord, type DatasetTraits, type NamedPreferenceDataset, type NamedPromptDataset } from './named.js';
 import type { SplitRowsBuilder } from './seed.js';
 import { DEFAULT_TEST_FRACTION, heldOutSplit, splitsByFileName, type HeldOutOptions } from './splits.js';
+import { expandHome } from '../../util/paths.js';
 
 export { DEFAULT_TEST_FRACTION, SPLIT_KEYWORDS, heldOutScore, heldOutSplit, splitsByFileName, type HeldOutOptions } from './splits.js';
 export {
@@ -91,10 +91,6 @@ function hubFor(opts: SourceOptions): HubClient {
   const offline = opts.offline ?? (truthy(process.env['HF_DATASETS_OFFLINE']) ? true : undefined);
   if (opts.cacheDir === undefined && offline === undefined) return defaultHubClient();
   return new HubClient({ cacheDir: opts.cacheDir, offline });
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
 function unknownName(spec: string): DatasetError {
