@@ -3,9 +3,13 @@
 // named_parameters() yields "model.layers.0.self_attn.q_proj.weight", ...
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/pimpl.h>
+
+#include <memory>
+#include <vector>
 
 #include "api.h"
 
@@ -15,11 +19,15 @@ namespace rpo {
 // them (torch::nn::Linear would draw a kaiming init in fp32 on the CPU first): Model.create
 // fills them from a seed (init_weights), Model.load from a checkpoint.
 
+struct LoraAdapter;  // model/lora.h
+
 // A Linear layer: "weight" [out, in], "bias" [out] when `bias`. Products go through gemm.h.
+// `lora`: a LoRA adapter added to the output while its model's adapters are on (model/lora.h).
 struct DenseImpl : torch::nn::Module {
   DenseImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight, bias;
+  std::shared_ptr<LoraAdapter> lora;
 };
 TORCH_MODULE(Dense);
 
@@ -99,6 +107,9 @@ struct ForwardOptions {
   // padding at most, which causal attention makes harmless to real tokens): attention then
   // runs causal without a mask where the sliding window and the cache allow it.
   bool right_padded = false;
+  // Generators whose state activation checkpointing restores for a block's recompute, so it
+  // draws the same dropout masks (LoRA dropout's).
+  std::vector<at::Generator> preserve_rng;
 };
 
 // LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM.

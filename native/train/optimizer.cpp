@@ -97,11 +97,11 @@ std::vector<float> stochastic_round_bf16(const std::vector<float>& values, uint6
 }
 
 TrainOptimizer::TrainOptimizer(ModelImpl& model, const TrainerOptions& options)
-    : precision_(resolve_precision(options.precision, model.dtype)),
+    : precision_(resolve_precision(options.precision, model.trainable_dtype())),
       optimizer_(options.optimizer),
       weight_decay_option_(options.weight_decay),
       seed_(options.seed) {
-  for (auto& [name, t] : model.params) {
+  for (auto& [name, t] : model.trainable()) {  // with LoRA: the adapters only
     names_.push_back(name);
     params_.push_back(t);
   }
