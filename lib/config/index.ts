@@ -39,6 +39,7 @@ export {
   type RunConfig,
   type ModelSection,
   type LossSection,
+  type LoraSection,
   type WandbSection,
   type DatasetRef,
   type Validated,

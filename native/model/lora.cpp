@@ -44,14 +44,11 @@ std::vector<std::pair<std::string, std::shared_ptr<DenseImpl>>> dense_modules(to
 at::Tensor LoraAdapter::delta(const at::Tensor& x) const {
   auto h = x.to(A.scalar_type());
   const double p = state->options.dropout;
-  // Dropout in training forwards only (grad mode on): evaluation, the reference and generation
-  // run without it, as PEFT's model.eval() does.
-  if (p > 0 && at::GradMode::is_enabled()) {
-    at::Tensor keep;
-    {
-      std::lock_guard<std::mutex> lock(state->dropout_gen.mutex());
-      keep = at::empty(h.sizes(), h.options()).bernoulli_(1.0 - p, state->dropout_gen);
-    }
+  // Dropout in training forwards only: evaluation, the reference and generation run without it,
+  // as PEFT's model.eval() does.
+  if (p > 0 && state->training) {
+    // bernoulli_ takes the generator's lock itself.
+    auto keep = at::empty(h.sizes(), h.options()).bernoulli_(1.0 - p, state->dropout_gen);
     h = h * keep.div_(1.0 - p);
   }
   auto d = linear(linear(h, A, at::Tensor()), B, at::Tensor());

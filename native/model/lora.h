@@ -29,6 +29,10 @@ struct LoraState {
   LoraOptions options;
   double scaling = 1.0;
   bool enabled = true;  // false: the base model alone (the reference; AdaptersOff)
+  // Dropout applies in training forwards only (PEFT's model.train()): set by the trainer around a
+  // micro-step's policy forward, so activation checkpointing's no-grad forward and its recompute
+  // both drop (grad mode cannot tell: it is off in the checkpointed forward).
+  bool training = false;
   // Dropout masks are drawn from this generator (the trainer seeds it per micro-step, so a
   // resumed run draws the same masks; activation checkpointing restores it for the recompute).
   at::Generator dropout_gen;

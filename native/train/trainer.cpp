@@ -75,6 +75,17 @@ void lora_dropout_seed(TrainerImpl& s, const RowBatch& batch, ForwardOptions& fw
   fwd.preserve_rng = {st.dropout_gen};
 }
 
+// Marks a LoRA policy's forward as a training one (dropout on) for a scope.
+struct LoraTraining {
+  explicit LoraTraining(LoraState* s) : s_(s) {
+    if (s_) s_->training = true;
+  }
+  ~LoraTraining() {
+    if (s_) s_->training = false;
+  }
+  LoraState* s_;
+};
+
 RowLogpTensors concat(const RowLogpTensors& a, const RowLogpTensors& b) {
   return {at::cat({a.sum, b.sum}), at::cat({a.mean, b.mean}), at::cat({a.count, b.count})};
 }
@@ -142,6 +153,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   ForwardOptions fwd;
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   if (pm.lora && backward) lora_dropout_seed(s, batch, fwd);
+  LoraTraining lora_training(backward ? pm.lora.get() : nullptr);
   auto rows = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), fwd, lp);
   if (groups >= 3)
     rows = concat(rows, forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp));

@@ -26,6 +26,7 @@ const REFERENCE_PACKAGES: ReadonlyArray<readonly [string, string]> = [
   ['datasets', 'datasets'],
   ['pyarrow', 'pyarrow'],
   ['numpy', 'numpy'],
+  ['peft', 'peft'],
 ];
 
 const INSTALL_HINT =
