@@ -19,6 +19,7 @@ import { loadModel } from '../model/io.js';
 import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '../native.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
+import { adapterBaseModel, loadLoraPolicy, type AdapterShape } from './lora.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   computeReferenceTable,
@@ -108,13 +109,16 @@ interface Engine {
   reference: Model | null;
   trainer: Trainer;
   table: ReferenceTable | null;
+  /** With LoRA: the adapters' shape, for each checkpoint's adapter_config.json. */
+  adapters: AdapterShape | null;
 }
 
-async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents): Promise<ReferenceTable> {
+/** loraBase: a LoRA policy whose base (adapters off) gives the reference log-probs. */
+async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, loraBase: Model | null = null): Promise<ReferenceTable> {
   const examples = [...data.train, ...data.test];
   const key = referenceCacheKey({
     weights: weightsFingerprint(data.model.modelDir),
-    dtype: config.model.reference_dtype,
+    dtype: loraBase ? loraBase.dtype : config.model.reference_dtype,
     examples: examplesFingerprint(examples),
   });
   const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
@@ -124,23 +128,25 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
     return cached;
   }
   events.onMessage?.(`reference log-probs: computing for ${examples.length} examples (once; cached as ${file})`);
-  const reference = await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device });
+  const reference = loraBase ?? (await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }));
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
     const table = await computeReferenceTable(reference, usableExamples, {
       batchSize: config.model.eval_batch_size,
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
+      adapters: loraBase === null,
     });
     writeReferenceCache(file, key, table);
     return table;
   } finally {
-    reference.dispose();
+    if (!loraBase) reference.dispose();
   }
 }
 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
+  if (config.lora.enabled) return buildLoraEngine(config, data, device, resumeFrom, events);
   const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
   // keeps model.reference_dtype.
@@ -158,7 +164,36 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
     chunkTokens: config.chunk_tokens,
   });
   if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
-  return { policy, reference, trainer, table };
+  return { policy, reference, trainer, table, adapters: null };
+}
+
+/**
+ * LoRA: the base in the precision's dtype (bf16 under the bf16 precisions) with fp32 adapters,
+ * which alone train (fp32 AdamW). No reference model: the base with the adapters off is one.
+ */
+async function buildLoraEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
+  const precision = resolvePrecision(config.precision, device);
+  const dtype = precisionDtype(precision);
+  events.onMessage?.(`precision: LoRA adapters and their AdamW state in fp32, the frozen base in ${dtype}`);
+  const { policy, shape } = await loadLoraPolicy(config, data.model.modelDir, resumeFrom, { dtype, device });
+  events.onMessage?.(`lora: r=${shape.r} alpha=${shape.alpha} on ${policy.adapterParams().length / 2} linears (${policy.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)} trainable parameters)${resumeFrom ? '' : config.lora.from ? `, from ${config.lora.from}` : ''}`);
+  try {
+    const needsReference = lossUsesReference(config.loss.name);
+    const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events, policy) : null;
+    const trainer = new Trainer(policy, null, {
+      loss: engineLossConfig(config.loss),
+      ...engineOptimizer(config),
+      precision: 'fp32',
+      seed: config.seed,
+      activationCheckpointing: config.model.activation_checkpointing,
+      chunkTokens: config.chunk_tokens,
+    });
+    if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
+    return { policy, reference: null, trainer, table, adapters: shape };
+  } catch (err) {
+    policy.dispose();
+    throw err;
+  }
 }
 
 function disposeEngine(e: Engine): void {
@@ -292,7 +327,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
     if (config.debug || state.step === startStep) return;
     state.wallSeconds += (Date.now() - segmentStart) / 1000;
     segmentStart = Date.now();
-    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy });
+    const adapter = engine.adapters ? { shape: engine.adapters, baseModel: adapterBaseModel(config) } : undefined;
+    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy, adapter });
     options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
   };
 
