@@ -10,8 +10,9 @@
 //   lora.rslora          PEFT use_rslora
 //   lora.from            a PEFT adapter directory to start from (its r, alpha and targets win)
 //
-// The seed's (HALOs') keys map here: model.use_peft → lora.enabled, model.load_lora_from →
-// lora.from, model.peft.{lora_r, lora_alpha, lora_dropout, target_modules} → lora.*.
+// The seed's (HALOs') keys map here and win: model.use_peft → lora.enabled, model.load_lora_from
+// → lora.from, model.peft.{lora_r, lora_alpha, lora_dropout, target_modules} → lora.* (the
+// model.peft keys only with model.use_peft: true, as HALOs read them).
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 
 export const LORA_INITS = ['kaiming', 'gaussian'] as const;
@@ -108,11 +109,15 @@ function targetModules(v: ConfigValue): string[] | null {
   return [...names];
 }
 
-/** HALOs' model.use_peft / model.load_lora_from / model.peft.* onto lora.* (a lora.* key set too wins). */
+/**
+ * HALOs' model.use_peft / model.load_lora_from / model.peft.* onto lora.*. Like every seed alias
+ * (lib/config/schema.ts), the seed's key wins: rpo's own files never contain it, so its presence
+ * means a user (or an old saved config) put it there.
+ */
 function seedKeys(root: ConfigMap, m: ConfigMap, notices: string[]): void {
   const model = isMap(root.model) ? (root.model as ConfigMap) : {};
   const map = (from: string, value: ConfigValue | undefined, to: string) => {
-    if (value === undefined || value === null || m[to] !== undefined) return;
+    if (value === undefined || value === null) return;
     m[to] = value;
     notices.push(`${from}=${JSON.stringify(value)} → lora.${to} (the seed's name)`);
   };
