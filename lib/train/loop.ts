@@ -20,6 +20,7 @@ import { Model, Trainer, cudaAvailable, setNumThreads, type StepResult } from '.
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, type RunData } from './data.js';
 import { adapterBaseModel, loadLoraPolicy, type AdapterShape } from './lora.js';
+import { isAdapterDir } from '../model/lora.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   computeReferenceTable,
@@ -146,6 +147,13 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
+  if (resumeFrom && isAdapterDir(resumeFrom) !== config.lora.enabled) {
+    throw new Error(
+      config.lora.enabled
+        ? `resume=${config.resume}: ${resumeFrom} is a full-weights checkpoint, and this run trains LoRA adapters (lora.enabled=true); resume it with lora.enabled=false`
+        : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
+    );
+  }
   if (config.lora.enabled) return buildLoraEngine(config, data, device, resumeFrom, events);
   const table = needsReference && config.precompute_reference ? await referenceTable(config, data, device, events) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference

@@ -140,4 +140,10 @@ describe('LoRA training runs', () => {
     expect(readAdapterConfig(saved).r).toBe(4);
     expect(adapterTensors(saved)).toEqual(adapterTensors(from));
   });
+
+  it('resuming a LoRA checkpoint as a full-weights run is a clear error', async () => {
+    const run = path.join(work, 'rdpo-lora');
+    const o = overrides('rdpo-lora', ['loss=rdpo', 'n_epochs=3', `resume=${run}`]).filter((x) => !x.startsWith('++lora.'));
+    await expect(train(loadConfig({ overrides: [...o, '++lora.enabled=false'] }).config)).rejects.toThrow(/is a LoRA adapter checkpoint; resume it with lora\.enabled=true/);
+  });
 });
