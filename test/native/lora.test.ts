@@ -143,6 +143,35 @@ describe('LoRA against PEFT', () => {
   });
 });
 
+describe('LoRA on the other architectures', () => {
+  for (const arch of ['qwen2', 'mistral'] as const) {
+    it(`${arch}: a PEFT adapter on every linear gives PEFT's logits in rpo`, async () => {
+      const archBase = path.join(dir, `base-${arch}`);
+      runPython('hf_make_model.py', ['--arch', arch, '--out', archBase, '--seed', '4', '--config-json', JSON.stringify({ vocab_size: VOCAB })]);
+      const made = path.join(dir, `peft-${arch}`);
+      // T = 12 > Mistral's tiny sliding window (8): the windowed mask path is exercised too.
+      const batch = randomBatch(12, { rows: 2, seqLen: 12, vocab: VOCAB, minLen: 9 });
+      const input = path.join(dir, `${arch}.json`);
+      const out = path.join(dir, `${arch}.bin`);
+      writeFileSync(input, batchJson(batch));
+      peft([
+        { job: 'make', base: archBase, out: made, r: 4, alpha: 8, targets: 'all-linear', seed: 6 },
+        { job: 'logits', base: archBase, adapter: made, input, out },
+      ]);
+      const policy = await loadModel(archBase);
+      try {
+        await loadAdapter(policy, made);
+        expect(adaptedModuleNames(policy)).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+        const e = compare(await policy.logits(batch), readFloat32(out), batch);
+        console.log(`[lora] ${arch} PEFT adapter in rpo: max abs logit diff ${e.abs.toExponential(2)}, max per-position rel ${e.rel.toExponential(2)}`);
+        expect(e.rel).toBeLessThanOrEqual(TOL);
+      } finally {
+        policy.dispose();
+      }
+    });
+  }
+});
+
 describe('the reference is the base with the adapters off', () => {
   it('equals a separate base model\'s log-probs before and after training, and gives the same DPO metrics', async () => {
     const policy = await loadModel(base);
