@@ -251,6 +251,57 @@ describe('training the adapters', () => {
     });
   }
 
+  it('adapter gradients match central finite differences of the DPO loss (A and B of several linears)', async () => {
+    const policy = await loadModel(base);
+    try {
+      await policy.addLora({ r: 2, alpha: 4, targetModules: ['q_proj', 'down_proj'], seed: 1 });
+      const params = policy.adapterParams();
+      // Non-zero A and B (fresh B is zero: A's gradient would vanish), written as a PEFT file.
+      const r = rng(21);
+      const values = params.map((p) => new Float32Array(p.shape.reduce((a, b) => a * b, 1)).map(() => (r() - 0.5) * 0.4));
+      const adapterDir = path.join(dir, 'fd-adapter');
+      const write = (vals: Float32Array[]) => {
+        writeSafetensorsFile(path.join(adapterDir, 'adapter_model.safetensors'), params.map((p, i) => ({ name: p.name, dtype: 'F32', shape: p.shape, data: new Uint8Array(vals[i]!.buffer.slice(0)) })));
+      };
+      const { mkdirSync } = await import('node:fs');
+      const { readSafetensorsHeader } = await import('../../lib/model/safetensors.js');
+      mkdirSync(adapterDir, { recursive: true });
+      const load = async (vals: Float32Array[]) => {
+        write(vals);
+        await policy.loadAdapters(readSafetensorsHeader(path.join(adapterDir, 'adapter_model.safetensors')).tensors);
+      };
+      await load(values);
+      const batch = randomBatch(31, { rows: 4, seqLen: 10, vocab: VOCAB });
+      const trainer = new Trainer(policy, null, { loss: { name: 'dpo', beta: 2 } });
+      await trainer.microStep(batch, { nPairs: 2 });
+      const names = params.map((p) => p.name);
+      const g = await trainer.gradSnapshot(names);
+      // Checked: each of layer 0's and layer 1's tensors, at its largest-gradient element.
+      let off = 0;
+      let checked = 0;
+      const eps = 1e-2;
+      for (let i = 0; i < params.length; i++) {
+        const n = values[i]!.length;
+        let k = 0;
+        for (let j = 1; j < n; j++) if (Math.abs(g[off + j]!) > Math.abs(g[off + k]!)) k = j;
+        const at = (delta: number) => values.map((v, t) => (t === i ? v.map((x, j) => (j === k ? x + delta : x)) : v));
+        await load(at(eps));
+        const up = (await trainer.evalStep(batch, { nPairs: 2 })).loss;
+        await load(at(-eps));
+        const down = (await trainer.evalStep(batch, { nPairs: 2 })).loss;
+        const fd = (up - down) / (2 * eps);
+        expect(Math.abs(g[off + k]!), params[i]!.name).toBeGreaterThan(1e-4);
+        expect(Math.abs(fd - g[off + k]!) / Math.abs(g[off + k]!), `${params[i]!.name}[${k}]: engine ${g[off + k]}, finite difference ${fd}`).toBeLessThan(2e-2);
+        checked++;
+        off += n;
+      }
+      expect(checked).toBe(8); // 2 layers × (q_proj, down_proj) × (A, B)
+      trainer.dispose();
+    } finally {
+      policy.dispose();
+    }
+  });
+
   it('a bf16 base trains fp32 adapters', async () => {
     const policy = await loadModel(base, { dtype: 'bfloat16' });
     try {
