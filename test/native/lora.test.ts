@@ -367,6 +367,17 @@ describe('errors', () => {
     }
   });
 
+  it('a bf16 precision for a LoRA trainer says the adapters train in fp32', async () => {
+    const policy = await loadModel(base, { dtype: 'bfloat16' });
+    try {
+      await policy.addLora({ r: 2, alpha: 4, targetModules: ['q_proj'] });
+      expect(() => new Trainer(policy, null, { loss: { name: 'dpo', beta: 0.1 }, precision: 'bf16-mixed' })).toThrow(/LoRA adapters train in fp32 \(precision fp32, or unset\), not bf16-mixed/);
+      new Trainer(policy, null, { loss: { name: 'dpo', beta: 0.1 }, precision: 'fp32' }).dispose();
+    } finally {
+      policy.dispose();
+    }
+  });
+
   it('an adapter file with a wrong shape or a stray tensor is refused, naming it', async () => {
     const bad = path.join(dir, 'bad-adapter');
     const { mkdirSync } = await import('node:fs');
@@ -386,6 +397,18 @@ describe('errors', () => {
       await expect(loadAdapter(policy, bad)).rejects.toThrow(/layers\.1\.self_attn\.q_proj\.lora_B\.weight" has shape \[32, 2\], the model expects \[64, 2\]/);
     } finally {
       policy.dispose();
+    }
+    // A tensor for a module the config does not target.
+    const stray = [
+      ...tensors.map((t, i) => (i === 3 ? { ...t, shape: [64, 2], data: new Float32Array(128) } : t)),
+      { name: 'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight', dtype: 'F32', shape: [2, 64], data: new Float32Array(128) },
+    ];
+    writeSafetensorsFile(path.join(bad, 'adapter_model.safetensors'), stray.map((t) => ({ ...t, data: new Uint8Array(t.data.buffer) })));
+    const other = await loadModel(base);
+    try {
+      await expect(loadAdapter(other, bad)).rejects.toThrow(/tensors this model's adapters \(q_proj\) have no place for: base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight/);
+    } finally {
+      other.dispose();
     }
     writeFileSync(path.join(bad, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj'], use_dora: true }));
     expect(() => readAdapterConfig(bad)).toThrow(/DoRA adapters are not supported \("use_dora": true\)/);
