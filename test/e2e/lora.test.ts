@@ -141,6 +141,15 @@ describe('LoRA training runs', () => {
     expect(adapterTensors(saved)).toEqual(adapterTensors(from));
   });
 
+  it('rpo rationales --generator local:<adapter dir> generates with the base and the adapter', () => {
+    const latest = path.join(work, 'rdpo-lora', 'LATEST');
+    const out = path.join(work, 'rationales-lora');
+    const r = rpo(['rationales', PAIRS, '--out', out, '--generator', `local:${latest}`, '--max-new-tokens', '4', '--keep-truncated', '--split', 'train', '--format', 'jsonl']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`with the adapter ${latest}`);
+    expect(existsSync(path.join(out, 'train.jsonl'))).toBe(true);
+  });
+
   it('resuming a LoRA checkpoint as a full-weights run is a clear error', async () => {
     const run = path.join(work, 'rdpo-lora');
     const o = overrides('rdpo-lora', ['loss=rdpo', 'n_epochs=3', `resume=${run}`]).filter((x) => !x.startsWith('++lora.'));
