@@ -4,6 +4,7 @@
 //   npm run bench                   rpo vs PyTorch: DPO and RDPO train steps on a ~100M Llama and a
 //                                   SmolLM2-135M-shaped Llama, greedy generation (ids compared)
 //   npm run bench -- --heads        rpo's fused log-prob head vs its naive full-logits head
+//   npm run bench -- --lora         LoRA r=16 on all linears vs full fine-tuning (DPO, ~100M Llama)
 //   npm run bench -- --only llama-100m/dpo,generate     (case names as printed)
 //   RPO_BENCH_STEPS=N               timed steps per train case (default 2; 1 warmup step before)
 //   RPO_BENCH_THREADS=N             intra-op threads on both sides (default 2)
@@ -26,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { CACHE, HERE, SHAPES, makePrompts, makeRows, modelConfig, python, removeQuietly, writeJsonOnce } from './common.js';
 
 const { values: args } = parseArgs({
-  options: { heads: { type: 'boolean', default: false }, only: { type: 'string' } },
+  options: { heads: { type: 'boolean', default: false }, lora: { type: 'boolean', default: false }, only: { type: 'string' } },
 });
 const steps = Number(process.env.RPO_BENCH_STEPS ?? 2);
 const threads = Number(process.env.RPO_BENCH_THREADS ?? 2);
@@ -287,5 +288,42 @@ function compareBench(): void {
   log(`results: ${outFile}`);
 }
 
+// ---------------------------------------------------------------------------------------------
+// LoRA vs full fine-tuning (npm run bench -- --lora): the same DPO step on the ~100M Llama, each
+// variant in a process of its own (its peak RSS is its own).
+
+function loraBench(): void {
+  const shape = 'llama-100m';
+  const dir = modelDir(shape);
+  const rows = rowsFile(shape);
+  const lora = { r: 16, alpha: 32, targetModules: ['all-linear'] };
+  const variants: Array<[string, Record<string, unknown>]> = [
+    ['full fine-tuning (fp32 AdamW on every weight)', {}],
+    ['LoRA r=16, all linears (precomputed reference)', { lora }],
+    ['LoRA r=16, all linears (reference = base, adapters off)', { lora: { ...lora, liveReference: true } }],
+  ];
+  const results = variants.map(([name, extra]) => {
+    const r = attempt(name, () => runNode({ kind: 'train', modelDir: dir, rowsFile: rows, loss: LOSSES.dpo, steps, threads, lr: LR, maxGradNorm: MAX_GRAD_NORM, ...extra }));
+    return { name, ...(r as Partial<TrainResult> & { trainable?: number }) };
+  });
+  console.log(`
+DPO train step on the CPU, ${shape}: LoRA vs full fine-tuning (${PAIRS} pairs × ${SEQ} tokens, ${steps} timed steps, fastest; ${threads} threads)
+`);
+  console.log('| variant | trainable params | step s | tokens/s | peak RSS |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const r of results) {
+    if (r.error) {
+      console.log(`| ${r.name} | failed: ${r.error} | | | |`);
+      continue;
+    }
+    console.log(`| ${r.name} | ${(r.trainable ?? 0).toLocaleString('en-US')} | ${r.stepSeconds!.toFixed(2)} | ${r.tokensPerSecond!.toFixed(0)} | ${mib(r.peakRssBytes)} |`);
+  }
+  const outFile = path.join(HERE, 'out', `lora-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(path.dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify({ steps, threads, results }, null, 1) + '\n');
+  log(`results: ${outFile}`);
+}
+
 if (args.heads) headsBench();
+else if (args.lora) loraBench();
 else compareBench();

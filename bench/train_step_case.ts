@@ -22,6 +22,9 @@ interface TrainCase {
   threads: number;
   lr: number;
   maxGradNorm: number;
+  /** LoRA adapters on the loaded model (only they train); liveReference: no precomputed
+   * reference log-probs, the base with the adapters off gives them (npm run bench -- --lora). */
+  lora?: { r: number; alpha: number; targetModules: string[]; liveReference?: boolean };
 }
 interface GenerateCase {
   kind: 'generate';
@@ -73,12 +76,14 @@ async function train(c: TrainCase) {
 
   const t0 = now();
   const model = await loadModel(c.modelDir);
+  if (c.lora) await model.addLora({ r: c.lora.r, alpha: c.lora.alpha, targetModules: c.lora.targetModules, dropout: 0 });
   const loadSeconds = now() - t0;
   const rssAfterLoad = rssBytes();
   const loadPeak = peakRssBytes();
   const trainer = new Trainer(model, null, { loss: c.loss, optimizer: 'AdamW' });
+  const trainable = c.lora ? model.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0) : model.numParameters;
   const step = async () => {
-    const r = await trainer.microStep(batch, { nPairs: f.pairs, reference });
+    const r = await trainer.microStep(batch, { nPairs: f.pairs, reference: c.lora?.liveReference ? undefined : reference });
     if (!r.finite) throw new Error('the loss was not finite');
     const { gradNorm } = await trainer.optimizerStep({ lr: c.lr, maxGradNorm: c.maxGradNorm });
     return { ...r, gradNorm };
@@ -102,7 +107,7 @@ async function train(c: TrainCase) {
   }
   const stepSeconds = Math.min(...times); // the machine may be shared: interference only adds time
   return {
-    impl: 'rpo', params: model.numParameters, tokens, loadSeconds, warmupSeconds, stepTimes: times, stepSeconds,
+    impl: 'rpo', params: model.numParameters, trainable, tokens, loadSeconds, warmupSeconds, stepTimes: times, stepSeconds,
     tokensPerSecond: tokens / stepSeconds, losses, gradNorms,
     rssAfterLoadBytes: rssAfterLoad, loadPeakRssBytes: loadPeak, peakRssBytes: peakRssBytes(),
   };

@@ -150,6 +150,26 @@ export async function main(argv: string[]): Promise<number> {
       }),
     )
     .command(
+      'merge <adapter>',
+      'merge a LoRA adapter directory (PEFT\'s or an rpo LoRA checkpoint) into its base: an HF model directory',
+      (y) =>
+        y
+          .positional('adapter', { type: 'string', demandOption: true, describe: 'adapter directory (adapter_config.json + adapter_model.safetensors)' })
+          .option('out', { type: 'string', demandOption: true, describe: 'directory to write the merged model to' })
+          .option('base', { type: 'string', describe: 'base model directory or hub id (default: adapter_config.json\'s base_model_name_or_path)' })
+          .option('dtype', { type: 'string', choices: ['float32', 'bfloat16', 'float16'], describe: 'merged weights\' dtype (default: the base\'s)' })
+          .option('overwrite', { type: 'boolean', default: false }),
+      (args) => run(async () => {
+        const { runMergeCommand } = await import('./commands/merge.js');
+        return runMergeCommand(String(args.adapter), {
+          out: String(args.out),
+          base: args.base,
+          dtype: args.dtype as 'float32' | 'bfloat16' | 'float16' | undefined,
+          overwrite: args.overwrite,
+        });
+      }),
+    )
+    .command(
       'demo',
       'the main job on a built-in default: a small model, SFT then RDPO on a bundled synthetic task, a report',
       (y) =>

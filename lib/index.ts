@@ -28,6 +28,11 @@ export type {
 } from './native.js';
 export { loadModel, saveModel, type LoadModelOptions, type SaveModelOptions } from './model/io.js';
 export { parseHfConfig, loadHfConfig, modelConfigToHf } from './model/config.js';
+// LoRA adapters in PEFT's files (docs/lora.md).
+export { loadAdapter, saveAdapter, readAdapterConfig, isAdapterDir, type AdapterConfig } from './model/lora.js';
+export { loadPolicyModel } from './model/policy.js';
+export { mergeAdapter, type MergeOptions } from './model/merge.js';
+export type { LoraOptions } from './native.js';
 
 // Runs: configs, training, evaluation, sampling.
 export { loadConfig, saveConfig, type RunConfig, type LoadedConfig } from './config/index.js';

@@ -95,6 +95,21 @@ export interface LogpOptions {
   chunkTokens?: number;
   /** Full-logits reference path. */
   naive?: boolean;
+  /** false: LoRA adapters off, the base model's log-probs (default true). */
+  adapters?: boolean;
+}
+
+/** LoRA adapters (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora). */
+export interface LoraOptions {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  /** Module-name suffixes (q_proj, ...) or ['all-linear']. */
+  targetModules: string[];
+  rslora?: boolean;
+  /** kaiming: PEFT's default (A kaiming-uniform(a=sqrt 5), B zeros); gaussian: A normal(0, 1/r). */
+  init?: 'kaiming' | 'gaussian';
+  seed?: number;
 }
 
 export interface RowLogps {
@@ -232,6 +247,10 @@ interface RawModel {
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
   dispose(): void;
+  addLora(options: LoraOptions): Promise<void>;
+  adapterParams(): ParamInfo[];
+  loadAdapters(tensors: TensorSpec[]): Promise<void>;
+  mergeLora(): Promise<void>;
 }
 
 interface RawTrainer {
@@ -406,6 +425,13 @@ export class Model {
       return this.raw.generate(prompts, options);
     });
   }
+  /** Adds LoRA adapters to the targeted linears and freezes the base (only adapters train). */
+  addLora(options: LoraOptions): Promise<void> { return this.queue.run(() => this.raw.addLora(options)); }
+  /** The adapters' tensors under PEFT's keys (base_model.model.<module>.lora_A.weight); [] without LoRA. */
+  adapterParams(): ParamInfo[] { return this.raw.adapterParams(); }
+  loadAdapters(tensors: TensorSpec[]): Promise<void> { return this.queue.run(() => this.raw.loadAdapters(tensors)); }
+  /** W += scaling * B A in every adapted linear; the adapters are gone after. */
+  mergeLora(): Promise<void> { return this.queue.run(() => this.raw.mergeLora()); }
   /** Frees the weights now rather than at garbage collection. Later calls throw. */
   dispose(): void { this.raw.dispose(); }
 }

@@ -1,9 +1,14 @@
 // A trained model with its tokenizer, for scripts and the REPL: text in, text (or log-probs) out.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
 import { loadTokenizer, type Tokenizer } from './data/tokenize/index.js';
 import { tokenizePair, type TokenizeConfig } from './data/batch/index.js';
 import { formatPrompt, SEED_PREFIXES, type FormatConfig } from './data/format/index.js';
 import { resolveModelDir } from './hub/index.js';
 import { loadModel } from './model/io.js';
+import { isAdapterDir } from './model/lora.js';
+import { loadPolicyModel } from './model/policy.js';
 import type { Dtype, GenerateOptions, Model } from './native.js';
 
 /**
@@ -32,8 +37,17 @@ export class Policy {
     readonly dir: string,
   ) {}
 
-  /** Loads an HF model directory (or hub id) with its tokenizer. */
+  /**
+   * Loads an HF model directory (or hub id) with its tokenizer; or a LoRA adapter directory
+   * (PEFT's, or an rpo LoRA checkpoint) on its base, with the adapter's tokenizer files when it has them.
+   */
   static async load(dirOrHubId: string, options: PolicyOptions = {}): Promise<Policy> {
+    const local = path.resolve(dirOrHubId);
+    if (isAdapterDir(local)) {
+      const { model, baseDir } = await loadPolicyModel(local, { dtype: options.dtype, device: options.device });
+      const tokenizer = await loadTokenizer(existsSync(path.join(local, 'tokenizer.json')) ? local : baseDir);
+      return new Policy(model, tokenizer, options.format ?? SEED_FORMAT, local);
+    }
     const dir = await resolveModelDir(dirOrHubId);
     const [model, tokenizer] = await Promise.all([loadModel(dir, { dtype: options.dtype, device: options.device }), loadTokenizer(dir)]);
     return new Policy(model, tokenizer, options.format ?? SEED_FORMAT, dir);

@@ -90,6 +90,18 @@ struct RowBatch {
 struct LogpOptions {
   int64_t chunk_tokens = 1024;  // label positions per logits chunk
   bool naive = false;           // full [rows, T, vocab] logits: the reference path
+  bool adapters = true;         // false: LoRA adapters off (the base model's log-probs)
+};
+
+// LoRA adapters (model/lora.h; PEFT's LoraConfig names).
+struct LoraOptions {
+  int64_t r = 8;
+  double alpha = 8.0;   // lora_alpha
+  double dropout = 0.0;  // lora_dropout
+  std::vector<std::string> target_modules;  // module-name suffixes, or {"all-linear"}
+  bool rslora = false;   // use_rslora: scaling alpha / sqrt(r) instead of alpha / r
+  std::string init = "kaiming";  // kaiming (PEFT's init_lora_weights=True) | gaussian
+  uint64_t seed = 0;
 };
 
 // Per-row log-probs over label positions.
@@ -183,6 +195,14 @@ class Model {
   // Writes `header` (the safetensors header JSON, already padded) then the named parameters'
   // bytes, in order, to `path` via a temp file + rename.
   void save(const std::string& path, const std::string& header, const std::vector<std::string>& names) const;
+
+  // LoRA (model/lora.h): adds adapters and freezes the base; then params() and save() also
+  // know the adapters' PEFT keys (adapter_params()), and load_adapters() fills them.
+  void add_lora(const LoraOptions& options);
+  bool has_lora() const;
+  std::vector<ParamInfo> adapter_params() const;
+  void load_adapters(const std::vector<TensorSpec>& tensors);
+  void merge_lora();  // W += scaling B A; the adapters are gone after
 
   // Logits [rows, seq_len, vocab] in float32 (parity tests; small inputs only).
   std::vector<float> logits(const RowBatch& batch) const;

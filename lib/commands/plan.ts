@@ -2,6 +2,7 @@
 // same Hydra-style overrides as `rpo train`) and the model's shape, without loading or
 // downloading weights. The arithmetic is lib/plan/estimate.ts; docs/memory.md explains it.
 import { ConfigError, engineOptimizer, formatConfig, loadConfigFromArgv, lossUsesReference, type RunConfig } from '../config/index.js';
+import { estimateLoraPlan, formatLoraPlan } from '../plan/lora.js';
 import {
   CPU_HEADROOM,
   CUDA_HEADROOM,
@@ -192,6 +193,14 @@ export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string }
   check(x);
   const plan = estimatePlan(x);
   const c = ctx(largestFittingMicroBatch(x));
+  if (config.lora.enabled) {
+    // The LoRA budget beside the full fine-tuning one (lib/plan/lora.ts): no reference model.
+    const full = estimatePlan({ ...x, referenceBytes: null });
+    const lora = { r: config.lora.r, targetModules: config.lora.target_modules };
+    const lp = estimateLoraPlan(full, lora, x.precision === 'fp32' ? 4 : 2);
+    const text = formatPlan(plan, c) + '\n' + formatLoraPlan(lp, full, lora, x.precision === 'fp32' ? 'fp32' : 'bf16');
+    return { text, json: { ...planJson(plan, c), lora: lp } };
+  }
   return { text: formatPlan(plan, c), json: planJson(plan, c) };
 }
 

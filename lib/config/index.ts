@@ -42,6 +42,7 @@ export {
   type RunConfig,
   type ModelSection,
   type LossSection,
+  type LoraSection,
   type WandbSection,
   type DatasetRef,
   type Validated,

@@ -20,6 +20,7 @@
 // alias, so its presence means a user (or an old saved config) put it there.
 import type { LossConfig, LossName, TrainPrecision } from '../native.js';
 import { ConfigError, closest, suggestKey } from './errors.js';
+import { LORA_KEYS, readLora, type LoraSection } from './lora.js';
 import { allPaths } from './interpolate.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 import { LOSS_NAMES, RATIONALE_TERMS, lossDecl, lossParams, lossRationale, type RationaleTerm } from '../train/losses.js';
@@ -48,6 +49,7 @@ export type RationaleForm = (typeof RATIONALE_FORMS)[number];
 export type Precision = (typeof PRECISIONS)[number];
 export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
 export type { TrainPrecision } from '../native.js';
+export type { LoraSection } from './lora.js';
 
 /** A dataset: a name (orcaratspec), a path, or a mapping the data layer validates (path + columns). */
 export type DatasetRef = string | Readonly<Record<string, unknown>>;
@@ -192,6 +194,8 @@ export interface RunConfig {
 
   model: ModelSection;
   loss: LossSection;
+  /** LoRA adapters (lib/config/lora.ts, docs/lora.md); off by default. */
+  lora: LoraSection;
 }
 
 export interface Validated {
@@ -305,9 +309,9 @@ const IGNORED: readonly IgnoredKey[] = [
   { key: 'model.microbatch_size', default: null, why: 'use model.gradient_accumulation_steps' },
   { key: 'model.eval_microbatch_size', default: null, why: HALOS_ONLY },
   { key: 'model.attn_implementation', default: ANY, why: "the engine picks LibTorch's attention kernel" },
-  { key: 'model.use_peft', default: false, why: 'rpo trains full weights (no LoRA)' },
-  { key: 'model.load_lora_from', default: null, why: 'rpo trains full weights (no LoRA)' },
-  { key: 'model.peft', default: ANY, why: 'rpo trains full weights (no LoRA)' },
+  { key: 'model.use_peft', default: ANY, why: 'mapped onto lora.enabled' },
+  { key: 'model.load_lora_from', default: ANY, why: 'mapped onto lora.from' },
+  { key: 'model.peft', default: ANY, why: 'mapped onto lora.* when model.use_peft is true' },
   { key: 'model.reward_model', default: ANY, why: HALOS_ONLY },
   { key: 'model.policy_online', default: ANY, why: HALOS_ONLY },
   { key: 'model.policy_online_update_steps', default: ANY, why: HALOS_ONLY },
@@ -333,7 +337,7 @@ const RUN_KEYS = [
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
   'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
   'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
-  'loss.use_reference_model',
+  'loss.use_reference_model', ...LORA_KEYS,
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
@@ -682,6 +686,7 @@ function readTop(
     minimum_log_interval_secs: t.num('minimum_log_interval_secs', { min: 0, fallback: 1.0 }),
     model,
     loss,
+    lora: readLora(root, errors, notices),
   };
 }
 

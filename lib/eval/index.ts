@@ -8,6 +8,8 @@ import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/i
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { loadModel } from '../model/io.js';
+import { isAdapterDir } from '../model/lora.js';
+import { loadPolicyModel } from '../model/policy.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
@@ -49,13 +51,15 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   // The base model's weights are read only when it is the policy (no checkpoint) or the
   // reference of a loss that has one (mode=eval); otherwise its tokenizer files are enough, and
   // sampling from a checkpoint never downloads the base weights.
-  const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name));
+  // A LoRA adapter directory brings its own base (adapter_config.json) and is its own reference.
+  const adapter = trained !== null && isAdapterDir(trained);
+  const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name) && !adapter);
   const resolved = await resolveRunModel(config, { weights: baseWeights });
   // A csft checkpoint carries the control tokens in its own tokenizer files: sample with those.
   const base = config.loss.name === 'csft' && trained && config.mode !== 'eval' ? { ...resolved, tokenizer: await loadTokenizer(trained) } : resolved;
   const weights = trained ?? base.modelDir;
   events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
-  const policy = await loadModel(weights, { dtype: config.model.policy_dtype, device });
+  const { model: policy } = await loadPolicyModel(weights, { dtype: config.model.policy_dtype, device });
   try {
     switch (config.mode) {
       case 'eval':
@@ -79,7 +83,9 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
   const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
   const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: csft ?? base, onStage: events.onMessage });
-  const reference = lossUsesReference(config.loss.name) ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
+  // A LoRA policy's reference is its base with the adapters off (the trainer does it).
+  const withAdapters = policy.adapterParams().length > 0;
+  const reference = lossUsesReference(config.loss.name) && !withAdapters ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
     const unpaired = lossIsUnpaired(config.loss.name);

@@ -11,7 +11,7 @@ export async function computeReferenceTableSharded(
   par: Parallel,
   reference: Model,
   examples: readonly TokenizedExample[],
-  opts: { batchSize: number; padTokenId: number; chunkTokens?: number },
+  opts: { batchSize: number; padTokenId: number; chunkTokens?: number; adapters?: boolean },
 ): Promise<ReferenceTable> {
   if (!par.distributed) return computeReferenceTable(reference, examples, opts);
   const mine: TokenizedExample[] = [];

@@ -11,7 +11,7 @@
 // by index) and cut into fixed batches of --batch-size; batch k samples with seed + k. A batch is
 // generated whole even when a restart finds some of its rows done (their outputs are dropped),
 // so every row's text is the same as in an uninterrupted run.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { DEFAULT_CONFIG_DIR, parseYaml } from '../config/index.js';
@@ -19,6 +19,8 @@ import { loadTokenizer, type Tokenizer } from '../data/tokenize/index.js';
 import { resolveModelDir } from '../hub/index.js';
 import { loadHfConfig } from '../model/config.js';
 import { loadModel } from '../model/io.js';
+import { isAdapterDir } from '../model/lora.js';
+import { adapterBaseDir, loadPolicyModel } from '../model/policy.js';
 import type { Dtype, GenerateOptions, Model } from '../native.js';
 import { resolveDevice } from '../train/device.js';
 import type { Generator, GeneratorOutcome, WorkRow } from './generator.js';
@@ -81,7 +83,11 @@ export class LocalGenerator implements Generator {
 
   static async open(opts: LocalOptions, onMessage: (m: string) => void = () => undefined): Promise<LocalGenerator> {
     if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new Error('--batch-size must be an integer >= 1');
-    const modelDir = await resolveModelDir(opts.model);
+    // A LoRA adapter directory (PEFT's, or an rpo LoRA checkpoint): its base from adapter_config.json,
+    // its own tokenizer files when it carries them.
+    const adapterDir = isAdapterDir(path.resolve(opts.model)) ? path.resolve(opts.model) : null;
+    const modelDir = adapterDir ? await adapterBaseDir(adapterDir) : await resolveModelDir(opts.model);
+    const tokDir = adapterDir && existsSync(path.join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
     const device = resolveDevice(opts.device);
     const dtype: Dtype = opts.dtype === 'auto' ? (device.startsWith('cuda') ? 'bfloat16' : 'float32') : opts.dtype;
     const config = loadHfConfig(modelDir);
@@ -91,11 +97,11 @@ export class LocalGenerator implements Generator {
         `--max-new-tokens ${opts.maxNewTokens} leaves no room for the request in ${modelDir} (max_position_embeddings ${config.max_position_embeddings})`,
       );
     }
-    const tok = await loadTokenizer(modelDir);
+    const tok = await loadTokenizer(tokDir);
     const promptFormat = tok.chatTemplate !== null ? 'chat_template' : 'prefixes';
     if (promptFormat === 'prefixes') onMessage(`the tokenizer of ${modelDir} has no chat template: requests use the seed's prefixes (configs/config.yaml)`);
-    onMessage(`loading ${modelDir} on ${device} (${dtype})`);
-    const model = await loadModel(modelDir, { dtype, device });
+    onMessage(`loading ${modelDir}${adapterDir ? ` with the adapter ${adapterDir}` : ''} on ${device} (${dtype})`);
+    const model = adapterDir ? (await loadPolicyModel(adapterDir, { dtype, device })).model : await loadModel(modelDir, { dtype, device });
     return new LocalGenerator(opts, model, tok, modelDir, device, dtype, promptFormat, maxPromptTokens, defaultPrefixes());
   }
 

@@ -10,6 +10,8 @@ import path from 'node:path';
 
 import type { Model, Trainer } from '../native.js';
 import { saveModel } from '../model/io.js';
+import { ADAPTER_CONFIG, saveAdapter } from '../model/lora.js';
+import type { AdapterShape } from './lora.js';
 import { fileWriteError, writeFileAtomic } from '../util/files.js';
 
 export const LATEST = 'LATEST';
@@ -61,6 +63,8 @@ export interface SaveCheckpointOptions {
   configExtras?: { bos_token_id?: number | null; eos_token_id?: number | number[] | null; pad_token_id?: number | null };
   /** Also keep this checkpoint as `step-<N>/` (intermediate_checkpoints). */
   keepStepCopy?: boolean;
+  /** LoRA: the checkpoint is a PEFT adapter directory (adapter_config.json, adapter_model.safetensors). */
+  adapter?: { shape: AdapterShape; baseModel: string };
 }
 
 /** A write that failed, said as a user needs it: which file, and "no space left on device" for ENOSPC. */
@@ -84,7 +88,8 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
   rmSync(tmp, { recursive: true, force: true });
   try {
     mkdirSync(tmp);
-    await saveModel(o.model, tmp, { configExtras: o.configExtras ?? {} });
+    if (o.adapter) await saveAdapter(o.model, tmp, { lora: o.adapter.shape, baseModel: o.adapter.baseModel });
+    else await saveModel(o.model, tmp, { configExtras: o.configExtras ?? {} });
     const copy = (dir: string, names: readonly string[]) => {
       for (const name of names) {
         const src = path.join(dir, name);
@@ -121,9 +126,12 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
   return latest;
 }
 
-/** A directory that a finished checkpoint write left: trainer state, optimizer state, model config. */
+/** A directory that a finished checkpoint write left: trainer state, optimizer state, model (or adapter) config. */
 function isComplete(dir: string): boolean {
-  return [TRAINER_STATE, OPTIMIZER_STATE, 'config.json'].every((f) => existsSync(path.join(dir, f)));
+  return (
+    [TRAINER_STATE, OPTIMIZER_STATE].every((f) => existsSync(path.join(dir, f))) &&
+    (existsSync(path.join(dir, 'config.json')) || existsSync(path.join(dir, ADAPTER_CONFIG)))
+  );
 }
 
 /** The optimizer step a checkpoint holds, or -1 when its trainer state cannot be read. */

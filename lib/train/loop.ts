@@ -22,6 +22,8 @@ import { GradSync, ZeroShard } from '../parallel/native.js';
 import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
 import { buildRunData, loadRows, type RunData } from './data.js';
+import { adapterBaseModel, loadLoraPolicy, type AdapterShape } from './lora.js';
+import { isAdapterDir } from '../model/lora.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import {
   examplesFingerprint,
@@ -99,6 +101,8 @@ interface Engine {
   sync: GradSync | null;
   /** ZeRO-1: this rank's share of the optimizer state. */
   zero: ZeroShard | null;
+  /** With LoRA: the adapters' shape, for each checkpoint's adapter_config.json. */
+  adapters: AdapterShape | null;
 }
 
 /** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
@@ -108,11 +112,12 @@ function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
   return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
 }
 
-async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, par: Parallel): Promise<ReferenceTable> {
+/** loraBase: a LoRA policy whose base (adapters off) gives the reference log-probs. */
+async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, par: Parallel, loraBase: Model | null = null): Promise<ReferenceTable> {
   const examples = [...data.train, ...data.test];
   const key = referenceCacheKey({
     weights: weightsFingerprint(data.model.modelDir),
-    dtype: config.model.reference_dtype,
+    dtype: loraBase ? loraBase.dtype : config.model.reference_dtype,
     examples: examplesFingerprint(examples),
   });
   const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
@@ -124,23 +129,36 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
     return cached;
   }
   events.onMessage?.(`reference log-probs: computing for ${examples.length} examples (once; cached as ${file})`);
-  const reference = await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device });
+  const reference = loraBase ?? (await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }));
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
     const table = await computeReferenceTableSharded(par, reference, usableExamples, {
       batchSize: config.model.eval_batch_size,
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
+      adapters: loraBase === null,
     });
     if (par.isMain) writeReferenceCache(file, key, table);
     return table;
   } finally {
-    reference.dispose();
+    if (!loraBase) reference.dispose();
   }
 }
 
 async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
   const needsReference = lossUsesReference(config.loss.name);
+  if (resumeFrom && isAdapterDir(resumeFrom) !== config.lora.enabled) {
+    throw new Error(
+      config.lora.enabled
+        ? `resume=${config.resume}: ${resumeFrom} is a full-weights checkpoint, and this run trains LoRA adapters (lora.enabled=true); resume it with lora.enabled=false`
+        : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
+    );
+  }
+  if (config.lora.enabled) {
+    // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
+    if (par.distributed) throw new Error('lora.enabled=true with rpo launch: data-parallel LoRA training is not supported yet; train LoRA on one device');
+    return buildLoraEngine(config, data, device, resumeFrom, events, par);
+  }
   // Unpaired losses' reference runs live: their KL rows are made per batch.
   const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
@@ -163,7 +181,7 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
   // After loadState: a checkpoint's state is cut down to this rank's share.
   const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
   if (zero) await announceZeroPlan(zero, par, events);
-  return { policy, reference, trainer, table, sync, zero };
+  return { policy, reference, trainer, table, sync, zero, adapters: null };
 }
 
 /** The per-rank optimizer-state plan, printed by rank 0 at start. */
@@ -175,6 +193,35 @@ async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEve
     return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
   };
   events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
+}
+
+/**
+ * LoRA: the base in the precision's dtype (bf16 under the bf16 precisions) with fp32 adapters,
+ * which alone train (fp32 AdamW). No reference model: the base with the adapters off is one.
+ */
+async function buildLoraEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
+  const precision = resolvePrecision(config.precision, device);
+  const dtype = precisionDtype(precision);
+  events.onMessage?.(`precision: LoRA adapters and their AdamW state in fp32, the frozen base in ${dtype}`);
+  const { policy, shape } = await loadLoraPolicy(config, data.model.modelDir, resumeFrom, { dtype, device });
+  events.onMessage?.(`lora: r=${shape.r} alpha=${shape.alpha} on ${policy.adapterParams().length / 2} linears (${policy.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)} trainable parameters)${resumeFrom ? '' : config.lora.from ? `, from ${config.lora.from}` : ''}`);
+  try {
+    const needsReference = lossUsesReference(config.loss.name);
+    const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par, policy) : null;
+    const trainer = new Trainer(policy, null, {
+      loss: engineLossConfig(config.loss),
+      ...engineOptimizer(config),
+      precision: 'fp32',
+      seed: config.seed,
+      activationCheckpointing: config.model.activation_checkpointing,
+      chunkTokens: config.chunk_tokens,
+    });
+    if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
+    return { policy, reference: null, trainer, table, sync: null, zero: null, adapters: shape };
+  } catch (err) {
+    policy.dispose();
+    throw err;
+  }
 }
 
 function disposeEngine(e: Engine): void {
@@ -337,7 +384,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
     if (!par.isMain) return;
     state.wallSeconds += (Date.now() - segmentStart) / 1000;
     segmentStart = Date.now();
-    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy });
+    const adapter = engine.adapters ? { shape: engine.adapters, baseModel: adapterBaseModel(config) } : undefined;
+    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy, adapter });
     if (engine.zero) await engine.zero.releaseState();
     options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
   };

@@ -103,14 +103,21 @@ export function writeReferenceCache(file: string, key: string, table: ReferenceT
 export async function computeReferenceTable(
   reference: Model,
   examples: readonly TokenizedExample[],
-  opts: { batchSize: number; padTokenId: number; chunkTokens?: number; onProgress?: (done: number, total: number) => void },
+  opts: {
+    batchSize: number;
+    padTokenId: number;
+    chunkTokens?: number;
+    onProgress?: (done: number, total: number) => void;
+    /** false: a LoRA policy's base (its adapters off) is the reference. */
+    adapters?: boolean;
+  },
 ): Promise<ReferenceTable> {
   const table: ReferenceTable = new Map();
   const batches = makeBatches(examples, { batchSize: opts.batchSize, groups: 2, seed: 0, shuffle: false, padTokenId: opts.padTokenId });
   let done = 0;
   const total = batches.reduce((s, b) => s + b.nPairs, 0);
   for (const b of batches) {
-    const r = await reference.logprobs(b, { chunkTokens: opts.chunkTokens ?? 1024 });
+    const r = await reference.logprobs(b, { chunkTokens: opts.chunkTokens ?? 1024, adapters: opts.adapters ?? true });
     const n = b.nPairs;
     b.exampleIds.forEach((id, i) => {
       table.set(id, {

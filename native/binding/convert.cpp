@@ -276,6 +276,7 @@ rpo::LogpOptions logp_options_from_js(const Napi::Value& value) {
   auto o = get_object(value, w);
   opts.chunk_tokens = get_int_or(o, "chunkTokens", opts.chunk_tokens, w, 1);
   opts.naive = get_bool_or(o, "naive", false, w);
+  opts.adapters = get_bool_or(o, "adapters", true, w);
   return opts;
 }
 

@@ -23,6 +23,10 @@ void ModelWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&ModelWrap::Logprobs>("logprobs"),
                              InstanceMethod<&ModelWrap::Generate>("generate"),
                              InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                             InstanceMethod<&ModelWrap::AddLora>("addLora"),
+                             InstanceMethod<&ModelWrap::AdapterParams>("adapterParams"),
+                             InstanceMethod<&ModelWrap::LoadAdapters>("loadAdapters"),
+                             InstanceMethod<&ModelWrap::MergeLora>("mergeLora"),
                          });
   data.model_ctor = Napi::Persistent(cls);
   exports.Set("Model", cls);

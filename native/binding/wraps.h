@@ -38,6 +38,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // LoRA (lora_wrap.cpp)
+  Napi::Value AddLora(const Napi::CallbackInfo& info);
+  Napi::Value AdapterParams(const Napi::CallbackInfo& info);
+  Napi::Value LoadAdapters(const Napi::CallbackInfo& info);
+  Napi::Value MergeLora(const Napi::CallbackInfo& info);
 
   std::shared_ptr<rpo::Model> model_;
   std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();

@@ -4,6 +4,7 @@
 // others, chosen once from config.architecture (model.cpp).
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
@@ -24,6 +25,9 @@ struct ForwardOptions {
   // padding at most, which causal attention makes harmless to real tokens): attention then
   // runs causal without a mask where the sliding window and the cache allow it.
   bool right_padded = false;
+  // Generators whose state activation checkpointing restores for a block's recompute, so it
+  // draws the same dropout masks (LoRA dropout's).
+  std::vector<at::Generator> preserve_rng;
 };
 
 struct CausalLMBase : torch::nn::Module {

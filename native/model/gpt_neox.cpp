@@ -138,7 +138,7 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
     auto layer = gpt_neox->layers->ptr<NeoXLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
     if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
-      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h);
+      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
     } else {
       h = layer->forward(h, cos, sin, mask, cache);
     }

@@ -9,6 +9,7 @@
 
 #include "model/checkpoint.h"
 #include "model/gemm.h"
+#include "model/lora.h"
 
 namespace rpo {
 
@@ -19,7 +20,11 @@ DenseImpl::DenseImpl(int64_t in, int64_t out, bool with_bias, const at::TensorOp
   if (with_bias) bias = register_parameter("bias", at::empty({out}, options));
 }
 
-at::Tensor DenseImpl::forward(const at::Tensor& x) { return linear(x, weight, bias); }
+at::Tensor DenseImpl::forward(const at::Tensor& x) {
+  auto y = linear(x, weight, bias);
+  if (lora && lora->state->enabled) y = y + lora->delta(x);
+  return y;
+}
 
 TokenEmbeddingImpl::TokenEmbeddingImpl(int64_t vocab, int64_t dim, const at::TensorOptions& options) {
   weight = register_parameter("weight", at::empty({vocab, dim}, options));
@@ -233,7 +238,9 @@ MLPImpl::MLPImpl(const ModelConfig& cfg, const at::TensorOptions& options) {
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  if (plain_autograd() || down_proj->bias.defined()) return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+  // The fused function reads down_proj's weight alone: an adapted down_proj takes the plain path.
+  const bool adapted_down = down_proj->lora && down_proj->lora->state->enabled;
+  if (plain_autograd() || down_proj->bias.defined() || adapted_down) return down_proj(at::silu(gate_proj(x)) * up_proj(x));
   return SwiGluDownFunction::apply(gate_proj(x), up_proj(x), down_proj->weight);
 }
 
@@ -290,7 +297,7 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Te
     auto layer = model->layers->ptr<DecoderLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
     if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
-      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h);
+      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
     } else {
       h = layer->forward(h, cos, sin, mask, cache);
     }

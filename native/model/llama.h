@@ -3,9 +3,13 @@
 // named_parameters() yields "model.layers.0.self_attn.q_proj.weight", ...
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/pimpl.h>
+
+#include <memory>
+#include <vector>
 
 #include "api.h"
 #include "model/causal_lm.h"
@@ -16,11 +20,15 @@ namespace rpo {
 // them (torch::nn::Linear would draw a kaiming init in fp32 on the CPU first): Model.create
 // fills them from a seed (init_weights), Model.load from a checkpoint.
 
+struct LoraAdapter;  // model/lora.h
+
 // A Linear layer: "weight" [out, in], "bias" [out] when `bias`. Products go through gemm.h.
+// `lora`: a LoRA adapter added to the output while its model's adapters are on (model/lora.h).
 struct DenseImpl : torch::nn::Module {
   DenseImpl(int64_t in, int64_t out, bool bias, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight, bias;
+  std::shared_ptr<LoraAdapter> lora;
 };
 TORCH_MODULE(Dense);
 

@@ -104,6 +104,9 @@ ModelImpl::ModelImpl(const ModelConfig& cfg, const InitOptions& options)
 const at::Tensor& ModelImpl::param(const std::string& name) const {
   for (auto& [n, p] : params)
     if (n == name) return p;
+  if (lora)
+    for (auto& [n, p] : lora->params)
+      if (n == name) return p;
   throw std::invalid_argument("no parameter named \"" + name + "\"");
 }
 
@@ -214,6 +217,29 @@ std::vector<ParamInfo> Model::params() const {
   return out;
 }
 
+void Model::add_lora(const LoraOptions& options) {
+  auto& m = *impl_;
+  if (m.lora) throw std::invalid_argument("lora: this model already has adapters");
+  m.lora = attach_lora(*m.lm, options, m.device);
+}
+
+bool Model::has_lora() const { return impl_->lora != nullptr; }
+
+std::vector<ParamInfo> Model::adapter_params() const {
+  std::vector<ParamInfo> out;
+  if (!impl_->lora) return out;
+  for (auto& [name, p] : impl_->lora->params)
+    out.push_back({name, safetensors_dtype(p.scalar_type()), p.sizes().vec(), static_cast<uint64_t>(p.numel() * p.element_size())});
+  return out;
+}
+
+void Model::merge_lora() {
+  auto& m = *impl_;
+  if (!m.lora) throw std::invalid_argument("merge: this model has no LoRA adapters");
+  rpo::merge_lora(*m.lm, *m.lora);
+  m.lora.reset();
+}
+
 std::vector<float> Model::logits(const RowBatch& batch) const {
   torch::NoGradGuard no_grad;
   auto& m = *impl_;
@@ -231,6 +257,7 @@ RowLogps Model::logprobs(const RowBatch& batch, const LogpOptions& options) cons
   auto t = batch_tensors(batch, m.config.vocab_size, m.device);
   ForwardOptions fwd;
   fwd.right_padded = t.right_padded;
+  AdaptersOff off(options.adapters ? nullptr : m.lora.get());
   auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
   auto r = options.naive ? row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, options)
                          : row_logprobs(hidden, m.lm->output_weight(), t.labels, options);

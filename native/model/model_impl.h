@@ -11,6 +11,7 @@
 #include "api.h"
 #include "loss/logprobs.h"
 #include "model/llama.h"  // and causal_lm.h (CausalLMBase)
+#include "model/lora.h"
 
 namespace rpo {
 
@@ -27,7 +28,15 @@ class ModelImpl {
   // Parameters in registration order, under their checkpoint names.
   std::vector<std::pair<std::string, at::Tensor>> params;
 
+  // LoRA adapters (model/lora.h), null without. With them only the adapters train.
+  std::shared_ptr<LoraState> lora;
+
+  // A base parameter or, with LoRA, an adapter's (by its PEFT key).
   const at::Tensor& param(const std::string& name) const;
+  // What the optimizer updates: the adapters with LoRA, else every parameter.
+  const std::vector<std::pair<std::string, at::Tensor>>& trainable() const { return lora ? lora->params : params; }
+  // The dtype of the trainable parameters (fp32 adapters on a bf16 base).
+  at::ScalarType trainable_dtype() const { return lora ? at::kFloat : dtype; }
 };
 
 // Device tensors for rows of a RowBatch, validated against the vocabulary; built on the host

@@ -63,10 +63,13 @@ struct File {
 // through one bounded buffer (pinned for CUDA), converted chunk by chunk into the parameter's
 // dtype and device. No file is ever held whole. pread rather than mmap: a file truncated while it
 // loads is then a "short read" error naming it, where a mapping would kill the process (SIGBUS).
-void Model::load(const std::vector<TensorSpec>& tensors) {
+namespace {
+
+// Reads every tensor of `tensors` into the parameter of `targets` it names; each at most once.
+void load_into(const std::vector<std::pair<std::string, at::Tensor>>& targets, const std::vector<TensorSpec>& tensors,
+               const char* missing_what) {
   constexpr uint64_t kChunkBytes = 16ull << 20;
-  auto& m = *impl_;
-  std::map<std::string, at::Tensor> by_name(m.params.begin(), m.params.end());
+  std::map<std::string, at::Tensor> by_name(targets.begin(), targets.end());
   std::set<std::string> seen;
   std::map<std::string, std::unique_ptr<File>> files;
   std::map<std::string, uint64_t> sizes;
@@ -75,7 +78,7 @@ void Model::load(const std::vector<TensorSpec>& tensors) {
   for (const auto& spec : tensors) {
     const std::string where = spec.file + ": tensor \"" + spec.name + "\"";
     auto it = by_name.find(spec.name);
-    if (it == by_name.end()) throw std::invalid_argument(where + " is not a parameter of this model");
+    if (it == by_name.end()) throw std::invalid_argument(where + " is not a " + (std::string(missing_what) == "adapter" ? "LoRA adapter tensor" : "parameter") + " of this model");
     if (!seen.insert(spec.name).second) throw std::invalid_argument(where + " is given twice");
     auto& param = it->second;
     if (param.sizes() != at::IntArrayRef(spec.shape))
@@ -113,9 +116,20 @@ void Model::load(const std::vector<TensorSpec>& tensors) {
     }
   }
   std::string missing;
-  for (auto& [name, p] : m.params)
+  for (auto& [name, p] : targets)
     if (!seen.count(name)) missing += (missing.empty() ? "" : ", ") + name;
-  if (!missing.empty()) throw std::invalid_argument("checkpoint is missing tensors: " + missing);
+  if (!missing.empty()) throw std::invalid_argument(std::string(missing_what) + " is missing tensors: " + missing);
+}
+
+}  // namespace
+
+void Model::load(const std::vector<TensorSpec>& tensors) { load_into(impl_->params, tensors, "checkpoint"); }
+
+// A PEFT adapter's tensors (adapter_model.safetensors) into this model's adapters: the same
+// checks (shape, byte range, each tensor once, none missing), by PEFT's key names.
+void Model::load_adapters(const std::vector<TensorSpec>& tensors) {
+  if (!impl_->lora) throw std::invalid_argument("load_adapters: this model has no LoRA adapters (add_lora first)");
+  load_into(impl_->lora->params, tensors, "adapter");
 }
 
 void Model::save(const std::string& path, const std::string& header, const std::vector<std::string>& names) const {

@@ -97,12 +97,25 @@ std::vector<float> stochastic_round_bf16(const std::vector<float>& values, uint6
   return std::vector<float>(r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
 }
 
+namespace {
+
+// LoRA: the adapters and their moments are fp32 whatever the base's dtype, so fp32 (or unset) is
+// the only precision; a bf16 one would be a request about the base, which does not train.
+const std::string& checked_precision(const ModelImpl& model, const TrainerOptions& options) {
+  if (model.lora && !options.precision.empty() && options.precision != "fp32")
+    throw std::invalid_argument("trainer: LoRA adapters train in fp32 (precision fp32, or unset), not " + options.precision +
+                                "; the frozen base keeps the dtype it was loaded in");
+  return options.precision;
+}
+
+}  // namespace
+
 TrainOptimizer::TrainOptimizer(ModelImpl& model, const TrainerOptions& options)
-    : precision_(resolve_precision(options.precision, model.dtype)),
+    : precision_(resolve_precision(checked_precision(model, options), model.trainable_dtype())),
       optimizer_(options.optimizer),
       weight_decay_option_(options.weight_decay),
       seed_(options.seed) {
-  for (auto& [name, t] : model.params) {
+  for (auto& [name, t] : model.trainable()) {  // with LoRA: the adapters only
     names_.push_back(name);
     params_.push_back(t);
   }

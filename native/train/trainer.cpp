@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 
 #include "loss/logprobs.h"
@@ -70,6 +71,33 @@ void unpaired_kinds(const RowBatch& batch, int64_t n, const at::Device& device, 
   policy.desirable = host.to(device);
 }
 
+// LoRA dropout's masks for a micro-step come from a generator seeded by (seed, the micro-batch's
+// token ids): a resumed run, seeing the same batches, draws the same masks without any state to
+// save; activation checkpointing restores the generator for each block's recompute.
+void lora_dropout_seed(TrainerImpl& s, const RowBatch& batch, ForwardOptions& fwd) {
+  auto& st = *s.policy->impl().lora;
+  if (st.options.dropout <= 0) return;
+  uint64_t h = 0xcbf29ce484222325ull ^ s.options.seed;
+  for (int32_t id : batch.input_ids) h = (h ^ static_cast<uint32_t>(id)) * 0x100000001b3ull;
+  for (uint8_t a : batch.attention_mask) h = (h ^ a) * 0x100000001b3ull;
+  {
+    std::lock_guard<std::mutex> lock(st.dropout_gen.mutex());
+    st.dropout_gen.set_current_seed(h);
+  }
+  fwd.preserve_rng = {st.dropout_gen};
+}
+
+// Marks a LoRA policy's forward as a training one (dropout on) for a scope.
+struct LoraTraining {
+  explicit LoraTraining(LoraState* s) : s_(s) {
+    if (s_) s_->training = true;
+  }
+  ~LoraTraining() {
+    if (s_) s_->training = false;
+  }
+  LoraState* s_;
+};
+
 RowLogpTensors concat(const RowLogpTensors& a, const RowLogpTensors& b) {
   return {at::cat({a.sum, b.sum}), at::cat({a.mean, b.mean}), at::cat({a.count, b.count})};
 }
@@ -121,6 +149,13 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
       };
       ref.chosen = to_policy(slice(rr, 0, n_pairs));
       if (groups >= 2) ref.rejected = to_policy(slice(rr, 1, n_pairs));
+    } else if (pm.lora) {
+      // LoRA: the reference is the policy's base with its adapters off (no second model).
+      torch::NoGradGuard no_grad;
+      AdaptersOff off(pm.lora.get());
+      auto rr = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), {}, lp);
+      ref.chosen = slice(rr, 0, n_pairs);
+      if (groups >= 2) ref.rejected = slice(rr, 1, n_pairs);
     } else {
       throw std::invalid_argument("micro-step: loss " + loss.name + " needs a reference model or precomputed reference log-probs");
     }
@@ -129,6 +164,8 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   at::AutoGradMode grad(backward);
   ForwardOptions fwd;
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
+  if (pm.lora && backward) lora_dropout_seed(s, batch, fwd);
+  LoraTraining lora_training(backward ? pm.lora.get() : nullptr);
   auto rows = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), fwd, lp);
   if (groups >= 3)
     rows = concat(rows, forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp));
@@ -145,7 +182,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   // micro-step per optimizer step), else they poison the accumulated ones and the next optimizer
   // step, seeing a non-finite norm, skips its update. The train loop stops on either.
   bool had_grads = false;
-  for (auto& [name, p] : pm.params) had_grads = had_grads || p.grad().defined();
+  for (auto& [name, p] : pm.trainable()) had_grads = had_grads || p.grad().defined();
   if (backward) (out.loss * scale).backward();
   // The loss and every metric in one device-to-host copy.
   std::vector<at::Tensor> values{out.loss.detach().to(at::kDouble).reshape({1})};
@@ -160,7 +197,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   size_t i = 1;
   for (auto& [k, v] : out.metrics) result.metrics[k] = h[i++];
   if (backward && !result.finite && !had_grads)
-    for (auto& [name, p] : pm.params) p.mutable_grad().reset();
+    for (auto& [name, p] : pm.trainable()) p.mutable_grad().reset();
   return result;
 }
 

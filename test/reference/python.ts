@@ -29,6 +29,7 @@ const REFERENCE_PACKAGES: ReadonlyArray<readonly [string, string]> = [
   ['hydra', 'hydra-core'],
   ['omegaconf', 'omegaconf'],
   ['tensorboard', 'tensorboard'],
+  ['peft', 'peft'],
 ];
 
 const INSTALL_HINT =

@@ -206,12 +206,14 @@ describe('seed keys: accepted, mapped or noticed', () => {
     expect(validate({ 'model.block_name': 'X', 'model.use_flash_attention': true, 'loss.trainer': 'T', 'loss.dataloader': 'D' }).notices).toEqual([]);
   });
 
-  it('HALOs keys outside RunConfig are accepted and dropped', () => {
+  it('HALOs keys outside RunConfig are accepted and dropped (its PEFT keys mapped onto lora.*)', () => {
     const { config, notices } = validate({ frac_unique_desirable: 0.8, 'model.use_peft': true, 'model.peft.lora_r': 8 });
     expect(notices).toEqual([
+      "model.use_peft=true → lora.enabled (the seed's name)",
+      "model.peft.lora_r=8 → lora.r (the seed's name)",
       'ignored: frac_unique_desirable=0.8 (a HALOs option rpo does not implement)',
-      'ignored: model.use_peft=true (rpo trains full weights (no LoRA))',
     ]);
+    expect(config.lora).toMatchObject({ enabled: true, r: 8 });
     expect(config).not.toHaveProperty('frac_unique_desirable');
     expect(config.model).not.toHaveProperty('use_peft');
   });
