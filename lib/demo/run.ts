@@ -1,8 +1,10 @@
 // `npx rpo demo`: the main job on a built-in default, small enough for a laptop CPU. It makes
-// a small Llama (random init) with the project's byte-level tokenizer, fine-tunes it with SFT
-// on the bundled synthetic dataset's chosen responses, then trains RDPO from the SFT model
-// (and, with --dpo, DPO on the same data for comparison), evaluates held-out reward accuracy,
-// exports AlpacaEval-format samples, and writes <out>/report.html.
+// a small Llama (random init) with a one-token-per-byte tokenizer, fine-tunes it with SFT on the
+// bundled synthetic dataset's chosen responses, then trains RDPO from the SFT model (and, with
+// --dpo, DPO on the same data for comparison; with --efficiency, both on 25% and 50% of the pairs
+// too), evaluates held-out reward accuracy, samples every held-out prompt greedily with each model
+// and scores the samples by exact match per task, exports AlpacaEval-format samples, and writes
+// <out>/report.html.
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
