@@ -176,12 +176,14 @@ export async function main(argv: string[]): Promise<number> {
         y
           .option('out', { type: 'string', default: 'runs/demo', describe: 'output directory' })
           .option('dpo', { type: 'boolean', default: false, describe: 'also train DPO on the same data, for comparison' })
-          .option('preset', { type: 'string', default: 'small', describe: 'model shape preset' })
+          .option('efficiency', { type: 'boolean', default: false, describe: 'DPO and RDPO on 25%, 50% and 100% of the pairs, from the same SFT model (implies --dpo)' })
+          .option('sft-epochs', { type: 'number', describe: 'SFT epochs over the train prompts (default 10)' })
+          .option('preset', { type: 'string', default: 'mini', describe: 'model shape preset' })
           .option('pairs', { type: 'number', default: 768, describe: 'preference pairs per preference run' })
           .option('samples', { type: 'number', default: 16, describe: 'AlpacaEval-format samples to export' }),
       (args) => run(async () => {
         const { runDemoCommand } = await import('./commands/demo.js');
-        return runDemoCommand({ out: args.out, dpo: args.dpo, preset: args.preset, pairs: args.pairs, samples: args.samples });
+        return runDemoCommand({ out: args.out, dpo: args.dpo, efficiency: args.efficiency, preset: args.preset, pairs: args.pairs, sftEpochs: args['sft-epochs'], samples: args.samples });
       }),
     )
     .command(

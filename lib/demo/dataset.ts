@@ -1,5 +1,5 @@
 // The demo's bundled dataset: a synthetic preference task made for rpo, in the orcaratspec
-// schema (prompt, chosen, rejected, rationale), that a ~10M-parameter model trained from random
+// schema (prompt, chosen, rejected, rationale), that a ~1M-parameter model trained from random
 // init for a few minutes on a CPU can visibly learn.
 //
 // Four tiny deterministic tasks (sort a few digits, reverse a word, write a word in capitals, add

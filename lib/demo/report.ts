@@ -29,6 +29,15 @@ export interface ReportInput {
   summary?: Readonly<Record<string, string | number>>;
   /** Paragraphs under the title (plain text). */
   notes?: readonly string[];
+  /** More sections after the summary (the demo's samples and efficiency experiment): a title and HTML made with escapeHtml. */
+  sections?: readonly ReportSection[];
+}
+
+export interface ReportSection {
+  /** The section's element id. */
+  id: string;
+  title: string;
+  html: string;
 }
 
 export interface ChartSpec {
@@ -105,12 +114,12 @@ function formatSeconds(s: number): string {
 // ---------------------------------------------------------------------------------------------
 // Series
 
-interface Point {
+export interface Point {
   x: number;
   y: number;
 }
 
-interface Series {
+export interface Series {
   run: number;
   runName: string;
   key: string;
@@ -252,7 +261,7 @@ function extent(vs: readonly number[]): [number, number] {
   return [lo, hi];
 }
 
-function renderChart(spec: ChartSpec, series: readonly Series[], xLabel: string, allIntegerX: boolean, part?: { id: string; title: string }): string {
+export function renderChart(spec: ChartSpec, series: readonly Series[], xLabel: string, allIntegerX: boolean, part?: { id: string; title: string }): string {
   const legendEntries = series.length;
   const runsInChart = new Set(series.map((s) => s.run)).size;
   const twoRows = series.some((s) => s.split === 'eval' && series.some((o) => o.run === s.run && o.split === 'train'));
@@ -461,6 +470,10 @@ svg .legend text { fill: #333; font-size: 11.5px; }
 details { margin: 6px 0; }
 summary { cursor: pointer; font-weight: 600; }
 pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: 10px; overflow: auto; font-size: 12.5px; line-height: 1.35; }
+table.samples td.right { background: #e6f4ea; }
+table.samples td.wrong { background: #fdecea; }
+table.samples td { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
+.mark { font-weight: 700; margin-right: 4px; }
 footer { margin-top: 28px; color: #777; font-size: 12px; }
 `;
 
@@ -489,6 +502,7 @@ export function renderReport(input: ReportInput): string {
   body.push('<h2>Summary</h2>');
   body.push(input.runs.length > 0 ? runTable(input.runs) : '<p class="note">No runs.</p>');
   if (input.summary && Object.keys(input.summary).length > 0) body.push(keyValueTable(input.summary));
+  for (const sec of input.sections ?? []) body.push(`<section id="${escapeHtml(sec.id)}">\n<h2>${escapeHtml(sec.title)}</h2>\n${sec.html}\n</section>`);
   body.push('<h2>Training curves</h2>');
   body.push(
     `<p class="note">Over ${escapeHtml(xLabel)}s. Solid thin lines: train batches; dashed lines with dots: the held-out (test) split (eval_* metrics). Rewards are β·(log π − log π_ref) per response; accuracy is the share of pairs whose chosen reward beats the rejected one.</p>`,

@@ -7,13 +7,14 @@ import path from 'node:path';
 import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
+import type { PreferenceRow } from '../data/types.js';
 import { loadModel } from '../model/io.js';
 import { isAdapterDir } from '../model/lora.js';
 import { loadPolicyModel } from '../model/policy.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Trainer, setNumThreads } from '../native.js';
 import { findCheckpoint } from '../train/checkpoint.js';
-import { buildRunData, loadRows, resolveRunModel } from '../train/data.js';
+import { buildRunData, loadDatasetRows, loadRows, resolveRunModel } from '../train/data.js';
 import { resolveDevice } from '../train/device.js';
 import { evaluateSplit, usable } from '../train/evaluate.js';
 import { lossGroups, lossIsUnpaired } from '../train/losses.js';
@@ -106,12 +107,31 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
 }
 
 async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
-  const rows = (await loadRows(config, 'test')).slice(0, config.n_samples);
-  const completions = await complete(policy, base.tokenizer, config, rows.map((r) => r.prompt), {
-    batchSize: config.model.eval_batch_size,
-    settings: generationSettings(weights, config, base.tokenizer, config.seed),
-    onProgress: events.onProgress,
-  });
+  // The first n_samples test rows over the datasets in order, each dataset's prompts formatted
+  // as training formats them: its remove_extra_spaces trait, and a multi-turn row (hh, oasst)
+  // after its whole history (the row's turns), not its plain text.
+  const datasets = await loadDatasetRows(config, 'test');
+  const rows: PreferenceRow[] = [];
+  const completions: Completion[] = [];
+  const total = Math.min(config.n_samples, datasets.reduce((n, d) => n + d.rows.length, 0));
+  let tokens = 0;
+  for (const d of datasets) {
+    const take = d.rows.slice(0, total - rows.length);
+    if (take.length === 0) continue;
+    const done = completions.length;
+    const before = tokens;
+    completions.push(
+      ...(await complete(policy, base.tokenizer, { ...config, remove_extra_spaces: d.traits.remove_extra_spaces }, take, {
+        batchSize: config.model.eval_batch_size,
+        settings: generationSettings(weights, config, base.tokenizer, config.seed + done),
+        onProgress: (n, _t, tk) => {
+          tokens = before + tk;
+          events.onProgress?.(done + n, total, tokens);
+        },
+      })),
+    );
+    rows.push(...take);
+  }
   const samples = completions.map((c: Completion, i) => ({ prompt: c.prompt, chosen: rows[i]!.chosen, policy: c.output }));
   const file = writeJson(path.join(config.samples_dir, `${config.exp_name}.json`), samples);
   return { file, samples: samples.length };
@@ -119,7 +139,7 @@ async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnT
 
 async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
   const prompts = (await loadPromptSplit('alpacaeval', 'test')).slice(0, config.n_samples);
-  const completions = await complete(policy, base.tokenizer, config, prompts.map((p) => p.prompt), {
+  const completions = await complete(policy, base.tokenizer, config, prompts, {
     batchSize: config.model.eval_batch_size,
     settings: generationSettings(weights, config, base.tokenizer, config.seed),
     onProgress: events.onProgress,

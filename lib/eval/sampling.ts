@@ -3,8 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { RunConfig } from '../config/index.js';
-import { formatPrompt } from '../data/format/index.js';
+import { formatPrompt, type FormatConfig } from '../data/format/index.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
+import type { Turn } from '../data/types.js';
 import type { GenerateOptions, Model } from '../native.js';
 
 /** Sampling settings: the model's generation_config.json, then the run config (top_p as the seed). */
@@ -27,12 +28,23 @@ export function generationSettings(modelDir: string, config: RunConfig, tok: Tok
 }
 
 /**
- * Prompt token ids for generation: the prompt formatted as in training (prefixes or chat
- * template), encoded with the tokenizer's special tokens (one BOS), cut to max_prompt_length
- * keeping its end (the part next to the response).
+ * What to sample a response to: a prompt's text, or a row with it and, for a multi-turn row (hh,
+ * oasst), the conversation before the response (PreferenceRow.turns), which training formats turn
+ * by turn instead of the text.
  */
-export async function encodePrompt(prompt: string, config: RunConfig, tok: Tokenizer): Promise<Int32Array> {
-  const text = formatPrompt(prompt, config, tok);
+export type SamplePrompt = string | { prompt: string; turns?: readonly Turn[] };
+
+/** The run config, and whether the prompts' dataset is cleaned (its remove_extra_spaces trait, as in training). */
+export type SampleConfig = RunConfig & Pick<FormatConfig, 'remove_extra_spaces'>;
+
+/**
+ * Prompt token ids for generation: the prompt formatted as in training (prefixes or chat
+ * template; a row's turns as training formats them), encoded with the tokenizer's special tokens
+ * (one BOS), cut to max_prompt_length keeping its end (the part next to the response).
+ */
+export async function encodePrompt(prompt: SamplePrompt, config: SampleConfig, tok: Tokenizer): Promise<Int32Array> {
+  const p = typeof prompt === 'string' ? { prompt } : prompt;
+  const text = formatPrompt(p.prompt, config, tok, p.turns);
   // Encode bare, then put exactly one BOS first when the tokenizer uses one: a chat template
   // may already spell it out, and encoding with special tokens would then add a second.
   let ids = await tok.encode(text, { addSpecialTokens: false });
@@ -66,8 +78,8 @@ export interface Completion {
 export async function complete(
   model: Model,
   tok: Tokenizer,
-  config: RunConfig,
-  prompts: readonly string[],
+  config: SampleConfig,
+  prompts: readonly SamplePrompt[],
   opts: { batchSize: number; settings: GenerateOptions; onProgress?: (done: number, total: number, tokens: number) => void },
 ): Promise<Completion[]> {
   const out: Completion[] = [];
@@ -80,7 +92,8 @@ export async function complete(
     for (let j = 0; j < batch.length; j++) {
       const ids = Array.from(r.tokens[j]!);
       tokens += ids.length;
-      out.push({ prompt: batch[j]!, output: (await tok.decode(ids, { skipSpecialTokens: true })).trim(), finishReason: r.finishReasons[j]!, tokens: ids.length });
+      const p = batch[j]!;
+      out.push({ prompt: typeof p === 'string' ? p : p.prompt, output: (await tok.decode(ids, { skipSpecialTokens: true })).trim(), finishReason: r.finishReasons[j]!, tokens: ids.length });
     }
     opts.onProgress?.(out.length, prompts.length, tokens);
   }

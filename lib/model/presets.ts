@@ -54,7 +54,7 @@ export const MODEL_PRESETS: Readonly<Record<string, ModelPreset>> = {
     config: TINY,
   },
   small: {
-    description: 'Llama, hidden 256, 4 layers, 8 heads (4 KV): ~3.4M parameters with the byte tokenizer (the demo)',
+    description: 'Llama, hidden 256, 4 layers, 8 heads (4 KV): ~3.4M parameters with the byte tokenizer',
     config: {
       ...TINY,
       hidden_size: 256,
@@ -106,6 +106,19 @@ export const MODEL_PRESETS: Readonly<Record<string, ModelPreset>> = {
       layer_norm_eps: 1e-5,
       rotary_pct: 0.25,
       use_parallel_residual: true,
+    },
+  },
+  mini: {
+    description: 'Llama, hidden 128, 4 layers, 4 heads: ~0.9M parameters with a one-token-per-byte tokenizer (the demo)',
+    config: {
+      ...TINY,
+      hidden_size: 128,
+      intermediate_size: 384,
+      num_hidden_layers: 4,
+      num_attention_heads: 4,
+      num_key_value_heads: 4,
+      head_dim: 32,
+      max_position_embeddings: 1024,
     },
   },
 };
