@@ -104,7 +104,7 @@ export interface RowLogps {
 }
 
 export type LossName =
-  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero';
+  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero' | 'ppo';
 
 export interface LossConfig {
   name: LossName;
@@ -118,6 +118,34 @@ export interface LossConfig {
   rationale?: 'none' | 'logsigmoid' | 'linear';
   desirable_weight?: number;
   undesirable_weight?: number;
+  /** ppo (the seed's ppo.yaml; its GAE discount is gamma). */
+  ppo_epochs?: number;
+  cliprange?: number;
+  lam?: number;
+  critic_coef?: number;
+  KL_coef?: number;
+}
+
+/** ppo's token-level inputs for evaluatePpo: [rows, T] row-major, masks 1 on response tokens. */
+export interface PpoTokens {
+  rows: number;
+  T: number;
+  logps: Float64Array;
+  refLogps: Float64Array;
+  values: Float64Array;
+  oldValues: Float64Array;
+  masks: Float64Array;
+  /** Per row: +1 desirable, -1 undesirable. */
+  scores: Float64Array;
+}
+
+export interface PpoResult {
+  loss: number;
+  metrics: Record<string, number>;
+  gradLogps: Float64Array;
+  gradValues: Float64Array;
+  advantages: Float64Array;
+  discountedFutureRewards: Float64Array;
 }
 
 export interface PairLogps {
@@ -289,6 +317,7 @@ interface Addon {
     stochasticRoundBf16(values: Float32Array, seed: number): Float32Array;
   };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
+  evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -450,6 +479,11 @@ export function engineLossTable(): EngineLossDecl[] {
 /** A loss and its gradients on given log-probs, in float64 (tests and scripts). */
 export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null = null): LossResult {
   return addon().evaluateLoss(config, policy, reference);
+}
+
+/** ppo's targets, loss, metrics and gradients on given token-level tensors, in float64 (tests). */
+export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
+  return addon().evaluatePpo(config, tokens);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */
