@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/utils.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
@@ -41,6 +42,8 @@ TokenPass token_pass(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, in
 std::unique_ptr<PpoState> make_ppo_state(const TrainerImpl& s) {
   auto& pm = s.policy->impl();
   auto p = std::make_unique<PpoState>();
+  // PyTorch's default Linear init (the seed's), drawn from the run's seed so runs repeat.
+  torch::manual_seed(s.options.seed);
   p->head = ValueHead(pm.config.hidden_size);
   p->head->to(pm.device, at::kFloat);  // fp32 always, as the seed's
   const bool rms = s.options.optimizer == "RMSprop";
@@ -102,7 +105,7 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   const int64_t passes = backward ? cfg.ppo_epochs : 1;
   std::map<std::string, at::Tensor> sums;
-  at::Tensor loss_sum;
+  at::Tensor loss_sum, last_logps;
   for (int64_t e = 0; e < passes; ++e) {
     const TokenPass pass = token_pass(pm, bt, fwd, chunk);
     const at::Tensor values = head.forward(pass.hidden, backward).narrow(1, 0, T - 1);
@@ -110,6 +113,25 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
     if (backward) (out.loss * scale).backward();
     loss_sum = e == 0 ? out.loss.detach() : loss_sum + out.loss.detach();
     for (auto& [k, v] : out.metrics) sums[k] = e == 0 ? v.detach() : sums[k] + v.detach();
+    last_logps = pass.logps.detach();
+  }
+  // Not the seed's: each kind's mean summed log-ratio to the reference (the last pass), and the
+  // desirable minus the undesirable one, so a run shows which way the policy moved.
+  {
+    const at::Tensor logratio = ((last_logps - ref_logps) * masks).sum(1);
+    const at::Tensor d = scores > 0;
+    int64_t nd = 0;
+    for (int64_t i = 0; i < n; ++i) nd += batch.desirable[i] != 0 ? 1 : 0;
+    at::Tensor margin = at::zeros({}, logratio.options());
+    if (nd > 0) {
+      sums["logratio/desirable"] = logratio.masked_select(d).mean() * static_cast<double>(passes);
+      margin = margin + sums["logratio/desirable"];
+    }
+    if (nd < n) {
+      sums["logratio/undesirable"] = logratio.masked_select(d.logical_not()).mean() * static_cast<double>(passes);
+      margin = margin - sums["logratio/undesirable"];
+    }
+    sums["logratio/margin"] = margin;
   }
   // The loss and every metric (means over the passes) in one device-to-host copy.
   std::vector<at::Tensor> values{(loss_sum / static_cast<double>(passes)).to(at::kDouble).reshape({1})};
