@@ -30,11 +30,11 @@ PpoTargets ppo_targets(const at::Tensor& values_in, const at::Tensor& scores, co
   if (scores.dim() != 1 || scores.size(0) != masks.size(0))
     throw std::invalid_argument("ppo: one score per row is needed (" + std::to_string(masks.size(0)) + " rows)");
   const int64_t rows = masks.size(0), T = masks.size(1);
-  // Each row's reward: its score on its last response token (found on the host: one copy).
-  const at::Tensor counts = masks.sum(1).cpu();
+  // Each row's reward: its score on its last response token. One device-to-host copy checks
+  // that every row has one.
+  const at::Tensor empty = (masks.sum(1) <= 0).nonzero().cpu();
+  if (empty.numel() > 0) throw std::invalid_argument("ppo: row " + std::to_string(empty[0][0].item<int64_t>()) + " has no response token");
   const at::Tensor last = (masks.to(at::kFloat) * at::arange(1, T + 1, masks.options().dtype(at::kFloat))).argmax(1);
-  for (int64_t r = 0; r < rows; ++r)
-    if (counts[r].item<double>() <= 0) throw std::invalid_argument("ppo: row " + std::to_string(r) + " has no response token");
   at::Tensor rewards = at::zeros_like(masks);
   rewards.index_put_({at::arange(rows, last.options()), last}, scores.to(masks.scalar_type()));
   rewards = rewards * masks;
