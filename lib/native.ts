@@ -269,6 +269,7 @@ interface RawTrainer {
   gradSnapshot(names: string[]): Promise<Float64Array>;
   saveState(file: string): Promise<void>;
   loadState(file: string): Promise<void>;
+  loadValueHead(dir: string): Promise<void>;
   dispose(): void;
 }
 
@@ -463,6 +464,8 @@ export class Trainer {
   /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
   saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
   loadState(file: string): Promise<void> { return this.queue.run(() => this.raw.loadState(file)); }
+  /** loss=ppo: the value head from `<dir>/value_head.safetensors` (evaluating a ppo checkpoint). */
+  loadValueHead(dir: string): Promise<void> { return this.queue.run(() => this.raw.loadValueHead(dir)); }
   dispose(): void { this.raw.dispose(); }
 
   /** bf16-sr's stochastic rounding of each value to bfloat16, returned as float32 (tests). */

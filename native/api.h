@@ -270,6 +270,8 @@ class Trainer {
   // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
+  // loss=ppo: the value head from `dir`/value_head.safetensors (evaluating a ppo checkpoint).
+  void load_value_head(const std::string& dir);
 
  private:
   StepResult step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,

@@ -308,7 +308,7 @@ void Trainer::save_state(const std::string& path) const {
 
 void Trainer::load_state(const std::string& path) {
   auto& s = *impl_;
-  if (s.ppo) load_value_head(*s.ppo->head, std::filesystem::path(path).parent_path().string());
+  if (s.ppo) rpo::load_value_head(*s.ppo->head, std::filesystem::path(path).parent_path().string());
   torch::serialize::InputArchive archive;
   try {
     // Straight onto the policy's device: a state saved on the CPU resumes on CUDA and back.

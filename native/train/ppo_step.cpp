@@ -65,6 +65,11 @@ void ppo_optimizer_step(PpoState& p, double lr) {
   p.optimizer->zero_grad(/*set_to_none=*/true);
 }
 
+void Trainer::load_value_head(const std::string& dir) {
+  if (!impl_->ppo) throw std::invalid_argument("loadValueHead: loss '" + impl_->options.loss.name + "' has no value head (only ppo)");
+  rpo::load_value_head(*impl_->ppo->head, dir);
+}
+
 StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double scale, bool backward) {
   auto& pm = s.policy->impl();
   const LossConfig& cfg = s.options.loss;

@@ -75,6 +75,16 @@ describe('rpo train loss=ppo', () => {
     expect(out.finite).toBe(true);
     expect(out.values).toHaveLength(4);
 
+    // rpo eval of the checkpoint reads its value head: the held-out metrics are the run's last
+    // evaluation's (same policy, same head, same examples).
+    const samples = path.join(work, 'ppo-samples');
+    const e = rpo(['eval', '--config-path', path.join(work, 'ppo-ckpt'), '--config-name', 'config', '++mode=eval', `++samples_dir=${samples}`]);
+    expect(e.code, e.stderr).toBe(0);
+    const evaluated = JSON.parse(readFileSync(path.join(samples, 'eval_ppo-ckpt.json'), 'utf8')) as Line;
+    const lastEval = first.lines.filter((x) => x.eval_loss !== undefined).at(-1)!;
+    for (const k of ['eval_loss', 'eval_val/mean', 'eval_val/var', 'eval_loss/critic', 'eval_logratio/margin'])
+      expect(Math.abs(evaluated[k]! - lastEval[k]!), k).toBeLessThan(1e-5 * Math.max(1, Math.abs(lastEval[k]!)));
+
     // Resume to 64 examples: the head comes back from LATEST (a missing one would be an error).
     const resumed = train('ppo-ckpt', ['n_examples=64', `resume=${path.join(work, 'ppo-ckpt')}`]);
     expect(resumed.code, resumed.stderr).toBe(0);
