@@ -45,6 +45,60 @@ describe('loss=ppo in the trainer', () => {
     });
   });
 
+  it("the step's token log-probs: KL, sequence ratio and log-ratios equal those from each model's logits", async () => {
+    // Token t of a row counts when its loss mask is 1; its log-prob comes from position t - 1.
+    const tokenLogps = (logits: Float32Array): Float64Array => {
+      const V = config.vocab_size, T = batch.seqLen;
+      const out = new Float64Array(batch.rows * T);
+      for (let r = 0; r < batch.rows; r++)
+        for (let t = 1; t < T; t++) {
+          if (!batch.lossMask[r * T + t]) continue;
+          const base = (r * T + t - 1) * V;
+          let max = -Infinity;
+          for (let v = 0; v < V; v++) max = Math.max(max, logits[base + v]!);
+          let z = 0;
+          for (let v = 0; v < V; v++) z += Math.exp(logits[base + v]! - max);
+          out[r * T + t] = logits[base + batch.inputIds[r * T + t]!]! - max - Math.log(z);
+        }
+      return out;
+    };
+    const policy = await Model.create(config, { seed: 1 });
+    const reference = await Model.create(config, { seed: 2 });
+    const trainer = new Trainer(policy, reference, { loss: PPO, seed: 5 });
+    try {
+      const pi = tokenLogps(new Float32Array(await policy.logits(batch)));
+      const ref = tokenLogps(new Float32Array(await reference.logits(batch)));
+      const T = batch.seqLen;
+      let kl = 0, count = 0, seqratio = 0;
+      const byKind = [0, 0], kinds = [0, 0];
+      for (let r = 0; r < n; r++) {
+        let rowRatio = 0, rowLogratio = 0;
+        for (let t = 1; t < T; t++) {
+          if (!batch.lossMask[r * T + t]) continue;
+          kl += ref[r * T + t]! - pi[r * T + t]!;
+          rowLogratio += pi[r * T + t]! - ref[r * T + t]!;
+          count++;
+        }
+        rowRatio = Math.exp(rowLogratio);
+        seqratio += rowRatio / n;
+        const k = batch.desirable![r] ? 0 : 1;
+        byKind[k]! += rowLogratio;
+        kinds[k]!++;
+      }
+      const m = (await trainer.evalStep(batch, { nPairs: n })).metrics;
+      const close = (got: number | undefined, want: number, what: string) => expect(Math.abs(got! - want), what).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+      expect(Math.abs(kl / count)).toBeGreaterThan(1e-3); // the two models differ
+      close(m['loss/policykl'], kl / count, 'loss/policykl');
+      close(m['loss/seqratio'], seqratio, 'loss/seqratio');
+      close(m['logratio/desirable'], byKind[0]! / kinds[0]!, 'logratio/desirable');
+      close(m['logratio/undesirable'], byKind[1]! / kinds[1]!, 'logratio/undesirable');
+    } finally {
+      trainer.dispose();
+      policy.dispose();
+      reference.dispose();
+    }
+  });
+
   it('ppo_epochs=2 adds two passes: twice the policy gradient of one pass', async () => {
     const name = 'model.layers.0.mlp.down_proj.weight';
     const one = await withTrainer(PPO, 7, async (t) => {
