@@ -119,7 +119,7 @@ export interface RowLogps {
 }
 
 export type LossName =
-  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero';
+  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero' | 'ppo';
 
 export interface LossConfig {
   name: LossName;
@@ -133,6 +133,34 @@ export interface LossConfig {
   rationale?: 'none' | 'logsigmoid' | 'linear';
   desirable_weight?: number;
   undesirable_weight?: number;
+  /** ppo (the seed's ppo.yaml; its GAE discount is gamma). */
+  ppo_epochs?: number;
+  cliprange?: number;
+  lam?: number;
+  critic_coef?: number;
+  KL_coef?: number;
+}
+
+/** ppo's token-level inputs for evaluatePpo: [rows, T] row-major, masks 1 on response tokens. */
+export interface PpoTokens {
+  rows: number;
+  T: number;
+  logps: Float64Array;
+  refLogps: Float64Array;
+  values: Float64Array;
+  oldValues: Float64Array;
+  masks: Float64Array;
+  /** Per row: +1 desirable, -1 undesirable. */
+  scores: Float64Array;
+}
+
+export interface PpoResult {
+  loss: number;
+  metrics: Record<string, number>;
+  gradLogps: Float64Array;
+  gradValues: Float64Array;
+  advantages: Float64Array;
+  discountedFutureRewards: Float64Array;
 }
 
 export interface PairLogps {
@@ -260,6 +288,7 @@ interface RawTrainer {
   gradSnapshot(names: string[]): Promise<Float64Array>;
   saveState(file: string): Promise<void>;
   loadState(file: string): Promise<void>;
+  loadValueHead(dir: string): Promise<void>;
   dispose(): void;
 }
 
@@ -308,6 +337,7 @@ interface Addon {
     stochasticRoundBf16(values: Float32Array, seed: number): Float32Array;
   };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
+  evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -460,6 +490,8 @@ export class Trainer {
   /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
   saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
   loadState(file: string): Promise<void> { return this.queue.run(() => this.raw.loadState(file)); }
+  /** loss=ppo: the value head from `<dir>/value_head.safetensors` (evaluating a ppo checkpoint). */
+  loadValueHead(dir: string): Promise<void> { return this.queue.run(() => this.raw.loadValueHead(dir)); }
   dispose(): void { this.raw.dispose(); }
 
   /** bf16-sr's stochastic rounding of each value to bfloat16, returned as float32 (tests). */
@@ -476,6 +508,11 @@ export function engineLossTable(): EngineLossDecl[] {
 /** A loss and its gradients on given log-probs, in float64 (tests and scripts). */
 export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null = null): LossResult {
   return addon().evaluateLoss(config, policy, reference);
+}
+
+/** ppo's targets, loss, metrics and gradients on given token-level tensors, in float64 (tests). */
+export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
+  return addon().evaluatePpo(config, tokens);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */

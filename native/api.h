@@ -125,6 +125,12 @@ struct LossConfig {
   std::string rationale = "none";
   double desirable_weight = 1.0;    // kto
   double undesirable_weight = 1.0;  // kto
+  // ppo (the seed's ppo.yaml; its gamma is loss.gamma, 0.99 there)
+  int64_t ppo_epochs = 1;     // passes over the same batch
+  double cliprange = 0.5;     // the ratio is clipped to [cliprange, 1/cliprange]
+  double lam = 0.95;          // GAE lambda
+  double critic_coef = 0.01;  // weight of the critic loss
+  double KL_coef = 0.1;       // weight of the KL penalty against the reference
 };
 
 bool loss_needs_reference(const LossConfig& loss);
@@ -158,6 +164,21 @@ struct LossResult {
 
 // Evaluates a loss on given log-probs in float64 with autograd (tests and scripts).
 LossResult evaluate_loss(const LossConfig& cfg, const PairLogps& policy, const std::optional<PairLogps>& reference);
+
+// ppo's token-level inputs, [rows, T] row-major (native/loss/ppo.h), for evaluate_ppo.
+struct PpoTokens {
+  int64_t rows = 0, T = 0;
+  std::vector<double> logps, ref_logps, values, old_values, masks;
+  std::vector<double> scores;  // [rows]: +1 desirable, -1 undesirable
+};
+struct PpoResult {
+  double loss = 0.0;
+  std::map<std::string, double> metrics;
+  std::vector<double> grad_logps, grad_values, advantages, discounted_future_rewards;  // [rows, T]
+};
+// ppo's targets from old_values, then one pass's loss and its gradients w.r.t. logps and values,
+// in float64 (tests).
+PpoResult evaluate_ppo(const LossConfig& cfg, const PpoTokens& tokens);
 
 struct GenerateOptions {
   int64_t max_new_tokens = 0;  // 0: bounded by max_length only
@@ -270,6 +291,8 @@ class Trainer {
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
   TrainerImpl& impl() const { return *impl_; }
+  // loss=ppo: the value head from `dir`/value_head.safetensors (evaluating a ppo checkpoint).
+  void load_value_head(const std::string& dir);
 
  private:
   StepResult step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,

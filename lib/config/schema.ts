@@ -103,6 +103,12 @@ export interface LossSection {
   /** kto: the loss weights of desirable and undesirable examples. */
   desirable_weight: number | null;
   undesirable_weight: number | null;
+  /** ppo (the seed's ppo.yaml): passes over a batch, ratio clip, GAE lambda, critic and KL weights. */
+  ppo_epochs: number | null;
+  cliprange: number | null;
+  lam: number | null;
+  critic_coef: number | null;
+  KL_coef: number | null;
   /** Derived from the loss (docs/design.md's table); a differing user value is a notice. */
   use_reference_model: boolean;
   // Seed keys with no effect (the loss name picks the step and the data layout):
@@ -337,7 +343,7 @@ const RUN_KEYS = [
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
   'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
   'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
-  'loss.use_reference_model', ...LORA_KEYS,
+  'loss.use_reference_model', 'loss.ppo_epochs', 'loss.cliprange', 'loss.lam', 'loss.critic_coef', 'loss.KL_coef', ...LORA_KEYS,
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
@@ -534,7 +540,8 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     lambda = l.num('lambda_coef', { min: 0 });
     notices.push(`loss.lambda_coef=${lambda} → loss.lambda (the seed's name)`);
   }
-  let gamma = l.numOrNull('gamma', needs('gamma') ? { min: 0 } : {});
+  // ppo's gamma is its GAE discount (the seed's ppo.yaml: 0.99).
+  let gamma = l.numOrNull('gamma', needs('gamma') ? { min: 0 } : {}) ?? (name === 'ppo' ? 0.99 : null);
   let margin = l.numOrNull('margin');
   // simpo's gamma is HALOs' name for its margin, unless a rationale term makes gamma its weight.
   if (name === 'simpo' && gamma !== null && rationale === 'none') {
@@ -551,7 +558,17 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
   // The seed's kto.yaml defaults (1.0 each) when kto reads them.
   const desirableWeight = l.numOrNull('desirable_weight', { min: 0 }) ?? (needs('desirable_weight') ? 1 : null);
   const undesirableWeight = l.numOrNull('undesirable_weight', { min: 0 }) ?? (needs('undesirable_weight') ? 1 : null);
-  const values = { beta, gamma, epsilon, lambda, margin, desirable_weight: desirableWeight, undesirable_weight: undesirableWeight };
+  // The seed's ppo.yaml defaults when ppo reads them.
+  const ppoKey = (key: 'ppo_epochs' | 'cliprange' | 'lam' | 'critic_coef' | 'KL_coef', fallback: number, opts: NumOpts): number | null =>
+    l.numOrNull(key, opts) ?? (needs(key) ? fallback : null);
+  const ppo = {
+    ppo_epochs: ppoKey('ppo_epochs', 1, { int: true, min: 1 }),
+    cliprange: ppoKey('cliprange', 0.5, { above: 0, max: 1 }),
+    lam: ppoKey('lam', 0.95, { min: 0 }),
+    critic_coef: ppoKey('critic_coef', 0.01, { min: 0 }),
+    KL_coef: ppoKey('KL_coef', 0.1, { min: 0 }),
+  };
+  const values = { beta, gamma, epsilon, lambda, margin, desirable_weight: desirableWeight, undesirable_weight: undesirableWeight, ...ppo };
   for (const p of params) {
     if (values[p] === null) errors.push(`loss.${p}: loss '${name}' needs it (it is missing or null)`);
   }
@@ -587,6 +604,7 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     rejected_control_token: controlToken('rejected_control_token'),
     desirable_weight: desirableWeight,
     undesirable_weight: undesirableWeight,
+    ...ppo,
     use_reference_model: useReference,
     trainer: l.strOrNull('trainer'),
     dataloader: l.strOrNull('dataloader'),

@@ -13,7 +13,7 @@ import { isAdapterDir } from '../model/lora.js';
 import { loadPolicyModel } from '../model/policy.js';
 import { writeFileAtomic } from '../util/files.js';
 import { Trainer, setNumThreads } from '../native.js';
-import { findCheckpoint } from '../train/checkpoint.js';
+import { VALUE_HEAD_FILE, findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadDatasetRows, loadRows, resolveRunModel } from '../train/data.js';
 import { resolveDevice } from '../train/device.js';
 import { evaluateSplit, usable } from '../train/evaluate.js';
@@ -64,7 +64,7 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   try {
     switch (config.mode) {
       case 'eval':
-        return await evalMetrics(config, base, policy, device, events);
+        return await evalMetrics(config, base, policy, device, events, weights);
       case 'sample':
         return await sampleTest(config, base, policy, weights, events);
       case 'alpacaeval':
@@ -79,7 +79,7 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
 
 type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 
-async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents): Promise<EvalResult> {
+async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents, weights: string): Promise<EvalResult> {
   const groups = lossGroups(config.loss);
   // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
   const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
@@ -89,6 +89,11 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   const reference = lossUsesReference(config.loss.name) && !withAdapters ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
+    // ppo: the checkpoint's value head (a fresh one, drawn from the seed, for a base model).
+    if (config.loss.name === 'ppo') {
+      if (existsSync(path.join(weights, VALUE_HEAD_FILE))) await trainer.loadValueHead(weights);
+      else events.onMessage?.(`loss=ppo: no ${VALUE_HEAD_FILE} in ${weights}: the value head is a fresh one`);
+    }
     const unpaired = lossIsUnpaired(config.loss.name);
     const examples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, config.model.max_length) : usable(data.test, groups);
     const metrics = await evaluateSplit(trainer, examples, {

@@ -154,6 +154,9 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
         : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
     );
   }
+  // ppo whitens its advantages within a micro-batch and keeps a value head beside the policy,
+  // neither of which is reduced across ranks yet.
+  if (par.distributed && config.loss.name === 'ppo') throw new Error('loss=ppo with rpo launch: data-parallel ppo training is not supported yet; train it on one device');
   if (config.lora.enabled) {
     // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
     if (par.distributed) throw new Error('lora.enabled=true with rpo launch: data-parallel LoRA training is not supported yet; train LoRA on one device');

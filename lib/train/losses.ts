@@ -9,7 +9,9 @@ import type { LossName } from '../native.js';
 export type LossLayout = 'sft' | 'paired' | 'unpaired-kl' | 'unpaired';
 
 /** The numeric keys of `loss.*` a loss can read. */
-export type LossParam = 'beta' | 'gamma' | 'epsilon' | 'lambda' | 'margin' | 'desirable_weight' | 'undesirable_weight';
+export type LossParam =
+  | 'beta' | 'gamma' | 'epsilon' | 'lambda' | 'margin' | 'desirable_weight' | 'undesirable_weight'
+  | 'ppo_epochs' | 'cliprange' | 'lam' | 'critic_coef' | 'KL_coef';
 
 /** loss.rationale: the rationale term added to a paired loss. */
 export const RATIONALE_TERMS = ['none', 'logsigmoid', 'linear'] as const;
@@ -48,6 +50,7 @@ export const LOSSES: readonly LossDecl[] = [
   { name: 'kto', formula: 'w_d (1 - s(beta(r - KL))) | w_u (1 - s(beta(KL - r))), r = pi - ref, KL from mismatched pairs', layout: 'unpaired-kl', needsReference: true, policyMean: false, referenceMean: false, rationale: 'never', params: ['beta', 'desirable_weight', 'undesirable_weight'] },
   { name: 'kto-simple', formula: '1 - s(beta(r - KL_u)) | 1 - s(beta(KL_d - r)), KL_* = mean r of the other kind', layout: 'unpaired', needsReference: true, policyMean: false, referenceMean: false, rationale: 'never', params: ['beta'] },
   { name: 'kto-zero', formula: '1 - s(beta r) | 1 - s(-beta r)', layout: 'unpaired', needsReference: true, policyMean: false, referenceMean: false, rationale: 'never', params: ['beta'] },
+  { name: 'ppo', formula: 'offline PPO: clipped ratio pi/ref with GAE advantages of +-1 at the last token + critic_coef critic + KL_coef KL', layout: 'unpaired', needsReference: true, policyMean: false, referenceMean: false, rationale: 'never', params: ['ppo_epochs', 'cliprange', 'lam', 'gamma', 'critic_coef', 'KL_coef'] },
 ];
 
 export const LOSS_NAMES: readonly LossName[] = LOSSES.map((l) => l.name);
@@ -92,7 +95,7 @@ export function lossGroups(loss: LossChoice | LossName): Groups {
   return lossRationale(choice) === 'none' ? 2 : 3;
 }
 
-/** Whether the loss trains on unpaired examples (kto, kto-simple, kto-zero). */
+/** Whether the loss trains on unpaired examples (kto, kto-simple, kto-zero, ppo). */
 export function lossIsUnpaired(name: LossName): boolean {
   const l = lossDecl(name).layout;
   return l === 'unpaired' || l === 'unpaired-kl';

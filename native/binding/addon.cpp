@@ -26,6 +26,21 @@ Napi::Value EvaluateLoss(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value EvaluatePpo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto cfg = loss_config_from_js(info[0]);
+  auto tokens = ppo_tokens_from_js(info[1]);
+  auto r = guard(env, [&] { return rpo::evaluate_ppo(cfg, tokens); });
+  auto o = Napi::Object::New(env);
+  o.Set("loss", r.loss);
+  o.Set("metrics", metrics_to_js(env, r.metrics));
+  o.Set("gradLogps", to_float64_array(env, r.grad_logps));
+  o.Set("gradValues", to_float64_array(env, r.grad_values));
+  o.Set("advantages", to_float64_array(env, r.advantages));
+  o.Set("discountedFutureRewards", to_float64_array(env, r.discounted_future_rewards));
+  return o;
+}
+
 Napi::Value LossTable(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto table = rpo::loss_declarations();
@@ -148,6 +163,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   TrainerWrap::Init(env, exports, *data);
   init_dist(env, exports);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
+  exports.Set("evaluatePpo", Napi::Function::New<EvaluatePpo>(env, "evaluatePpo"));
   exports.Set("lossTable", Napi::Function::New<LossTable>(env, "lossTable"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));

@@ -296,7 +296,27 @@ rpo::LossConfig loss_config_from_js(const Napi::Value& value) {
   c.rationale = get_string_or(o, "rationale", c.rationale, w);
   c.desirable_weight = get_number_or(o, "desirable_weight", c.desirable_weight, w);
   c.undesirable_weight = get_number_or(o, "undesirable_weight", c.undesirable_weight, w);
+  c.ppo_epochs = get_int_or(o, "ppo_epochs", c.ppo_epochs, w, 1);
+  c.cliprange = get_number_or(o, "cliprange", c.cliprange, w);
+  c.lam = get_number_or(o, "lam", c.lam, w);
+  c.critic_coef = get_number_or(o, "critic_coef", c.critic_coef, w);
+  c.KL_coef = get_number_or(o, "KL_coef", c.KL_coef, w);
   return c;
+}
+
+rpo::PpoTokens ppo_tokens_from_js(const Napi::Value& value) {
+  const std::string w = "evaluatePpo: tokens";
+  auto o = get_object(value, w);
+  rpo::PpoTokens t;
+  t.rows = get_int_or(o, "rows", 0, w, 1);
+  t.T = get_int_or(o, "T", 0, w, 1);
+  t.logps = number_vector(o, "logps", w, false);
+  t.ref_logps = number_vector(o, "refLogps", w, false);
+  t.values = number_vector(o, "values", w, false);
+  t.old_values = number_vector(o, "oldValues", w, false);
+  t.masks = number_vector(o, "masks", w, false);
+  t.scores = number_vector(o, "scores", w, false);
+  return t;
 }
 
 rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& where) {

@@ -38,6 +38,7 @@ std::vector<rpo::TensorSpec> tensor_specs_from_js(const Napi::Value& value);
 rpo::RowBatch row_batch_from_js(const Napi::Value& value);
 rpo::LogpOptions logp_options_from_js(const Napi::Value& value);
 rpo::LossConfig loss_config_from_js(const Napi::Value& value);
+rpo::PpoTokens ppo_tokens_from_js(const Napi::Value& value);
 rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& where);
 rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& where);
 

@@ -34,6 +34,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&TrainerWrap::GradSnapshot>("gradSnapshot"),
                              InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                              InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+                             InstanceMethod<&TrainerWrap::LoadValueHead>("loadValueHead"),
                              InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                              StaticMethod("stochasticRoundBf16", &StochasticRoundBf16),
                          });
@@ -159,6 +160,17 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   auto file = info[0].As<Napi::String>().Utf8Value();
   return Task::run(env, "rpo.Trainer.loadState", lease(env), [t, file]() -> Task::Finish {
     t->load_state(file);
+    return nullptr;
+  });
+}
+
+Napi::Value TrainerWrap::LoadValueHead(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadValueHead(dir): dir must be a string");
+  auto dir = info[0].As<Napi::String>().Utf8Value();
+  return Task::run(env, "rpo.Trainer.loadValueHead", lease(env), [t, dir]() -> Task::Finish {
+    t->load_value_head(dir);
     return nullptr;
   });
 }

@@ -72,10 +72,12 @@ LossTerms orpo_terms(const LossInputs& in);
 LossTerms kto_terms(const LossInputs& in);
 LossTerms kto_simple_terms(const LossInputs& in);
 LossTerms kto_zero_terms(const LossInputs& in);
+LossTerms ppo_terms(const LossInputs& in);  // throws: ppo is token-level (loss/ppo.h)
 
 void check_ipo(const LossConfig& cfg);
 void check_cdpo(const LossConfig& cfg);
 void check_rdpo(const LossConfig& cfg);
 void check_kto(const LossConfig& cfg);
+void check_ppo(const LossConfig& cfg);
 
 }  // namespace rpo

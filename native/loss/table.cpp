@@ -26,6 +26,7 @@ const std::vector<LossSpec>& loss_table() {
       {"kto", "w_d (1 - s(beta(r - KL))) | w_u (1 - s(beta(KL - r))), r = pi - ref, KL from mismatched pairs", L::kUnpairedKL, true, false, false, "never", kto_terms, check_kto},
       {"kto-simple", "1 - s(beta(r - KL_u)) | 1 - s(beta(KL_d - r)), KL_* = mean r of the other kind", L::kUnpaired, true, false, false, "never", kto_simple_terms, nullptr},
       {"kto-zero", "1 - s(beta r) | 1 - s(-beta r)", L::kUnpaired, true, false, false, "never", kto_zero_terms, nullptr},
+      {"ppo", "offline PPO: clipped ratio pi/ref with GAE advantages of +-1 at the last token + critic_coef critic + KL_coef KL", L::kUnpaired, true, false, false, "never", ppo_terms, check_ppo},
   };
   return table;
 }

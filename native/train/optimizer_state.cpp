@@ -23,6 +23,8 @@
 // fails here, naming the file and the parameter, instead of at the first optimizer step with
 // neither, and the live optimizer is left as it was.
 #include <ATen/ATen.h>
+
+#include <filesystem>
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
 #include <torch/serialize/input-archive.h>
@@ -282,6 +284,8 @@ void TrainOptimizer::load(torch::serialize::InputArchive& a, const std::string& 
 }
 
 void Trainer::save_state(const std::string& path) const {
+  // loss=ppo: the value head beside the HF weights, in its own file (transformers ignores it).
+  if (impl_->ppo) save_value_head(*impl_->ppo->head, std::filesystem::path(path).parent_path().string());
   torch::serialize::OutputArchive archive;
   impl_->optimizer->save(archive);
   AtomicFileWriter out(path);
@@ -304,6 +308,7 @@ void Trainer::save_state(const std::string& path) const {
 
 void Trainer::load_state(const std::string& path) {
   auto& s = *impl_;
+  if (s.ppo) rpo::load_value_head(*s.ppo->head, std::filesystem::path(path).parent_path().string());
   torch::serialize::InputArchive archive;
   try {
     // Straight onto the policy's device: a state saved on the CPU resumes on CUDA and back.

@@ -25,6 +25,7 @@ TrainerImpl::TrainerImpl(std::shared_ptr<Model> p, std::shared_ptr<Model> r, con
     throw std::invalid_argument("trainer: the reference model's vocabulary differs from the policy's");
   if (options.chunk_tokens <= 0) throw std::invalid_argument("trainer: chunkTokens must be positive");
   optimizer = std::make_unique<TrainOptimizer>(policy->impl(), options);
+  if (options.loss.name == "ppo") ppo = make_ppo_state(*this);
 }
 
 namespace {
@@ -119,6 +120,7 @@ StepResult Trainer::eval_step(const RowBatch& batch, int64_t n_pairs, const std:
 StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,
                          bool backward) {
   auto& s = *impl_;
+  if (s.ppo) return ppo_step(s, batch, n_pairs, scale, backward);  // token-level: train/ppo_step.cpp
   auto& pm = s.policy->impl();
   const auto& loss = s.options.loss;
   const int64_t groups = loss_row_groups(loss);
@@ -204,7 +206,9 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
 OptimizerStepResult Trainer::optimizer_step(double lr, double max_grad_norm) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("optimizer step: lr must be a finite number >= 0");
   // Clip, update (skipped when the norm is not finite), drop the gradients: train/optimizer.cpp.
-  return {impl_->optimizer->step(lr, max_grad_norm)};
+  auto result = impl_->optimizer->step(lr, max_grad_norm);
+  if (impl_->ppo) ppo_optimizer_step(*impl_->ppo, lr);
+  return {result};
 }
 
 std::vector<double> Trainer::grad_snapshot(const std::vector<std::string>& names) const {

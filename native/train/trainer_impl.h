@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "train/optimizer.h"
+#include "train/ppo_step.h"
 
 namespace rpo {
 
@@ -18,6 +19,7 @@ class TrainerImpl {
   // Over the policy's parameters in the order of ModelImpl::params (the state file's checks name
   // parameters by that order); owns the moments and, in bf16-mixed, the fp32 master weights.
   std::unique_ptr<TrainOptimizer> optimizer;
+  std::unique_ptr<PpoState> ppo;  // loss=ppo: the value head and its optimizer; null otherwise
 };
 
 }  // namespace rpo

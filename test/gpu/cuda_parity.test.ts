@@ -106,4 +106,28 @@ describe.skipIf(!CUDA)('CUDA vs CPU, fp32 (TF32 off)', () => {
       expect(err).toBeLessThan(1e-4);
     });
   }
+
+  // ppo's value head draws dropout masks in training (CPU and CUDA streams differ), so the two
+  // devices are compared on the evaluation step (no dropout): loss and every metric.
+  it('ppo: the evaluation step (value head, GAE, clipped ratio) agrees', async () => {
+    const loss: LossConfig = { name: 'ppo', ppo_epochs: 1, cliprange: 0.5, lam: 0.95, gamma: 0.99, critic_coef: 0.01, KL_coef: 0.1 };
+    const batch = { ...randomBatch(61, { rows: 3, seqLen: 14, vocab: config.vocab_size, minLen: 8, promptLen: 3 }), desirable: Uint8Array.from([1, 0, 1]) };
+    const run = async (device: string) => {
+      const policy = await Model.create(config, { seed: 41, device });
+      const ref = await Model.create(config, { seed: 42, device });
+      const trainer = new Trainer(policy, ref, { loss, chunkTokens: 8, seed: 3 });
+      try {
+        return await trainer.evalStep(batch, { nPairs: 3 });
+      } finally {
+        trainer.dispose();
+        policy.dispose();
+        ref.dispose();
+      }
+    };
+    const c = await run('cpu');
+    const g = await run(DEVICE);
+    expect(Math.abs(g.loss - c.loss)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(c.loss)));
+    expect(Object.keys(g.metrics).sort()).toEqual(Object.keys(c.metrics).sort());
+    for (const [key, value] of Object.entries(c.metrics)) expect(Math.abs(g.metrics[key]! - value), key).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(value)));
+  });
 });

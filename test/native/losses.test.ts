@@ -160,7 +160,7 @@ function clonePair(p: PairLogps): PairLogps {
   return out;
 }
 
-const DEFAULTS = { beta: 0.1, gamma: 0.1, epsilon: 0, lambda: 0.1, margin: 0, rationale_form: 'code', rationale: 'none', desirable_weight: 1, undesirable_weight: 1 } as const;
+const DEFAULTS = { beta: 0.1, gamma: 0.1, epsilon: 0, lambda: 0.1, margin: 0, rationale_form: 'code', rationale: 'none', desirable_weight: 1, undesirable_weight: 1, ppo_epochs: 1, cliprange: 0.5, lam: 0.95, critic_coef: 0.01, KL_coef: 0.1 } as const;
 
 // Non-default hyperparameters so that every term of every formula is exercised.
 const CASES: Array<{ label: string; cfg: Required<LossConfig> }> = [

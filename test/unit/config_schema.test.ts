@@ -107,6 +107,11 @@ describe('validateConfig: the typed result', () => {
       rejected_control_token: null,
       desirable_weight: null,
       undesirable_weight: null,
+      ppo_epochs: null,
+      cliprange: null,
+      lam: null,
+      critic_coef: null,
+      KL_coef: null,
       use_reference_model: true,
       trainer: 'RDPOTrainer',
       dataloader: 'PairedPreferenceRationaleDataLoader',
@@ -157,7 +162,7 @@ describe('validateConfig: errors', () => {
   });
 
   it('enumerations, with the closest valid value', () => {
-    expect(invalid({ 'loss.name': 'rdop' })).toMatch(/loss\.name: expected one of sft, csft, dpo, .*rorpo-simple, kto, kto-simple, kto-zero, got "rdop" \(did you mean 'rdpo'\?\)/);
+    expect(invalid({ 'loss.name': 'rdop' })).toMatch(/loss\.name: expected one of sft, csft, dpo, .*rorpo-simple, kto, kto-simple, kto-zero, ppo, got "rdop" \(did you mean 'rdpo'\?\)/);
     expect(invalid({ optimizer: 'adamw' })).toMatch(/optimizer: expected one of AdamW, RMSprop, Adam, got "adamw" \(did you mean 'AdamW'\?\)/);
     expect(invalid({ optimizer: 'SGD' })).toMatch(/optimizer: expected one of/);
     expect(invalid({ template: 'chatml' })).toMatch(/template: expected one of prefixes, chat/);
@@ -299,5 +304,23 @@ describe('engine options', () => {
       }
     }
     expect(KNOWN_KEYS).toContain('loss.lambda_coef');
+  });
+});
+
+describe('loss=ppo: the seed ppo.yaml keys', () => {
+  const keys = (l: RunConfig['loss']) => [l.ppo_epochs, l.cliprange, l.lam, l.gamma, l.critic_coef, l.KL_coef];
+  it('configs/loss/ppo.yaml gives the seed values, and so do the defaults without it', () => {
+    const loss = validate({}, 'ppo').config.loss;
+    expect(keys(loss)).toEqual([1, 0.5, 0.95, 0.99, 0.01, 0.1]);
+    expect(engineLossConfig(loss)).toEqual({ name: 'ppo', ppo_epochs: 1, cliprange: 0.5, lam: 0.95, gamma: 0.99, critic_coef: 0.01, KL_coef: 0.1 });
+    const bare = validate({ 'loss.ppo_epochs': undefined, 'loss.cliprange': undefined, 'loss.lam': undefined, 'loss.gamma': undefined, 'loss.critic_coef': undefined, 'loss.KL_coef': undefined }, 'ppo');
+    expect(keys(bare.config.loss)).toEqual([1, 0.5, 0.95, 0.99, 0.01, 0.1]);
+  });
+  it('takes overrides and rejects bad values naming the key', () => {
+    const o = validate({ 'loss.ppo_epochs': 3, 'loss.cliprange': 0.2, 'loss.lam': 0.9, 'loss.gamma': 1, 'loss.critic_coef': 0.1, 'loss.KL_coef': 0 }, 'ppo').config.loss;
+    expect(keys(o)).toEqual([3, 0.2, 0.9, 1, 0.1, 0]);
+    expect(invalid({ 'loss.ppo_epochs': 0 }, 'ppo')).toMatch(/loss\.ppo_epochs/);
+    expect(invalid({ 'loss.ppo_epochs': 1.5 }, 'ppo')).toMatch(/loss\.ppo_epochs/);
+    expect(invalid({ 'loss.cliprange': 2 }, 'ppo')).toMatch(/loss\.cliprange/);
   });
 });

@@ -1,0 +1,111 @@
+// The seed's PPOTrainer formulas (compute_advantages, loss, get_batch_metrics) in ATen.
+#include "loss/ppo.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "loss/loss_spec.h"
+
+namespace rpo {
+
+namespace {
+
+at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& m) { return (x * m).sum() / m.sum(); }
+
+// The seed's masked_var: the biased variance over the masked entries.
+at::Tensor masked_var(const at::Tensor& x, const at::Tensor& m) {
+  const at::Tensor centered = x - masked_mean(x, m);
+  return masked_mean(centered * centered, m);
+}
+
+}  // namespace
+
+PpoTargets ppo_targets(const at::Tensor& values_in, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam) {
+  if (values_in.dim() != 2 || masks.sizes() != values_in.sizes())
+    throw std::invalid_argument("ppo: values and masks must both be [rows, T]");
+  if (scores.dim() != 1 || scores.size(0) != masks.size(0))
+    throw std::invalid_argument("ppo: one score per row is needed (" + std::to_string(masks.size(0)) + " rows)");
+  const int64_t rows = masks.size(0), T = masks.size(1);
+  // Each row's reward: its score on its last response token. One device-to-host copy checks
+  // that every row has one.
+  const at::Tensor empty = (masks.sum(1) <= 0).nonzero().cpu();
+  if (empty.numel() > 0) throw std::invalid_argument("ppo: row " + std::to_string(empty[0][0].item<int64_t>()) + " has no response token");
+  const at::Tensor last = (masks.to(at::kFloat) * at::arange(1, T + 1, masks.options().dtype(at::kFloat))).argmax(1);
+  at::Tensor rewards = at::zeros_like(masks);
+  rewards.index_put_({at::arange(rows, last.options()), last}, scores.to(masks.scalar_type()));
+  rewards = rewards * masks;
+  const at::Tensor values = values_in.detach() * masks;
+
+  // GAE, back to front; the discounted future reward at t counts rewards after t only (the
+  // seed appends it before adding rewards[t]).
+  std::vector<at::Tensor> adv(T), future(T);
+  at::Tensor gae = at::zeros({rows}, masks.options());
+  at::Tensor discounted = at::zeros({rows}, masks.options());
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const at::Tensor next = t < T - 1 ? values.select(1, t + 1) : at::zeros({rows}, masks.options());
+    const at::Tensor delta = rewards.select(1, t) + gamma * next - values.select(1, t);
+    gae = delta + gamma * lam * gae;
+    adv[t] = gae;
+    future[t] = discounted;
+    discounted = rewards.select(1, t) + gamma * discounted;
+  }
+  PpoTargets out;
+  const at::Tensor advantages = at::stack(adv, 1) * masks;
+  out.returns = advantages + values;
+  out.discounted_future_rewards = at::stack(future, 1) * masks;
+  const at::Tensor mean = masked_mean(advantages, masks), var = masked_var(advantages, masks);
+  out.advantages = ((advantages - mean) * at::rsqrt(var + 1e-8) * masks).detach();
+  return out;
+}
+
+LossTensors ppo_loss(const LossConfig& cfg, const at::Tensor& logps, const at::Tensor& values, const at::Tensor& ref_logps,
+                     const at::Tensor& old_values, const at::Tensor& masks, const PpoTargets& targets) {
+  for (const auto* t : {&logps, &values, &ref_logps, &old_values})
+    if (t->sizes() != masks.sizes()) throw std::invalid_argument("ppo: log-probs, values and masks must all be [rows, T]");
+  // Positions outside the response hold 0 in both log-probs (the seed's token-level log-probs are
+  // masked), so their ratio is 1 and the row product skips them.
+  const at::Tensor lp = logps * masks, ref = ref_logps.detach() * masks;
+  const at::Tensor value_losses = (values - targets.discounted_future_rewards.detach()).pow(2);
+  const at::Tensor critic = 0.5 * masked_mean(value_losses, masks);
+
+  const at::Tensor ratio = at::exp(lp - ref);
+  const at::Tensor& a = targets.advantages;
+  const at::Tensor pl = -a * ratio;
+  const at::Tensor pl_clipped = -a * at::clamp(ratio, cfg.cliprange, 1.0 / cfg.cliprange);
+  const at::Tensor policy = masked_mean(at::max(pl, pl_clipped), masks);
+  const at::Tensor kl = masked_mean(ref - lp, masks);
+
+  LossTensors out;
+  out.loss = policy + cfg.critic_coef * critic + cfg.KL_coef * kl;
+  out.metrics["loss"] = out.loss.detach().clone();
+  out.metrics["loss/critic"] = critic.detach();
+  out.metrics["loss/policy"] = policy.detach();
+  out.metrics["clipfrac/policy"] = masked_mean(at::gt(pl_clipped, pl).to(masks.scalar_type()), masks).detach();
+  out.metrics["loss/policykl"] = kl.detach();
+  out.metrics["loss/seqratio"] = at::where(masks > 0, ratio, at::ones_like(ratio)).prod(1).mean().detach();
+  out.metrics["returns/mean"] = masked_mean(targets.returns, masks).detach();
+  out.metrics["returns/var"] = masked_var(targets.returns, masks).detach();
+  out.metrics["val/mean"] = masked_mean(old_values.detach(), masks);
+  out.metrics["val/var"] = masked_var(old_values.detach(), masks);
+  return out;
+}
+
+void check_ppo(const LossConfig& cfg) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("loss 'ppo': " + what); };
+  if (cfg.ppo_epochs < 1) fail("ppo_epochs must be an integer >= 1, got " + std::to_string(cfg.ppo_epochs));
+  if (!(cfg.cliprange > 0 && cfg.cliprange <= 1)) fail("cliprange must be in (0, 1] (the ratio is clipped to [cliprange, 1/cliprange]), got " + std::to_string(cfg.cliprange));
+  for (auto [key, v] : {std::pair<const char*, double>{"lam", cfg.lam}, {"gamma", cfg.gamma}, {"critic_coef", cfg.critic_coef}, {"KL_coef", cfg.KL_coef}})
+    if (!(v >= 0) || !std::isfinite(v)) fail(std::string(key) + " must be a finite number >= 0, got " + std::to_string(v));
+}
+
+// ppo's row in the loss table: its loss is token-level (the trainer's ppo step computes it);
+// the per-row interface is never reached.
+LossTerms ppo_terms(const LossInputs&) {
+  throw std::invalid_argument("loss 'ppo' is computed on token-level log-probs and values (the trainer's ppo step), not per-row sums");
+}
+
+}  // namespace rpo

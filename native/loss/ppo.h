@@ -1,0 +1,34 @@
+// The seed's offline PPO (its trainers.py PPOTrainer) on token-level tensors: rewards from the
+// examples' labels at their last token, GAE targets, the clipped policy-ratio loss against the
+// reference's log-probs, the critic loss and the KL penalty. Every tensor is [rows, T-1], one
+// column per label position (column t: token t+1, predicted from position t); masks 1 on the
+// response's tokens.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "api.h"
+#include "loss/losses.h"
+
+namespace rpo {
+
+// What the first, gradient-free forward fixes for the ppo_epochs passes (detached).
+struct PpoTargets {
+  at::Tensor advantages;                 // GAE, whitened over the batch's response tokens
+  at::Tensor returns;                    // advantages + values (a metric, as in the seed)
+  at::Tensor discounted_future_rewards;  // the critic's target
+};
+
+// scores: [rows] +1 (desirable) or -1, placed on each row's last response token; values: the
+// policy's value estimates from the first forward. Throws when a row has no response token.
+PpoTargets ppo_targets(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam);
+
+// One pass: logps / values from the policy (with gradients), ref_logps and old_values detached.
+// Metrics: the seed's loss/critic, loss/policy, clipfrac/policy, loss/policykl, loss/seqratio,
+// returns/mean, returns/var, val/mean, val/var.
+LossTensors ppo_loss(const LossConfig& cfg, const at::Tensor& logps, const at::Tensor& values, const at::Tensor& ref_logps,
+                     const at::Tensor& old_values, const at::Tensor& masks, const PpoTargets& targets);
+
+void check_ppo(const LossConfig& cfg);
+
+}  // namespace rpo

@@ -1,0 +1,160 @@
+// loss=ppo's step (ppo_step.h).
+#include "train/ppo_step.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/utils.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/rmsprop.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "loss/logprobs.h"
+#include "loss/ppo.h"
+#include "model/model_impl.h"
+#include "train/trainer_impl.h"
+
+namespace rpo {
+
+namespace {
+
+struct TokenPass {
+  at::Tensor logps;   // [rows, T-1] fp32: log p(token t+1 | ..t)
+  at::Tensor hidden;  // [rows, T, H]
+};
+
+TokenPass token_pass(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, int64_t chunk) {
+  fwd.right_padded = t.right_padded;
+  TokenPass out;
+  out.hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+  const int64_t rows = out.hidden.size(0), T = out.hidden.size(1), H = out.hidden.size(2);
+  const at::Tensor h = out.hidden.narrow(1, 0, T - 1).reshape({rows * (T - 1), H});
+  const at::Tensor labels = t.input_ids.narrow(1, 1, T - 1).reshape({-1}).to(at::kLong);
+  out.logps = token_logprobs_fused(h, m.lm->output_weight(), labels, chunk).view({rows, T - 1});
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<PpoState> make_ppo_state(const TrainerImpl& s) {
+  auto& pm = s.policy->impl();
+  auto p = std::make_unique<PpoState>();
+  // PyTorch's default Linear init (the seed's), drawn from the run's seed so runs repeat.
+  torch::manual_seed(s.options.seed);
+  p->head = ValueHead(pm.config.hidden_size);
+  p->head->to(pm.device, at::kFloat);  // fp32 always, as the seed's
+  const bool rms = s.options.optimizer == "RMSprop";
+  const double wd = s.options.weight_decay >= 0 ? s.options.weight_decay : (rms ? 0.0 : 0.01);
+  if (rms)
+    p->optimizer = std::make_unique<torch::optim::RMSprop>(p->head->parameters(), torch::optim::RMSpropOptions(1e-3).weight_decay(wd));
+  else
+    p->optimizer = std::make_unique<torch::optim::AdamW>(p->head->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(wd));
+  return p;
+}
+
+void ppo_optimizer_step(PpoState& p, double lr) {
+  auto params = p.head->parameters();
+  const double norm = torch::nn::utils::clip_grad_norm_(params, PpoState::kValueHeadMaxGradNorm);
+  if (std::isfinite(norm)) {
+    for (auto& g : p.optimizer->param_groups()) g.options().set_lr(lr);
+    p.optimizer->step();
+  }
+  p.optimizer->zero_grad(/*set_to_none=*/true);
+}
+
+void Trainer::load_value_head(const std::string& dir) {
+  if (!impl_->ppo) throw std::invalid_argument("loadValueHead: loss '" + impl_->options.loss.name + "' has no value head (only ppo)");
+  rpo::load_value_head(*impl_->ppo->head, dir);
+}
+
+StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double scale, bool backward) {
+  auto& pm = s.policy->impl();
+  const LossConfig& cfg = s.options.loss;
+  check_ppo(cfg);
+  if (!s.ppo) throw std::logic_error("ppo step: the trainer has no value head");
+  if (!s.reference) throw std::invalid_argument("loss 'ppo' needs a reference model (its log-probs are read per token; none precomputed)");
+  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
+  if (static_cast<int64_t>(batch.desirable.size()) != n)
+    throw std::invalid_argument("micro-step: loss ppo needs each example's kind: " + std::to_string(batch.desirable.size()) + " flags for " + std::to_string(n) + " examples");
+  ValueHeadImpl& head = *s.ppo->head;
+  const int64_t chunk = s.options.chunk_tokens;
+
+  // The seed's scores: +1 for a desirable example, -1 otherwise, on its last token.
+  at::Tensor scores = at::empty({n}, at::TensorOptions().dtype(at::kFloat));
+  for (int64_t i = 0; i < n; ++i) scores.data_ptr<float>()[i] = batch.desirable[i] != 0 ? 1.0f : -1.0f;
+  scores = scores.to(pm.device);
+
+  const BatchTensors bt = batch_tensors(batch, pm.config.vocab_size, pm.device, 0, n, true);
+  const int64_t T = bt.input_ids.size(1);
+  if (T < 2) throw std::invalid_argument("micro-step: loss ppo needs rows of at least 2 tokens");
+  const at::Tensor masks = bt.loss_mask.narrow(1, 1, T - 1).to(at::kFloat);
+
+  at::Tensor ref_logps, old_values;
+  PpoTargets targets;
+  {
+    torch::NoGradGuard no_grad;
+    auto& rm = s.reference->impl();
+    ref_logps = token_pass(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, n, true), {}, chunk).logps.to(pm.device);
+    const TokenPass first = token_pass(pm, bt, {}, chunk);
+    old_values = head.forward(first.hidden, backward).narrow(1, 0, T - 1);
+    targets = ppo_targets(old_values, scores, masks, cfg.gamma, cfg.lam);
+  }
+
+  bool had_grads = false;
+  for (auto& [name, p] : pm.params) had_grads = had_grads || p.grad().defined();
+  at::AutoGradMode grad(backward);
+  ForwardOptions fwd;
+  fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
+  const int64_t passes = backward ? cfg.ppo_epochs : 1;
+  std::map<std::string, at::Tensor> sums;
+  at::Tensor loss_sum, last_logps;
+  for (int64_t e = 0; e < passes; ++e) {
+    const TokenPass pass = token_pass(pm, bt, fwd, chunk);
+    const at::Tensor values = head.forward(pass.hidden, backward).narrow(1, 0, T - 1);
+    LossTensors out = ppo_loss(cfg, pass.logps, values, ref_logps, old_values, masks, targets);
+    if (backward) (out.loss * scale).backward();
+    loss_sum = e == 0 ? out.loss.detach() : loss_sum + out.loss.detach();
+    for (auto& [k, v] : out.metrics) sums[k] = e == 0 ? v.detach() : sums[k] + v.detach();
+    last_logps = pass.logps.detach();
+  }
+  // Not the seed's: each kind's mean summed log-ratio to the reference (the last pass), and the
+  // desirable minus the undesirable one, so a run shows which way the policy moved.
+  {
+    const at::Tensor logratio = ((last_logps - ref_logps) * masks).sum(1);
+    const at::Tensor d = scores > 0;
+    int64_t nd = 0;
+    for (int64_t i = 0; i < n; ++i) nd += batch.desirable[i] != 0 ? 1 : 0;
+    at::Tensor margin = at::zeros({}, logratio.options());
+    if (nd > 0) {
+      sums["logratio/desirable"] = logratio.masked_select(d).mean() * static_cast<double>(passes);
+      margin = margin + sums["logratio/desirable"];
+    }
+    if (nd < n) {
+      sums["logratio/undesirable"] = logratio.masked_select(d.logical_not()).mean() * static_cast<double>(passes);
+      margin = margin - sums["logratio/undesirable"];
+    }
+    sums["logratio/margin"] = margin;
+  }
+  // The loss and every metric (means over the passes) in one device-to-host copy.
+  std::vector<at::Tensor> values{(loss_sum / static_cast<double>(passes)).to(at::kDouble).reshape({1})};
+  for (auto& [k, v] : sums) values.push_back((v / static_cast<double>(passes)).to(at::kDouble).reshape({1}));
+  const at::Tensor host = at::cat(values).cpu();
+  const double* h = host.data_ptr<double>();
+  StepResult result;
+  result.loss = h[0];
+  result.finite = std::isfinite(result.loss);
+  result.n_pairs = n;
+  result.tokens = real_tokens(batch);
+  size_t i = 1;
+  for (auto& [k, v] : sums) result.metrics[k] = h[i++];
+  if (backward && !result.finite && !had_grads) {
+    for (auto& [name, p] : pm.params) p.mutable_grad().reset();
+    s.ppo->optimizer->zero_grad(true);
+  }
+  return result;
+}
+
+}  // namespace rpo
