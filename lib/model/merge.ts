@@ -6,19 +6,13 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs
 import path from 'node:path';
 
 import type { Dtype } from '../native.js';
+import { TOKENIZER_FILES } from './init.js';
 import { saveModel } from './io.js';
 import { isAdapterDir } from './lora.js';
 import { adapterBaseDir, configDtype, configTokenIds, loadPolicyModel } from './policy.js';
 
-const CARRIED = [
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  'chat_template.jinja',
-  'chat_template.json',
-];
+// The tokenizer's files (those present) and the generation config travel with the merged model.
+const CARRIED = ['generation_config.json', ...TOKENIZER_FILES];
 
 export interface MergeOptions {
   out: string;

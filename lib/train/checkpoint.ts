@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSyn
 import path from 'node:path';
 
 import type { Model, Trainer } from '../native.js';
+import { TOKENIZER_FILES } from '../model/init.js';
 import { saveModel } from '../model/io.js';
 import { ADAPTER_CONFIG, saveAdapter } from '../model/lora.js';
 import type { AdapterShape } from './lora.js';
@@ -39,16 +40,6 @@ export interface TrainerState {
   wallSeconds: number;
 }
 
-/** Files of the tokenizer that travel with every checkpoint (those present in the tokenizer's directory). */
-const TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  // transformers 5 writes the template as chat_template.jinja, transformers 4 as chat_template.json
-  'chat_template.jinja',
-  'chat_template.json',
-];
 /** Files of the model (not the tokenizer) that travel with every checkpoint. */
 const MODEL_FILES = ['generation_config.json'];
 
