@@ -172,6 +172,125 @@ describe('LoRA on the other architectures', () => {
   }
 });
 
+describe('LoRA on GPTNeoX', () => {
+  // PEFT's all-linear on gpt_neox (its own target resolution): every linear of the blocks, not
+  // the output head embed_out.
+  const NEOX_LINEARS = ['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value'];
+  let neox: string;
+  beforeAll(() => {
+    neox = path.join(dir, 'base-neox');
+    runPython('hf_make_model.py', ['--arch', 'gpt_neox', '--out', neox, '--seed', '5', '--config-json', JSON.stringify({ vocab_size: VOCAB })]);
+  });
+
+  it('a PEFT all-linear adapter loads in rpo to PEFT\'s logits', async () => {
+    const made = path.join(dir, 'peft-neox');
+    const batch = randomBatch(13, { rows: 3, seqLen: 11, vocab: VOCAB, minLen: 6 });
+    const input = path.join(dir, 'neox.json');
+    const out = path.join(dir, 'neox.bin');
+    const plainOut = path.join(dir, 'neox-base.bin');
+    writeFileSync(input, batchJson(batch));
+    const res = peft([
+      { job: 'make', base: neox, out: made, r: 4, alpha: 8, targets: 'all-linear', seed: 7 },
+      { job: 'logits', base: neox, adapter: made, input, out },
+      { job: 'logits', base: neox, adapter: null, input, out: plainOut },
+    ]);
+    // PEFT 0.21 writes its all-linear resolution as full module names: every block linear, no embed_out.
+    const peftTargets = readAdapterConfig(made).target_modules;
+    expect(peftTargets).toHaveLength(8);
+    expect([...new Set(peftTargets.map((t) => t.slice(t.lastIndexOf('.') + 1)))].sort()).toEqual(NEOX_LINEARS);
+    const policy = await loadModel(neox);
+    try {
+      await loadAdapter(policy, made);
+      expect(adaptedModuleNames(policy)).toEqual(NEOX_LINEARS);
+      // As many adapted linears as PEFT found (2 layers × 4), so embed_out is left out in both.
+      expect(policy.adapterParams().length / 2).toBe(res[1]!.adapted);
+      expect(res[1]!.adapted).toBe(8);
+      expect(policy.adapterParams().some((p) => p.name.includes('embed_out'))).toBe(false);
+      const theirs = readFloat32(out);
+      const e = compare(await policy.logits(batch), theirs, batch);
+      console.log(`[lora] gpt_neox PEFT adapter in rpo: max abs logit diff ${e.abs.toExponential(2)}, max per-position rel ${e.rel.toExponential(2)}`);
+      expect(e.rel).toBeLessThanOrEqual(TOL);
+      expect(compare(theirs, readFloat32(plainOut), batch).rel).toBeGreaterThan(1e-2);
+    } finally {
+      policy.dispose();
+    }
+  });
+
+  it('an adapter rpo trained (checkpointing, dropout) loads in PeftModel.from_pretrained to rpo\'s logits', async () => {
+    const policy = await loadModel(neox);
+    try {
+      await policy.addLora({ r: 4, alpha: 8, dropout: 0.1, targetModules: ['all-linear'], seed: 3 });
+      expect(adaptedModuleNames(policy)).toEqual(NEOX_LINEARS);
+      await trainAdapters(policy, 3, { checkpointing: true });
+      const out = path.join(dir, 'rpo-neox-adapter');
+      await saveAdapter(policy, out, { lora: { r: 4, alpha: 8, dropout: 0.1, rslora: false }, baseModel: neox });
+      expect(readAdapterConfig(out).target_modules).toEqual(NEOX_LINEARS);
+      const batch = randomBatch(14, { rows: 3, seqLen: 10, vocab: VOCAB, minLen: 5 });
+      const ours = await policy.logits(batch);
+      const theirs = peftLogits(neox, out, batch, 'rpo-neox-adapter');
+      const e = compare(ours, theirs, batch);
+      console.log(`[lora] gpt_neox rpo adapter in PEFT: max abs logit diff ${e.abs.toExponential(2)}, max per-position rel ${e.rel.toExponential(2)}`);
+      expect(e.rel).toBeLessThanOrEqual(TOL);
+      expect(compare(theirs, peftLogits(neox, null, batch, 'neox-base2'), batch).rel).toBeGreaterThan(1e-2);
+    } finally {
+      policy.dispose();
+    }
+  });
+
+  it('a target list follows PEFT\'s suffix rule: "dense" is attention.dense only; Llama names are refused', async () => {
+    const policy = await loadModel(neox);
+    try {
+      await expect(policy.addLora({ r: 2, alpha: 4, targetModules: ['q_proj'] })).rejects.toThrow(
+        /"q_proj" matches no linear layer of this model \(its linears: dense, dense_4h_to_h, dense_h_to_4h, embed_out, query_key_value, or all-linear\)/,
+      );
+      await policy.addLora({ r: 2, alpha: 4, targetModules: ['dense'] });
+      expect(policy.adapterParams().map((p) => p.name)).toEqual(
+        [0, 1].flatMap((l) => ['A', 'B'].map((ab) => `base_model.model.gpt_neox.layers.${l}.attention.dense.lora_${ab}.weight`)),
+      );
+    } finally {
+      policy.dispose();
+    }
+  });
+
+  async function neoxGrads(checkpointing: boolean, dropout: number): Promise<{ g: Float64Array; params: Array<{ name: string; shape: number[] }> }> {
+    const policy = await loadModel(neox);
+    try {
+      await policy.addLora({ r: 4, alpha: 8, dropout, targetModules: ['all-linear'], seed: 4 });
+      await trainAdapters(policy, 1); // B non-zero, so A gets a gradient too
+      const params = policy.adapterParams().map((p) => ({ name: p.name, shape: [...p.shape] }));
+      const trainer = new Trainer(policy, null, { loss: { name: 'dpo', beta: 0.5 }, activationCheckpointing: checkpointing, seed: 3 });
+      await trainer.microStep(randomBatch(15, { rows: 4, seqLen: 12, vocab: VOCAB }), { nPairs: 2 });
+      const g = await trainer.gradSnapshot(params.map((p) => p.name));
+      trainer.dispose();
+      return { g, params };
+    } finally {
+      policy.dispose();
+    }
+  }
+
+  for (const dropout of [0, 0.2]) {
+    it(`activation checkpointing gives every adapter of every layer its gradient (dropout ${dropout})`, async () => {
+      const plain = await neoxGrads(false, dropout);
+      const ckpt = await neoxGrads(true, dropout);
+      // The recompute replays the forward's dropout masks (preserve_rng): the same gradients.
+      expect(normRelError(ckpt.g, plain.g)).toBeLessThan(1e-5);
+      if (dropout > 0) expect(normRelError(plain.g, (await neoxGrads(false, 0)).g)).toBeGreaterThan(1e-3);
+      let off = 0;
+      const seen = new Set<string>();
+      for (const p of ckpt.params) {
+        const n = p.shape.reduce((a, b) => a * b, 1);
+        expect(Math.hypot(...Array.from(ckpt.g.subarray(off, off + n))), p.name).toBeGreaterThan(0);
+        seen.add(p.name.replace(/^base_model\.model\.gpt_neox\.layers\.(\d+)\..*\.([^.]+)\.lora_([AB])\.weight$/, '$1 $2 $3'));
+        off += n;
+      }
+      expect(off).toBe(ckpt.g.length);
+      // 2 layers × 4 linears × (A, B), each named as PEFT names it.
+      expect(seen.size).toBe(16);
+      for (const l of [0, 1]) for (const m of NEOX_LINEARS) for (const ab of ['A', 'B']) expect(seen.has(`${l} ${m} ${ab}`), `${l} ${m} ${ab}`).toBe(true);
+    });
+  }
+});
+
 describe('the reference is the base with the adapters off', () => {
   it('equals a separate base model\'s log-probs before and after training, and gives the same DPO metrics', async () => {
     const policy = await loadModel(base);
