@@ -193,6 +193,27 @@ describe.skipIf(!available)('data parallel = one process', () => {
     expect(maxMetricDiff(metrics('ref-one'), metrics(path.join('other', 'ref-two')))).toBeLessThanOrEqual(1e-12);
   });
 
+  it('sample_during_eval: each rank generates its batches of prompts, rank 0 writes the single process\'s samples files', async () => {
+    // Two sample prompts at eval_batch_size=1: rank 0 generates prompt 0, rank 1 prompt 1.
+    const args = ['loss=dpo', 'n_examples=8', 'eval_every=4', 'sample_during_eval=true', 'n_eval_model_samples=2'];
+    const one = rpo(['train', ...base('samp-one', [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    const two = await rpoAsync(launchArgs(2, 'samp-two', [...args, 'model.gradient_accumulation_steps=1']), { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    const files = (run: string) => readdirSync(path.join(work, run, 'samples')).sort();
+    expect(files('samp-one')).toEqual(['step-0.json', 'step-1.json', 'step-2.json']);
+    expect(files('samp-two')).toEqual(files('samp-one'));
+    // Greedy, and each batch runs on one rank exactly as in the single process (same padding,
+    // same weights bit for bit: the dpo test above): the same text, file for file.
+    for (const f of files('samp-one')) {
+      const read = (run: string) => JSON.parse(readFileSync(path.join(work, run, 'samples', f), 'utf8')) as { step: number; samples: { prompt: string; output: string; chosen: string }[] };
+      const a = read('samp-one');
+      expect(a.samples.length).toBe(2);
+      expect(a.samples[0]!.prompt).not.toBe(a.samples[1]!.prompt);
+      expect(read('samp-two')).toEqual(a);
+    }
+  });
+
   it('two machines: two node ranks on loopback, each with its own --node-rank', async () => {
     const port = await freePort();
     const node = (k: number) =>
