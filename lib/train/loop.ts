@@ -101,7 +101,7 @@ interface Engine {
   table: ReferenceTable | null;
   /** Data parallel: sums the gradients over the ranks. */
   sync: GradSync | null;
-  /** ZeRO-1: this rank's share of the optimizer state. */
+  /** ZeRO-1/2: this rank's share of the optimizer state (and with 2, of the gradients). */
   zero: ZeroShard | null;
   /** With LoRA: the adapters' shape, for each checkpoint's adapter_config.json. */
   adapters: AdapterShape | null;
@@ -181,7 +181,10 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
   if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
   const sync = par.group ? new GradSync(policy, par.group) : null;
   // After loadState: a checkpoint's state is cut down to this rank's share.
-  const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
+  const stage = par.env?.zero ?? 0;
+  const zero = par.group && stage > 0 ? new ZeroShard(trainer, par.group, stage === 2 ? 2 : 1) : null;
+  // ZeRO-2: gradients reduced to their owners, not all-reduced.
+  if (zero && sync && stage === 2) sync.reduceToOwners(zero);
   if (zero) await announceZeroPlan(zero, par, events);
   return { policy, reference, trainer, table, sync, zero, adapters: null };
 }
@@ -190,11 +193,11 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
 async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
   const p = zero.plan;
   const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
-  const gib = (elements: number) => {
-    const bytes = elements * p.stateBytesPerElement;
-    return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
-  };
-  events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
+  const size = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`);
+  const gib = (elements: number) => size(elements * p.stateBytesPerElement);
+  const gradBytes = (elements: number) => size(elements * p.gradBytesPerElement);
+  const grads = p.stage === 2 ? `; gradients ${gradBytes(p.totalNumel)} unsharded, kept after the reduce per rank: ${owned.map((n, r) => `rank ${r} ${gradBytes(n)}`).join(', ')}` : '';
+  events.onMessage?.(`ZeRO-${p.stage}: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}${grads}`);
 }
 
 /**
