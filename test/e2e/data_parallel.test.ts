@@ -366,6 +366,18 @@ describe.skipIf(!available)('ZeRO-1 and ZeRO-2: optimizer state (and gradients) 
     });
   }
 
+  it('ZeRO-2 with 2 micro-batches per rank (rdpo, rationale rows) = 1 process x 4', async () => {
+    // Earlier micro-steps accumulate locally on every rank; only the last one's backward reduces.
+    const args = ['loss=rdpo', 'n_examples=12', 'eval_every=100000'];
+    const one = rpo(['train', ...base('z2-rdpo-one', [...args, 'model.gradient_accumulation_steps=4'])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '2', '--', 'train', ...base('z2-rdpo-two', [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    // The bounds of the all-reduce rdpo test above: the four gradients regrouped as (g1 + g2) + (g3 + g4).
+    expect(maxWeightDiff('z2-rdpo-one', 'z2-rdpo-two')).toBeLessThan(1e-6);
+    expect(maxMetricDiff(metrics('z2-rdpo-one'), metrics('z2-rdpo-two'))).toBeLessThan(1e-5);
+  });
+
   for (const stage of ['1', '2'] as const)
   it(`a 2-rank ZeRO-${stage} checkpoint resumes with 1 process and with 2 ZeRO-${stage} ranks as the uninterrupted run`, async () => {
     const long = ['loss=dpo', 'n_examples=240', 'eval_every=100000', 'do_first_eval=false'];
