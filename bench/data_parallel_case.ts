@@ -45,7 +45,9 @@ const reference: PairLogps = { chosen: g(f.reference.chosen), rejected: g(f.refe
 const policy = await Model.create(modelConfig(c.shape), { seed: 1 });
 const trainer = new Trainer(policy, null, { loss: { name: 'dpo', beta: 0.1 }, optimizer: 'AdamW' });
 const sync = par.group ? new GradSync(policy, par.group) : null;
-const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
+const stage = par.env?.zero ?? 0;
+const zero = par.group && stage > 0 ? new ZeroShard(trainer, par.group, stage === 2 ? 2 : 1) : null;
+if (zero && sync && stage === 2) sync.reduceToOwners(zero);
 const steps: { seconds: number; waitSeconds: number; tokens: number; loss: number }[] = [];
 for (let s = 0; s < c.steps + 1; s++) {
   await par.barrier();

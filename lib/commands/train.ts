@@ -62,7 +62,7 @@ export async function runTrainCommand(config: RunConfig): Promise<number> {
         say(console.error, `rpo: resume with: ${resumeCommand(config)}`);
         // A data-parallel run resumes with any number of ranks; the same launch is the obvious one.
         const d = distEnv();
-        if (d) say(console.error, `rpo: or with its ${d.worldSize} ranks: ${resumeCommand(config).replace(/^npx rpo train /, `npx rpo launch --nproc-per-node ${d.localWorldSize}${d.worldSize > d.localWorldSize ? ` --nnodes ${d.worldSize / d.localWorldSize} --node-rank K --master-addr ${d.masterAddr} --master-port ${d.masterPort}` : ''}${d.zero ? ' --zero 1' : ''} -- train `)}`);
+        if (d) say(console.error, `rpo: or with its ${d.worldSize} ranks: ${resumeCommand(config).replace(/^npx rpo train /, `npx rpo launch --nproc-per-node ${d.localWorldSize}${d.worldSize > d.localWorldSize ? ` --nnodes ${d.worldSize / d.localWorldSize} --node-rank K --master-addr ${d.masterAddr} --master-port ${d.masterPort}` : ''}${d.zero ? ` --zero ${d.zero}` : ''} -- train `)}`);
       } else {
         say(console.error, `rpo: stopped at step ${result.step}/${result.totalSteps} before ${config.debug ? 'saving anything (debug=true)' : 'the first optimizer step: no checkpoint was written'}`);
       }

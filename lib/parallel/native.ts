@@ -36,6 +36,7 @@ interface RawProcessGroup {
 interface RawGradSync {
   arm(): void;
   finish(): Promise<GradSyncResult>;
+  reduceToOwners(zero: RawZeroShard): void;
   dispose(): void;
 }
 
@@ -54,6 +55,10 @@ export interface ZeroPlan {
   totalNumel: number;
   /** Bytes of optimizer state per element: AdamW's moments (+ the fp32 master in bf16-mixed). */
   stateBytesPerElement: number;
+  /** Bytes of a gradient's element (the trainable dtype). */
+  gradBytesPerElement: number;
+  /** 1: optimizer state sharded; 2: gradients too. */
+  stage: 1 | 2;
 }
 
 interface RawZeroShard {
@@ -67,7 +72,7 @@ interface RawZeroShard {
 
 interface DistAddon {
   ProcessGroup: new () => RawProcessGroup;
-  ZeroShard: new (trainer: unknown, group: RawProcessGroup) => RawZeroShard;
+  ZeroShard: new (trainer: unknown, group: RawProcessGroup, options: { stage: 1 | 2 }) => RawZeroShard;
   GradSync: new (policy: unknown, group: RawProcessGroup, options: { bucketBytes: number }) => RawGradSync;
   distInfo(): DistInfo;
 }
@@ -116,6 +121,8 @@ export class GradSync {
   }
   arm(): void { this.raw.arm(); }
   finish(): Promise<GradSyncResult> { return this.raw.finish(); }
+  /** ZeRO-2: each gradient is reduced to its owner only; the other ranks' copies are freed after finish(). */
+  reduceToOwners(zero: ZeroShard): void { this.raw.reduceToOwners(zero.handle); }
   dispose(): void { this.raw.dispose(); }
 }
 
@@ -123,14 +130,17 @@ export class GradSync {
  * ZeRO stage 1 (native/parallel/zero.cpp): this rank keeps and updates the optimizer state of its
  * share of the parameters; broadcastParams() after each optimizer step; gatherState() on every
  * rank before rank 0 writes a checkpoint (in the one-process format), releaseState() after.
+ * Stage 2 also keeps only the share's gradients (with GradSync.reduceToOwners).
  */
 export class ZeroShard {
   private readonly raw: RawZeroShard;
-  constructor(trainer: Trainer, group: ProcessGroup) {
+  constructor(trainer: Trainer, group: ProcessGroup, stage: 1 | 2 = 1) {
     // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
     const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
-    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle);
+    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle, { stage });
   }
+  /** @internal the addon object, for GradSync.reduceToOwners. */
+  get handle(): RawZeroShard { return this.raw; }
   get plan(): ZeroPlan { return this.raw.plan(); }
   broadcastParams(): Promise<void> { return this.raw.broadcastParams(); }
   gatherState(): Promise<void> { return this.raw.gatherState(); }

@@ -40,6 +40,8 @@ import { resolveDevice } from './device.js';
 import { evaluateSplit, usable } from './evaluate.js';
 import { NonFiniteError } from './nonfinite.js';
 import { RunWatch } from './watch.js';
+import { sampleSharded } from '../parallel/sampling.js';
+import type { PreferenceRow } from '../data/types.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 import { csftExamples, csftRunModel } from './csft.js';
 import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
@@ -99,7 +101,7 @@ interface Engine {
   table: ReferenceTable | null;
   /** Data parallel: sums the gradients over the ranks. */
   sync: GradSync | null;
-  /** ZeRO-1: this rank's share of the optimizer state. */
+  /** ZeRO-1/2: this rank's share of the optimizer state (and with 2, of the gradients). */
   zero: ZeroShard | null;
   /** With LoRA: the adapters' shape, for each checkpoint's adapter_config.json. */
   adapters: AdapterShape | null;
@@ -182,7 +184,10 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
   if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
   const sync = par.group ? new GradSync(policy, par.group) : null;
   // After loadState: a checkpoint's state is cut down to this rank's share.
-  const zero = par.group && par.env?.zero === 1 ? new ZeroShard(trainer, par.group) : null;
+  const stage = par.env?.zero ?? 0;
+  const zero = par.group && stage > 0 ? new ZeroShard(trainer, par.group, stage === 2 ? 2 : 1) : null;
+  // ZeRO-2: gradients reduced to their owners, not all-reduced.
+  if (zero && sync && stage === 2) sync.reduceToOwners(zero);
   if (zero) await announceZeroPlan(zero, par, events);
   return { policy, reference, trainer, table, sync, zero, adapters: null };
 }
@@ -191,11 +196,11 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
 async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
   const p = zero.plan;
   const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
-  const gib = (elements: number) => {
-    const bytes = elements * p.stateBytesPerElement;
-    return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`;
-  };
-  events.onMessage?.(`ZeRO-1: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}`);
+  const size = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`);
+  const gib = (elements: number) => size(elements * p.stateBytesPerElement);
+  const gradBytes = (elements: number) => size(elements * p.gradBytesPerElement);
+  const grads = p.stage === 2 ? `; gradients ${gradBytes(p.totalNumel)} unsharded, kept after the reduce per rank: ${owned.map((n, r) => `rank ${r} ${gradBytes(n)}`).join(', ')}` : '';
+  events.onMessage?.(`ZeRO-${p.stage}: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}${grads}`);
 }
 
 /**
@@ -362,6 +367,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   // The metric names every rank sends in one fixed order (data parallel only).
   const metricNames = par.distributed ? lossMetricNames(engineLossConfig(config.loss), groups) : [];
   let lastEval: Record<string, number> | null = null;
+  let sampleRows: PreferenceRow[] = [];
+  let evalCalls = 0;
   const evaluate = async () => {
     if (testExamples.length === 0) return;
     const t0 = Date.now();
@@ -375,7 +382,11 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
       metricNames,
     });
     emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
-    await watch?.evaluated(state.step, state.examples);
+    // Data parallel: every rank generates its share of the samples; rank 0 gets them all.
+    const sampled = par.distributed && sampleRows.length > 0
+      ? await sampleSharded(par, { config, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir }, sampleRows.map((r) => r.prompt), `eval-${evalCalls++}`)
+      : null;
+    await watch?.evaluated(state.step, state.examples, sampled ?? undefined);
   };
   let checkpoint: string | null = resumeFrom;
   const save = async (keepStepCopy: boolean) => {
@@ -399,7 +410,8 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   let stepsThisCall = 0;
   let stopAgreed = false;
   try {
-    const sampleRows = par.isMain && config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
+    // Every rank: a data-parallel run's samples are generated by all ranks (lib/parallel/sampling.ts).
+    sampleRows = config.sample_during_eval ? (await loadRows(config, 'test')).slice(0, config.n_eval_model_samples) : [];
     if (par.isMain) watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
     if (config.do_first_eval && state.step === 0) await evaluate();
     let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { RunConfig } from '../config/index.js';
-import { complete, generationSettings } from '../eval/sampling.js';
+import { complete, generationSettings, type Completion } from '../eval/sampling.js';
 import type { Model } from '../native.js';
 import { writeRunReport, type EvalSample, type SampleSet } from '../report/run_report.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
@@ -75,11 +75,15 @@ export class RunWatch {
     this.tb.scalars(step, values);
   }
 
-  /** After an evaluation's record: samples (when asked for), flush, the report. */
-  async evaluated(step: number, examples: number): Promise<SampleSet | null> {
+  /**
+   * After an evaluation's record: samples (when asked for), flush, the report. `sampled`: the
+   * sample rows' greedy completions, in order, when the caller generated them (data parallel:
+   * every rank generates its share, lib/parallel/sampling.ts); otherwise they are generated here.
+   */
+  async evaluated(step: number, examples: number, sampled?: readonly Completion[]): Promise<SampleSet | null> {
     let set: SampleSet | null = null;
     if (this.s.config.sample_during_eval && this.s.sampleRows.length > 0) {
-      set = { step, examples, samples: await this.sample() };
+      set = { step, examples, samples: sampled ? this.withChosen(sampled) : await this.sample() };
       const file = path.join(this.s.runDir, SAMPLES_DIR, `step-${step}.json`);
       ensureDir(path.dirname(file), 'samples directory');
       writeFileAtomic(file, [Buffer.from(`${JSON.stringify(set, null, 2)}\n`, 'utf8')]);
@@ -95,8 +99,13 @@ export class RunWatch {
   private async sample(): Promise<EvalSample[]> {
     const { config, policy, tokenizer, modelDir, sampleRows } = this.s;
     const settings = { ...generationSettings(modelDir, config, tokenizer, config.seed), doSample: false };
-    const out = await complete(policy, tokenizer, config, sampleRows.map((r) => r.prompt), { batchSize: config.model.eval_batch_size, settings });
-    return out.map((c, i) => ({ prompt: c.prompt, output: c.output, chosen: sampleRows[i]!.chosen }));
+    return this.withChosen(await complete(policy, tokenizer, config, sampleRows.map((r) => r.prompt), { batchSize: config.model.eval_batch_size, settings }));
+  }
+
+  private withChosen(out: readonly Completion[]): EvalSample[] {
+    const rows = this.s.sampleRows;
+    if (out.length !== rows.length) throw new Error(`sample_during_eval: ${out.length} completions for ${rows.length} sample prompts`);
+    return out.map((c, i) => ({ prompt: c.prompt, output: c.output, chosen: rows[i]!.chosen }));
   }
 
   private writeReport(state: 'running' | 'finished' | 'stopped'): void {

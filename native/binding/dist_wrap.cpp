@@ -126,6 +126,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
                            {
                                InstanceMethod<&GradSyncWrap::Arm>("arm"),
                                InstanceMethod<&GradSyncWrap::Finish>("finish"),
+                               InstanceMethod<&GradSyncWrap::ReduceToOwners>("reduceToOwners"),
                                InstanceMethod<&GradSyncWrap::Dispose>("dispose"),
                            });
     exports.Set("GradSync", cls);
@@ -177,6 +178,9 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
     });
   }
 
+  // reduceToOwners(zero: ZeroShard): ZeRO-2 (dist.h); defined after ZeroShardWrap.
+  Napi::Value ReduceToOwners(const Napi::CallbackInfo& info);
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (busy_->busy) throw Napi::Error::New(info.Env(), "GradSync is busy: dispose it after its calls finish");
     // The hooks come off the policy's gradient accumulators on the engine thread (autograd's).
@@ -205,18 +209,25 @@ class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
     exports.Set("ZeroShard", cls);
   }
 
-  // new ZeroShard(trainer: Trainer, group: ProcessGroup)
+  // new ZeroShard(trainer: Trainer, group: ProcessGroup, { stage?: 1 | 2 })
   explicit ZeroShardWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZeroShardWrap>(info) {
     auto env = info.Env();
     if (!info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "ZeroShard(trainer, group)");
+    const int stage = static_cast<int>(info[2].IsObject() ? get_int_or(info[2].As<Napi::Object>(), "stage", 1, "ZeroShard options", 1) : 1);
     auto* tw = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>());
     auto* pg = Napi::ObjectWrap<ProcessGroupWrap>::Unwrap(info[1].As<Napi::Object>());
     auto t = tw->shared_trainer(env);
     auto g = pg->group(env);
     // On the engine thread: it drops optimizer state (tensors) of other ranks' shares.
-    guard(env, [&] { rpo::run_on_engine_thread([&] { zero_ = std::make_shared<rpo::ZeroShard>(t, g); }); });
+    guard(env, [&] { rpo::run_on_engine_thread([&] { zero_ = std::make_shared<rpo::ZeroShard>(t, g, stage); }); });
     flags_ = {{busy_, "ZeroShard"}, {tw->busy(), "ZeroShard's Trainer"}, {tw->policy_busy(), "ZeroShard's policy Model"}, {pg->busy(), "ZeroShard's ProcessGroup"}};
   }
+
+  static ZeroShardWrap* unwrap(Napi::Env env, const Napi::Value& v) {
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "expected a ZeroShard");
+    return Napi::ObjectWrap<ZeroShardWrap>::Unwrap(v.As<Napi::Object>());
+  }
+  std::shared_ptr<rpo::ZeroShard> shard(Napi::Env env) const { return zero(env); }
 
  private:
   std::shared_ptr<rpo::ZeroShard> zero(Napi::Env env) const {
@@ -231,6 +242,8 @@ class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
     o.Set("ownedNumel", static_cast<double>(p.owned_numel));
     o.Set("totalNumel", static_cast<double>(p.total_numel));
     o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
+    o.Set("gradBytesPerElement", static_cast<double>(p.grad_bytes_per_element));
+    o.Set("stage", p.stage);
     return o;
   }
 
@@ -269,6 +282,15 @@ Napi::Value DistInfo(const Napi::CallbackInfo& info) {
   o.Set("nccl", rpo::dist_nccl_available());
   o.Set("reason", rpo::dist_unavailable_reason());
   return o;
+}
+
+Napi::Value GradSyncWrap::ReduceToOwners(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto s = sync(env);
+  auto z = ZeroShardWrap::unwrap(env, info[0])->shard(env);
+  if (busy_->busy) throw Napi::Error::New(env, "GradSync.reduceToOwners: GradSync is busy");
+  guard(env, [&] { s->reduce_to_owners(*z); });
+  return env.Undefined();
 }
 
 }  // namespace

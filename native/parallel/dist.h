@@ -62,6 +62,7 @@ struct GradSyncResult {
 };
 
 class GradSyncImpl;
+class ZeroShard;
 
 // Sums the gradients of `policy`'s parameters across the group's ranks. Call arm() before the
 // last micro-step of an optimizer step (its backward then launches each bucket's all-reduce as
@@ -73,6 +74,9 @@ class GradSync {
   ~GradSync();
   void arm();
   GradSyncResult finish();
+  // ZeRO-2: from now on each bucket holds one owner's parameters and is reduced to that rank
+  // only; finish() leaves the sums in the owner's gradients and frees the others' (not armed).
+  void reduce_to_owners(const ZeroShard& zero);
 
  private:
   std::unique_ptr<GradSyncImpl> impl_;
@@ -86,6 +90,8 @@ struct ZeroPlan {
   int64_t owned_numel = 0;   // their elements
   int64_t total_numel = 0;
   int64_t state_bytes_per_element = 0;  // AdamW moments (+ fp32 master in bf16-mixed)
+  int64_t grad_bytes_per_element = 0;   // a gradient's element (the trainable dtype)
+  int stage = 1;
 };
 
 // ZeRO stage 1: each rank keeps the AdamW state (and bf16-mixed's fp32 master weights) of its
@@ -96,9 +102,13 @@ struct ZeroPlan {
 // rank 0 writes one, gather_state() sends it the other shards (then release_state() drops them),
 // and a checkpoint loaded before a ZeroShard is made is cut down to the rank's share, so a run
 // resumes with any world size.
+//
+// Stage 2 also shards the gradients: GradSync::reduce_to_owners() reduces each gradient to its
+// owner instead of all-reducing it, and the clip norm is put together from per-parameter norms
+// summed over the ranks (bit for bit the single process's).
 class ZeroShard {
  public:
-  ZeroShard(std::shared_ptr<Trainer> trainer, std::shared_ptr<ProcessGroup> group);
+  ZeroShard(std::shared_ptr<Trainer> trainer, std::shared_ptr<ProcessGroup> group, int stage = 1);
   ~ZeroShard();
   const ZeroPlan& plan() const;
   void broadcast_params();
@@ -106,6 +116,8 @@ class ZeroShard {
   void release_state();
   // Elements of AdamW state this rank holds now (tests).
   int64_t state_numel() const;
+  // The rank owning the parameter whose TensorImpl is `tensor_impl`; -1 when it is not trained.
+  int owner_of(const void* tensor_impl) const;
 
  private:
   std::unique_ptr<ZeroShardImpl> impl_;

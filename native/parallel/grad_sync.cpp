@@ -4,7 +4,8 @@
 // accumulator counts the bucket down, and the last parameter to arrive copies the bucket's
 // gradients into its buffer and launches its all-reduce while backward goes on with earlier
 // layers. finish() launches what never arrived (unused parameters, a rank with no micro-batch),
-// waits, and writes the sums back.
+// waits, and writes the sums back. ZeRO-2 (reduce_to_owners): buckets also cut where the owner
+// changes, each reduced to its owner only; the other ranks free those gradients after the wait.
 //
 // The sum, not the mean: each rank's micro-step loss is already scaled by its pairs / the global
 // batch's pairs (lib/train/loop.ts), so the sum over ranks is the single-process gradient.
@@ -46,6 +47,7 @@ struct Bucket {
   std::vector<int64_t> offset;  // of each parameter in the buffer
   int64_t numel = 0;
   at::Tensor buffer;  // float32, on the collective's device
+  int root = -1;  // ZeRO-2: the rank this bucket is reduced to (all of its parameters' owner); -1: all-reduced
   size_t pending = 0;
   bool launched = false, late = false;
   c10::intrusive_ptr<c10d::Work> work;
@@ -63,15 +65,8 @@ class GradSyncImpl {
       if (t.requires_grad()) params.push_back(t);
     bucket_of.assign(params.size(), 0);
     fired.assign(params.size(), false);
-    const int64_t cap = std::max<int64_t>(1, bucket_bytes / 4);
-    for (size_t k = params.size(); k-- > 0;) {
-      if (buckets.empty() || (buckets.back().numel > 0 && buckets.back().numel + params[k].numel() > cap)) buckets.emplace_back();
-      auto& b = buckets.back();
-      b.params.push_back(k);
-      b.offset.push_back(b.numel);
-      b.numel += params[k].numel();
-      bucket_of[k] = buckets.size() - 1;
-    }
+    cap = std::max<int64_t>(1, bucket_bytes / 4);
+    make_buckets(std::vector<int>(params.size(), -1));
     for (size_t k = 0; k < params.size(); ++k) {
       // The accumulator is held here: a parameter keeps only a weak reference to it, and a new
       // one (without the hook) would be made for the next backward if this one were freed.
@@ -79,6 +74,35 @@ class GradSyncImpl {
       keys.push_back(acc->add_post_hook(std::make_unique<ReadyHook>([this, k] { on_ready(k); })));
       accumulators.push_back(std::move(acc));
     }
+  }
+
+  // Parameters in reverse order into buckets of about `cap` elements; a bucket holds one root's
+  // parameters only (ZeRO-2: owners are contiguous, so this adds at most world - 1 cuts).
+  void make_buckets(const std::vector<int>& root_of) {
+    buckets.clear();
+    for (size_t k = params.size(); k-- > 0;) {
+      if (buckets.empty() || buckets.back().root != root_of[k] ||
+          (buckets.back().numel > 0 && buckets.back().numel + params[k].numel() > cap)) {
+        buckets.emplace_back();
+        buckets.back().root = root_of[k];
+      }
+      auto& b = buckets.back();
+      b.params.push_back(k);
+      b.offset.push_back(b.numel);
+      b.numel += params[k].numel();
+      bucket_of[k] = buckets.size() - 1;
+    }
+  }
+
+  void reduce_to_owners(const ZeroShard& zero) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (armed) throw std::logic_error("GradSync.reduce_to_owners: armed (call it between steps)");
+    std::vector<int> root_of(params.size());
+    for (size_t k = 0; k < params.size(); ++k) {
+      root_of[k] = zero.owner_of(params[k].unsafeGetTensorImpl());
+      if (root_of[k] < 0) throw std::invalid_argument("GradSync.reduce_to_owners: a trained parameter the ZeroShard's optimizer does not hold");
+    }
+    make_buckets(root_of);
   }
 
   ~GradSyncImpl() {
@@ -115,7 +139,16 @@ class GradSyncImpl {
     }
     for (auto& b : buckets) wait(b);
     r.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int rank = group->rank();
     for (auto& b : buckets) {
+      r.bytes += b.numel * 4;
+      if (b.root >= 0 && b.root != rank) {
+        // ZeRO-2: another rank's share. Its gradients and this bucket's buffer are freed (the
+        // buffer is made again at the next step's launch).
+        for (size_t k : b.params) params[k].mutable_grad().reset();
+        b.buffer.reset();
+        continue;
+      }
       for (size_t j = 0; j < b.params.size(); ++j) {
         auto& p = params[b.params[j]];
         auto sum = b.buffer.narrow(0, b.offset[j], p.numel()).view(p.sizes());
@@ -125,7 +158,6 @@ class GradSyncImpl {
           p.mutable_grad() = sum.to(p.device(), p.scalar_type()).clone();
         }
       }
-      r.bytes += b.numel * 4;
     }
     r.buckets = static_cast<int64_t>(buckets.size());
     return r;
@@ -158,7 +190,13 @@ class GradSyncImpl {
     }
     std::vector<at::Tensor> ts{b.buffer};
     try {
-      b.work = pg.backend->allreduce(ts);
+      if (b.root >= 0) {
+        c10d::ReduceOptions ro;
+        ro.rootRank = b.root;
+        b.work = pg.backend->reduce(ts, ro);
+      } else {
+        b.work = pg.backend->allreduce(ts);
+      }
     } catch (const std::exception& e) {
       throw pg.collective_error("gradient all-reduce", e.what());
     }
@@ -182,6 +220,7 @@ class GradSyncImpl {
   std::vector<size_t> bucket_of;
   std::vector<bool> fired;
   std::mutex mutex;
+  int64_t cap = 1;
   bool armed = false;
   int64_t launched_early = 0;
 };
@@ -191,6 +230,7 @@ GradSync::GradSync(std::shared_ptr<Model> policy, std::shared_ptr<ProcessGroup> 
 GradSync::~GradSync() = default;
 void GradSync::arm() { impl_->arm(); }
 GradSyncResult GradSync::finish() { return impl_->finish(); }
+void GradSync::reduce_to_owners(const ZeroShard& zero) { impl_->reduce_to_owners(zero); }
 
 #else
 
@@ -199,6 +239,7 @@ GradSync::GradSync(std::shared_ptr<Model>, std::shared_ptr<ProcessGroup>, int64_
 GradSync::~GradSync() = default;
 void GradSync::arm() {}
 GradSyncResult GradSync::finish() { return {}; }
+void GradSync::reduce_to_owners(const ZeroShard&) {}
 
 #endif
 

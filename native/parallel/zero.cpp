@@ -1,8 +1,11 @@
-// ZeRO stage 1 over a ProcessGroup (dist.h): the optimizer's state for 1/N of the parameters.
+// ZeRO stages 1 and 2 over a ProcessGroup (dist.h): the optimizer's state (and with stage 2 the
+// gradients) for 1/N of the parameters.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <stdexcept>
+#include <string>
+#include <unordered_map>
 
 #include "api.h"
 #include "parallel/dist.h"
@@ -16,7 +19,9 @@ namespace rpo {
 
 class ZeroShardImpl {
  public:
-  ZeroShardImpl(std::shared_ptr<Trainer> t, std::shared_ptr<ProcessGroup> g) : trainer(std::move(t)), group(std::move(g)) {
+  ZeroShardImpl(std::shared_ptr<Trainer> t, std::shared_ptr<ProcessGroup> g, int stage) : trainer(std::move(t)), group(std::move(g)) {
+    if (stage != 1 && stage != 2) throw std::invalid_argument("ZeRO: stage must be 1 or 2, not " + std::to_string(stage));
+    plan.stage = stage;
     opt = trainer->impl().optimizer.get();
     if (opt->kind_ != TrainOptimizer::Kind::kFusedAdamW)
       throw std::invalid_argument("ZeRO: the sharded optimizer runs the fused AdamW (optimizer=AdamW, precision fp32, bf16-pure or "
@@ -46,10 +51,22 @@ class ZeroShardImpl {
     const bool mixed = opt->precision_.mode == Precision::kMixed;
     const int64_t elem = mixed ? 4 : opt->params_.empty() ? 4 : opt->params_[0].element_size();
     plan.state_bytes_per_element = mixed ? 12 : 2 * elem;
+    plan.grad_bytes_per_element = opt->params_.empty() ? 4 : opt->params_[0].element_size();
+    for (size_t i = 0; i < n; ++i) owner_by_impl[opt->params_[i].unsafeGetTensorImpl()] = owner[i];
+    if (stage == 2)
+      opt->sum_norms_ = [this](const at::Tensor& local) {
+        auto& pg = group->impl();
+        std::vector<at::Tensor> ts{pg.to_comm(local.clone())};
+        pg.run(pg.backend->allreduce(ts), "ZeRO-2 gradient norms");
+        return ts[0].to(local.device());
+      };
   }
 
   ~ZeroShardImpl() {
-    if (opt) opt->owned_.clear();
+    if (opt) {
+      opt->owned_.clear();
+      opt->sum_norms_ = nullptr;
+    }
   }
 
   void broadcast_params() {
@@ -122,22 +139,27 @@ class ZeroShardImpl {
   std::shared_ptr<ProcessGroup> group;
   TrainOptimizer* opt = nullptr;
   std::vector<int> owner;
+  std::unordered_map<const void*, int> owner_by_impl;
   ZeroPlan plan;
 };
 
-ZeroShard::ZeroShard(std::shared_ptr<Trainer> trainer, std::shared_ptr<ProcessGroup> group)
-    : impl_(std::make_unique<ZeroShardImpl>(std::move(trainer), std::move(group))) {}
+ZeroShard::ZeroShard(std::shared_ptr<Trainer> trainer, std::shared_ptr<ProcessGroup> group, int stage)
+    : impl_(std::make_unique<ZeroShardImpl>(std::move(trainer), std::move(group), stage)) {}
 ZeroShard::~ZeroShard() = default;
 const ZeroPlan& ZeroShard::plan() const { return impl_->plan; }
 void ZeroShard::broadcast_params() { impl_->broadcast_params(); }
 void ZeroShard::gather_state() { impl_->gather_state(); }
 void ZeroShard::release_state() { impl_->release_state(); }
 int64_t ZeroShard::state_numel() const { return impl_->state_numel(); }
+int ZeroShard::owner_of(const void* tensor_impl) const {
+  auto it = impl_->owner_by_impl.find(tensor_impl);
+  return it == impl_->owner_by_impl.end() ? -1 : it->second;
+}
 
 #else
 
 class ZeroShardImpl {};
-ZeroShard::ZeroShard(std::shared_ptr<Trainer>, std::shared_ptr<ProcessGroup>) { throw std::runtime_error(dist_unavailable_reason()); }
+ZeroShard::ZeroShard(std::shared_ptr<Trainer>, std::shared_ptr<ProcessGroup>, int) { throw std::runtime_error(dist_unavailable_reason()); }
 ZeroShard::~ZeroShard() = default;
 const ZeroPlan& ZeroShard::plan() const {
   static const ZeroPlan none;
@@ -147,6 +169,7 @@ void ZeroShard::broadcast_params() {}
 void ZeroShard::gather_state() {}
 void ZeroShard::release_state() {}
 int64_t ZeroShard::state_numel() const { return 0; }
+int ZeroShard::owner_of(const void*) const { return -1; }
 
 #endif
 

@@ -201,15 +201,47 @@ double TrainOptimizer::clip_fp32(const std::vector<size_t>& with_grad, double ma
   return norm;
 }
 
+double TrainOptimizer::clip_sharded(const std::vector<size_t>& with_grad, double max_grad_norm, at::Tensor& coef) const {
+  // ZeRO-2: each held gradient's norm exactly as the unsharded paths compute it, at its
+  // parameter's index (x + 0 = x: the sum over ranks is exact; bf16 norms are exact in float32),
+  // then the total and the coefficient of clip_fp32 or of torch's clip_grad_norm_ from them.
+  const bool fp32_view = precision_.mode == Precision::kMixed || precision_.mode == Precision::kSr;
+  const auto norm_dtype = fp32_view ? at::kFloat : params_[0].scalar_type();
+  auto local = at::zeros({static_cast<int64_t>(params_.size())}, params_[0].options().dtype(at::kFloat));
+  for (size_t i : with_grad) {
+    const auto& g = params_[i].grad();
+    local.select(0, static_cast<int64_t>(i)).copy_(fp32_view ? at::linalg_vector_norm(g, 2, std::nullopt, false, at::kFloat) : g.norm(2));
+  }
+  const auto norms = sum_norms_(local).to(norm_dtype);
+  if (fp32_view) {
+    auto total = at::linalg_vector_norm(norms, 2);
+    const double norm = total.item<double>();
+    if (max_grad_norm > 0 && std::isfinite(norm)) {
+      auto c = at::clamp_max(max_grad_norm / (total + 1e-6), 1.0);
+      if (c.item<double>() < 1.0) coef = c;
+    }
+    return norm;
+  }
+  auto total = norms.norm(2);
+  const double max_norm = max_grad_norm > 0 ? max_grad_norm : std::numeric_limits<double>::infinity();
+  auto clip_coef = max_norm / (total + 1e-6);
+  auto clamped = at::clamp(clip_coef, std::nullopt, 1.0);
+  for (size_t i : with_grad) params_[i].grad().mul_(clamped);
+  return total.item<double>();
+}
+
 double TrainOptimizer::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
   std::vector<size_t> with_grad;
   for (size_t i = 0; i < params_.size(); ++i)
     if (params_[i].grad().defined()) with_grad.push_back(i);
   double norm = 0.0;
-  if (!with_grad.empty()) {
+  // ZeRO-2: every rank joins the norms' sum, with gradients or not.
+  if (!with_grad.empty() || (sum_norms_ && !params_.empty())) {
     at::Tensor coef;  // undefined: no clipping needed
-    if (precision_.mode == Precision::kMixed || precision_.mode == Precision::kSr) {
+    if (sum_norms_) {
+      norm = clip_sharded(with_grad, max_grad_norm, coef);
+    } else if (precision_.mode == Precision::kMixed || precision_.mode == Precision::kSr) {
       norm = clip_fp32(with_grad, max_grad_norm, coef);
     } else {
       // fp32 and pure: torch's clip on the gradients as they are (today's and the seed's).

@@ -20,6 +20,7 @@
 #include <torch/serialize/output-archive.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,11 +76,16 @@ class TrainOptimizer {
   // ZeRO-1 (native/parallel/zero.cpp) sets which parameters this rank updates and keeps state
   // for; the clip norm still covers every gradient. Empty: all of them.
   std::vector<bool> owned_;
+  // ZeRO-2 (zero.cpp) sets it: this rank then holds its share's gradients only, and it sums a
+  // float32 [parameters] tensor of per-parameter gradient norms (zeros where this rank holds
+  // none) over the ranks, so the clip norm and coefficient are the single process's.
+  std::function<at::Tensor(const at::Tensor&)> sum_norms_;
   friend class ZeroShardImpl;
 
   enum class Kind { kFusedAdamW, kSrAdamW, kTorch };
 
   double clip_fp32(const std::vector<size_t>& with_grad, double max_grad_norm, at::Tensor& coef) const;
+  double clip_sharded(const std::vector<size_t>& with_grad, double max_grad_norm, at::Tensor& coef) const;
   void step_fused(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);
   void step_sr(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);
   void step_torch(const std::vector<size_t>& with_grad, double lr, const at::Tensor& coef);

@@ -193,6 +193,27 @@ describe.skipIf(!available)('data parallel = one process', () => {
     expect(maxMetricDiff(metrics('ref-one'), metrics(path.join('other', 'ref-two')))).toBeLessThanOrEqual(1e-12);
   });
 
+  it('sample_during_eval: each rank generates its batches of prompts, rank 0 writes the single process\'s samples files', async () => {
+    // Two sample prompts at eval_batch_size=1: rank 0 generates prompt 0, rank 1 prompt 1.
+    const args = ['loss=dpo', 'n_examples=8', 'eval_every=4', 'sample_during_eval=true', 'n_eval_model_samples=2'];
+    const one = rpo(['train', ...base('samp-one', [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    const two = await rpoAsync(launchArgs(2, 'samp-two', [...args, 'model.gradient_accumulation_steps=1']), { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    const files = (run: string) => readdirSync(path.join(work, run, 'samples')).sort();
+    expect(files('samp-one')).toEqual(['step-0.json', 'step-1.json', 'step-2.json']);
+    expect(files('samp-two')).toEqual(files('samp-one'));
+    // Greedy, and each batch runs on one rank exactly as in the single process (same padding,
+    // same weights bit for bit: the dpo test above): the same text, file for file.
+    for (const f of files('samp-one')) {
+      const read = (run: string) => JSON.parse(readFileSync(path.join(work, run, 'samples', f), 'utf8')) as { step: number; samples: { prompt: string; output: string; chosen: string }[] };
+      const a = read('samp-one');
+      expect(a.samples.length).toBe(2);
+      expect(a.samples[0]!.prompt).not.toBe(a.samples[1]!.prompt);
+      expect(read('samp-two')).toEqual(a);
+    }
+  });
+
   it('two machines: two node ranks on loopback, each with its own --node-rank', async () => {
     const port = await freePort();
     const node = (k: number) =>
@@ -310,60 +331,86 @@ describe.skipIf(!available)('rpo launch watches its ranks', () => {
   });
 });
 
-describe.skipIf(!available)('ZeRO-1: optimizer state sharded over the ranks', () => {
+describe.skipIf(!available)('ZeRO-1 and ZeRO-2: optimizer state (and gradients) sharded over the ranks', () => {
   const dpo = ['loss=dpo', 'n_examples=16', 'eval_every=8'];
-  const planOf = (stderr: string) => {
-    const m = /ZeRO-1: optimizer state ([\d.]+) [MG]iB unsharded; per rank: rank 0 ([\d.]+) [MG]iB \(([\d.]+) %\), rank 1 ([\d.]+) [MG]iB \(([\d.]+) %\)/.exec(stderr);
+  const planOf = (stderr: string, stage = 1) => {
+    const m = new RegExp(`ZeRO-${stage}: optimizer state ([\\d.]+) [MG]iB unsharded; per rank: rank 0 ([\\d.]+) [MG]iB \\(([\\d.]+) %\\), rank 1 ([\\d.]+) [MG]iB \\(([\\d.]+) %\\)`).exec(stderr);
     expect(m, stderr).not.toBeNull();
     return { p0: Number(m![3]), p1: Number(m![5]) };
   };
 
-  for (const precision of ['fp32', 'bf16-mixed'] as const) {
-    it(`2 ranks, each updating its half = 1 process x 2 micro-batches (${precision})`, async () => {
+  for (const [stage, precision] of [[1, 'fp32'], [1, 'bf16-mixed'], [2, 'fp32'], [2, 'bf16-mixed']] as const) {
+    it(`ZeRO-${stage}: 2 ranks, each updating its half = 1 process x 2 micro-batches (${precision})`, async () => {
       const p = [`precision=${precision}`];
-      const one = rpo(['train', ...base(`z-one-${precision}`, [...dpo, ...p, 'model.gradient_accumulation_steps=2'])], { env: ENV });
-      expect(one.code, one.stderr).toBe(0);
-      const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '1', '--', 'train', ...base(`z-two-${precision}`, [...dpo, ...p, 'model.gradient_accumulation_steps=1'])], { env: ENV });
+      // The one-process run is the same for both stages: made once.
+      if (!existsSync(path.join(work, `z-one-${precision}`, 'LATEST'))) {
+        const one = rpo(['train', ...base(`z-one-${precision}`, [...dpo, ...p, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+        expect(one.code, one.stderr).toBe(0);
+      }
+      const run = stage === 1 ? `z-two-${precision}` : `z${stage}-two-${precision}`;
+      const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', String(stage), '--', 'train', ...base(run, [...dpo, ...p, 'model.gradient_accumulation_steps=1'])], { env: ENV });
       expect(two.code, two.stderr).toBe(0);
       // Each rank holds the state of about half the elements (whole tensors: not exactly half).
-      const { p0, p1 } = planOf(two.stderr);
+      const { p0, p1 } = planOf(two.stderr, stage);
+      // ZeRO-2: and the gradients of its half after the reduce (float32 or bf16: 4 or 2 bytes
+      // against the optimizer state's 8 or 12 per element).
+      if (stage === 2) expect(two.stderr).toMatch(/; gradients [\d.]+ [MG]iB unsharded, kept after the reduce per rank: rank 0 [\d.]+ [MG]iB, rank 1 [\d.]+ [MG]iB/);
       expect(p0 + p1).toBeCloseTo(100, 0);
       expect(Math.min(p0, p1)).toBeGreaterThan(20);
-      // The clip norm covers every gradient and each parameter is updated by one rank with the
-      // single process's arithmetic, then broadcast: the same weights, bit for bit (the bound as
-      // in the all-reduce test above).
-      expect(maxWeightDiff(`z-one-${precision}`, `z-two-${precision}`)).toBeLessThanOrEqual(4 * 2 ** -24);
-      expect(maxMetricDiff(metrics(`z-one-${precision}`), metrics(`z-two-${precision}`))).toBeLessThanOrEqual(1e-12);
+      // The clip norm covers every gradient (ZeRO-2: from per-parameter norms summed over the
+      // ranks, x + 0 = x) and each parameter is updated by one rank with the single process's
+      // arithmetic, then broadcast: the same weights, bit for bit (the bound as in the
+      // all-reduce test above), and the same grad_norm in metrics.jsonl.
+      expect(maxWeightDiff(`z-one-${precision}`, run)).toBeLessThanOrEqual(4 * 2 ** -24);
+      expect(maxMetricDiff(metrics(`z-one-${precision}`), metrics(run))).toBeLessThanOrEqual(1e-12);
     });
   }
 
-  it('a 2-rank ZeRO checkpoint resumes with 1 process and with 2 ZeRO ranks as the uninterrupted run', async () => {
+  it('ZeRO-2 with 2 micro-batches per rank (rdpo, rationale rows) = 1 process x 4', async () => {
+    // Earlier micro-steps accumulate locally on every rank; only the last one's backward reduces.
+    const args = ['loss=rdpo', 'n_examples=12', 'eval_every=100000'];
+    const one = rpo(['train', ...base('z2-rdpo-one', [...args, 'model.gradient_accumulation_steps=4'])], { env: ENV });
+    expect(one.code, one.stderr).toBe(0);
+    const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '2', '--', 'train', ...base('z2-rdpo-two', [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+    expect(two.code, two.stderr).toBe(0);
+    // The bounds of the all-reduce rdpo test above: the four gradients regrouped as (g1 + g2) + (g3 + g4).
+    expect(maxWeightDiff('z2-rdpo-one', 'z2-rdpo-two')).toBeLessThan(1e-6);
+    expect(maxMetricDiff(metrics('z2-rdpo-one'), metrics('z2-rdpo-two'))).toBeLessThan(1e-5);
+  });
+
+  for (const stage of ['1', '2'] as const)
+  it(`a 2-rank ZeRO-${stage} checkpoint resumes with 1 process and with 2 ZeRO-${stage} ranks as the uninterrupted run`, async () => {
     const long = ['loss=dpo', 'n_examples=240', 'eval_every=100000', 'do_first_eval=false'];
-    const full = rpo(['train', ...base('z-full', [...long, 'model.gradient_accumulation_steps=2'])], { env: ENV });
-    expect(full.code, full.stderr).toBe(0);
+    // The uninterrupted one-process run is the same for both stages: made once.
+    if (!existsSync(path.join(work, 'z-full', 'LATEST'))) {
+      const full = rpo(['train', ...base('z-full', [...long, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+      expect(full.code, full.stderr).toBe(0);
+    }
     const port = await freePort();
-    const args = base('z-cut', [...long, 'model.gradient_accumulation_steps=1']);
+    const cut = stage === '1' ? 'z-cut' : `z${stage}-cut`;
+    const args = base(cut, [...long, 'model.gradient_accumulation_steps=1']);
     const ranks = [0, 1].map((r) => {
       const t0 = Date.now();
       const child = spawn(process.execPath, ['--import', 'tsx', entry, 'train', ...args], {
         cwd: REPO,
-        env: { ...process.env, ...ENV, RPO_ZERO: '1', RANK: String(r), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+        env: { ...process.env, ...ENV, RPO_ZERO: stage, RANK: String(r), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
       });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       return { child, done: new Promise<{ code: number | null; stderr: string; t: number }>((res) => child.on('close', (code) => res({ code, stderr, t: Date.now() - t0 }))) };
     });
-    await waitForStep('z-cut', 3);
+    await waitForStep(cut, 3);
     ranks[0]!.child.kill('SIGINT');
     const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
     expect(r0!.code, r0!.stderr).toBe(130);
     expect(r1!.code, r1!.stderr).toBe(130);
-    const cutDir = path.join(work, 'z-cut');
-    const one = rpo(['train', ...base('z-resume-one', [...long, 'model.gradient_accumulation_steps=2', `resume=${cutDir}`])], { env: ENV });
+    const cutDir = path.join(work, cut);
+    const resumed = (n: number) => (stage === '1' ? `z-resume-${n}` : `z${stage}-resume-${n}`);
+    const one = rpo(['train', ...base(resumed(1), [...long, 'model.gradient_accumulation_steps=2', `resume=${cutDir}`])], { env: ENV });
     expect(one.code, one.stderr).toBe(0);
-    const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', '1', '--', 'train', ...base('z-resume-two', [...long, 'model.gradient_accumulation_steps=1', `resume=${cutDir}`])], { env: ENV });
+    const two = await rpoAsync(['launch', '--nproc-per-node', '2', '--zero', stage, '--', 'train', ...base(resumed(2), [...long, 'model.gradient_accumulation_steps=1', `resume=${cutDir}`])], { env: ENV });
     expect(two.code, two.stderr).toBe(0);
-    expect(maxWeightDiff('z-full', 'z-resume-one')).toBeLessThanOrEqual(60 * 2 ** -24);
-    expect(maxWeightDiff('z-full', 'z-resume-two')).toBeLessThanOrEqual(60 * 2 ** -24);
+    expect(maxWeightDiff('z-full', resumed(1))).toBeLessThanOrEqual(60 * 2 ** -24);
+    expect(maxWeightDiff('z-full', resumed(2))).toBeLessThanOrEqual(60 * 2 ** -24);
   });
 });

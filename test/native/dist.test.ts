@@ -13,10 +13,10 @@ import { distInfo } from '../../lib/parallel/native.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(here, '..', '..');
 
-function runRank(rank: number, port: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+function runRank(rank: number, port: number, extraEnv: NodeJS.ProcessEnv = {}, worker = 'dist_worker.ts'): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'dist_worker.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, worker)], {
       cwd: REPO,
       env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60', ...extraEnv },
     });
@@ -61,6 +61,42 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
       // bound allows one float32 rounding of the largest gradient, should a future Gloo reduce
       // in another precision; measured: 0.
       expect(o.maxAbs).toBeLessThanOrEqual(o.maxRef * 2 ** -23);
+    }
+  });
+
+  it('ZeRO-2: each gradient reduced to its owner only (the others freed), the clip norm and the step the single process\'s', async () => {
+    const port = await freePort();
+    const results = await Promise.all([runRank(0, port, {}, 'dist_zero2_worker.ts'), runRank(1, port, {}, 'dist_zero2_worker.ts')]);
+    const out = results.map((x) => {
+      expect(x.code, x.stderr).toBe(0);
+      return JSON.parse(x.stdout.trim().split('\n').pop()!) as {
+        rank: number; heldParams: number[]; nParams: number; maxAbs: number; maxRef: number; gradNorm: number; refGradNorm: number; logitDiff: number;
+        result: { buckets: number; launchedEarly: number; bytes: number };
+        plan: { ownedParams: number; stage: number };
+      };
+    });
+    const [a, b] = out as [(typeof out)[0], (typeof out)[0]];
+    // Each parameter's gradient is held by exactly one rank, its owner, and by no other.
+    expect(a.heldParams.length).toBeGreaterThan(0);
+    expect(b.heldParams.length).toBeGreaterThan(0);
+    expect(a.heldParams.filter((k) => b.heldParams.includes(k))).toEqual([]);
+    expect([...a.heldParams, ...b.heldParams].sort((x, y) => x - y)).toEqual(Array.from({ length: a.nParams }, (_, k) => k));
+    for (const o of out) {
+      expect(o.plan.stage).toBe(2);
+      expect(o.heldParams.length).toBe(o.plan.ownedParams);
+      // Buckets of a sixth, cut at the owners' boundary too, all launched from backward.
+      expect(o.result.buckets).toBeGreaterThanOrEqual(6);
+      expect(o.result.launchedEarly).toBe(o.result.buckets);
+      expect(o.maxRef).toBeGreaterThan(0);
+      // The owner's sum is a + b as in the all-reduce test: one rounding allowed, measured 0.
+      expect(o.maxAbs).toBeLessThanOrEqual(o.maxRef * 2 ** -23);
+      // The clip norm from per-parameter norms summed over ranks (x + 0 = x) is the single
+      // process's to the bit, and clipping acted (max_grad_norm 1e-3).
+      expect(o.gradNorm).toBe(o.refGradNorm);
+      expect(o.gradNorm).toBeGreaterThan(1e-3);
+      // Each parameter stepped by its owner and broadcast: the single process's weights (logits
+      // of the same batch equal; the bound leaves one float32 rounding of ~1-size logits).
+      expect(o.logitDiff).toBeLessThanOrEqual(2 ** -20);
     }
   });
 

@@ -18,7 +18,8 @@ describe('distEnv', () => {
     expect(distEnv(torchrun)).toEqual({ rank: 1, worldSize: 4, localRank: 1, localWorldSize: 2, masterAddr: '10.0.0.1', masterPort: 29500, timeoutMs: 300_000, zero: 0 });
     expect(distEnv({ ...torchrun, RPO_DIST_TIMEOUT_S: '2.5' })!.timeoutMs).toBe(2500);
     expect(distEnv({ ...torchrun, RPO_ZERO: '1' })!.zero).toBe(1);
-    expect(() => distEnv({ ...torchrun, RPO_ZERO: '2' })).toThrow(/RPO_ZERO=2/);
+    expect(distEnv({ ...torchrun, RPO_ZERO: '2' })!.zero).toBe(2);
+    expect(() => distEnv({ ...torchrun, RPO_ZERO: '3' })).toThrow(/RPO_ZERO=3/);
   });
   it('defaults LOCAL_* to one machine', () => {
     const d = distEnv({ RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'h', MASTER_PORT: '1' })!;
@@ -38,6 +39,8 @@ describe('rpo launch arguments', () => {
     const o = parseLaunchArgs(['--nproc-per-node', '2', '--nnodes=2', '--node_rank', '1', '--master-addr', 'h0', '--master-port=29511', '--zero', '1', '--', 'train', 'loss=dpo'], {});
     expect(o).toMatchObject({ nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: 'h0', masterPort: 29511, zero: 1, command: ['train', 'loss=dpo'] });
     expect(rankEnv(o, 0, 29511, {}).RPO_ZERO).toBe('1');
+    expect(rankEnv(parseLaunchArgs(['--zero', '2', '--', 'train'], {}), 0, 29511, {}).RPO_ZERO).toBe('2');
+    expect(() => parseLaunchArgs(['--zero', '3', '--', 'train'], {})).toThrow(/--zero/);
     expect(parseLaunchArgs(['--nproc-per-node=3', 'train'], {}).command).toEqual(['train']);
   });
   it('refuses what cannot run', () => {
