@@ -328,8 +328,8 @@ const IGNORED: readonly IgnoredKey[] = [
 
 const ALIASES = ['cache_reference_logprobs', 'loss.lambda_coef', 'loss.tau', 'loss.gamma_beta_ratio'] as const;
 
-/** Keys whose whole subtree is known (opaque to key checking). */
-const OPAQUE = ['datasets', 'model.peft', 'model.reward_model'];
+/** Keys whose whole subtree is known (opaque to key checking): lists and free-form maps. */
+const OPAQUE = ['datasets', 'model.peft', 'model.reward_model', 'lora.target_modules'];
 
 const RUN_KEYS = [
   'seed', 'exp_name', 'datasets', 'mode', 'debug', 'cache_dir', 'local_run_dir', 'lr', 'n_epochs', 'n_examples',
