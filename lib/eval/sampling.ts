@@ -32,7 +32,12 @@ export function generationSettings(modelDir: string, config: RunConfig, tok: Tok
  * oasst), the conversation before the response (PreferenceRow.turns), which training formats turn
  * by turn instead of the text.
  */
-export type SamplePrompt = string | { prompt: string; turns?: readonly Turn[] };
+export type SamplePrompt = string | { prompt: string; turns?: readonly Turn[]; remove_extra_spaces?: boolean };
+
+/** A dataset row as a sample prompt: its text, its turns and its dataset's cleaning trait. */
+export function rowPrompt(row: { prompt: string; turns?: readonly Turn[] }, removeExtraSpaces: boolean): SamplePrompt {
+  return { prompt: row.prompt, ...(row.turns ? { turns: row.turns } : {}), remove_extra_spaces: removeExtraSpaces };
+}
 
 /** The run config, and whether the prompts' dataset is cleaned (its remove_extra_spaces trait, as in training). */
 export type SampleConfig = RunConfig & Pick<FormatConfig, 'remove_extra_spaces'>;
@@ -44,7 +49,9 @@ export type SampleConfig = RunConfig & Pick<FormatConfig, 'remove_extra_spaces'>
  */
 export async function encodePrompt(prompt: SamplePrompt, config: SampleConfig, tok: Tokenizer): Promise<Int32Array> {
   const p = typeof prompt === 'string' ? { prompt } : prompt;
-  const text = formatPrompt(p.prompt, config, tok, p.turns);
+  // Prompts of several datasets in one call: each is cleaned by its own dataset's trait.
+  const cfg = 'remove_extra_spaces' in p && p.remove_extra_spaces !== undefined ? { ...config, remove_extra_spaces: p.remove_extra_spaces } : config;
+  const text = formatPrompt(p.prompt, cfg, tok, p.turns);
   // Encode bare, then put exactly one BOS first when the tokenizer uses one: a chat template
   // may already spell it out, and encoding with special tokens would then add a second.
   let ids = await tok.encode(text, { addSpecialTokens: false });

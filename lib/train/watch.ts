@@ -9,12 +9,11 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { RunConfig } from '../config/index.js';
-import { complete, generationSettings, type Completion } from '../eval/sampling.js';
+import { complete, generationSettings, type Completion, type SamplePrompt } from '../eval/sampling.js';
 import type { Model } from '../native.js';
 import { writeRunReport, type EvalSample, type SampleSet } from '../report/run_report.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
 import { writeFileAtomic } from '../util/files.js';
-import type { PreferenceRow } from '../data/types.js';
 import type { MetricRecord } from './metrics.js';
 import { EventWriter } from './tensorboard.js';
 import { ensureDir } from './run_dir.js';
@@ -32,7 +31,8 @@ export interface WatchSetup {
   /** The model directory (its generation_config.json, if any, sets the stop tokens' context). */
   modelDir: string;
   /** The test rows to sample: the first n_eval_model_samples of the test split. */
-  sampleRows: readonly PreferenceRow[];
+  /** The sample prompts (rowPrompt: text, turns, cleaning) and each one's chosen response. */
+  sampleRows: readonly { prompt: SamplePrompt; chosen: string }[];
   /** Resuming: earlier event files and samples are this run's and stay (TensorBoard drops the
    *  steps logged again after the checkpoint). Otherwise what is there is from an attempt that
    *  wrote no checkpoint, and goes. */

@@ -12,7 +12,7 @@ import { turnsText } from '../../lib/data/format/index.js';
 import { hhTurns } from '../../lib/data/sources/seed.js';
 import { loadTokenizer, type Tokenizer } from '../../lib/data/tokenize/index.js';
 import type { PreferenceRow } from '../../lib/data/types.js';
-import { encodePrompt } from '../../lib/eval/sampling.js';
+import { encodePrompt, rowPrompt } from '../../lib/eval/sampling.js';
 import { tokenizeConfig } from '../../lib/train/data.js';
 import { REPO_ROOT } from '../reference/python.js';
 
@@ -73,5 +73,20 @@ describe('eval sampling of multi-turn rows', () => {
     // the whole conversation in one user turn, with "Human:" / "Assistant:" spelled out
     expect(plain).toBe(`${bos()}<|start_header_id|>user<|end_header_id|>${row.prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>`);
     expect(Array.from(await encodePrompt(row, config, tok))).not.toEqual(Array.from(await encodePrompt(row.prompt, config, tok)));
+  });
+
+  it('a row prompt carries its dataset\'s cleaning (sample_during_eval mixes datasets in one call)', async () => {
+    const spaced = hhTurns('\n\nHuman: Two  spaces \there?\n\nAssistant: ');
+    const r = { ...row, prompt: turnsText(spaced), turns: spaced };
+    const hh = datasetTraits('hh');
+    const trained = await tokenizeExample(r, tok, tokenizeConfig(config, false, hh));
+    // The run config says nothing of cleaning (or the opposite): the row's own trait wins.
+    for (const runCleans of [undefined, false] as const) {
+      const cfg = runCleans === undefined ? config : { ...config, remove_extra_spaces: runCleans };
+      const sampled = Array.from(await encodePrompt(rowPrompt(r, hh.remove_extra_spaces), cfg, tok));
+      expect(sampled).toEqual(trained.chosen.ids.slice(0, trained.chosen.promptLength));
+    }
+    const raw = Array.from(await encodePrompt(rowPrompt(r, false), config, tok));
+    expect(raw).not.toEqual(trained.chosen.ids.slice(0, trained.chosen.promptLength));
   });
 });
