@@ -40,11 +40,14 @@ function train(exp: string, extra: string[]): { code: number; stderr: string; li
 
 describe('rpo train loss=ppo', () => {
   it('moves the held-out log-ratio margin toward the desirable responses; the critic loss falls', () => {
-    const { code, stderr, lines } = train('ppo', ['n_examples=160', 'debug=true']);
+    // 40 steps: the critic (critic_coef 0.01, its gradient clipped at 0.1 as the seed's) learns
+    // slowly; over 20 steps its held-out loss moved by less than the step-to-step noise
+    // (0.4010 -> 0.3935 with one data order, -> 0.4061 with another), over 40 it falls (-> 0.389).
+    const { code, stderr, lines } = train('ppo', ['n_examples=320', 'debug=true']);
     expect(code, stderr).toBe(0);
     const steps = lines.filter((x) => x.loss !== undefined);
     const evals = lines.filter((x) => x.eval_loss !== undefined);
-    expect(steps).toHaveLength(20);
+    expect(steps).toHaveLength(40);
     for (const k of ['loss/critic', 'loss/policy', 'clipfrac/policy', 'loss/policykl', 'loss/seqratio', 'returns/mean', 'returns/var', 'val/mean', 'val/var'])
       expect(steps[0]![k], k).toBeTypeOf('number');
     expect(evals).toHaveLength(2);
