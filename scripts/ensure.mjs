@@ -141,7 +141,7 @@ export function ensureReferences() {
   if (stampMatches(stamp, sha256(requirements))) return false;
   if (!existsSync(venvPython)) run(process.env.RPO_PYTHON ?? 'python3', ['-m', 'venv', venv], 'create the project venv (.venv)');
   const before = diskUsage(venv);
-  run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', requirements], 'install the pinned test references (transformers, tokenizers, trl, datasets, pyarrow) into .venv');
+  run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', requirements], 'install the pinned test references (transformers, tokenizers, trl, peft, datasets, pyarrow, hydra-core, tensorboard) into .venv');
   writeStamp(stamp, sha256(requirements));
   const after = diskUsage(venv);
   say(`disk: the references took ${gib(Math.max(0, after - before))}; .venv is ${gib(after)}`);
