@@ -14,7 +14,7 @@ import { HALOS_PREFIXES } from '../data/format/index.js';
 import { loadPreferenceSplit } from '../data/sources/index.js';
 import { writeByteLevelTokenizer } from '../model/byte_tokenizer.js';
 import { initModelDir } from '../model/init.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { resolveRunModel } from '../train/data.js';
 import { train, type TrainResult } from '../train/loop.js';
 import { demoDatasetDir } from './dataset.js';

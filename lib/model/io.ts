@@ -12,8 +12,8 @@ import {
   formatSafetensorsIndex,
   planSafetensors,
   resolveCheckpoint,
-  writeFileAtomic,
 } from './safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 
 /** transformers' default shard size for save_pretrained. */
 export const DEFAULT_MAX_SHARD_BYTES = 5 * 1024 ** 3;

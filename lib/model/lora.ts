@@ -7,7 +7,8 @@ import path from 'node:path';
 
 import type { LoraSection } from '../config/lora.js';
 import type { LoraOptions, Model } from '../native.js';
-import { buildSafetensorsHeader, readSafetensorsHeader, writeFileAtomic } from './safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
+import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';

@@ -608,9 +608,6 @@ export function formatSafetensorsIndex(index: SafetensorsIndex): string {
   return `${pythonJson(index, '')}\n`;
 }
 
-// fileWriteError and writeFileAtomic live in util/files.ts; re-exported for existing importers.
-export { fileWriteError, writeFileAtomic } from '../util/files.js';
-
 export interface WritableTensor extends HeaderTensor {
   data: Uint8Array;
 }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { TokenizedExample, TokenizedSequence } from '../data/batch/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { TOKENIZER_FILES } from '../model/init.js';
-import { resolveCheckpoint, writeFileAtomic, writeSafetensorsFile, type WritableTensor } from '../model/safetensors.js';
+import { resolveCheckpoint, writeSafetensorsFile, type WritableTensor } from '../model/safetensors.js';
+import { writeFileAtomic } from '../util/files.js';
 import type { RunConfig } from '../config/index.js';
 import { resolveRunModel, type ResolvedModel } from './data.js';
 

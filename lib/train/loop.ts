@@ -46,13 +46,6 @@ import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTe
 import { csftExamples, csftRunModel } from './csft.js';
 import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
 
-// The loss table's row groups, from their one home (lib/train/losses.ts).
-export { lossGroups };
-
-// Homes of their own (eval, `rpo data` and rationales use them); re-exported for existing importers.
-export { NonFiniteError } from './nonfinite.js';
-export { resolveDevice } from './device.js';
-export { evaluateSplit, usable } from './evaluate.js';
 
 export interface TrainEvents {
   /** Every metrics.jsonl record, as it is written. */

@@ -10,10 +10,10 @@ import {
   planSafetensors,
   readSafetensorsHeader,
   resolveCheckpoint,
-  writeFileAtomic,
   writeSafetensorsFile,
   type WritableTensor,
 } from '../../lib/model/safetensors.js';
+import { writeFileAtomic } from '../../lib/util/files.js';
 import type { ParamInfo, TensorSpec } from '../../lib/native.js';
 import { mountSmallDisk } from '../native/tmpfs.js';
 
