@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { hubCacheDir } from './hub/index.js';
-import { addonPath, cpuGemmBackend, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
+import { addonPath, cpuFewRowKernel, cpuGemmBackend, cudaAvailable, cudaDeviceCount, cudaInfo, getNumThreads, libtorchVersion, type CudaInfo } from './native.js';
 import { distInfo } from './parallel/native.js';
 
 export interface Info {
@@ -22,6 +22,8 @@ export interface Info {
   threads: number;
   /** fp32 CPU matrix products: oneDNN or ATen's (MKL), chosen by a probe (RPO_CPU_GEMM). */
   cpuGemm: 'onednn' | 'aten';
+  /** Decode-step products (at most 16 rows) on the AVX-512 few-row kernels (RPO_CPU_SKINNY=0: off). */
+  cpuFewRow: boolean;
   /** Data parallelism (rpo launch): the c10d backends built, or why none. */
   parallel: string;
   /** Hugging Face downloads (shared with Python's huggingface_hub). */
@@ -75,6 +77,7 @@ export function collectInfo(): Info {
     nvidiaDriver: cuda.driver,
     threads: getNumThreads(),
     cpuGemm: cpuGemmBackend(),
+    cpuFewRow: cpuFewRowKernel(),
     parallel: parallelLine(),
     hubCache: hubCacheDir(),
   };
@@ -110,7 +113,7 @@ export function formatInfo(info: Info): string {
     `CUDA       ${info.cuda ? `yes, ${info.cudaDevices} device(s)` : 'no'}`,
     ...formatCuda(info.cudaDetail, info.nvidiaDriver).map((l) => `           ${l}`),
     `threads    ${info.threads}`,
-    `cpu gemm   ${info.cpuGemm} (RPO_CPU_GEMM=auto|onednn|aten)`,
+    `cpu gemm   ${info.cpuGemm} (RPO_CPU_GEMM=auto|onednn|aten); few-row products ${info.cpuFewRow ? 'avx512' : 'as above'} (RPO_CPU_SKINNY=0: off)`,
     `parallel   ${info.parallel}`,
     `hub cache  ${info.hubCache}`,
   ].join('\n');

@@ -345,6 +345,7 @@ interface Addon {
   getNumThreads(): number;
   libtorchVersion(): string;
   cpuGemmBackend(): string;
+  cpuFewRowKernel(): boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaInfo(): CudaInfo;
@@ -530,6 +531,8 @@ export function libtorchVersion(): string { return addon().libtorchVersion(); }
 export function cpuGemmBackend(): 'onednn' | 'aten' {
   return addon().cpuGemmBackend() === 'onednn' ? 'onednn' : 'aten';
 }
+/** Whether fp32 CPU products of at most 16 rows (decode steps) run the AVX-512 few-row kernels (RPO_CPU_SKINNY=0: off). */
+export function cpuFewRowKernel(): boolean { return addon().cpuFewRowKernel(); }
 export function cudaAvailable(): boolean { return addon().cudaAvailable(); }
 export function cudaDeviceCount(): number { return addon().cudaDeviceCount(); }
 /** CUDA as the addon sees it: built, kernels, versions, devices. */

@@ -84,6 +84,9 @@ Napi::Value CpuGemmBackend(const Napi::CallbackInfo& info) {
     return backend;
   }));
 }
+Napi::Value CpuFewRowKernel(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), guard(info.Env(), [] { return rpo::cpu_few_row_kernel(); }));
+}
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), guard(info.Env(), [] { return rpo::cuda_available(); }));
 }
@@ -170,6 +173,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("defaultNumThreads", Napi::Function::New<DefaultNumThreads>(env, "defaultNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("cpuGemmBackend", Napi::Function::New<CpuGemmBackend>(env, "cpuGemmBackend"));
+  exports.Set("cpuFewRowKernel", Napi::Function::New<CpuFewRowKernel>(env, "cpuFewRowKernel"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env, "cudaDeviceCount"));

@@ -1,6 +1,7 @@
 #include "model/gemm.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -8,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+
+#include "model/skinny_gemm.h"
 
 // Exported by libtorch_cpu (ATen/native/mkldnn/Matmul.cpp); pip wheels do not ship the header.
 // result = beta * result + alpha * mat1 @ mat2, for 2-D contiguous or transposed operands; fp32
@@ -97,7 +100,32 @@ at::Tensor pad_rows(const at::Tensor& t, int64_t rows) {
   return out;
 }
 
+// The few-row kernels (skinny_gemm.h) for a [m, k] @ b [k, n] with m <= 16, fp32 on the CPU, a's
+// rows unit-stride and b a transposed view of a row-major [n, k] weight: a decode step's products.
+// RPO_CPU_SKINNY=0 turns them off (read at each call, so tests and benchmarks can compare).
+bool use_skinny(const at::Tensor& a, const at::Tensor& b) {
+  if (!(a.device().is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.dim() == 2 &&
+        b.dim() == 2 && b.device().is_cpu()))
+    return false;
+  const int64_t m = a.size(0), k = a.size(1);
+  if (m < 1 || m > kSkinnyMaxRows || k < 1 || b.size(1) < 1) return false;
+  if (a.stride(1) != 1 || b.stride(0) != 1 || b.stride(1) < k) return false;
+  return cpu_few_row_kernel();
+}
+
+at::Tensor skinny_mm(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  auto y = at::empty({m, n}, a.options());
+  const float* x = a.const_data_ptr<float>();
+  const float* w = b.const_data_ptr<float>();
+  float* out = y.mutable_data_ptr<float>();
+  const int64_t ldx = m == 1 ? k : a.stride(0), ldw = b.stride(1);
+  skinny_gemm(x, m, ldx, w, ldw, k, n, out, n, at::get_num_threads());
+  return y;
+}
+
 at::Tensor mm_impl(const at::Tensor& a, const at::Tensor& b) {
+  if (use_skinny(a, b)) return skinny_mm(a, b);
   if (!use_onednn(a, b, a.size(0), a.size(1), b.size(1))) return at::mm(a, b);
   const int64_t m = a.size(0), mp = padded_token_count(m);
   auto c = at::empty({mp, b.size(1)}, a.options());
@@ -163,6 +191,18 @@ void add_product_over_tokens_(at::Tensor& c, const at::Tensor& a, const at::Tens
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  // Inference with few rows (a decode step): the few-row kernel, no autograd node.
+  const bool needs_grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() ||
+                                                         (bias.defined() && bias.requires_grad()));
+  if (!needs_grad && x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1)) {
+    auto x2 = x.reshape({-1, x.size(-1)});
+    if (use_skinny(x2, w.t())) {
+      auto shape = x.sizes().vec();
+      shape.back() = w.size(0);
+      auto y = skinny_mm(x2, w.t()).view(shape);
+      return bias.defined() ? y + bias : y;
+    }
+  }
   if (!(x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
         backend() == Backend::kOnednn))
     return at::linear(x, w, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
@@ -171,5 +211,10 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
 }
 
 std::string cpu_gemm_backend() { return backend() == Backend::kOnednn ? "onednn" : "aten"; }
+
+bool cpu_few_row_kernel() {
+  const char* env = std::getenv("RPO_CPU_SKINNY");
+  return skinny_gemm_supported() && !(env && std::strcmp(env, "0") == 0);
+}
 
 }  // namespace rpo

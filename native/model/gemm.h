@@ -35,6 +35,8 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
 
 // "onednn" or "aten": what fp32 CPU products use in this process (decided at the first call).
 std::string cpu_gemm_backend();
+// Whether fp32 CPU products of at most 16 rows use skinny_gemm.h's kernels (AVX-512, RPO_CPU_SKINNY != 0).
+bool cpu_few_row_kernel();
 
 // The token count a oneDNN product is padded to (exposed for its test).
 int64_t padded_token_count(int64_t tokens);

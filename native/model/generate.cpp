@@ -9,6 +9,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "model/gemm.h"
 #include "model/model_impl.h"
 
 namespace rpo {
@@ -50,6 +51,42 @@ void check_token_ids(const std::vector<std::vector<int32_t>>& prompts, const Gen
     for (size_t t = 0; t < prompts[r].size(); ++t)
       if (prompts[r][t] < 0 || prompts[r][t] >= vocab)
         throw std::invalid_argument("generate: prompt " + std::to_string(r) + ", token " + std::to_string(t) + ": id " + std::to_string(prompts[r][t]) + range);
+}
+
+// A packed prefill's mask is [total, total]: past this many prompt tokens the padded prefill runs
+// (16M mask entries at the bound).
+constexpr int64_t kMaxPackedTokens = 4096;
+
+// The batch's prompts packed for the prefill (causal_lm.h's PackedPrompts), and their tokens as
+// one row [1, total]; `last` gets each prompt's last token's index in that row.
+PackedPrompts pack_prompts(const std::vector<std::vector<int32_t>>& prompts, int64_t P, int64_t sliding_window,
+                           const at::Device& device, at::Tensor& ids, at::Tensor& last) {
+  std::vector<int64_t> tok, pos, row, slot, seg_last;
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    const int64_t n = static_cast<int64_t>(prompts[r].size());
+    for (int64_t j = 0; j < n; ++j) {
+      tok.push_back(prompts[r][j]);
+      pos.push_back(j);
+      row.push_back(static_cast<int64_t>(r));
+      slot.push_back(P - n + j);
+    }
+    seg_last.push_back(static_cast<int64_t>(tok.size()) - 1);
+  }
+  const int64_t total = static_cast<int64_t>(tok.size());
+  auto host = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
+  PackedPrompts p;
+  p.rows = static_cast<int64_t>(prompts.size());
+  p.padded_length = P;
+  p.position_ids = host(pos).view({1, total});
+  p.row_index = host(row);
+  p.slot_index = host(slot);
+  auto q_pos = p.position_ids.view({total, 1}), k_pos = p.position_ids.view({1, total});
+  auto allowed = (p.row_index.view({total, 1}) == p.row_index.view({1, total})).logical_and(k_pos <= q_pos);
+  if (sliding_window > 0) allowed = allowed.logical_and(q_pos - k_pos < sliding_window);
+  p.mask = allowed.view({1, 1, total, total});
+  ids = host(tok).view({1, total});
+  last = host(seg_last);
+  return p;
 }
 
 }  // namespace
@@ -94,13 +131,30 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   auto weight = m.lm->output_weight();
   std::vector<LayerCache> cache(m.config.num_hidden_layers);
+  // Preallocated for the prompt and every new token (up to a bound past which it grows).
+  for (auto& c : cache) c.capacity = P + std::min<int64_t>(budget, 8192);
+  // Prompts of different lengths: a packed prefill (no work on padding) when the mask stays small.
+  int64_t prompt_tokens = 0;
+  for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
+  const bool pack = o.use_cache && rows > 1 && prompt_tokens < rows * P && prompt_tokens <= kMaxPackedTokens;
   at::Tensor ids = t.input_ids, mask = t.attention_mask;
   at::Tensor step_input = ids;
   std::vector<bool> done(rows, false);
   int64_t past = 0;
   for (int64_t step = 0; step < budget; ++step) {
-    at::Tensor hidden;
-    if (o.use_cache) {
+    at::Tensor hidden, last;
+    if (step == 0 && pack) {
+      at::Tensor packed_ids, last_index;
+      auto packed = pack_prompts(prompts, P, m.config.sliding_window, m.device, packed_ids, last_index);
+      for (auto& c : cache) c.packing = &packed;
+      ForwardOptions fwd;
+      fwd.cache = &cache;
+      fwd.packed = &packed;
+      hidden = m.lm->hidden_states(packed_ids, mask, fwd);
+      for (auto& c : cache) c.packing = nullptr;
+      past = P;
+      last = hidden.squeeze(0).index_select(0, last_index);
+    } else if (o.use_cache) {
       ForwardOptions fwd;
       fwd.cache = &cache;
       fwd.past_length = past;
@@ -112,8 +166,8 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
       fwd.right_padded = t.right_padded;
       hidden = m.lm->hidden_states(ids, mask, fwd);
     }
-    auto last = hidden.select(1, hidden.size(1) - 1);
-    auto logits = at::matmul(last, weight.t()).to(at::kFloat);
+    if (!last.defined()) last = hidden.select(1, hidden.size(1) - 1);
+    auto logits = product(last, weight.t()).to(at::kFloat);  // few rows: gemm.h's decode kernel
     at::Tensor next;
     if (!o.do_sample) {
       next = logits.argmax(-1).cpu();

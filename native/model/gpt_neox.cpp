@@ -54,14 +54,7 @@ at::Tensor NeoXAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos
   };
   q = rope(q);
   k = rope(k);
-  if (cache) {
-    if (cache->key.defined()) {
-      k = at::cat({cache->key, k}, 2);
-      v = at::cat({cache->value, v}, 2);
-    }
-    cache->key = k;
-    cache->value = v;
-  }
+  if (cache) std::tie(k, v) = cache->append(k, v);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   auto out = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale)
                             : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/T > 1, scale);
@@ -125,7 +118,8 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
                                                  const ForwardOptions& opts) {
   const int64_t T = input_ids.size(1);
   if (rotary.inv_freq.device() != input_ids.device()) rotary.inv_freq = rotary.inv_freq.to(input_ids.device());
-  auto positions = position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
+  auto positions = opts.packed ? opts.packed->position_ids
+                               : position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
   auto h = gpt_neox->embed_in(input_ids.to(at::kLong));
   auto [cos, sin] = rotary.tables(positions, h.scalar_type());
   // As CausalLMImpl::hidden_states (no sliding window here): causal attention without a mask
@@ -133,7 +127,7 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
   const char* force = std::getenv("RPO_SDPA_MASK");
   const bool forced = force != nullptr && std::strcmp(force, "1") == 0;
   const bool causal_only = opts.right_padded && (opts.past_length == 0 || T == 1) && !forced;
-  auto mask = causal_only ? at::Tensor() : attention_mask_4d(attention_mask, T, 0);
+  auto mask = opts.packed ? opts.packed->mask : causal_only ? at::Tensor() : attention_mask_4d(attention_mask, T, 0);
   for (size_t i = 0; i < gpt_neox->layers->size(); ++i) {
     auto layer = gpt_neox->layers->ptr<NeoXLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "loss/logprobs.h"
+#include "model/gemm.h"
 #include "model/gpt_neox.h"
 #include "model/llama.h"
 #include "model/model_impl.h"
@@ -247,7 +248,9 @@ std::vector<float> Model::logits(const RowBatch& batch) const {
   ForwardOptions fwd;
   fwd.right_padded = t.right_padded;
   auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
-  auto logits = at::matmul(hidden, m.lm->output_weight().t()).to(at::kFloat).cpu().contiguous();
+  // Through gemm.h, as generate's head: a few tokens take the decode kernel.
+  auto flat = product(hidden.reshape({-1, hidden.size(-1)}), m.lm->output_weight().t());
+  auto logits = flat.to(at::kFloat).cpu().contiguous();
   return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
 }
 

@@ -1,5 +1,5 @@
-// Generation: the KV cache against recomputing the whole sequence, left padding against
-// one prompt at a time, stop tokens, lengths, seeded sampling.
+// Generation: the KV cache against recomputing the whole sequence, left padding (a packed
+// prefill) against one prompt at a time, a sliding window, stop tokens, lengths, seeded sampling.
 import { describe, expect, it } from 'vitest';
 
 import { Model } from '../../lib/native.js';
@@ -48,6 +48,21 @@ describe('generate', () => {
       expect(Array.from(batched.tokens[i]!), `prompt ${i}`).toEqual(await greedyByLogits(model, ps[i]!, 6));
     }
     model.dispose();
+  });
+
+  it('a sliding window (Mistral) holds in the packed prefill and the decode steps', async () => {
+    const windowed = await Model.create({ ...config, architecture: 'MistralForCausalLM', sliding_window: 4 }, { seed: 56 });
+    const ps = prompts(6, [9, 3, 6]);
+    const batched = await windowed.generate(ps, { doSample: false, maxNewTokens: 6 });
+    for (let i = 0; i < ps.length; i++) {
+      expect(Array.from(batched.tokens[i]!), `prompt ${i}`).toEqual(await greedyByLogits(windowed, ps[i]!, 6));
+    }
+    // The window changes the tokens (so the comparison above tests it).
+    const full = await Model.create({ ...config, architecture: 'MistralForCausalLM', sliding_window: 0 }, { seed: 56 });
+    const unwindowed = await full.generate(ps, { doSample: false, maxNewTokens: 6 });
+    expect(unwindowed.tokens.map((t) => Array.from(t))).not.toEqual(batched.tokens.map((t) => Array.from(t)));
+    windowed.dispose();
+    full.dispose();
   });
 
   it('stops a row at a stop token, drops it, and keeps the others going', async () => {
