@@ -135,6 +135,7 @@ class GradSyncImpl {
         // backward): send the bucket again. Every rank runs the same graph, so all do this.
         wait(b);
         b.launched = false;
+        ++r.resent;
       }
       if (!b.launched) launch(b);
     }
