@@ -30,7 +30,7 @@ at::Tensor leaf(const at::Tensor& t) { return t.defined() ? t.detach().requires_
 }  // namespace
 
 LeafLogps as_leaves(const RowLogpTensors& forward) {
-  // Without grad mode (eval) the outputs carry no graph, and the leaves need none either.
+  // A leaf requires grad when its output does (count never does: it comes from the labels).
   return {forward, {leaf(forward.sum), leaf(forward.mean), forward.count}};
 }
 
@@ -40,8 +40,12 @@ void split_backward(const at::Tensor& loss, const std::vector<LeafLogps>& forwar
   std::vector<at::Tensor> leaves;
   for (size_t i = 0; i < forwards_in_order.size(); ++i) {
     const auto& l = forwards_in_order[i].leaves;
-    if (l.sum.defined() && l.sum.requires_grad()) which.emplace_back(i, 0), leaves.push_back(l.sum);
-    if (l.mean.defined() && l.mean.requires_grad()) which.emplace_back(i, 1), leaves.push_back(l.mean);
+    const at::Tensor* outs[2] = {&l.sum, &l.mean};
+    for (int k = 0; k < 2; ++k) {
+      if (!outs[k]->defined() || !outs[k]->requires_grad()) continue;
+      which.emplace_back(i, k);
+      leaves.push_back(*outs[k]);
+    }
   }
   if (leaves.empty()) return;
   // The loss's graph only: its inputs are leaves, so nothing reaches the parameters here.
