@@ -22,6 +22,8 @@ export interface GradSyncResult {
   bytes: number;
   /** Buckets whose all-reduce started during backward. */
   launchedEarly: number;
+  /** Buckets finish() sent again: a gradient grew after its bucket had left (a parameter reached twice). */
+  resent: number;
 }
 
 interface RawProcessGroup {

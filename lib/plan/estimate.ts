@@ -36,12 +36,11 @@
 //   M·h·e, and per chunk the recomputed logits turned into their gradient in place (CUDA c·V·e;
 //   chunked c·V·(4 + e·[e<4])) and d·W (c·h·e).
 // * Gradients waiting in autograd. A parameter's gradient is added into .grad only once every use
-//   of the parameter has sent its gradient. The rationale forward is backwarded first (it was
-//   built last), so its gradients wait in autograd's buffers until the response forward's
-//   backward reaches the same parameter: a second set of gradients, for all parameters without
-//   checkpointing, or only for the embedding, the LM head and the final norm with it
-//   (checkpointed layers run their own nested backward, which adds into .grad at once). Tied
-//   embeddings: the head's weight gradient waits for the embedding's, the last node.
+//   of the parameter in one backward has sent its gradient. With a rationale forward the engine
+//   backwards each forward on its own (native/train/split_backward.h: the loss is built on leaf
+//   copies of the forwards' log-probs), the rationale forward first: each adds into .grad as it
+//   goes, so no set of gradients waits for the other forward. What still waits: with tied
+//   embeddings, the head's weight gradient, for the embedding's (the last node of a forward).
 // * The reference model (a live one) runs first, without grad, over the response rows: its
 //   temporaries (one layer's, or its head's) are gone before the policy's forward starts.
 // * The peak is the largest of these moments (all beyond weights, .grad, master weights and
@@ -50,7 +49,7 @@
 //     end of each forward's head          saved so far + final hidden states + head forward chunk
 //     (checkpointing) each forward        saved so far + one no-grad layer
 //     backward of the last forward        all saved + head backward | + its top layer's backward
-//     backward of the response forward    its saved + waiting gradients + head | top layer
+//     backward of the response forward    its saved + head | top layer (the rationale's are freed)
 //   A layer's backward adds the gradient arriving (N·h·e) and the largest of its parts'
 //   temporaries (layerBackwardBytes: the MLP's, 3·N·I·e + h·I·e lean, usually); with
 //   checkpointing, plus the layer's recomputed activations.
@@ -366,7 +365,7 @@ export interface MicroStepPhase {
   saved: number;
   /** Log-prob head temporaries (forward or backward chunk, weight-gradient accumulator). */
   head: number;
-  /** The rationale forward's gradients waiting for the response forward's. */
+  /** Gradients waiting in autograd: with tied embeddings, the head's weight gradient for the embedding's. */
   gradientCopy: number;
   /** Everything else: a layer's backward or recomputation, the reference forward. */
   other: number;
@@ -436,16 +435,12 @@ export function estimateMicroStep(x: MicroStepInputs): MicroStepEstimate {
   const tiedWait = s.tied ? params.embedding * x.gradBytes : 0;
   phases.push(phase(`backward, ${label(last)}: top layer`, savedTotal - top(last), 0, tiedWait, layerBackwardBytes(s, fl, e, ck)));
 
-  // The response forward's backward, with the rationale forward's gradients waiting.
+  // The response forward's own backward, after the rationale forward's (which has added its
+  // gradients into .grad and freed its activations).
   if (forwards.length > 1) {
     const f0 = forwards[0]!;
-    // Every parameter's gradient waits without checkpointing; with it, those outside the
-    // checkpointed layers (embedding, LM head, final norm). The LM head's and the final norm's
-    // are added into .grad once the response forward's head and final norm are through.
-    const copied = ck ? params.embedding + params.lmHead + params.finalNorm : params.total;
-    const stillWaiting = copied - params.lmHead - params.finalNorm;
-    phases.push(phase('backward, response forward: log-prob head', saved[0]!.total, headBackwardBytes(s, f0, e, x.chunkTokens, x.headPath), copied * x.gradBytes, 0));
-    phases.push(phase('backward, response forward: top layer', saved[0]!.total - top(0), 0, stillWaiting * x.gradBytes, layerBackwardBytes(s, f0, e, ck)));
+    phases.push(phase('backward, response forward: log-prob head', saved[0]!.total, headBackwardBytes(s, f0, e, x.chunkTokens, x.headPath), 0, 0));
+    phases.push(phase('backward, response forward: top layer', saved[0]!.total - top(0), 0, tiedWait, layerBackwardBytes(s, f0, e, ck)));
   }
 
   const peak = phases.reduce((a, b) => (b.total > a.total ? b : a));

@@ -74,7 +74,7 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
   row(`  at: ${pk.name}`, null);
   row('  activations saved for backward, alive then', pk.saved);
   row(`  log-prob head (chunk ${x.chunkTokens} × vocab ${s.vocab} logits, weight-grad accumulator)`, pk.head);
-  if (x.groups >= 3 || s.tied) row(`  gradients waiting in autograd (${x.groups >= 3 ? 'the rationale forward\'s' : 'tied embedding'})`, pk.gradientCopy);
+  if (s.tied) row('  gradients waiting in autograd (tied embedding)', pk.gradientCopy);
   row('  a layer\'s backward or recomputation, or the reference forward', pk.other);
   if (p.optimizerStepTransient > pk.total) row('optimizer step temporaries (larger than the micro-step)', p.optimizerStepTransient);
   row('total', p.total);

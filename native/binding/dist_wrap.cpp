@@ -173,6 +173,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
         o.Set("buckets", static_cast<double>(r.buckets));
         o.Set("bytes", static_cast<double>(r.bytes));
         o.Set("launchedEarly", static_cast<double>(r.launched_early));
+        o.Set("resent", static_cast<double>(r.resent));
         return o;
       };
     });

@@ -59,6 +59,7 @@ struct GradSyncResult {
   int64_t buckets = 0;
   int64_t bytes = 0;            // float32 bytes all-reduced
   int64_t launched_early = 0;   // buckets launched during backward (the rest at finish)
+  int64_t resent = 0;           // buckets sent again by finish: a gradient grew after its bucket left
 };
 
 class GradSyncImpl;

@@ -22,6 +22,7 @@
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
 #include "model/model_impl.h"
+#include "train/split_backward.h"
 
 namespace rpo {
 
@@ -134,6 +135,7 @@ class GradSyncImpl {
         // backward): send the bucket again. Every rank runs the same graph, so all do this.
         wait(b);
         b.launched = false;
+        ++r.resent;
       }
       if (!b.launched) launch(b);
     }
@@ -167,6 +169,9 @@ class GradSyncImpl {
   void on_ready(size_t k) {
     std::lock_guard<std::mutex> lock(mutex);
     if (!armed) return;
+    // rdpo, rorpo: the rationale forward's own backward runs first (train/split_backward.h); the
+    // gradient is complete only once the response forward's backward reaches the parameter.
+    if (in_partial_backward()) return;
     auto& b = buckets[bucket_of[k]];
     if (fired[k]) {
       if (b.launched) b.late = true;

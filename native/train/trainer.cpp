@@ -13,6 +13,7 @@
 #include "loss/logprobs.h"
 #include "loss/losses.h"
 #include "model/model_impl.h"
+#include "train/split_backward.h"
 #include "train/trainer_impl.h"
 
 namespace rpo {
@@ -169,8 +170,18 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   if (pm.lora && backward) lora_dropout_seed(s, batch, fwd);
   LoraTraining lora_training(backward ? pm.lora.get() : nullptr);
   auto rows = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), fwd, lp);
-  if (groups >= 3)
-    rows = concat(rows, forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp));
+  // Two forwards, trained: the loss reads leaf copies of their outputs and each forward is
+  // backwarded on its own, rationale first, so no gradient set waits (train/split_backward.h).
+  std::vector<LeafLogps> split;
+  if (groups >= 3) {
+    auto rationale = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp);
+    if (backward && !single_backward_requested()) {
+      split = {as_leaves(rationale), as_leaves(rows)};
+      rationale = split[0].leaves;
+      rows = split[1].leaves;
+    }
+    rows = concat(rows, rationale);
+  }
   PairTensors policy;
   policy.chosen = slice(rows, 0, n_pairs);
   if (groups >= 2) policy.rejected = slice(rows, 1, n_pairs);
@@ -185,7 +196,8 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   // step, seeing a non-finite norm, skips its update. The train loop stops on either.
   bool had_grads = false;
   for (auto& [name, p] : pm.trainable()) had_grads = had_grads || p.grad().defined();
-  if (backward) (out.loss * scale).backward();
+  if (backward && split.empty()) (out.loss * scale).backward();
+  if (backward && !split.empty()) split_backward(out.loss * scale, split);
   // The loss and every metric in one device-to-host copy.
   std::vector<at::Tensor> values{out.loss.detach().to(at::kDouble).reshape({1})};
   for (auto& [k, v] : out.metrics) values.push_back(v.detach().to(at::kDouble).reshape({1}));

@@ -64,6 +64,25 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
     }
   });
 
+  it.each(['0', '1'])('rdpo: the rationale forward\'s backward launches no bucket; each gradient is sent once, complete (activation checkpointing %s)', async (ckpt) => {
+    const port = await freePort();
+    const env = { RPO_TEST_CHECKPOINTING: ckpt, RPO_TEST_LOSS: 'rdpo' };
+    const results = await Promise.all([runRank(0, port, env), runRank(1, port, env)]);
+    for (const x of results) {
+      expect(x.code, x.stderr).toBe(0);
+      const o = JSON.parse(x.stdout.trim().split('\n').pop()!) as { maxAbs: number; maxRef: number; n: number; result: { buckets: number; launchedEarly: number; bytes: number; resent: number } };
+      // launched from the response forward's backward, none resent by finish (a bucket launched
+      // from the rationale forward's backward would have to go again, complete)
+      expect(o.result.launchedEarly).toBe(o.result.buckets);
+      expect(o.result.resent).toBe(0);
+      expect(o.result.bytes).toBe(4 * o.n);
+      expect(o.maxRef).toBeGreaterThan(0);
+      // Four addends a parameter (two ranks × two forwards), associated differently by the single
+      // process ((a + b) + c) + d and by Gloo (a + b) + (c + d): a few float32 roundings.
+      expect(o.maxAbs).toBeLessThanOrEqual(o.maxRef * 2 ** -21);
+    }
+  });
+
   it('ZeRO-2: each gradient reduced to its owner only (the others freed), the clip norm and the step the single process\'s', async () => {
     const port = await freePort();
     const results = await Promise.all([runRank(0, port, {}, 'dist_zero2_worker.ts'), runRank(1, port, {}, 'dist_zero2_worker.ts')]);

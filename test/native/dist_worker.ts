@@ -17,9 +17,12 @@ if (r === 0) await pg.storeSet('greeting', 'from rank 0');
 const greeting = await pg.storeGet('greeting');
 
 const config = tinyConfig({ num_hidden_layers: 2 });
-const loss: LossConfig = { name: 'dpo', beta: 0.2 };
+// RPO_TEST_LOSS=rdpo: two forwards a micro-step (response rows, rationale rows), each backwarded
+// on its own (native/train/split_backward.h): the buckets wait for the second.
+const rdpo = process.env.RPO_TEST_LOSS === 'rdpo';
+const loss: LossConfig = rdpo ? { name: 'rdpo', beta: 0.2, gamma: 0.1 } : { name: 'dpo', beta: 0.2 };
 const nPairs = 2;
-const batches = [0, 1].map((k) => randomBatch(40 + k, { rows: 2 * nPairs, seqLen: 9, vocab: config.vocab_size, minLen: 4 }));
+const batches = [0, 1].map((k) => randomBatch(40 + k, { rows: (rdpo ? 3 : 2) * nPairs, seqLen: 9, vocab: config.vocab_size, minLen: 4 }));
 
 async function engine() {
   const policy = await Model.create(config, { seed: 5 });

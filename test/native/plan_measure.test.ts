@@ -2,28 +2,31 @@
 // engine: for small shapes, one train micro-step runs in a fresh process that reports the peak
 // RSS during the step minus the RSS just before it (lib/plan/measure.ts explains the method).
 // That figure is everything the step holds beyond weights, gradients and optimizer state:
-// the activations saved for backward, the log-prob head's chunk, gradients waiting in autograd,
-// backward temporaries. The estimate of exactly that (estimateMicroStep's peak) must be within
+// the activations saved for backward, the log-prob head's chunk, gradients waiting in autograd
+// (tied embeddings), backward temporaries. The estimate of exactly that (estimateMicroStep's peak) must be within
 // 20% of it, with and without activation checkpointing. The shapes make activations the bulk of
 // it (the head and the waiting gradients are a few MB), and they reach every kind of peak the
-// estimator knows: the head's backward, a layer's backward, a recomputed layer, the response
-// forward's backward with the rationale forward's gradients waiting, tied embeddings.
+// estimator knows: the head's backward (the rationale forward's, for rdpo), a layer's backward, a
+// recomputed layer, the response forward's own backward after the rationale forward's, tied
+// embeddings.
 //
 // Measured on this project's 2-core CI machine (LibTorch 2.11, 1 thread; MB = 10^6 bytes),
 // estimated / measured micro-step peak:
 //   shape                                          checkpointing off       checkpointing on
-//   A rdpo h128 L2 T128, 4 + 2 rows, chunk 1024    25.2 / 25.1  1.005      15.8 / 16.0  0.992
-//   B rdpo h256 L4 T64, 4 + 2 rows, chunk 128      47.1 / 47.1  1.000      16.7 / 16.5  1.009
+//   A rdpo h128 L2 T128, 4 + 2 rows, chunk 1024    19.1 / 19.2  0.994      11.6 / 11.4  1.017
+//   B rdpo h256 L4 T64, 4 + 2 rows, chunk 128      30.8 / 30.6  1.006       9.5 /  9.5  1.001
 //   C dpo h192 L3 T256, 4 rows, tied, chunk 256    49.0 / 49.0  0.998      28.2 / 28.1  1.002
 //   D sft h256 I2048 L2 T192, 4 rows, chunk 128    56.6 / 56.7  0.999      40.9 / 40.8  1.003
 //   E dpo h256 L4 T128, 4 rows, live reference     39.6 / 39.7  0.999      18.0 / 18.0  0.998
-//   B in bfloat16                                  29.9 / 31.7  0.942      14.6 / 16.6  0.881
+//   B in bfloat16                                  21.5 / 22.8  0.943      10.4 / 12.4  0.842
 //   D, RPO_PLAIN_AUTOGRAD=1                        76.6 / 76.6  0.999      46.7 / 46.7  0.999
 //   F GPTNeoX sft h256 I1024 L2 T192, 4 rows       37.5 / 38.7  0.969      20.1 / 21.6  0.930
-//   G GPTNeoX rdpo h256 L4 T64, 4 + 2 rows         47.2 / 48.4  0.975      16.7 / 18.0  0.928
+//   G GPTNeoX rdpo h256 L4 T64, 4 + 2 rows         35.5 / 35.0  1.014       8.7 /  8.5  1.024
 //   C, RPO_PLAIN_AUTOGRAD=1                        69.2 / 69.1  1.002      32.3 / 32.3  1.002
 // (bf16 on the CPU: oneDNN's bf16 GEMMs hold ~2 MB of scratch the model does not count; on CUDA
-// the head runs the fused kernels instead.)
+// the head runs the fused kernels instead.) The rdpo rows (A, B, G) are the engine's split
+// backward (native/train/split_backward.h); with RPO_SINGLE_BACKWARD=1 the same steps measured
+// A 25.0 / 15.6, B 47.3 / 16.6 MB (off / on): the rationale forward's waiting gradients.
 import { describe, expect, it } from 'vitest';
 
 import { measureInChild, type MeasureRequest } from '../../lib/plan/measure.js';
