@@ -47,13 +47,17 @@ uint64_t batch_key(uint64_t seed, const RowBatch& batch) {
   return h;
 }
 
+void check_rows(const RowBatch& batch, int64_t n) {
+  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
+  if (static_cast<int64_t>(batch.desirable.size()) != n)
+    throw std::invalid_argument("micro-step: loss ppo needs each example's kind: " + std::to_string(batch.desirable.size()) + " flags for " + std::to_string(n) + " examples");
+}
+
 // The gradient-free pass (ppo_step.h); dropout on when training, as the seed's policy.train().
 PpoPrepared prepare(TrainerImpl& s, const RowBatch& batch, int64_t n, bool train) {
   auto& pm = s.policy->impl();
   const LossConfig& cfg = s.options.loss;
-  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
-  if (static_cast<int64_t>(batch.desirable.size()) != n)
-    throw std::invalid_argument("micro-step: loss ppo needs each example's kind: " + std::to_string(batch.desirable.size()) + " flags for " + std::to_string(n) + " examples");
+  check_rows(batch, n);
   const int64_t chunk = s.options.chunk_tokens;
   // The seed's scores: +1 for a desirable example, -1 otherwise, on its last token.
   at::Tensor scores = at::empty({n}, at::TensorOptions().dtype(at::kFloat));
@@ -146,6 +150,7 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
   auto& pm = s.policy->impl();
   const LossConfig& cfg = s.options.loss;
   check_ppo_trainer(s);
+  check_rows(batch, n);
   ValueHeadImpl& head = *s.ppo->head;
   const int64_t chunk = s.options.chunk_tokens;
 
@@ -165,7 +170,6 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
     whiten(one);
     prep = std::move(one.front());
   }
-  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
   const BatchTensors bt = batch_tensors(batch, pm.config.vocab_size, pm.device, 0, n, true);
   const int64_t T = bt.input_ids.size(1);
   const at::Tensor& masks = prep.masks;
