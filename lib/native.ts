@@ -287,8 +287,9 @@ interface RawTrainer {
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   gradSnapshot(names: string[]): Promise<Float64Array>;
   saveState(file: string): Promise<void>;
-  loadState(file: string): Promise<void>;
+  loadState(file: string): Promise<string[]>;
   loadValueHead(dir: string): Promise<void>;
+  ppoPrepare(batches: RowBatch[]): Promise<void>;
   dispose(): void;
 }
 
@@ -490,9 +491,19 @@ export class Trainer {
   gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
   /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
   saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
-  loadState(file: string): Promise<void> { return this.queue.run(() => this.raw.loadState(file)); }
+  /**
+   * Reads back what saveState wrote; resolves to warnings (loss=ppo: a checkpoint without the
+   * value head's optimizer state resumes with fresh moments).
+   */
+  loadState(file: string): Promise<string[]> { return this.queue.run(() => this.raw.loadState(file)); }
   /** loss=ppo: the value head from `<dir>/value_head.safetensors` (evaluating a ppo checkpoint). */
   loadValueHead(dir: string): Promise<void> { return this.queue.run(() => this.raw.loadValueHead(dir)); }
+  /**
+   * loss=ppo: the gradient-free pass (reference log-probs, values, GAE) of an optimizer step's
+   * micro-batches, their advantages whitened over all of them, as the seed whitened over its
+   * batch; then microStep each, in this order.
+   */
+  ppoPrepare(batches: RowBatch[]): Promise<void> { return this.queue.run(() => this.raw.ppoPrepare(batches)); }
   dispose(): void { this.raw.dispose(); }
 
   /** bf16-sr's stochastic rounding of each value to bfloat16, returned as float32 (tests). */

@@ -288,11 +288,16 @@ class Trainer {
   // The named parameters' gradients, concatenated, as float64 (tests).
   std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
   // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
+  // loss=ppo: also the value head and its optimizer state, beside the file. load_state returns
+  // warnings (a ppo checkpoint from before the head's optimizer state was saved).
   void save_state(const std::string& path) const;
-  void load_state(const std::string& path);
+  std::vector<std::string> load_state(const std::string& path);
   TrainerImpl& impl() const { return *impl_; }
   // loss=ppo: the value head from `dir`/value_head.safetensors (evaluating a ppo checkpoint).
   void load_value_head(const std::string& dir);
+  // loss=ppo: the gradient-free pass of an optimizer step's micro-batches, in the order
+  // micro_step will take them, their advantages whitened over all of them (train/ppo_step.h).
+  void ppo_prepare(const std::vector<RowBatch>& batches);
 
  private:
   StepResult step(const RowBatch& batch, int64_t n_pairs, double scale, const std::optional<PairLogps>& reference,

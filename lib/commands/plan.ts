@@ -231,6 +231,7 @@ function base(
     referenceBytes: live ? dtypeBytes(config.model.reference_dtype) : null,
     // The engine builds an attention mask only where a sliding window cuts into the rows.
     masked: shape.sliding_window > 0 && shape.sliding_window < config.model.max_length,
+    valueHead: config.loss.name === 'ppo',
     headroom: device === 'cpu' ? CPU_HEADROOM : CUDA_HEADROOM,
     deviceBytes: options.deviceBytes,
   };

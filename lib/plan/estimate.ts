@@ -63,6 +63,7 @@
 
 import type { LossName, ModelConfig } from '../native.js';
 import { lossGroups, type LossChoice } from '../train/losses.js';
+import { valueHeadBudget, valueHeadBytes, type ValueHeadBudget } from './value_head.js';
 
 export const PRECISIONS = ['fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -488,6 +489,8 @@ export interface PlanInputs {
   referenceBytes: number | null;
   /** Attention with an explicit mask: a sliding window shorter than the rows (default false). */
   masked?: boolean;
+  /** loss=ppo: a value head beside the policy (lib/plan/value_head.ts; default false). */
+  valueHead?: boolean;
   headroom: Headroom;
   /** Device memory in bytes; null: no verdict. */
   deviceBytes: number | null;
@@ -505,12 +508,14 @@ export interface Plan {
   optimizerState: number;
   /** A live reference model's weights (0: none). */
   reference: number;
+  /** loss=ppo's value head: fp32 weights, gradients and optimizer state (null: none). */
+  valueHead: ValueHeadBudget | null;
   /** The micro-step's peak with the chosen checkpointing, and with the other setting. */
   step: MicroStepEstimate;
   stepOther: MicroStepEstimate;
   /** The optimizer step's temporaries (optimizerStepBytes). */
   optimizerStepTransient: number;
-  /** weights + gradients + master + optimizer state + reference. */
+  /** weights + gradients + master + optimizer state + reference (+ the value head's). */
   persistent: number;
   /** persistent + max(micro-step peak, optimizer-step transient). */
   total: number;
@@ -559,6 +564,7 @@ export function estimatePlan(x: PlanInputs): Plan {
   const master = (P * bpp.master) / W;
   const optimizerState = (P * bpp.moments) / W;
   const reference = x.referenceBytes === null ? 0 : P * x.referenceBytes;
+  const valueHead = x.valueHead ? valueHeadBudget(x.shape.hidden, x.optimizer) : null;
   const stepInputs = (checkpointing: boolean): MicroStepInputs => ({
     shape: x.shape,
     pairs,
@@ -576,7 +582,7 @@ export function estimatePlan(x: PlanInputs): Plan {
   const step = estimateMicroStep(stepInputs(x.checkpointing));
   const stepOther = estimateMicroStep(stepInputs(!x.checkpointing));
   const optimizerStepTransient = optimizerStepBytes(x.precision, x.optimizer, parameters);
-  const persistent = weights + gradients + master + optimizerState + reference;
+  const persistent = weights + gradients + master + optimizerState + reference + (valueHead ? valueHeadBytes(valueHead) : 0);
   const total = persistent + Math.max(step.peak.total, optimizerStepTransient);
   const headroomBytes = x.headroom.context + x.headroom.fragmentation * total + (W > 1 ? x.headroom.communication : 0);
   const required = total + headroomBytes;
@@ -590,6 +596,7 @@ export function estimatePlan(x: PlanInputs): Plan {
     master,
     optimizerState,
     reference,
+    valueHead,
     step,
     stepOther,
     optimizerStepTransient,

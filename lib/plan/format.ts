@@ -69,6 +69,12 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
   row(bpp.master > 0 ? `master weights (fp32, ${bpp.master} B/param${shard})` : 'master weights (none)', p.master);
   row(`optimizer state (${x.optimizer}: ${x.optimizer === 'RMSprop' ? '1 moment' : '2 moments'}, ${bpp.moments} B/param${shard})`, p.optimizerState);
   row(x.referenceBytes !== null ? `reference model (live, ${x.referenceBytes} B/param)` : 'reference model (none: not used by the loss, or precomputed)', p.reference);
+  if (p.valueHead) {
+    const v = p.valueHead;
+    row(`value head (ppo: ${billions(v.parameters)} parameters, fp32 in every precision)`, null);
+    row('  weights (4 B/param) + gradients (4 B/param)', v.weights + v.gradients);
+    row(`  optimizer state (${x.optimizer}, ${v.optimizerState / v.parameters} B/param)`, v.optimizerState);
+  }
   const pk = p.step.peak;
   row(`micro-step peak, activation checkpointing ${x.checkpointing ? 'on' : 'off'}`, pk.total);
   row(`  at: ${pk.name}`, null);
@@ -105,7 +111,7 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
         );
       }
     } else {
-      lines.push(`  no micro-batch fits, not even 1 pair per device (of which weights, gradients, master weights, optimizer state and reference: ${gib(p.persistent)} GiB)`);
+      lines.push(`  no micro-batch fits, not even 1 pair per device (of which weights, gradients, master weights, optimizer state, reference${p.valueHead ? ' and value head' : ''}: ${gib(p.persistent)} GiB)`);
     }
   }
   lines.push('');
@@ -153,6 +159,7 @@ export function planJson(p: Plan, ctx: PlanContext): Record<string, unknown> {
       master: p.master,
       optimizerState: p.optimizerState,
       reference: p.reference,
+      valueHead: p.valueHead,
       persistent: p.persistent,
       microStepPeak: p.step.peak.total,
       optimizerStepTransient: p.optimizerStepTransient,
@@ -183,7 +190,7 @@ export function formatTable(rows: TableRow[]): string {
   const first = rows[0]!.plan;
   const micro = first.inputs.gradientAccumulationSteps;
   out.push(
-    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference) | micro-step peak at ${micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
+    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference, value head) | micro-step peak at ${micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
   );
   out.push('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {

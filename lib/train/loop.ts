@@ -149,8 +149,8 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
         : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
     );
   }
-  // ppo whitens its advantages within a micro-batch and keeps a value head beside the policy,
-  // neither of which is reduced across ranks yet.
+  // ppo whitens its advantages over the batch and keeps a value head beside the policy: neither
+  // the statistics nor the head's gradients are reduced across ranks yet.
   if (par.distributed && config.loss.name === 'ppo') throw new Error('loss=ppo with rpo launch: data-parallel ppo training is not supported yet; train it on one device');
   if (config.lora.enabled) {
     // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
@@ -174,7 +174,7 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
     activationCheckpointing: config.model.activation_checkpointing,
     chunkTokens: config.chunk_tokens,
   });
-  if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
+  if (resumeFrom) for (const w of await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE))) events.onMessage?.(`warning: ${w}`);
   const sync = par.group ? new GradSync(policy, par.group) : null;
   // After loadState: a checkpoint's state is cut down to this rank's share.
   const stage = par.env?.zero ?? 0;
@@ -444,6 +444,9 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
             maxLength: config.model.max_length,
           }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
         : par.microBatches(examples, accumulation, groups, padTokenId);
+      // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
+      // micro-batch's gradient-free pass first.
+      if (config.loss.name === 'ppo') await engine.trainer.ppoPrepare(micros);
       for (const [i, micro] of micros.entries()) {
         // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
         if (i === micros.length - 1) engine.sync?.arm();

@@ -35,6 +35,7 @@ void TrainerWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&TrainerWrap::SaveState>("saveState"),
                              InstanceMethod<&TrainerWrap::LoadState>("loadState"),
                              InstanceMethod<&TrainerWrap::LoadValueHead>("loadValueHead"),
+                             InstanceMethod<&TrainerWrap::PpoPrepare>("ppoPrepare"),
                              InstanceMethod<&TrainerWrap::Dispose>("dispose"),
                              StaticMethod("stochasticRoundBf16", &StochasticRoundBf16),
                          });
@@ -159,7 +160,25 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadState(file): file must be a string");
   auto file = info[0].As<Napi::String>().Utf8Value();
   return Task::run(env, "rpo.Trainer.loadState", lease(env), [t, file]() -> Task::Finish {
-    t->load_state(file);
+    auto warnings = t->load_state(file);
+    return [warnings](Napi::Env env) -> Napi::Value {
+      auto a = Napi::Array::New(env, warnings.size());
+      for (size_t i = 0; i < warnings.size(); ++i) a.Set(static_cast<uint32_t>(i), warnings[i]);
+      return a;
+    };
+  });
+}
+
+// ppoPrepare(batches): loss=ppo's gradient-free pass of an optimizer step's micro-batches.
+Napi::Value TrainerWrap::PpoPrepare(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto t = trainer(env);
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "ppoPrepare(batches): batches must be an array of batches");
+  auto arr = info[0].As<Napi::Array>();
+  std::vector<rpo::RowBatch> batches;
+  for (uint32_t i = 0; i < arr.Length(); ++i) batches.push_back(row_batch_from_js(arr.Get(i)));
+  return Task::run(env, "rpo.Trainer.ppoPrepare", lease(env), [t, batches]() -> Task::Finish {
+    t->ppo_prepare(batches);
     return nullptr;
   });
 }

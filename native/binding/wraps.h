@@ -66,6 +66,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value SaveState(const Napi::CallbackInfo& info);
   Napi::Value LoadState(const Napi::CallbackInfo& info);
   Napi::Value LoadValueHead(const Napi::CallbackInfo& info);
+  Napi::Value PpoPrepare(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   std::shared_ptr<rpo::Trainer> trainer(Napi::Env env) const;
   Lease lease(Napi::Env env) const;

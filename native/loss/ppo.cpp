@@ -24,7 +24,36 @@ at::Tensor masked_var(const at::Tensor& x, const at::Tensor& m) {
 
 }  // namespace
 
-PpoTargets ppo_targets(const at::Tensor& values_in, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam) {
+PpoTargets ppo_targets(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam) {
+  PpoTargets out = ppo_gae(values, scores, masks, gamma, lam);
+  std::vector<PpoTargets*> one{&out};
+  whiten_advantages(one, {masks});
+  return out;
+}
+
+void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks) {
+  if (targets.size() != masks.size() || targets.empty()) throw std::invalid_argument("ppo: one mask per micro-batch's advantages");
+  // Sums over the micro-batches, on the device: for one micro-batch these are masked_mean's and
+  // masked_var's own operations.
+  at::Tensor sum, count;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const at::Tensor s = (targets[i]->advantages * masks[i]).sum(), c = masks[i].sum();
+    sum = i == 0 ? s : sum + s;
+    count = i == 0 ? c : count + c;
+  }
+  const at::Tensor mean = sum / count;
+  at::Tensor sq;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const at::Tensor centered = targets[i]->advantages - mean;
+    const at::Tensor s = (centered * centered * masks[i]).sum();
+    sq = i == 0 ? s : sq + s;
+  }
+  const at::Tensor var = sq / count;
+  for (size_t i = 0; i < targets.size(); ++i)
+    targets[i]->advantages = ((targets[i]->advantages - mean) * at::rsqrt(var + 1e-8) * masks[i]).detach();
+}
+
+PpoTargets ppo_gae(const at::Tensor& values_in, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam) {
   if (values_in.dim() != 2 || masks.sizes() != values_in.sizes())
     throw std::invalid_argument("ppo: values and masks must both be [rows, T]");
   if (scores.dim() != 1 || scores.size(0) != masks.size(0))
@@ -54,11 +83,9 @@ PpoTargets ppo_targets(const at::Tensor& values_in, const at::Tensor& scores, co
     discounted = rewards.select(1, t) + gamma * discounted;
   }
   PpoTargets out;
-  const at::Tensor advantages = at::stack(adv, 1) * masks;
-  out.returns = advantages + values;
+  out.advantages = (at::stack(adv, 1) * masks).detach();
+  out.returns = out.advantages + values;
   out.discounted_future_rewards = at::stack(future, 1) * masks;
-  const at::Tensor mean = masked_mean(advantages, masks), var = masked_var(advantages, masks);
-  out.advantages = ((advantages - mean) * at::rsqrt(var + 1e-8) * masks).detach();
   return out;
 }
 

@@ -7,6 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 #include "api.h"
 #include "loss/losses.h"
 
@@ -21,7 +23,16 @@ struct PpoTargets {
 
 // scores: [rows] +1 (desirable) or -1, placed on each row's last response token; values: the
 // policy's value estimates from the first forward. Throws when a row has no response token.
+// The advantages whitened over these rows' response tokens.
 PpoTargets ppo_targets(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam);
+
+// ppo_targets without the whitening: the raw GAE advantages (masked).
+PpoTargets ppo_gae(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& masks, double gamma, double lam);
+
+// Whitens the raw advantages of several micro-batches (targets[i] with masks[i]) in place, with
+// the mean and biased variance over all their response tokens together (the seed's masked_mean
+// and masked_var over its batch; one micro-batch: exactly ppo_targets' whitening).
+void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks);
 
 // One pass: logps / values from the policy (with gradients), ref_logps and old_values detached.
 // Metrics: the seed's loss/critic, loss/policy, clipfrac/policy, loss/policykl, loss/seqratio,

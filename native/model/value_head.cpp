@@ -22,10 +22,17 @@ ValueHeadImpl::ValueHeadImpl(int64_t h) {
   l6 = register_module("summary_6", torch::nn::Linear(h, 1));
 }
 
-at::Tensor ValueHeadImpl::forward(const at::Tensor& hidden, bool train) {
+at::Tensor ValueHeadImpl::forward(const at::Tensor& hidden, bool train, at::Generator* gen) {
+  // at::dropout's arithmetic (x * bernoulli(1 - p) / (1 - p)), with a generator of our own.
+  auto drop = [&](const at::Tensor& x) {
+    if (!train) return x;
+    if (!gen) return at::dropout(x, kDropout, true);
+    // bernoulli_ takes the generator's lock itself.
+    return x * at::empty_like(x).bernoulli_(1.0 - kDropout, *gen).div_(1.0 - kDropout);
+  };
   at::Tensor x = hidden.detach().to(at::kFloat);
-  x = at::relu(at::dropout(l0->forward(x), kDropout, train));
-  x = at::relu(at::dropout(l3->forward(x), kDropout, train));
+  x = at::relu(drop(l0->forward(x)));
+  x = at::relu(drop(l3->forward(x)));
   return l6->forward(x).squeeze(-1);
 }
 

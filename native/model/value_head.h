@@ -8,6 +8,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <ATen/core/Generator.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,8 +22,10 @@ class ValueHeadImpl : public torch::nn::Module {
   static constexpr double kDropout = 0.1;
 
   explicit ValueHeadImpl(int64_t hidden_size);
-  // hidden: [..., H] -> [...] fp32. train: dropout on (the seed's policy.train()).
-  at::Tensor forward(const at::Tensor& hidden, bool train);
+  // hidden: [..., H] -> [...] fp32. train: dropout on (the seed's policy.train()), its masks
+  // drawn from `gen` when given (a trainer seeds it per micro-batch so a resumed run draws the
+  // same masks), else from the default generator.
+  at::Tensor forward(const at::Tensor& hidden, bool train, at::Generator* gen = nullptr);
   // Parameters under the seed's state-dict names (summary.0.weight, ..., summary.6.bias).
   std::vector<std::pair<std::string, at::Tensor>> named() const;
 

@@ -42,6 +42,7 @@
 #include "model/model_impl.h"
 #include "train/optimizer.h"
 #include "train/trainer_impl.h"
+#include "train/value_head_state.h"
 
 namespace rpo {
 
@@ -284,8 +285,13 @@ void TrainOptimizer::load(torch::serialize::InputArchive& a, const std::string& 
 }
 
 void Trainer::save_state(const std::string& path) const {
-  // loss=ppo: the value head beside the HF weights, in its own file (transformers ignores it).
-  if (impl_->ppo) save_value_head(*impl_->ppo->head, std::filesystem::path(path).parent_path().string());
+  // loss=ppo: the value head beside the HF weights, in its own file (transformers ignores it),
+  // and its optimizer state beside this one (train/value_head_state.h).
+  if (impl_->ppo) {
+    const auto dir = std::filesystem::path(path).parent_path().string();
+    save_value_head(*impl_->ppo->head, dir);
+    save_value_head_optimizer(*impl_->ppo, dir);
+  }
   torch::serialize::OutputArchive archive;
   impl_->optimizer->save(archive);
   AtomicFileWriter out(path);
@@ -306,9 +312,18 @@ void Trainer::save_state(const std::string& path) const {
   out.commit();
 }
 
-void Trainer::load_state(const std::string& path) {
+std::vector<std::string> Trainer::load_state(const std::string& path) {
   auto& s = *impl_;
-  if (s.ppo) rpo::load_value_head(*s.ppo->head, std::filesystem::path(path).parent_path().string());
+  std::vector<std::string> warnings;
+  std::function<void()> head_state;
+  if (s.ppo) {
+    // The head's optimizer state is read and checked first, put in place last.
+    const auto dir = std::filesystem::path(path).parent_path().string();
+    std::string warning;
+    head_state = stage_value_head_optimizer(*s.ppo, dir, warning);
+    if (!warning.empty()) warnings.push_back(warning);
+    rpo::load_value_head(*s.ppo->head, dir);
+  }
   torch::serialize::InputArchive archive;
   try {
     // Straight onto the policy's device: a state saved on the CPU resumes on CUDA and back.
@@ -317,6 +332,8 @@ void Trainer::load_state(const std::string& path) {
   } catch (const c10::Error& e) {
     throw unreadable(path, e.what_without_backtrace());
   }
+  if (head_state) head_state();
+  return warnings;
 }
 
 }  // namespace rpo

@@ -9,6 +9,7 @@
 #include <torch/optim/rmsprop.h>
 
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -37,7 +38,80 @@ TokenPass token_pass(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, in
   return out;
 }
 
+// The micro-batch's identity and its dropout seed: FNV-1a over (seed, tokens, mask, kinds).
+uint64_t batch_key(uint64_t seed, const RowBatch& batch) {
+  uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  for (int32_t id : batch.input_ids) h = (h ^ static_cast<uint32_t>(id)) * 0x100000001b3ull;
+  for (uint8_t a : batch.attention_mask) h = (h ^ a) * 0x100000001b3ull;
+  for (uint8_t d : batch.desirable) h = (h ^ d) * 0x100000001b3ull;
+  return h;
+}
+
+void check_rows(const RowBatch& batch, int64_t n) {
+  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
+  if (static_cast<int64_t>(batch.desirable.size()) != n)
+    throw std::invalid_argument("micro-step: loss ppo needs each example's kind: " + std::to_string(batch.desirable.size()) + " flags for " + std::to_string(n) + " examples");
+}
+
+// The gradient-free pass (ppo_step.h); dropout on when training, as the seed's policy.train().
+PpoPrepared prepare(TrainerImpl& s, const RowBatch& batch, int64_t n, bool train) {
+  auto& pm = s.policy->impl();
+  const LossConfig& cfg = s.options.loss;
+  check_rows(batch, n);
+  const int64_t chunk = s.options.chunk_tokens;
+  // The seed's scores: +1 for a desirable example, -1 otherwise, on its last token.
+  at::Tensor scores = at::empty({n}, at::TensorOptions().dtype(at::kFloat));
+  for (int64_t i = 0; i < n; ++i) scores.data_ptr<float>()[i] = batch.desirable[i] != 0 ? 1.0f : -1.0f;
+  scores = scores.to(pm.device);
+  const BatchTensors bt = batch_tensors(batch, pm.config.vocab_size, pm.device, 0, n, true);
+  const int64_t T = bt.input_ids.size(1);
+  if (T < 2) throw std::invalid_argument("micro-step: loss ppo needs rows of at least 2 tokens");
+
+  PpoPrepared out;
+  out.key = batch_key(s.options.seed, batch);
+  out.masks = bt.loss_mask.narrow(1, 1, T - 1).to(at::kFloat);
+  torch::NoGradGuard no_grad;
+  auto& rm = s.reference->impl();
+  out.ref_logps = token_pass(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, n, true), {}, chunk).logps.to(pm.device);
+  const TokenPass first = token_pass(pm, bt, {}, chunk);
+  PpoState& p = *s.ppo;
+  {
+    std::lock_guard<std::mutex> lock(p.dropout_gen.mutex());
+    p.dropout_gen.set_current_seed(out.key);
+  }
+  out.old_values = p.head->forward(first.hidden, train, &p.dropout_gen).narrow(1, 0, T - 1);
+  out.targets = ppo_gae(out.old_values, scores, out.masks, cfg.gamma, cfg.lam);
+  return out;
+}
+
+void check_ppo_trainer(const TrainerImpl& s) {
+  check_ppo(s.options.loss);
+  if (!s.ppo) throw std::logic_error("ppo step: the trainer has no value head");
+  if (!s.reference) throw std::invalid_argument("loss 'ppo' needs a reference model (its log-probs are read per token; none precomputed)");
+}
+
+// Whitens the prepared micro-batches' advantages over all of them together.
+void whiten(std::deque<PpoPrepared>& prepared) {
+  std::vector<PpoTargets*> targets;
+  std::vector<at::Tensor> masks;
+  for (auto& p : prepared) {
+    targets.push_back(&p.targets);
+    masks.push_back(p.masks);
+  }
+  whiten_advantages(targets, masks);
+}
+
 }  // namespace
+
+void Trainer::ppo_prepare(const std::vector<RowBatch>& batches) {
+  auto& s = *impl_;
+  if (!s.ppo) throw std::invalid_argument("ppoPrepare: loss '" + s.options.loss.name + "' has no value head (only ppo)");
+  check_ppo_trainer(s);
+  std::deque<PpoPrepared> prepared;
+  for (const auto& b : batches) prepared.push_back(prepare(s, b, b.rows, /*train=*/true));
+  if (!prepared.empty()) whiten(prepared);
+  s.ppo->prepared = std::move(prepared);
+}
 
 std::unique_ptr<PpoState> make_ppo_state(const TrainerImpl& s) {
   auto& pm = s.policy->impl();
@@ -46,6 +120,7 @@ std::unique_ptr<PpoState> make_ppo_state(const TrainerImpl& s) {
   torch::manual_seed(s.options.seed);
   p->head = ValueHead(pm.config.hidden_size);
   p->head->to(pm.device, at::kFloat);  // fp32 always, as the seed's
+  p->dropout_gen = at::globalContext().defaultGenerator(pm.device).clone();
   const bool rms = s.options.optimizer == "RMSprop";
   const double wd = s.options.weight_decay >= 0 ? s.options.weight_decay : (rms ? 0.0 : 0.01);
   if (rms)
@@ -63,6 +138,7 @@ void ppo_optimizer_step(PpoState& p, double lr) {
     p.optimizer->step();
   }
   p.optimizer->zero_grad(/*set_to_none=*/true);
+  p.prepared.clear();
 }
 
 void Trainer::load_value_head(const std::string& dir) {
@@ -73,34 +149,40 @@ void Trainer::load_value_head(const std::string& dir) {
 StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double scale, bool backward) {
   auto& pm = s.policy->impl();
   const LossConfig& cfg = s.options.loss;
-  check_ppo(cfg);
-  if (!s.ppo) throw std::logic_error("ppo step: the trainer has no value head");
-  if (!s.reference) throw std::invalid_argument("loss 'ppo' needs a reference model (its log-probs are read per token; none precomputed)");
-  if (batch.rows != n) throw std::invalid_argument("micro-step: loss ppo takes 1 row per example; " + std::to_string(n) + " examples, " + std::to_string(batch.rows) + " rows");
-  if (static_cast<int64_t>(batch.desirable.size()) != n)
-    throw std::invalid_argument("micro-step: loss ppo needs each example's kind: " + std::to_string(batch.desirable.size()) + " flags for " + std::to_string(n) + " examples");
+  check_ppo_trainer(s);
+  check_rows(batch, n);
   ValueHeadImpl& head = *s.ppo->head;
   const int64_t chunk = s.options.chunk_tokens;
 
-  // The seed's scores: +1 for a desirable example, -1 otherwise, on its last token.
+  // This micro-batch's pass without gradients: prepared with the rest of the optimizer step's
+  // (ppo_prepare, whitened over them all), or now, alone.
+  PpoPrepared prep;
+  auto& queue = s.ppo->prepared;
+  if (backward && !queue.empty()) {
+    if (queue.front().key != batch_key(s.options.seed, batch))
+      throw std::invalid_argument("micro-step: loss ppo: this micro-batch is not the next one ppoPrepare took (" + std::to_string(queue.size()) +
+                                  " prepared micro-batches wait; train them in the order they were prepared)");
+    prep = std::move(queue.front());
+    queue.pop_front();
+  } else {
+    std::deque<PpoPrepared> one;
+    one.push_back(prepare(s, batch, n, backward));
+    whiten(one);
+    prep = std::move(one.front());
+  }
+  const BatchTensors bt = batch_tensors(batch, pm.config.vocab_size, pm.device, 0, n, true);
+  const int64_t T = bt.input_ids.size(1);
+  const at::Tensor& masks = prep.masks;
+  const at::Tensor& ref_logps = prep.ref_logps;
+  const at::Tensor& old_values = prep.old_values;
+  const PpoTargets& targets = prep.targets;
   at::Tensor scores = at::empty({n}, at::TensorOptions().dtype(at::kFloat));
   for (int64_t i = 0; i < n; ++i) scores.data_ptr<float>()[i] = batch.desirable[i] != 0 ? 1.0f : -1.0f;
   scores = scores.to(pm.device);
-
-  const BatchTensors bt = batch_tensors(batch, pm.config.vocab_size, pm.device, 0, n, true);
-  const int64_t T = bt.input_ids.size(1);
-  if (T < 2) throw std::invalid_argument("micro-step: loss ppo needs rows of at least 2 tokens");
-  const at::Tensor masks = bt.loss_mask.narrow(1, 1, T - 1).to(at::kFloat);
-
-  at::Tensor ref_logps, old_values;
-  PpoTargets targets;
+  // The passes' dropout: another stream from the same micro-batch seed.
   {
-    torch::NoGradGuard no_grad;
-    auto& rm = s.reference->impl();
-    ref_logps = token_pass(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, n, true), {}, chunk).logps.to(pm.device);
-    const TokenPass first = token_pass(pm, bt, {}, chunk);
-    old_values = head.forward(first.hidden, backward).narrow(1, 0, T - 1);
-    targets = ppo_targets(old_values, scores, masks, cfg.gamma, cfg.lam);
+    std::lock_guard<std::mutex> lock(s.ppo->dropout_gen.mutex());
+    s.ppo->dropout_gen.set_current_seed(prep.key ^ 0x9E3779B97F4A7C15ull);
   }
 
   bool had_grads = false;
@@ -113,7 +195,7 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
   at::Tensor loss_sum, last_logps;
   for (int64_t e = 0; e < passes; ++e) {
     const TokenPass pass = token_pass(pm, bt, fwd, chunk);
-    const at::Tensor values = head.forward(pass.hidden, backward).narrow(1, 0, T - 1);
+    const at::Tensor values = head.forward(pass.hidden, backward, &s.ppo->dropout_gen).narrow(1, 0, T - 1);
     LossTensors out = ppo_loss(cfg, pass.logps, values, ref_logps, old_values, masks, targets);
     if (backward) (out.loss * scale).backward();
     loss_sum = e == 0 ? out.loss.detach() : loss_sum + out.loss.detach();

@@ -114,7 +114,7 @@ describe('fused AdamW', () => {
       expect(last, precision).toBeLessThan(first - 0.1);
       await trainer.saveState(path.join(dir, `${precision}.pt`));
       const again = new Trainer(model, null, { loss: { name: 'sft' }, optimizer: 'RMSprop', precision });
-      await expect(again.loadState(path.join(dir, `${precision}.pt`))).resolves.toBeUndefined();
+      await expect(again.loadState(path.join(dir, `${precision}.pt`))).resolves.toEqual([]);
       // an AdamW trainer refuses RMSprop's state, naming both
       const adam = new Trainer(model, null, { loss: { name: 'sft' }, precision });
       await expect(adam.loadState(path.join(dir, `${precision}.pt`))).rejects.toThrow(
