@@ -96,8 +96,12 @@ describe.skipIf(!CUDA || !KERNELS)('fused CUDA log-prob kernel vs the chunked Li
               const reference = groups === 2 ? await Model.create(c.config, { seed: 9, device: DEVICE, dtype: d.dtype }) : null;
               const trainer = new Trainer(policy, reference, { loss, chunkTokens: c.chunkTokens });
               try {
+                // Σ over rows of |policy sum| + |reference sum|: what the loss bound below scales with.
+                const abs = (xs: ArrayLike<number>) => Array.from(xs).reduce((t, x) => t + Math.abs(x), 0);
+                const sums = abs((await policy.logprobs(batch, { chunkTokens: c.chunkTokens })).sum) +
+                  (reference ? abs((await reference.logprobs(batch, { chunkTokens: c.chunkTokens })).sum) : 0);
                 const step = await trainer.microStep(batch, { nPairs });
-                return { step, grads: await trainer.gradSnapshot(policy.params().map((p) => p.name)) };
+                return { step, sums, grads: await trainer.gradSnapshot(policy.params().map((p) => p.name)) };
               } finally {
                 trainer.dispose();
                 policy.dispose();
@@ -107,12 +111,20 @@ describe.skipIf(!CUDA || !KERNELS)('fused CUDA log-prob kernel vs the chunked Li
           const k = await run(true);
           const r = await run(false);
           expect(k.step.finite).toBe(true);
-          expect(Math.abs(k.step.loss - r.step.loss)).toBeLessThanOrEqual(d.values * Math.max(1, Math.abs(r.step.loss)));
+          // The loss from sums the two paths compute within d.values relative each (the per-row
+          // test above): SFT's is a mean of log-probs; DPO's, -logsigmoid(beta (Δpolicy - Δref))
+          // averaged over pairs, moves by at most beta x the sums' errors (|d logsigmoid| <= 1), and
+          // with 1000+ labels a row those sums are ~1e4 (a relative 1e-5 of the loss is too tight).
+          const bound = loss.name === 'dpo' ? (d.values * loss.beta * r.sums) / nPairs : d.values * Math.max(1, Math.abs(r.step.loss));
+          expect(Math.abs(k.step.loss - r.step.loss)).toBeLessThanOrEqual(bound);
           expect(r.grads.some((x) => x !== 0)).toBe(true);
           expect(k.grads.every((x) => Number.isFinite(x))).toBe(true);
           const e = normRelError(k.grads, r.grads);
           console.log(`[kernel] ${c.name} ${d.dtype} ${loss.name}: gradient norm-wise rel error ${e.toExponential(2)}`);
-          expect(e).toBeLessThan(d.grads);
+          // DPO scales each pair's gradient by sigmoid(-z), z = beta (Δpolicy - Δref): where it
+          // saturates, its relative change is ~|δz|, the same bound as the loss's above (7.6e-4 in
+          // fp32 at vocab 32000 on an H200, with z ~ 1e2); SFT's gradients test the kernel tightly.
+          expect(e).toBeLessThan(loss.name === 'dpo' ? d.grads + bound : d.grads);
         }
       });
     }
