@@ -30,7 +30,6 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -38,8 +37,8 @@
 #include <utility>
 #include <vector>
 
-#include "model/file_write.h"
 #include "model/model_impl.h"
+#include "train/archive_file.h"
 #include "train/optimizer.h"
 #include "train/trainer_impl.h"
 #include "train/value_head_state.h"
@@ -294,22 +293,7 @@ void Trainer::save_state(const std::string& path) const {
   }
   torch::serialize::OutputArchive archive;
   impl_->optimizer->save(archive);
-  AtomicFileWriter out(path);
-  // LibTorch must never see a failed write (see the top of this file): the first failure is
-  // kept, the rest of the archive is dropped, and the failure is rethrown once LibTorch is done.
-  std::exception_ptr failure;
-  archive.save_to([&](const void* data, size_t n) -> size_t {
-    if (!failure) {
-      try {
-        out.write(data, n);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-    }
-    return n;
-  });
-  if (failure) std::rethrow_exception(failure);
-  out.commit();
+  write_archive_atomically(archive, path);  // LibTorch never sees a failed write (see the top of this file)
 }
 
 std::vector<std::string> Trainer::load_state(const std::string& path) {

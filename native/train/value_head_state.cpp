@@ -7,7 +7,6 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <exception>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/file_write.h"
+#include "train/archive_file.h"
 #include "train/ppo_step.h"
 
 namespace rpo {
@@ -120,22 +119,7 @@ void save_value_head_optimizer(const PpoState& p, const std::string& dir) {
       if (t.defined()) a.write(k + s.name, t, /*is_buffer=*/true);
     }
   }
-  // As optimizer.pt: LibTorch never sees a failed write (optimizer_state.cpp says why); the first
-  // failure is kept and rethrown once the archive is done.
-  AtomicFileWriter out(path);
-  std::exception_ptr failure;
-  a.save_to([&](const void* data, size_t n) -> size_t {
-    if (!failure) {
-      try {
-        out.write(data, n);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-    }
-    return n;
-  });
-  if (failure) std::rethrow_exception(failure);
-  out.commit();
+  write_archive_atomically(a, path);  // as optimizer.pt: LibTorch never sees a failed write
 }
 
 std::function<void()> stage_value_head_optimizer(PpoState& p, const std::string& dir, std::string& warning) {
