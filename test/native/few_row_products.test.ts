@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Model, cpuFewRowKernel, type RowBatch } from '../../lib/native.js';
 import { saveModel } from '../../lib/model/io.js';
-import { readFloat32, runPython } from '../reference/python.js';
+import { readFloat32, runReferenceJobs, type ReferenceJob } from '../reference/python.js';
 import { normRelError, rng, tinyConfig } from './helpers.js';
 
 const config = tinyConfig({
@@ -85,7 +85,7 @@ beforeAll(async () => {
   const dir = path.join(WORK, 'model');
   await saveModel(model, dir);
   // One Python process for every reference call (each start costs seconds).
-  const jobs: { script: string; args: string[] }[] = [];
+  const jobs: ReferenceJob[] = [];
   for (const [name, lengths] of Object.entries(CASES)) {
     const batch = batchOf(name.length * 7 + lengths.length, lengths);
     const rows = (a: Int32Array | Uint8Array): number[][] => Array.from({ length: batch.rows }, (_, r) => Array.from(a.subarray(r * batch.seqLen, (r + 1) * batch.seqLen)));
@@ -96,26 +96,7 @@ beforeAll(async () => {
   const genInput = path.join(WORK, 'gen.in.json');
   writeFileSync(genInput, JSON.stringify({ prompts: GEN_PROMPTS }));
   jobs.push({ script: 'hf_greedy.py', args: ['--model', dir, '--input', genInput, '--max-new-tokens', String(GEN_TOKENS)] });
-  const driver = `
-import contextlib, io, json, sys
-sys.path.insert(0, sys.argv[1])
-import hf_logits, hf_greedy
-mods = {"hf_logits.py": hf_logits, "hf_greedy.py": hf_greedy}
-out = []
-for job in json.load(sys.stdin):
-    mod = mods[job["script"]]
-    sys.argv = [mod.__file__, *job["args"]]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = mod.main()
-    if rc:
-        raise SystemExit(f"{job['script']} exited {rc}")
-    out.append(json.loads(buf.getvalue().strip().splitlines()[-1]))
-print(json.dumps(out))
-`;
-  const driverFile = path.join(WORK, 'driver.py');
-  writeFileSync(driverFile, driver);
-  const out = JSON.parse(runPython(driverFile, [path.resolve('test/reference')], JSON.stringify(jobs)).trim().split('\n').pop()!) as unknown[];
+  const out = runReferenceJobs(jobs);
   for (const name of Object.keys(CASES)) refLogits.set(name, readFloat32(path.join(WORK, `${name}.bin`)));
   refTokens = (out[out.length - 1] as { tokens: number[][] }).tokens;
 }, 300_000);

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { SINGLE_FILE, readSafetensorsHeader } from '../../lib/model/safetensors.js';
 import { Model, Trainer, type ModelConfig, type RowBatch } from '../../lib/native.js';
-import { REFERENCE_DIR, readFloat32, runPython } from '../reference/python.js';
+import { readFloat32, runReferenceJobs } from '../reference/python.js';
 import { normRelError, rng, tinyConfig } from './helpers.js';
 
 const TOL_F32 = 1e-4;
@@ -123,23 +123,6 @@ function logprobsFromLogits(logits: Float32Array, batch: RowBatch, vocab: number
 
 type Script = 'hf_make_model.py' | 'hf_logits.py' | 'hf_sft_grad.py' | 'hf_greedy.py';
 
-const DRIVER = `
-import contextlib, io, json, os, sys
-sys.path.insert(0, sys.argv[1])
-import hf_make_model, hf_logits, hf_sft_grad, hf_greedy
-mods = {"hf_make_model.py": hf_make_model, "hf_logits.py": hf_logits, "hf_sft_grad.py": hf_sft_grad, "hf_greedy.py": hf_greedy}
-results = []
-for job in json.load(sys.stdin):
-    mod = mods[job["script"]]
-    sys.argv = [mod.__file__, *job["args"]]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = mod.main()
-    if rc:
-        raise SystemExit(f"{job['script']} {' '.join(job['args'])} exited {rc}")
-    results.append(json.loads(buf.getvalue().strip().splitlines()[-1]))
-print(json.dumps(results))
-`;
 
 const WORK = mkdtempSync(path.join(tmpdir(), 'rpo-neox-'));
 const jobs: Array<{ script: Script; args: string[] }> = [];
@@ -223,12 +206,7 @@ beforeAll(async () => {
 
   // The gradient reference needs the parameter names; the first Python run makes the model.
   queue('hf_make_model.py', ['--arch', 'gpt_neox', '--out', gradDir, '--seed', '620', '--config-json', JSON.stringify({ rotary_pct: 0.25 })]);
-  const driver = path.join(WORK, 'driver.py');
-  writeFileSync(driver, DRIVER);
-  const run = (): unknown[] => {
-    const stdout = runPython(driver, [REFERENCE_DIR], JSON.stringify(jobs.splice(0)));
-    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]') as unknown[];
-  };
+  const run = (): unknown[] => runReferenceJobs(jobs.splice(0));
   results = run();
 
   {

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model, type ModelConfig, type RowBatch } from '../../lib/native.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { INDEX_FILE, SINGLE_FILE, readSafetensorsHeader } from '../../lib/model/safetensors.js';
-import { REFERENCE_DIR, readFloat32, runPython } from '../reference/python.js';
+import { readFloat32, runReferenceJobs } from '../reference/python.js';
 import { normRelError, rng, tinyConfig } from './helpers.js';
 
 const TOL_F32 = 1e-4;
@@ -118,23 +118,6 @@ interface Job {
   args: string[];
 }
 
-const DRIVER = `
-import contextlib, io, json, os, sys
-sys.path.insert(0, sys.argv[1])
-import hf_make_model, hf_logits
-mods = {"hf_make_model.py": hf_make_model, "hf_logits.py": hf_logits}
-results = []
-for job in json.load(sys.stdin):
-    mod = mods[job["script"]]
-    sys.argv = [mod.__file__, *job["args"]]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = mod.main()
-    if rc:
-        raise SystemExit(f"{job['script']} {' '.join(job['args'])} exited {rc}")
-    results.append(json.loads(buf.getvalue().strip().splitlines()[-1]))
-print(json.dumps(results))
-`;
 
 interface LogitsInfo {
   shape: number[];
@@ -255,11 +238,7 @@ beforeAll(async () => {
     queueLogits('rpo-bf16', dir, batch);
   }
 
-  const driver = path.join(WORK, 'driver.py');
-  writeFileSync(driver, DRIVER);
-  const stdout = runPython(driver, [REFERENCE_DIR], JSON.stringify(jobs));
-  results = JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]') as unknown[];
-  expect(results).toHaveLength(jobs.length);
+  results = runReferenceJobs(jobs);
 });
 
 afterAll(() => {

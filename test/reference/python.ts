@@ -148,6 +148,23 @@ export function runPython(script: string, args?: readonly string[] | string, std
   }
 }
 
+/** One run of a reference script in runReferenceJobs: a file name in test/reference/ and its arguments. */
+export interface ReferenceJob {
+  script: string;
+  args: string[];
+}
+
+/**
+ * Runs the jobs in one Python process (run_jobs.py: each Python start costs seconds of imports)
+ * and returns each job's last stdout line, parsed, in order.
+ */
+export function runReferenceJobs(jobs: readonly ReferenceJob[]): unknown[] {
+  const stdout = runPython('run_jobs.py', [], JSON.stringify(jobs));
+  const results = JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]') as unknown[];
+  if (results.length !== jobs.length) throw new Error(`run_jobs.py returned ${results.length} results for ${jobs.length} jobs`);
+  return results;
+}
+
 /** A file of raw little-endian float32 values (as hf_logits.py writes). */
 export function readFloat32(file: string): Float32Array {
   const buf = readFileSync(file);
