@@ -23,4 +23,16 @@ void write_archive_atomically(torch::serialize::OutputArchive& archive, const st
   out.commit();
 }
 
+std::optional<c10::IValue> read_value(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue v;
+  if (!archive.try_read(key, v)) return std::nullopt;
+  return v;
+}
+
+at::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::string& key) {
+  at::Tensor t;
+  if (!archive.try_read(key, t, /*is_buffer=*/true)) return {};
+  return t;
+}
+
 }  // namespace rpo

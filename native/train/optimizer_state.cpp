@@ -121,18 +121,6 @@ struct Checker {
   }
 };
 
-std::optional<c10::IValue> read_value(torch::serialize::InputArchive& a, const std::string& key) {
-  c10::IValue v;
-  if (!a.try_read(key, v)) return std::nullopt;
-  return v;
-}
-
-at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
-  at::Tensor t;
-  if (!a.try_read(key, t, /*is_buffer=*/true)) return {};
-  return t;
-}
-
 std::string read_string(torch::serialize::InputArchive& a, const std::string& path, const std::string& key) {
   auto v = read_value(a, key);
   if (!v || !v->isString()) throw unreadable(path, "no " + key);

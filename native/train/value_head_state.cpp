@@ -83,18 +83,6 @@ std::unique_ptr<torch::optim::OptimizerParamState> make_state(const std::string&
   return st;
 }
 
-std::optional<c10::IValue> read_value(torch::serialize::InputArchive& a, const std::string& key) {
-  c10::IValue v;
-  if (!a.try_read(key, v)) return std::nullopt;
-  return v;
-}
-
-at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
-  at::Tensor t;
-  if (!a.try_read(key, t, /*is_buffer=*/true)) return {};
-  return t;
-}
-
 }  // namespace
 
 void save_value_head_optimizer(const PpoState& p, const std::string& dir) {
