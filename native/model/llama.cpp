@@ -212,10 +212,17 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // Query head h reads kv head h / n_rep inside the kernel (enable_gqa); flash-eligible on CUDA.
     out = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/T > 1, scale,
                                            /*enable_gqa=*/n_rep > 1);
+  } else if (n_rep > 1 && q.is_cuda() && T > 1) {
+    // CUDA, several queries: no fused kernel takes a mask with grouped heads (flash takes no mask,
+    // memory-efficient no unequal head counts), so enable_gqa would fall to the math kernel and
+    // materialize the [rows, heads, T, T] scores. HF's repeat_kv (query head h reads kv head
+    // h / n_rep) keeps the memory-efficient kernel.
+    out = at::scaled_dot_product_attention(q, k.repeat_interleave(n_rep, 1), v.repeat_interleave(n_rep, 1), mask, 0.0,
+                                           false, scale);
   } else {
-    // HF's repeat_kv (query head h reads kv head h / n_rep) inside the kernel as well: copying
-    // K and V n_rep times cost ~1.5 ms a layer at every decode step of a 100M model on the CPU,
-    // against ~60 us for the whole attention without the copies.
+    // repeat_kv inside the kernel: on the CPU copying K and V n_rep times cost ~1.5 ms a layer at
+    // every decode step of a 100M model, against ~60 us for the whole attention without the
+    // copies; a CUDA decode step (one query) has small scores in any kernel.
     out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale, /*enable_gqa=*/n_rep > 1);
   }
   return o_proj(out.transpose(1, 2).reshape({rows, T, num_heads * head_dim}));
