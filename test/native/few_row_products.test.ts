@@ -14,29 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model, cpuFewRowKernel, type RowBatch } from '../../lib/native.js';
 import { saveModel } from '../../lib/model/io.js';
 import { readFloat32, runReferenceJobs, type ReferenceJob } from '../reference/python.js';
-import { normRelError, rng, tinyConfig } from './helpers.js';
+import { tinyConfig } from './helpers.js';
+import { batchJson, maxPositionError, paddedBatch } from './parity.js';
 
 const config = tinyConfig({
   vocab_size: 203, hidden_size: 40, intermediate_size: 88, num_hidden_layers: 2,
   num_attention_heads: 5, num_key_value_heads: 1, head_dim: 8, initializer_range: 0.1,
 });
 const V = config.vocab_size;
-
-/** Right-padded rows of random tokens with the given lengths (T = the longest). */
-function batchOf(seed: number, lengths: number[]): RowBatch {
-  const r = rng(seed);
-  const seqLen = Math.max(...lengths);
-  const rows = lengths.length;
-  const inputIds = new Int32Array(rows * seqLen);
-  const attentionMask = new Uint8Array(rows * seqLen);
-  lengths.forEach((len, row) => {
-    for (let t = 0; t < len; t++) {
-      inputIds[row * seqLen + t] = Math.floor(r() * V);
-      attentionMask[row * seqLen + t] = 1;
-    }
-  });
-  return { rows, seqLen, inputIds, attentionMask, lossMask: new Uint8Array(rows * seqLen) };
-}
 
 // Token counts 3 (4-row kernel), 8 (8-row, one row padded), 13 and 16 (16-row), 17 (the other path).
 const CASES: Record<string, number[]> = { '3 tokens': [3], '2 rows, 8 tokens': [4, 2], '13 tokens': [13], '4 rows, 16 tokens': [4, 4, 3, 4], '17 tokens': [17] };
@@ -57,18 +42,6 @@ function cpuHasAvx512(): boolean {
   }
 }
 
-/** Per non-padded position, the largest norm-wise relative error of the logits vector. */
-function maxPositionError(a: Float32Array, b: Float32Array, batch: RowBatch): number {
-  expect(a.length).toBe(batch.rows * batch.seqLen * V);
-  expect(b.length).toBe(a.length);
-  let max = 0;
-  for (let i = 0; i < batch.rows * batch.seqLen; i++) {
-    if (!batch.attentionMask[i]) continue;
-    max = Math.max(max, normRelError(a.subarray(i * V, (i + 1) * V), b.subarray(i * V, (i + 1) * V)));
-  }
-  return max;
-}
-
 async function logitsWith(skinny: boolean, batch: RowBatch): Promise<Float32Array> {
   const before = process.env.RPO_CPU_SKINNY;
   process.env.RPO_CPU_SKINNY = skinny ? '1' : '0';
@@ -87,10 +60,9 @@ beforeAll(async () => {
   // One Python process for every reference call (each start costs seconds).
   const jobs: ReferenceJob[] = [];
   for (const [name, lengths] of Object.entries(CASES)) {
-    const batch = batchOf(name.length * 7 + lengths.length, lengths);
-    const rows = (a: Int32Array | Uint8Array): number[][] => Array.from({ length: batch.rows }, (_, r) => Array.from(a.subarray(r * batch.seqLen, (r + 1) * batch.seqLen)));
+    const batch = paddedBatch(name.length * 7 + lengths.length, V, lengths);
     const input = path.join(WORK, `${jobs.length}.in.json`);
-    writeFileSync(input, JSON.stringify({ input_ids: rows(batch.inputIds), attention_mask: rows(batch.attentionMask) }));
+    writeFileSync(input, batchJson(batch));
     jobs.push({ script: 'hf_logits.py', args: ['--model', dir, '--input', input, '--out', path.join(WORK, `${name}.bin`)] });
   }
   const genInput = path.join(WORK, 'gen.in.json');
@@ -119,11 +91,11 @@ describe('few-row products (decode kernels)', () => {
 
   for (const [name, lengths] of Object.entries(CASES)) {
     it(`${name}: logits match transformers, and the other product path`, async () => {
-      const batch = batchOf(name.length * 7 + lengths.length, lengths);
+      const batch = paddedBatch(name.length * 7 + lengths.length, V, lengths);
       const fast = await logitsWith(true, batch);
       const other = await logitsWith(false, batch);
-      const hf = maxPositionError(fast, refLogits.get(name)!, batch);
-      const paths = maxPositionError(fast, other, batch);
+      const hf = maxPositionError(fast, refLogits.get(name)!, batch, V);
+      const paths = maxPositionError(fast, other, batch, V);
       console.log(`[few-row] ${name}: vs transformers ${hf.toExponential(2)}, vs RPO_CPU_SKINNY=0 ${paths.toExponential(2)}`);
       // The model parity bound (test/native/model_parity.test.ts); a wrong tail, row or column is ≫ 1e-2.
       expect(hf).toBeLessThanOrEqual(1e-4);

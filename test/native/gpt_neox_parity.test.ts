@@ -21,7 +21,8 @@ import { loadModel, saveModel } from '../../lib/model/io.js';
 import { SINGLE_FILE, readSafetensorsHeader } from '../../lib/model/safetensors.js';
 import { Model, Trainer, type ModelConfig, type RowBatch } from '../../lib/native.js';
 import { readFloat32, runReferenceJobs } from '../reference/python.js';
-import { normRelError, rng, tinyConfig } from './helpers.js';
+import { normRelError, tinyConfig } from './helpers.js';
+import { batchJson, maxPositionError, paddedBatch, rowErrors, rowsOf } from './parity.js';
 
 const TOL_F32 = 1e-4;
 const TOL_BF16 = 2e-2;
@@ -49,55 +50,10 @@ function neoxConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   });
 }
 
-/** Right-padded rows of random tokens; every token after the first is a label. */
-function paddedBatch(seed: number, vocab: number, lengths: readonly number[] = LENGTHS, seqLen = T): RowBatch {
-  const r = rng(seed);
-  const rows = lengths.length;
-  const inputIds = new Int32Array(rows * seqLen);
-  const attentionMask = new Uint8Array(rows * seqLen);
-  const lossMask = new Uint8Array(rows * seqLen);
-  lengths.forEach((len, row) => {
-    for (let t = 0; t < len; t++) {
-      const i = row * seqLen + t;
-      inputIds[i] = Math.floor(r() * vocab);
-      attentionMask[i] = 1;
-      lossMask[i] = t > 0 ? 1 : 0;
-    }
-  });
-  return { rows, seqLen, inputIds, attentionMask, lossMask };
-}
-
-function rowsOf(batch: RowBatch, a: Int32Array | Uint8Array): number[][] {
-  return Array.from({ length: batch.rows }, (_, r) => Array.from(a.subarray(r * batch.seqLen, (r + 1) * batch.seqLen)));
-}
-
-/** Largest per-position norm-wise relative error over non-padded positions. */
-function maxPositionError(a: Float32Array, b: Float32Array, batch: RowBatch, vocab: number): number {
-  expect(a.length).toBe(batch.rows * batch.seqLen * vocab);
-  expect(b.length).toBe(a.length);
-  let max = 0;
-  for (let i = 0; i < batch.rows * batch.seqLen; i++) {
-    if (!batch.attentionMask[i]) continue;
-    const e = normRelError(a.subarray(i * vocab, (i + 1) * vocab), b.subarray(i * vocab, (i + 1) * vocab));
-    if (!(e <= max)) max = e;
-  }
-  return max;
-}
-
 function expectParity(label: string, ours: Float32Array, ref: Float32Array, batch: RowBatch, vocab: number, tol = TOL_F32): void {
   const e = maxPositionError(ours, ref, batch, vocab);
   console.log(`[neox parity] ${label}: max per-position rel error ${e.toExponential(2)}`);
   expect(e, label).toBeLessThanOrEqual(tol);
-}
-
-/** Per row, the norm-wise relative error over the row's non-padded logits. */
-function rowErrors(a: Float32Array, b: Float32Array, batch: RowBatch, vocab: number): number[] {
-  return Array.from({ length: batch.rows }, (_, row) => {
-    let len = 0;
-    while (len < batch.seqLen && batch.attentionMask[row * batch.seqLen + len]) len++;
-    const off = row * batch.seqLen * vocab;
-    return normRelError(a.subarray(off, off + len * vocab), b.subarray(off, off + len * vocab));
-  });
 }
 
 /** Summed label log-probs per row, from full logits, in float64 (independent of rpo's head). */
@@ -135,7 +91,7 @@ function queue(script: Script, args: string[]): number {
 
 function queueLogits(key: string, dir: string, batch: RowBatch, dtype = 'float32'): void {
   const input = path.join(WORK, `${key}.in.json`);
-  writeFileSync(input, JSON.stringify({ input_ids: rowsOf(batch, batch.inputIds), attention_mask: rowsOf(batch, batch.attentionMask) }));
+  writeFileSync(input, batchJson(batch));
   queue('hf_logits.py', ['--model', dir, '--input', input, '--out', path.join(WORK, `${key}.logits.bin`), '--dtype', dtype]);
 }
 
@@ -158,7 +114,7 @@ const rpoModels = new Map<string, { model: Model; dir: string; batch: RowBatch }
 const hfBatches = new Map<string, RowBatch>();
 let bf16: { model: Model; dir: string; batch: RowBatch; logits: Float32Array };
 const hfBf16Dir = path.join(WORK, 'hf-bf16');
-const hfBf16Batch = paddedBatch(77, HF_VOCAB);
+const hfBf16Batch = paddedBatch(77, HF_VOCAB, LENGTHS);
 
 // 3. gradients, training.
 const gradDir = path.join(WORK, 'hf-grad');
@@ -166,7 +122,7 @@ const gradBatch = paddedBatch(88, HF_VOCAB, [16, 12, 9, 14]);
 let gradNames: string[] = [];
 let gradJob = -1;
 const trainedDir = path.join(WORK, 'rpo-trained');
-const trainedBatch = paddedBatch(99, HF_VOCAB);
+const trainedBatch = paddedBatch(99, HF_VOCAB, LENGTHS);
 let trained: { model: Model; losses: number[] };
 
 // 4. generation.
@@ -181,14 +137,14 @@ beforeAll(async () => {
     const model = await Model.create(config, { seed: ++seed });
     const dir = path.join(WORK, `rpo-${name}`);
     await saveModel(model, dir);
-    const batch = paddedBatch(seed, config.vocab_size);
+    const batch = paddedBatch(seed, config.vocab_size, LENGTHS);
     rpoModels.set(name, { model, dir, batch });
     queueLogits(`rpo-${name}`, dir, batch);
   }
   for (const [name, config] of Object.entries(HF_CASES)) {
     const dir = path.join(WORK, `hf-${name}`);
     queue('hf_make_model.py', ['--arch', 'gpt_neox', '--out', dir, '--seed', String(++seed), '--config-json', JSON.stringify(config)]);
-    const batch = paddedBatch(seed, HF_VOCAB);
+    const batch = paddedBatch(seed, HF_VOCAB, LENGTHS);
     hfBatches.set(name, batch);
     queueLogits(`hf-${name}`, dir, batch);
   }
@@ -197,7 +153,7 @@ beforeAll(async () => {
     const model = await Model.create(config, { seed: 600, dtype: 'bfloat16' });
     const dir = path.join(WORK, 'rpo-bf16');
     await saveModel(model, dir);
-    const batch = paddedBatch(600, config.vocab_size);
+    const batch = paddedBatch(600, config.vocab_size, LENGTHS);
     bf16 = { model, dir, batch, logits: await model.logits(batch) };
     queueLogits('rpo-bf16', dir, batch);
   }

@@ -22,17 +22,12 @@ import { writeSafetensorsFile } from '../../lib/model/safetensors.js';
 import { Trainer, type Model, type RowBatch } from '../../lib/native.js';
 import { readFloat32, runPython } from '../reference/python.js';
 import { normRelError, randomBatch, rng } from './helpers.js';
+import { batchJson } from './parity.js';
 
 const TOL = 1e-4;
 const VOCAB = 256;
 let dir: string;
 let base: string;
-
-function batchJson(batch: RowBatch): string {
-  const rows = (a: Int32Array | Uint8Array): number[][] =>
-    Array.from({ length: batch.rows }, (_, r) => Array.from(a.subarray(r * batch.seqLen, (r + 1) * batch.seqLen)));
-  return JSON.stringify({ input_ids: rows(batch.inputIds), attention_mask: rows(batch.attentionMask) });
-}
 
 /** Largest per-position norm-wise relative error and max abs difference over real positions. */
 function compare(a: Float32Array, b: Float32Array, batch: RowBatch): { rel: number; abs: number } {

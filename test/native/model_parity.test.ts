@@ -21,37 +21,14 @@ import { Model, type ModelConfig, type RowBatch } from '../../lib/native.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { INDEX_FILE, SINGLE_FILE, readSafetensorsHeader } from '../../lib/model/safetensors.js';
 import { readFloat32, runReferenceJobs } from '../reference/python.js';
-import { normRelError, rng, tinyConfig } from './helpers.js';
+import { normRelError, tinyConfig } from './helpers.js';
+import { batchJson, paddedBatch, rowErrors } from './parity.js';
 
 const TOL_F32 = 1e-4;
 const TOL_BF16 = 2e-2;
 const T = 16;
 /** Row lengths of the right-padded batches: one full row (so a window of 5 matters), two padded. */
 const LENGTHS = [16, 11, 7];
-
-/** Right-padded rows of random tokens with the given lengths. */
-function paddedBatch(seed: number, vocab: number, lengths: readonly number[] = LENGTHS, seqLen = T): RowBatch {
-  const r = rng(seed);
-  const rows = lengths.length;
-  const inputIds = new Int32Array(rows * seqLen);
-  const attentionMask = new Uint8Array(rows * seqLen);
-  const lossMask = new Uint8Array(rows * seqLen);
-  lengths.forEach((len, row) => {
-    for (let t = 0; t < len; t++) {
-      const i = row * seqLen + t;
-      inputIds[i] = Math.floor(r() * vocab);
-      attentionMask[i] = 1;
-      lossMask[i] = t > 0 ? 1 : 0;
-    }
-  });
-  return { rows, seqLen, inputIds, attentionMask, lossMask };
-}
-
-function batchJson(batch: RowBatch): string {
-  const rows = (a: Int32Array | Uint8Array): number[][] =>
-    Array.from({ length: batch.rows }, (_, r) => Array.from(a.subarray(r * batch.seqLen, (r + 1) * batch.seqLen)));
-  return JSON.stringify({ input_ids: rows(batch.inputIds), attention_mask: rows(batch.attentionMask) });
-}
 
 interface PositionErrors {
   /** Largest per-position norm-wise relative error over non-padded positions. */
@@ -83,17 +60,6 @@ function positionErrors(a: Float32Array, b: Float32Array, batch: RowBatch, vocab
     firstBad.push(bad);
   }
   return { max, at, firstBad };
-}
-
-/** Per row: the norm-wise relative error over the row's non-padded logits (rows are right-padded). */
-function rowErrors(a: Float32Array, b: Float32Array, batch: RowBatch, vocab: number): number[] {
-  expect(a.length).toBe(b.length);
-  return Array.from({ length: batch.rows }, (_, row) => {
-    let len = 0;
-    while (len < batch.seqLen && batch.attentionMask[row * batch.seqLen + len]) len++;
-    const off = row * batch.seqLen * vocab;
-    return normRelError(a.subarray(off, off + len * vocab), b.subarray(off, off + len * vocab));
-  });
 }
 
 /** Asserts per-position parity and logs the measured level (for the record). */
@@ -187,7 +153,7 @@ beforeAll(async () => {
     const model = await Model.create(config, { seed: ++seed });
     const dir = path.join(WORK, `rpo-${name}`);
     await saveModel(model, dir);
-    const batch = paddedBatch(seed, config.vocab_size);
+    const batch = paddedBatch(seed, config.vocab_size, LENGTHS);
     rpoModels.set(name, { model, dir, batch });
     queueLogits(`rpo-${name}`, dir, batch);
   }
@@ -212,7 +178,7 @@ beforeAll(async () => {
     const args = ['--arch', c.arch, '--out', dir, '--seed', String(++seed)];
     if (c.config) args.push('--config-json', JSON.stringify(c.config));
     jobs.push({ script: 'hf_make_model.py', args });
-    const batch = paddedBatch(seed, HF_VOCAB);
+    const batch = paddedBatch(seed, HF_VOCAB, LENGTHS);
     hfBatches.set(name, batch);
     queueLogits(`hf-${name}`, dir, batch);
   }
@@ -223,7 +189,7 @@ beforeAll(async () => {
     const dir = path.join(WORK, 'rpo-sharded');
     // ~12 KB embeddings, 8 KB per MLP matrix: a 16 KB cap gives several shards.
     await saveModel(model, dir, { maxShardBytes: 16 * 1024 });
-    const batch = paddedBatch(200, config.vocab_size);
+    const batch = paddedBatch(200, config.vocab_size, LENGTHS);
     sharded = { model, dir, batch, logits: await model.logits(batch) };
     queueLogits('rpo-sharded', dir, batch);
   }
@@ -233,7 +199,7 @@ beforeAll(async () => {
     const model = await Model.create(config, { seed: 300, dtype: 'bfloat16' });
     const dir = path.join(WORK, 'rpo-bf16');
     await saveModel(model, dir);
-    const batch = paddedBatch(300, config.vocab_size);
+    const batch = paddedBatch(300, config.vocab_size, LENGTHS);
     bf16 = { model, dir, batch, logits: await model.logits(batch) };
     queueLogits('rpo-bf16', dir, batch);
   }
