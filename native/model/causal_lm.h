@@ -33,7 +33,7 @@ struct LayerCache {
   // this length and each step writes its tokens in place (concatenating copied the whole cache at
   // every step). 0: concatenate.
   int64_t capacity = 0;
-  // Set for a packed prefill (PackedPrompts): the keys and values come packed.
+  // ForwardOptions::packed, set by hidden_states for each forward: the keys and values come packed.
   const PackedPrompts* packing = nullptr;
   // Adds this step's keys and values [rows, kv_heads, T, head_dim]; returns what attention reads
   // (everything cached, or for a packed prefill the packed tokens themselves).
@@ -52,7 +52,7 @@ struct ForwardOptions {
   // runs causal without a mask where the sliding window and the cache allow it.
   bool right_padded = false;
   // Generation's packed prefill: input_ids is [1, total]; positions and the attention mask come
-  // from here (the caches carry the same pointer).
+  // from here, and hidden_states hands it to each layer's cache.
   const PackedPrompts* packed = nullptr;
   // Generators whose state activation checkpointing restores for a block's recompute, so it
   // draws the same dropout masks (LoRA dropout's).

@@ -146,12 +146,10 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
     if (step == 0 && pack) {
       at::Tensor packed_ids, last_index;
       auto packed = pack_prompts(prompts, P, m.config.sliding_window, m.device, packed_ids, last_index);
-      for (auto& c : cache) c.packing = &packed;
       ForwardOptions fwd;
       fwd.cache = &cache;
       fwd.packed = &packed;
       hidden = m.lm->hidden_states(packed_ids, mask, fwd);
-      for (auto& c : cache) c.packing = nullptr;
       past = P;
       last = hidden.squeeze(0).index_select(0, last_index);
     } else if (o.use_cache) {
