@@ -3,8 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
 #include "model/checkpoint.h"
 
@@ -118,16 +116,10 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
                                                  const ForwardOptions& opts) {
   const int64_t T = input_ids.size(1);
   if (rotary.inv_freq.device() != input_ids.device()) rotary.inv_freq = rotary.inv_freq.to(input_ids.device());
-  auto positions = opts.packed ? opts.packed->position_ids
-                               : position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
+  auto positions = forward_positions(attention_mask, T, opts);
   auto h = gpt_neox->embed_in(input_ids.to(at::kLong));
   auto [cos, sin] = rotary.tables(positions, h.scalar_type());
-  // As CausalLMImpl::hidden_states (no sliding window here): causal attention without a mask
-  // when the caller vouches for right padding and no chunked prefill needs one.
-  const char* force = std::getenv("RPO_SDPA_MASK");
-  const bool forced = force != nullptr && std::strcmp(force, "1") == 0;
-  const bool causal_only = opts.right_padded && (opts.past_length == 0 || T == 1) && !forced;
-  auto mask = opts.packed ? opts.packed->mask : causal_only ? at::Tensor() : attention_mask_4d(attention_mask, T, 0);
+  auto mask = forward_mask(attention_mask, T, /*sliding_window=*/0, opts);
   for (size_t i = 0; i < gpt_neox->layers->size(); ++i) {
     auto layer = gpt_neox->layers->ptr<NeoXLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;

@@ -183,6 +183,21 @@ at::Tensor attention_mask_4d(const at::Tensor& attention_mask, int64_t query_len
   return mask.logical_or((k_pos == q_pos).view({1, 1, query_length, key_length}));
 }
 
+at::Tensor forward_positions(const at::Tensor& attention_mask, int64_t T, const ForwardOptions& opts) {
+  if (opts.packed) return opts.packed->position_ids;
+  return position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
+}
+
+at::Tensor forward_mask(const at::Tensor& attention_mask, int64_t T, int64_t sliding_window, const ForwardOptions& opts) {
+  if (opts.packed) return opts.packed->mask;
+  const int64_t key_length = opts.past_length + T;
+  const bool window_cuts = sliding_window > 0 && sliding_window < key_length;
+  const char* force = std::getenv("RPO_SDPA_MASK");
+  const bool forced = force != nullptr && std::strcmp(force, "1") == 0;
+  const bool causal_only = opts.right_padded && !window_cuts && (opts.past_length == 0 || T == 1) && !forced;
+  return causal_only ? at::Tensor() : attention_mask_4d(attention_mask, T, sliding_window);
+}
+
 // ---------------------------------------------------------------- attention
 
 AttentionImpl::AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options)
@@ -280,21 +295,10 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Te
                                        const ForwardOptions& opts) {
   const int64_t T = input_ids.size(1);
   if (rotary.inv_freq.device() != input_ids.device()) rotary.inv_freq = rotary.inv_freq.to(input_ids.device());
-  auto positions = opts.packed ? opts.packed->position_ids
-                               : position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
+  auto positions = forward_positions(attention_mask, T, opts);
   auto h = model->embed_tokens(input_ids.to(at::kLong));
   auto [cos, sin] = rotary.tables(positions, h.scalar_type());
-  // Causal attention without a mask when the caller vouches for the padding (host data) and
-  // neither the sliding window nor a cache (chunked prefill) needs one. RPO_SDPA_MASK=1 always
-  // builds the mask (tests compare the two paths).
-  const int64_t key_length = opts.past_length + T;
-  const bool window_cuts = config.sliding_window > 0 && config.sliding_window < key_length;
-  const char* force = std::getenv("RPO_SDPA_MASK");
-  const bool forced = force != nullptr && std::strcmp(force, "1") == 0;
-  const bool causal_only = opts.right_padded && !window_cuts && (opts.past_length == 0 || T == 1) && !forced;
-  auto mask = opts.packed   ? opts.packed->mask
-              : causal_only ? at::Tensor()
-                            : attention_mask_4d(attention_mask, T, config.sliding_window);
+  auto mask = forward_mask(attention_mask, T, config.sliding_window, opts);
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers->ptr<DecoderLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
