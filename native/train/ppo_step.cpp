@@ -220,18 +220,10 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
     }
     sums["logratio/margin"] = margin;
   }
-  // The loss and every metric (means over the passes) in one device-to-host copy.
-  std::vector<at::Tensor> values{(loss_sum / static_cast<double>(passes)).to(at::kDouble).reshape({1})};
-  for (auto& [k, v] : sums) values.push_back((v / static_cast<double>(passes)).to(at::kDouble).reshape({1}));
-  const at::Tensor host = at::cat(values).cpu();
-  const double* h = host.data_ptr<double>();
-  StepResult result;
-  result.loss = h[0];
-  result.finite = std::isfinite(result.loss);
-  result.n_pairs = n;
-  result.tokens = real_tokens(batch);
-  size_t i = 1;
-  for (auto& [k, v] : sums) result.metrics[k] = h[i++];
+  // The loss and every metric: means over the passes.
+  std::map<std::string, at::Tensor> means;
+  for (auto& [k, v] : sums) means[k] = v / static_cast<double>(passes);
+  StepResult result = read_step_result(loss_sum / static_cast<double>(passes), means, n, batch);
   if (backward && !result.finite && !had_grads) {
     for (auto& [name, p] : pm.params) p.mutable_grad().reset();
     s.ppo->optimizer->zero_grad(true);

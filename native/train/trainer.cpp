@@ -198,9 +198,16 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   for (auto& [name, p] : pm.trainable()) had_grads = had_grads || p.grad().defined();
   if (backward && split.empty()) (out.loss * scale).backward();
   if (backward && !split.empty()) split_backward(out.loss * scale, split);
-  // The loss and every metric in one device-to-host copy.
-  std::vector<at::Tensor> values{out.loss.detach().to(at::kDouble).reshape({1})};
-  for (auto& [k, v] : out.metrics) values.push_back(v.detach().to(at::kDouble).reshape({1}));
+  StepResult result = read_step_result(out.loss, out.metrics, n_pairs, batch);
+  if (backward && !result.finite && !had_grads)
+    for (auto& [name, p] : pm.trainable()) p.mutable_grad().reset();
+  return result;
+}
+
+StepResult read_step_result(const at::Tensor& loss, const std::map<std::string, at::Tensor>& metrics, int64_t n_pairs,
+                            const RowBatch& batch) {
+  std::vector<at::Tensor> values{loss.detach().to(at::kDouble).reshape({1})};
+  for (auto& [k, v] : metrics) values.push_back(v.detach().to(at::kDouble).reshape({1}));
   auto host = at::cat(values).cpu();
   const double* h = host.data_ptr<double>();
   StepResult result;
@@ -209,9 +216,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   result.n_pairs = n_pairs;
   result.tokens = real_tokens(batch);
   size_t i = 1;
-  for (auto& [k, v] : out.metrics) result.metrics[k] = h[i++];
-  if (backward && !result.finite && !had_grads)
-    for (auto& [name, p] : pm.trainable()) p.mutable_grad().reset();
+  for (auto& [k, v] : metrics) result.metrics[k] = h[i++];
   return result;
 }
 

@@ -2,7 +2,11 @@
 // (optimizer_state.cpp).
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
+#include <map>
 #include <memory>
+#include <string>
 
 #include "api.h"
 #include "train/optimizer.h"
@@ -21,5 +25,10 @@ class TrainerImpl {
   std::unique_ptr<TrainOptimizer> optimizer;
   std::unique_ptr<PpoState> ppo;  // loss=ppo: the value head and its optimizer; null otherwise
 };
+
+// A micro-step's result: the loss and every metric read back in one device-to-host copy (read one
+// by one, each would wait for the device), with the pairs and the batch's real tokens.
+StepResult read_step_result(const at::Tensor& loss, const std::map<std::string, at::Tensor>& metrics, int64_t n_pairs,
+                            const RowBatch& batch);
 
 }  // namespace rpo
