@@ -1,11 +1,18 @@
 // Builds the native addon (build/Release/rpo.node) with cmake-js against the LibTorch that
-// find-libtorch.mjs finds. Runs as the package's `install` script, so `npm install` builds it.
+// find-libtorch.mjs finds, with data parallelism when gloo's headers are found or can be fetched
+// (gloo-headers.mjs). Runs as the package's `install` script, so `npm install` builds it.
+//
+// CMake is configured again whenever what was found differs from the last configure (another
+// LibTorch, gloo's headers appeared or went), and always with --force (`npm run build:native`):
+// cmake-js alone configures only an empty build directory, so a remedy such as "install
+// libgloo-dev, then `npm run build:native`" would otherwise change nothing.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { findLibtorch, HOW_TO_FIX } from './find-libtorch.mjs';
+import { ensureGlooHeaders } from './gloo-headers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { found, tried } = findLibtorch();
@@ -29,13 +36,28 @@ const defines = {
 };
 // RPO_BUILD_DIR builds elsewhere than build/ (lib/native.ts loads the addon from the same place).
 const buildDir = process.env.RPO_BUILD_DIR || 'build';
-const args = [cmakeJs, 'build', '--out', buildDir, '-G', 'Ninja'];
-for (const [k, v] of Object.entries(defines)) args.push(`--CD${k}=${v}`);
-const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-if (res.status !== 0) {
-  console.error('rpo: the native build failed (see above).');
-  process.exit(res.status ?? 1);
+const gloo = ensureGlooHeaders((m) => console.log(`rpo: ${m}`));
+// CMakeLists.txt looks for gloo/context.h under $RPO_GLOO_INCLUDE first, then the system's.
+const env = gloo ? { ...process.env, RPO_GLOO_INCLUDE: gloo } : process.env;
+const cmakeArgs = ['--out', buildDir, '-G', 'Ninja'];
+for (const [k, v] of Object.entries(defines)) cmakeArgs.push(`--CD${k}=${v}`);
+
+const stampFile = path.resolve(root, buildDir, 'rpo-configure.json');
+const inputs = JSON.stringify({ defines, gloo }, null, 2) + '\n';
+const configured = existsSync(path.resolve(root, buildDir, 'CMakeCache.txt')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === inputs;
+function runCmakeJs(command) {
+  const res = spawnSync(process.execPath, [cmakeJs, command, ...cmakeArgs], { cwd: root, stdio: 'inherit', env });
+  if (res.status !== 0) {
+    console.error(`rpo: the native ${command === 'configure' ? 'configure' : 'build'} failed (see above).`);
+    process.exit(res.status ?? 1);
+  }
 }
+if (process.argv.includes('--force') || !configured) {
+  runCmakeJs('configure');
+  mkdirSync(path.dirname(stampFile), { recursive: true });
+  writeFileSync(stampFile, inputs);
+}
+runCmakeJs('build');
 // Record what the addon was built against, for `rpo info` and error messages at load time.
 mkdirSync(path.resolve(root, buildDir), { recursive: true });
 writeFileSync(path.resolve(root, buildDir, 'libtorch.json'), JSON.stringify(found, null, 2) + '\n');

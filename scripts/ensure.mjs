@@ -1,9 +1,12 @@
 // What `npm run demo`, `npm test` and `npm run setup` need before they run, each step done only
 // when it is missing or stale, so a second call costs a few seconds:
 //   1. a LibTorch (find-libtorch.mjs); none found: pip's torch into the project's own .venv;
+//      and gloo's headers for data parallelism (gloo-headers.mjs); none on the system: Debian's
+//      libgloo-dev unpacked into .cache/gloo (no root), else a message naming the one step;
 //   2. node_modules matching package-lock.json (`npm install`, which also builds the addon and
 //      compiles the TypeScript);
-//   3. the addon newer than every native source (an incremental ninja build);
+//   3. the addon newer than every native source and configured for the gloo headers found now
+//      (an incremental ninja build; build-native.mjs configures again when they changed);
 //   4. dist/ newer than every TypeScript source (tsc);
 //   5. tests only: the pinned Python references (test/reference/requirements.txt) in .venv.
 // Only node's own modules are used here: this runs on a bare clone, before `npm install`.
@@ -12,6 +15,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { ensureGlooHeaders } from './gloo-headers.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const venv = path.join(root, '.venv');
@@ -91,6 +96,15 @@ function writeStamp(stamp, value) {
   writeFileSync(stamp, value + '\n');
 }
 
+/** The gloo include directory the addon's last configure used (build-native.mjs's stamp), or undefined. */
+function configuredGloo(buildDir) {
+  try {
+    return JSON.parse(readFileSync(path.join(buildDir, 'rpo-configure.json'), 'utf8')).gloo ?? null;
+  } catch {
+    return undefined;
+  }
+}
+
 async function findLibtorchLazily() {
   const { findLibtorch } = await import('./find-libtorch.mjs');
   return findLibtorch();
@@ -110,6 +124,7 @@ export async function ensureEngine() {
     }
     done.push('LibTorch');
   }
+  const gloo = ensureGlooHeaders(say);
   const lock = path.join(root, 'package-lock.json');
   const lockStamp = path.join(root, 'node_modules', '.rpo-package-lock.sha256');
   if (!stampMatches(lockStamp, sha256(lock))) {
@@ -117,9 +132,10 @@ export async function ensureEngine() {
     writeStamp(lockStamp, sha256(lock));
     done.push('node_modules');
   }
-  const addon = path.join(root, process.env.RPO_BUILD_DIR || 'build', 'Release', 'rpo.node');
+  const buildDir = path.join(root, process.env.RPO_BUILD_DIR || 'build');
+  const addon = path.join(buildDir, 'Release', 'rpo.node');
   const nativeSources = Math.max(newest(path.join(root, 'native'), /\.(cpp|h|cu|cuh)$/), mtime(path.join(root, 'CMakeLists.txt')));
-  if (mtime(addon) < nativeSources) {
+  if (mtime(addon) < nativeSources || configuredGloo(buildDir) !== gloo) {
     run(process.execPath, [path.join('scripts', 'build-native.mjs')], 'build the native addon (incremental)');
     done.push('addon');
   }
