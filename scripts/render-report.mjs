@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // Renders a run report (lib/demo/report.ts) in headless Chromium and checks the screenshot shows
-// the charts: the page is not blank and every run's colour is drawn.
+// the charts: the page is not blank and the colour of every run the report holds is drawn.
 //
 //   node scripts/render-report.mjs                      a sample report (synthetic metrics)
 //   node scripts/render-report.mjs runs/demo/report.html an existing report
 //   options: --out shot.png (default: a temp dir)  --html-out sample.html  --size 1200,2000
 //
-// Needs Chromium (Debian: `apt-get install chromium`; or CHROMIUM=/path/to/chrome). It installs
-// nothing. Chromium runs with networking features off and a throwaway profile; the page itself
-// forbids any load (Content-Security-Policy). test/unit/report.test.ts runs the same check when
-// /usr/bin/chromium exists.
+// Needs Chromium: $CHROMIUM, the system's, or the copy `npm test`'s setup unpacks into
+// .cache/chromium (scripts/chromium.mjs); it installs nothing itself. Chromium runs with
+// networking features off and a throwaway profile; the page itself forbids any load
+// (Content-Security-Policy). test/unit/report.test.ts runs the same check.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -17,13 +17,11 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inflateSync } from 'node:zlib';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { CHROMIUM_HOW_TO, chromiumEnv, findChromium } from './chromium.mjs';
 
-/** The Chromium binary: $CHROMIUM, else the first of the usual paths that exists, else null. */
-export function findChromium() {
-  const candidates = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-  return candidates.find((c) => c && existsSync(c)) ?? null;
-}
+export { findChromium, chromiumEnv };
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
  * Screenshots `htmlFile` with headless Chromium into `pngFile`. Throws with Chromium's output when
@@ -33,7 +31,7 @@ export function findChromium() {
  */
 export function renderWithChromium(htmlFile, pngFile, opts = {}) {
   const chromium = opts.chromium ?? findChromium();
-  if (!chromium) throw new Error('chromium not found (Debian: apt-get install chromium; or set CHROMIUM=/path/to/chrome)');
+  if (!chromium) throw new Error(`chromium not found: ${CHROMIUM_HOW_TO} (\`npm test\`'s setup fetches one into .cache/chromium on Debian/Ubuntu)`);
   const profile = mkdtempSync(path.join(os.tmpdir(), 'rpo-chromium-'));
   rmSync(pngFile, { force: true });
   try {
@@ -54,7 +52,7 @@ export function renderWithChromium(htmlFile, pngFile, opts = {}) {
       `--window-size=${opts.width ?? 1200},${opts.height ?? 2000}`,
       pathToFileURL(path.resolve(htmlFile)).href,
     ];
-    const r = spawnSync(chromium, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 90_000 });
+    const r = spawnSync(chromium, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 90_000, env: chromiumEnv(chromium) });
     if (r.error || r.status !== 0 || !existsSync(pngFile)) {
       const why = r.error ? r.error.message : `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`;
       throw new Error(`chromium failed to screenshot ${htmlFile}: ${why}\n${(r.stderr ?? '').slice(-2000)}`);
@@ -135,6 +133,16 @@ export function analyzeScreenshot(pngFile, colors = []) {
     });
   }
   return { width, height, inkFraction: ink / (width * height), colorPixels: Object.fromEntries(colors.map((c, k) => [c, counts[k]])) };
+}
+
+/**
+ * The colours of the runs a report holds, in order: read from its runs table's swatches (the
+ * colour lib/demo/report.ts gives each run), so the check expects what this report draws (a demo
+ * report has SFT and RDPO, and DPO only with --dpo).
+ * @param {string} html
+ */
+export function runColorsOf(html) {
+  return [...html.matchAll(/<span class="swatch" style="background:(#[0-9a-fA-F]{6})">/g)].map((m) => m[1].toLowerCase());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,16 +264,18 @@ async function main(argv) {
   const htmlOut = opt('--html-out');
   const [w, h] = (opt('--size') ?? '1200,2000').split(',').map(Number);
   let html = argv[0];
-  let colors = ['#1f77b4', '#ff7f0e', '#2ca02c'];
   if (!html) {
-    const { writeReport, RUN_COLORS } = await loadReportModule();
-    const input = sampleReportInput();
-    html = writeReport(htmlOut ?? path.join(tmp, 'report.html'), input);
-    colors = RUN_COLORS.slice(0, input.runs.length);
+    const { writeReport } = await loadReportModule();
+    html = writeReport(htmlOut ?? path.join(tmp, 'report.html'), sampleReportInput());
     console.log(`sample report: ${html}`);
   }
+  const colors = runColorsOf(readFileSync(html, 'utf8'));
+  if (colors.length === 0) {
+    console.error(`${html}: no runs in this report (no run swatches in its runs table): nothing to check`);
+    return 1;
+  }
   if (!findChromium()) {
-    console.error('chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/chrome');
+    console.error(`chromium not found: ${CHROMIUM_HOW_TO} (\`npm test\`'s setup fetches one into .cache/chromium on Debian/Ubuntu)`);
     return 2;
   }
   renderWithChromium(html, out, { width: w, height: h });

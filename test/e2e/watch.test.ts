@@ -16,7 +16,7 @@ import { encodePrompt } from '../../lib/eval/sampling.js';
 import type { SampleSet } from '../../lib/report/run_report.js';
 import { referencePython, runPython } from '../reference/python.js';
 // @ts-expect-error: a plain .mjs script, no type declarations
-import { analyzeScreenshot } from '../../scripts/render-report.mjs';
+import { analyzeScreenshot, chromiumEnv, findChromium } from '../../scripts/render-report.mjs';
 import { REPO, rpo, rpoLive } from './cli.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
@@ -160,9 +160,9 @@ describe('a watched run', () => {
   });
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`watch.test.ts: skipping the TensorBoard screenshot: ${CHROMIUM} is not installed (Debian: apt-get install chromium)`);
+const CHROMIUM = findChromium() as string | null;
+const hasChromium = CHROMIUM !== null;
+if (!hasChromium) console.warn('watch.test.ts: skipping the TensorBoard screenshot: no Chromium (`npm test` fetches one into .cache/chromium on Debian/Ubuntu; else install it or set CHROMIUM=/path/to/chrome)');
 
 /** A free loopback port (the OS picks it; closed again before TensorBoard binds it). */
 function freePort(): Promise<number> {
@@ -205,10 +205,10 @@ describe('tensorboard --logdir <run dir>/tb', () => {
       const png = path.join(work, 'tensorboard.png');
       const profile = mkdtempSync(path.join(tmpdir(), 'rpo-chromium-'));
       const r = spawnSync(
-        CHROMIUM,
+        CHROMIUM!,
         ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`,
           '--window-size=1400,1000', '--virtual-time-budget=15000', `--screenshot=${png}`, `${url}/#timeseries`],
-        { encoding: 'utf8', timeout: 120_000 },
+        { encoding: 'utf8', timeout: 120_000, env: chromiumEnv(CHROMIUM!) as NodeJS.ProcessEnv },
       );
       rmSync(profile, { recursive: true, force: true });
       expect(existsSync(png), r.stderr).toBe(true);

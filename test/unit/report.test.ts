@@ -1,6 +1,8 @@
 // The run report: one self-contained HTML page with an SVG line chart per metric. Checked on its
-// source (charts, series, points, axis labels, escaping, nothing fetched from anywhere) and, where
-// /usr/bin/chromium exists, on a headless-Chromium screenshot (scripts/render-report.mjs).
+// source (charts, series, points, axis labels, escaping, nothing fetched from anywhere) and on a
+// headless-Chromium screenshot (scripts/render-report.mjs; the Chromium `npm test`'s setup finds
+// or fetches, scripts/chromium.mjs).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +20,9 @@ import {
   type ReportInput,
 } from '../../lib/demo/report.js';
 // @ts-expect-error: a plain .mjs script, no type declarations
-import { analyzeScreenshot, renderWithChromium, sampleReportInput } from '../../scripts/render-report.mjs';
+import { CHROMIUM_HOW_TO, findChromium } from '../../scripts/chromium.mjs';
+// @ts-expect-error: a plain .mjs script, no type declarations
+import { analyzeScreenshot, renderWithChromium, runColorsOf, sampleReportInput } from '../../scripts/render-report.mjs';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rpo-report-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -262,14 +266,23 @@ describe('writeReport and readMetricsJsonl', () => {
   });
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`report.test.ts: skipping the headless-Chromium render check: ${CHROMIUM} is not installed (Debian: apt-get install chromium; then node scripts/render-report.mjs)`);
+const CHROMIUM = findChromium();
+if (!CHROMIUM) console.warn(`report.test.ts: skipping the headless-Chromium render checks: no Chromium (${CHROMIUM_HOW_TO}; \`npm test\` fetches one into .cache/chromium on Debian/Ubuntu)`);
 
-describe('in headless Chromium', () => {
-  it.skipIf(!hasChromium)(`renders the sample report: charts drawn in every run's colour${hasChromium ? '' : ` (skipped: no ${CHROMIUM})`}`, () => {
+describe('the render check expects the runs a report holds', () => {
+  it('reads the run colours from the runs table, in order: two for SFT + RDPO, none for no runs', () => {
+    const two = { ...sample, runs: sample.runs.filter((r) => r.name !== 'DPO') };
+    expect(two.runs.map((r) => r.name)).toEqual(['SFT', 'RDPO']);
+    expect(runColorsOf(renderReport(two))).toEqual(RUN_COLORS.slice(0, 2));
+    expect(runColorsOf(page)).toEqual(RUN_COLORS.slice(0, 3));
+    expect(runColorsOf(renderReport({ title: 'empty', runs: [] }))).toEqual([]);
+  });
+});
+
+describe.skipIf(!CHROMIUM)('in headless Chromium', () => {
+  it("renders the sample report: charts drawn in every run's colour", () => {
     const html = writeReport(path.join(tmp, 'render', 'report.html'), sample);
-    const png = renderWithChromium(html, path.join(tmp, 'render', 'report.png'), { chromium: CHROMIUM, width: 1200, height: 2000 });
+    const png = renderWithChromium(html, path.join(tmp, 'render', 'report.png'), { chromium: CHROMIUM!, width: 1200, height: 2000 });
     const colors = RUN_COLORS.slice(0, sample.runs.length);
     const shot = analyzeScreenshot(png, colors) as { width: number; height: number; inkFraction: number; colorPixels: Record<string, number> };
     expect([shot.width, shot.height]).toEqual([1200, 2000]);
@@ -278,7 +291,20 @@ describe('in headless Chromium', () => {
     for (const c of colors) expect(shot.colorPixels[c], c).toBeGreaterThan(300);
     // and a page without runs draws none of those colours: the count means something
     const empty = writeReport(path.join(tmp, 'render', 'empty.html'), { title: 'empty', runs: [] });
-    const blank = analyzeScreenshot(renderWithChromium(empty, path.join(tmp, 'render', 'empty.png'), { chromium: CHROMIUM }), colors) as { colorPixels: Record<string, number> };
+    const blank = analyzeScreenshot(renderWithChromium(empty, path.join(tmp, 'render', 'empty.png'), { chromium: CHROMIUM! }), colors) as { colorPixels: Record<string, number> };
     for (const c of colors) expect(blank.colorPixels[c], c).toBeLessThan(50);
+  });
+
+  it('node scripts/render-report.mjs passes a demo-like report of SFT + RDPO (no DPO) and fails a report without runs', () => {
+    const two = writeReport(path.join(tmp, 'render', 'two.html'), { ...sample, runs: sample.runs.filter((r) => r.name !== 'DPO') });
+    const script = path.join(import.meta.dirname, '..', '..', 'scripts', 'render-report.mjs');
+    const ok = spawnSync(process.execPath, [script, two, '--out', path.join(tmp, 'render', 'two.png')], { encoding: 'utf8', env: { ...process.env, CHROMIUM: CHROMIUM! } });
+    expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`${RUN_COLORS[0]}: `);
+    expect(ok.stdout).not.toContain(`${RUN_COLORS[2]}: `);
+    const none = writeReport(path.join(tmp, 'render', 'none.html'), { title: 'empty', runs: [] });
+    const bad = spawnSync(process.execPath, [script, none, '--out', path.join(tmp, 'render', 'none.png')], { encoding: 'utf8', env: { ...process.env, CHROMIUM: CHROMIUM! } });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('no runs in this report');
   });
 });
