@@ -85,7 +85,10 @@ export function collectInfo(): Info {
 
 function parallelLine(): string {
   const d = distInfo();
-  return d.available ? `rpo launch: c10d Gloo${d.nccl ? ' + NCCL' : ''}` : `not built (${d.reason})`;
+  // The addon's reason names the system package; without root, the build fetches it itself.
+  return d.available
+    ? `rpo launch: c10d Gloo${d.nccl ? ' + NCCL' : ''}`
+    : `not built (${d.reason}; without root on Debian/Ubuntu, \`npm run build:native\` alone fetches them into .cache/gloo)`;
 }
 
 function formatCuda(c: CudaInfo, driver: string): string[] {
