@@ -3,7 +3,8 @@
 //
 // `apt-get download` + `dpkg -x` need no root. apt's package lists may be empty (a fresh
 // container) and a non-root user cannot update the system's, so when the system lists don't know
-// a package, the lists are fetched into a private directory under .cache/apt and used from there.
+// a package, the lists are fetched into a private directory beside the unpacked tree and used
+// from there.
 // Only node's own modules are used here: this runs on a bare clone, before `npm install`.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -11,14 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const privateApt = path.join(root, '.cache', 'apt');
 
 /** Whether this system has apt-get and dpkg (Debian, Ubuntu and their derivatives). */
 export function hasApt() {
   return ['apt-get', 'dpkg'].every((cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0);
 }
 
-function privateOptions() {
+function privateOptions(privateApt) {
   return [
     '-o', `Dir::State::Lists=${path.join(privateApt, 'lists')}`,
     '-o', `Dir::Cache=${path.join(privateApt, 'cache')}`,
@@ -38,11 +38,11 @@ function simulate(names, options) {
 }
 
 /** Fills the private package lists (.cache/apt/lists) from the system's apt sources. */
-function updatePrivateLists(say) {
+function updatePrivateLists(privateApt, say) {
   const lists = path.join(privateApt, 'lists');
   for (const d of [path.join(lists, 'partial'), path.join(privateApt, 'cache', 'archives', 'partial')]) mkdirSync(d, { recursive: true });
   say(`apt's package lists don't have what is needed: fetching them into ${path.relative(root, lists)} (no root needed)`);
-  const r = apt([...privateOptions(), 'update']);
+  const r = apt([...privateOptions(privateApt), 'update']);
   if (r.status !== 0) return `apt-get update into ${lists} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`;
   return null;
 }
@@ -55,12 +55,15 @@ function updatePrivateLists(say) {
  * @param {{ dependencies?: boolean }} [opts]
  */
 export function unpackDebs(names, dest, say, opts = {}) {
+  // Beside dest: the downloaded .debs and, when needed, apt's private lists; both removed after.
+  const debs = path.join(path.dirname(dest), 'debs');
+  const privateApt = path.join(path.dirname(dest), 'apt');
   let options = [];
   let packages = simulate(names, options);
   if (packages === null) {
-    const err = updatePrivateLists(say);
+    const err = updatePrivateLists(privateApt, say);
     if (err) return { error: err };
-    options = privateOptions();
+    options = privateOptions(privateApt);
     packages = simulate(names, options);
     if (packages === null) return { error: `apt knows no package ${names.join(', ')} (even after updating its lists)` };
   }
@@ -68,7 +71,6 @@ export function unpackDebs(names, dest, say, opts = {}) {
   // what is missing, e.g. headers under another prefix): simulate lists them only when absent.
   if (!opts.dependencies) packages = [];
   for (const n of names) if (!packages.includes(n)) packages.push(n);
-  const debs = path.join(path.dirname(dest), 'debs');
   rmSync(debs, { recursive: true, force: true });
   mkdirSync(debs, { recursive: true });
   say(`apt-get download ${packages.join(' ')}`);
