@@ -37,7 +37,7 @@ function simulate(names, options) {
   return r.stdout.split('\n').filter((l) => l.startsWith('Inst ')).map((l) => l.split(' ')[1]);
 }
 
-/** Fills the private package lists (.cache/apt/lists) from the system's apt sources. */
+/** Fills the private package lists (<privateApt>/lists) from the system's apt sources. */
 function updatePrivateLists(privateApt, say) {
   const lists = path.join(privateApt, 'lists');
   for (const d of [path.join(lists, 'partial'), path.join(privateApt, 'cache', 'archives', 'partial')]) mkdirSync(d, { recursive: true });
