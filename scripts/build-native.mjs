@@ -57,6 +57,8 @@ if (process.argv.includes('--force') || !configured) {
   mkdirSync(path.dirname(stampFile), { recursive: true });
   writeFileSync(stampFile, inputs);
 }
+// --configure-only: what CMake finds, without compiling (test/native/build_configure.test.ts).
+if (process.argv.includes('--configure-only')) process.exit(0);
 runCmakeJs('build');
 // Record what the addon was built against, for `rpo info` and error messages at load time.
 mkdirSync(path.resolve(root, buildDir), { recursive: true });

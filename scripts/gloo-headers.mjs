@@ -1,6 +1,6 @@
 // gloo's headers, which data parallelism (native/parallel, `rpo launch`) is compiled against:
 // pip's torch carries gloo's code inside libtorch_cpu but not the headers ProcessGroupGloo.hpp
-// includes. Found in this order: $RPO_GLOO_INCLUDE, the system (/usr/include, /usr/local/include),
+// includes. Found in this order (RPO_GLOO_INCLUDE=none: none at all): $RPO_GLOO_INCLUDE, the system (/usr/include, /usr/local/include),
 // the project's own copy (.cache/gloo, unpacked from Debian's libgloo-dev without root by
 // ensureGlooHeaders). Only node's own modules are used here: this runs on a bare clone.
 import { existsSync, writeFileSync } from 'node:fs';
@@ -16,8 +16,12 @@ export const projectGlooInclude = path.join(projectCopy, 'usr', 'include');
 export const GLOO_HOW_TO = 'install gloo\'s headers (Debian/Ubuntu: `apt-get install libgloo-dev`; elsewhere build gloo ' +
   '(github.com/pytorch/gloo) and set RPO_GLOO_INCLUDE=<its include dir>), then `npm run build:native`';
 
+/** RPO_GLOO_INCLUDE=none: build without data parallelism, whatever the system has. */
+export const glooOff = () => process.env.RPO_GLOO_INCLUDE === 'none';
+
 /** The include directory holding gloo/context.h, or null. */
 export function findGlooInclude() {
+  if (glooOff()) return null;
   const candidates = [process.env.RPO_GLOO_INCLUDE, '/usr/include', '/usr/local/include', projectGlooInclude];
   return candidates.find((d) => d && existsSync(path.join(d, HEADER))) ?? null;
 }
@@ -30,7 +34,7 @@ export function findGlooInclude() {
  */
 export function ensureGlooHeaders(say) {
   const found = findGlooInclude();
-  if (found) return found;
+  if (found || glooOff()) return found;
   if (!hasApt()) {
     say(`no gloo headers: the addon builds without data parallelism (no \`rpo launch\`). To have it: ${GLOO_HOW_TO}`);
     return null;
