@@ -9,6 +9,7 @@ import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type 
 import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
 import { lossHelpLines } from './train/losses.js';
+import { UsageError } from './util/usage_error.js';
 
 export { EXIT } from './exit.js';
 
@@ -332,6 +333,10 @@ export function reportError(err: unknown): number {
   const e = err instanceof Error ? err : new Error(String(err));
   if (e instanceof ConfigError) {
     console.error(`rpo: config error: ${e.message}`);
+    return EXIT.usage;
+  }
+  if (e instanceof UsageError) {
+    console.error(`rpo: ${e.message}`);
     return EXIT.usage;
   }
   if (e.name === 'NonFiniteError') {
