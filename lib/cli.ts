@@ -9,6 +9,8 @@ import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type 
 import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
 import { lossHelpLines } from './train/losses.js';
+import { redactError, redactSecrets } from './util/redact.js';
+import { UsageError } from './util/usage_error.js';
 
 export { EXIT } from './exit.js';
 
@@ -330,8 +332,14 @@ export async function main(argv: string[]): Promise<number> {
 /** Prints an error the way a user needs it and picks the exit code. */
 export function reportError(err: unknown): number {
   const e = err instanceof Error ? err : new Error(String(err));
+  // A message may quote a config value: secrets from the environment are masked (lib/util/redact.ts).
+  redactError(e, redactSecrets);
   if (e instanceof ConfigError) {
     console.error(`rpo: config error: ${e.message}`);
+    return EXIT.usage;
+  }
+  if (e instanceof UsageError) {
+    console.error(`rpo: ${e.message}`);
     return EXIT.usage;
   }
   if (e.name === 'NonFiniteError') {

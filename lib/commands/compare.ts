@@ -1,11 +1,14 @@
 // `rpo compare -f samples.json -ck policy -bk chosen -r results.jsonl -j <judge model> ...`: the
 // seed's compare.py (win rate of a candidate against a baseline, judged by an OpenAI-compatible
-// chat endpoint). Exit codes: 0 done (the result line appended and printed); 1 a failure;
+// chat endpoint). Exit codes: 0 done (the result line appended and printed); 1 a failure (nothing
+// judged, a damaged journal, ...; the journal is kept); 2 a usage error (a flag's value);
 // 130 interrupted (the same command resumes).
+import { checkCompareNumbers } from '../compare/args.js';
 import { CompareInterrupted, runCompare } from '../compare/index.js';
 import { resolveModelDir } from '../hub/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { makeRedactor } from '../util/redact.js';
+import { UsageError } from '../util/usage_error.js';
 import { EXIT } from '../cli.js';
 
 export interface CompareArgs {
@@ -43,6 +46,7 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    checkCompareNumbers(a);
     const { readSamples } = await import('../compare/samples.js');
     // The responses' lengths are counted in tokens of the run's tokenizer: --tokenizer, else the
     // seed's samples config's local_run_dir (where its tokenizer was saved).
@@ -88,6 +92,7 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
       console.error(`rpo: ${err.message}`);
       return EXIT.interrupted;
     }
+    if (err instanceof UsageError) throw new UsageError(redact(err.message));
     throw new Error(redact((err as Error).message));
   } finally {
     process.off('SIGINT', onSignal);

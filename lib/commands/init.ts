@@ -22,6 +22,7 @@ export async function runInitCommand(a: InitArgs): Promise<number> {
     dtype: a.dtype,
     overwrite: a.overwrite,
   });
-  console.log(`rpo: wrote ${typeof out === 'string' ? out : a.dir}`);
+  if (out.notice !== null) console.error(`rpo: ${out.notice}`);
+  console.log(`rpo: wrote ${out.dir}`);
   return EXIT.ok;
 }

@@ -78,6 +78,15 @@ export class CompareInterrupted extends Error {
 
 type Outcome = { i: number; choice: 'candidate' | 'baseline' | null; reply: string } | { i: number; error: string };
 
+/** Whether a journal line is an outcome rpo writes for one of `n` comparisons. */
+function isOutcome(v: unknown, n: number): v is Outcome {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  if (typeof o.i !== 'number' || !Number.isInteger(o.i) || o.i < 0 || o.i >= n) return false;
+  if ('error' in o) return typeof o.error === 'string';
+  return (o.choice === 'candidate' || o.choice === 'baseline' || o.choice === null) && typeof o.reply === 'string';
+}
+
 /** The journal of one comparison run: a header line, then one outcome per line. */
 class CompareJournal {
   private constructor(
@@ -86,16 +95,34 @@ class CompareJournal {
     readonly previous: Map<number, Outcome>,
   ) {}
 
-  static open(file: string, hash: string, args: Record<string, unknown>): CompareJournal {
+  /**
+   * Opens (or starts) the journal of `n` comparisons. A line cut short by a kill (the last one,
+   * with no newline) is dropped; any other line that is not what rpo writes is an error naming
+   * the file and the line, since counting it would report comparisons that never happened.
+   */
+  static open(file: string, hash: string, args: Record<string, unknown>, n: number): CompareJournal {
     const previous = new Map<number, Outcome>();
     if (existsSync(file)) {
       const text = readFileSync(file, 'utf8');
       const end = text.lastIndexOf('\n') + 1;
-      const lines = text.slice(0, end).split('\n').filter((l) => l.length > 0);
-      const header = lines.length > 0 ? (JSON.parse(lines[0]!) as { journal?: string; hash?: string }) : null;
-      if (header && (header.journal !== 'rpo-compare' || header.hash !== hash)) throw new Error(`${file} is not the journal of this comparison; remove it to start over`);
-      for (const l of lines.slice(1)) {
-        const o = JSON.parse(l) as Outcome;
+      const lines = text.slice(0, end).split('\n');
+      lines.pop(); // after the last newline
+      const damaged = (line: number, what: string): Error =>
+        new Error(`${file}: line ${line} ${what}; the journal is damaged: remove it to start over (its comparisons are judged again)`);
+      const parse = (line: number): unknown => {
+        try {
+          return JSON.parse(lines[line - 1]!) as unknown;
+        } catch {
+          throw damaged(line, `is not JSON (${JSON.stringify(lines[line - 1]!.slice(0, 60))})`);
+        }
+      };
+      const header = lines.length > 0 ? (parse(1) as { journal?: unknown; hash?: unknown } | null) : null;
+      if (header !== null && (typeof header !== 'object' || header.journal !== 'rpo-compare' || header.hash !== hash)) {
+        throw new Error(`${file} is not the journal of this comparison; remove it to start over`);
+      }
+      for (let line = 2; line <= lines.length; line++) {
+        const o = parse(line);
+        if (!isOutcome(o, n)) throw damaged(line, `is not a comparison's outcome (an "i" from 0 to ${n - 1} with a "choice" and "reply", or an "error")`);
         previous.set(o.i, o);
       }
       // A line cut short by a kill is dropped; appends go after the last whole line.
@@ -163,6 +190,7 @@ async function judgeLocally(
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const samples = readSamples(o.file);
   if (o.candidateKey === o.baselineKey) throw new Error(`-ck and -bk are both "${o.candidateKey}": compare two different keys`);
+  if (samples.rows.length === 0) throw new Error(`${o.file} holds no samples: nothing to compare`);
   const n = o.maxComparisons === null ? samples.rows.length : Math.min(o.maxComparisons, samples.rows.length);
   const rows = samples.rows.slice(0, n).map((r, i) => ({
     history: textOf(o.file, r, i, o.historyKey),
@@ -180,7 +208,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   // Everything that decides the outcomes: a restart with other arguments starts its own journal.
   const args = { file: readFileSync(o.file, 'utf8'), ck: o.candidateKey, bk: o.baselineKey, hk: o.historyKey, labels: o.labels, seed: o.seed, n, judge: o.judge, baseUrl: o.baseUrl };
   const hash = hashArgs(args);
-  const journal = CompareJournal.open(`${o.resultsFile}.progress-${hash.slice(0, 12)}.jsonl`, hash, { ...args, file: o.file });
+  const journal = CompareJournal.open(`${o.resultsFile}.progress-${hash.slice(0, 12)}.jsonl`, hash, { ...args, file: o.file }, n);
   const outcomes = new Map<number, Outcome>([...journal.previous].filter(([, v]) => !('error' in v)));
 
   const local = o.judge.startsWith('local:') ? o.judge.slice('local:'.length) : null;
@@ -257,6 +285,15 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 
   const w = wins();
   const failed = [...outcomes.values()].filter((v) => 'error' in v).length;
+  // A result needs at least one judged comparison: "0 vs 0, p = 1" from a judge that never
+  // answered would read as a tie. The journal stays; the same command tries the failed ones again.
+  if (failed === rows.length) {
+    const first = [...outcomes.values()].find((v): v is Extract<Outcome, { error: string }> => 'error' in v);
+    throw new Error(
+      `no comparison was judged: all ${rows.length} request(s) to the judge failed (first: ${first?.error ?? '?'}); ` +
+        `nothing was appended to ${o.resultsFile}; ${journal.file} keeps them and the same command tries them again`,
+    );
+  }
   const decided = w.candidate + w.baseline;
   const result: CompareResult = {
     date: new Date().toISOString(),

@@ -16,6 +16,7 @@ import { packageRoot } from '../util/package.js';
 import { composeConfig, splitHydraArgv, type Composition, type HydraArgs } from './compose.js';
 import { hydraYaml } from './hydra_yaml.js';
 import { ConfigError, suggestKey } from './errors.js';
+import { redactError, redactSecrets } from '../util/redact.js';
 import { MISSING, allPaths, missingKeys, resolveConfig, type Env } from './interpolate.js';
 import { closestKnownKey, isKnownKey, toRaw, validateConfig, type RunConfig } from './schema.js';
 import { isMap, stringifyYaml, type ConfigMap, type ConfigValue } from './yaml.js';
@@ -98,9 +99,14 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   // again after, for a ??? an interpolation produced.
   requireValues(composition.config);
   const raw = resolveConfig(composition.config, { env: options.env });
-  requireValues(raw);
-  const { config, notices } = validateConfig(raw);
-  return { config, raw, notices, choices: composition.choices };
+  // From here on a secret from ${oc.env:...} is registered: messages that may quote it are masked.
+  try {
+    requireValues(raw);
+    const { config, notices } = validateConfig(raw);
+    return { config, raw, notices: notices.map(redactSecrets), choices: composition.choices };
+  } catch (err) {
+    throw redactError(err, redactSecrets);
+  }
 }
 
 /**
@@ -111,7 +117,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 export function formatJobConfig(options: LoadConfigOptions & { resolve?: boolean }): string {
   const composition = composeRun(options);
   rejectUnknownKeys(composition);
-  return hydraYaml(options.resolve ? resolveConfig(composition.config, { env: options.env }) : composition.config);
+  return options.resolve ? redactSecrets(hydraYaml(resolveConfig(composition.config, { env: options.env }))) : hydraYaml(composition.config);
 }
 
 /** A key that a `+key=` / `++key=` override created and that rpo does not read is an error. */
@@ -157,7 +163,7 @@ export function loadConfigFromArgv(
 
 /** YAML for printing a config (`rpo plan --cfg`); `--cfg job` uses formatJobConfig. */
 export function formatConfig(raw: ConfigMap): string {
-  return stringifyYaml(raw);
+  return redactSecrets(stringifyYaml(raw));
 }
 
 /** Strings are written with `${` escaped, so a reload does not interpolate them again. */
@@ -178,7 +184,8 @@ export function saveConfig(config: RunConfig, file: string): void {
     '# rpo run config (composed, resolved, validated). Reload it with\n' +
     `#   rpo eval --config-path ${path.dirname(file)} --config-name ${path.basename(file).replace(/\.ya?ml$/, '')} [overrides]\n` +
     // Hydra's own layout (OmegaConf.to_yaml), so `max_grad_norm: 10.0` stays a float on reload.
-    hydraYaml(escapeInterpolations(toRaw(config)));
+    // Secrets from the environment are masked: the file is for reading and reloading, not for keys.
+    redactSecrets(hydraYaml(escapeInterpolations(toRaw(config))));
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
   try {

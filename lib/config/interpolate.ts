@@ -7,7 +7,8 @@
 //   text ${a} text               string interpolation (booleans print as True/False and null
 //                                as None, as Python's str() would)
 //   ${a.${b}}                    nested: the inner one is resolved first and spliced into the key
-//   ${oc.env:VAR} ${oc.env:VAR,default}   an environment variable (default null → null)
+//   ${oc.env:VAR} ${oc.env:VAR,default}   an environment variable (default null → null); the value
+//                                of a *TOKEN* / *KEY* / *SECRET* variable is masked in every output
 //   ${oc.select:key,default}     a key, or the default when the key does not exist
 //   \${                          a literal "${"
 // Errors: a cycle (naming every key in it), a reference to a key that does not exist (with the
@@ -15,6 +16,7 @@
 import { ConfigError, didYouMeanKey } from './errors.js';
 import { typePrimitive } from './overrides.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
+import { isSecretName, registerSecret } from '../util/redact.js';
 
 export const MISSING = '???';
 
@@ -150,7 +152,11 @@ class Resolver {
         throw new ConfigError(`${pathText(path)}: \${oc.env:VAR[,default]} takes a variable name and an optional default`);
       }
       const v = this.env[variable];
-      if (v !== undefined) return v;
+      if (v !== undefined) {
+        // A token, key or secret: masked wherever the config is written or printed (lib/util/redact.ts).
+        if (isSecretName(variable)) registerSecret(v);
+        return v;
+      }
       if (rest.length === 1) return rest[0] === null || rest[0] === undefined ? null : toText(rest[0]);
       throw new ConfigError(`${pathText(path)}: environment variable ${variable} is not set (give a default: \${oc.env:${variable},default})`);
     }

@@ -8,6 +8,8 @@ import path from 'node:path';
 
 import { stringify as toYaml } from 'yaml';
 
+import { redactSecrets } from '../util/redact.js';
+
 /** One line of metrics.jsonl: step, examples, metric values (numbers; null where not finite), maybe strings. */
 export type MetricLine = Readonly<Record<string, unknown>>;
 
@@ -541,7 +543,8 @@ export function renderReport(input: ReportInput): string {
 
 /** Writes the report to `file` (a temp file in the same directory, then renamed over it). Returns the path. */
 export function writeReport(file: string, input: ReportInput): string {
-  const html = renderReport(input);
+  // The configs shown are the runs'; secrets from the environment are masked.
+  const html = redactSecrets(renderReport(input));
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
   try {

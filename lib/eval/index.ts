@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
+import { ConfigError, engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import type { PreferenceRow } from '../data/types.js';
@@ -33,6 +33,31 @@ export function policyDir(config: RunConfig): string | null {
   return findCheckpoint(config.local_run_dir) ?? (existsSync(path.join(config.local_run_dir, 'LATEST')) ? path.join(config.local_run_dir, 'LATEST') : null);
 }
 
+/** The file a mode writes: `<samples_dir>/eval_<exp>.json`, `<exp>.json` (sample) or `alpaca_<exp>.json`. */
+export function evalOutputFile(config: RunConfig): string {
+  const name = { eval: `eval_${config.exp_name}`, sample: config.exp_name, alpacaeval: `alpaca_${config.exp_name}` }[config.mode as 'eval' | 'sample' | 'alpacaeval'];
+  if (name === undefined) throw new Error(`rpo eval: mode=${config.mode} is not an eval mode (eval, sample or alpacaeval)`);
+  return path.join(config.samples_dir, `${name}.json`);
+}
+
+/**
+ * An earlier output (hours of sampling, perhaps, and what `rpo compare` reads) is not replaced
+ * unless overwrite=true, as a run directory is not (lib/train/run_dir.ts): a usage error before
+ * any model is loaded.
+ */
+function claimOutput(config: RunConfig, events: EvalEvents): string {
+  const file = evalOutputFile(config);
+  if (!existsSync(file)) return file;
+  if (!config.overwrite) {
+    throw new ConfigError(
+      `${file} exists (an earlier mode=${config.mode} of exp_name=${config.exp_name}); pass ++overwrite=true to replace it, ` +
+        'or choose another ++exp_name or ++samples_dir',
+    );
+  }
+  events.onMessage?.(`overwrite=true: ${file} will be replaced`);
+  return file;
+}
+
 function writeJson(file: string, value: unknown): string {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileAtomic(file, [Buffer.from(JSON.stringify(value, null, 2) + '\n')]);
@@ -46,6 +71,7 @@ export interface EvalResult {
 }
 
 export async function runEval(config: RunConfig, events: EvalEvents = {}): Promise<EvalResult> {
+  const outFile = claimOutput(config, events);
   if (config.threads) setNumThreads(config.threads);
   const device = resolveDevice(config.device);
   const trained = policyDir(config);
@@ -64,11 +90,11 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   try {
     switch (config.mode) {
       case 'eval':
-        return await evalMetrics(config, base, policy, device, events, weights);
+        return await evalMetrics(config, base, policy, device, events, weights, outFile);
       case 'sample':
-        return await sampleTest(config, base, policy, weights, events);
+        return await sampleTest(config, base, policy, weights, events, outFile);
       case 'alpacaeval':
-        return await alpacaEval(config, base, policy, weights, events);
+        return await alpacaEval(config, base, policy, weights, events, outFile);
       default:
         throw new Error(`rpo eval: mode=${config.mode} is not an eval mode (eval, sample or alpacaeval)`);
     }
@@ -79,7 +105,7 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
 
 type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 
-async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents, weights: string): Promise<EvalResult> {
+async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents, weights: string, outFile: string): Promise<EvalResult> {
   const groups = lossGroups(config.loss);
   // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
   const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
@@ -103,7 +129,7 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
       table: null,
       ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
     });
-    const file = writeJson(path.join(config.samples_dir, `eval_${config.exp_name}.json`), metrics);
+    const file = writeJson(outFile, metrics);
     return { file, metrics };
   } finally {
     trainer.dispose();
@@ -111,7 +137,7 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   }
 }
 
-async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
+async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents, outFile: string): Promise<EvalResult> {
   // The first n_samples test rows over the datasets in order, each dataset's prompts formatted
   // as training formats them: its remove_extra_spaces trait, and a multi-turn row (hh, oasst)
   // after its whole history (the row's turns), not its plain text.
@@ -138,11 +164,11 @@ async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnT
     rows.push(...take);
   }
   const samples = completions.map((c: Completion, i) => ({ prompt: c.prompt, chosen: rows[i]!.chosen, policy: c.output }));
-  const file = writeJson(path.join(config.samples_dir, `${config.exp_name}.json`), samples);
+  const file = writeJson(outFile, samples);
   return { file, samples: samples.length };
 }
 
-async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents): Promise<EvalResult> {
+async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents, outFile: string): Promise<EvalResult> {
   const prompts = (await loadPromptSplit('alpacaeval', 'test')).slice(0, config.n_samples);
   const completions = await complete(policy, base.tokenizer, config, prompts, {
     batchSize: config.model.eval_batch_size,
@@ -155,6 +181,6 @@ async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnT
     generator: config.exp_name,
     dataset: prompts[i]!.dataset ?? 'alpaca_eval',
   }));
-  const file = writeJson(path.join(config.samples_dir, `alpaca_${config.exp_name}.json`), outputs);
+  const file = writeJson(outFile, outputs);
   return { file, samples: outputs.length };
 }

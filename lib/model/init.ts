@@ -10,9 +10,11 @@
 //                            the files of a tokenizer directory (e.g. a hub snapshot) copied as they are
 //   generation_config.json   bos / eos (every stop id) / pad, do_sample, top_p 0.95 (the seed's)
 //
-// The directory is built in `<out>.tmp-<pid>` and renamed into place at the end, so `out` is never
-// left half-written; an existing non-empty `out` is refused unless `overwrite`.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// The directory is built in `<out>.tmp-<pid>` and moved into place at the end, so `out` is never
+// left half-written; an existing non-empty `out` is refused unless `overwrite`, which replaces
+// only the files rpo wrote there (lib/util/out_dir.ts), and `out` may not be, lie inside or
+// contain the tokenizer directory or config.json it reads (a usage error, exit 2).
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { Model, type Dtype, type ModelConfig } from '../native.js';
@@ -21,6 +23,9 @@ import { byteLevelTokenizerFiles } from './byte_tokenizer.js';
 import { parseHfConfig, type HfConfigExtras } from './config.js';
 import { saveModel } from './io.js';
 import { PRESET_NAMES, presetConfig } from './presets.js';
+import { installOutDir, prepareOutDir, tempOutDir } from '../util/out_dir.js';
+import { overlapMessage, type NamedPath } from '../util/paths.js';
+import { UsageError } from '../util/usage_error.js';
 
 export const DEFAULT_PRESET = 'tiny';
 export const DEFAULT_INIT_SEED = 0;
@@ -65,8 +70,10 @@ export interface InitModelResult {
   bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;
-  /** File names in `dir`, sorted. */
+  /** The files rpo wrote into `dir`, sorted (besides its record of them, WRITTEN_MANIFEST). */
   files: string[];
+  /** What --overwrite removed and kept, for the user (null: `dir` was new or empty). */
+  notice: string | null;
 }
 
 function readJsonFile(file: string, what: string): unknown {
@@ -104,23 +111,20 @@ function checkOptions(opts: InitModelOptions): void {
   }
 }
 
-/** Refuses an `out` that cannot be (re)placed: a file, a non-empty directory without overwrite, a root or an ancestor of the cwd. */
-function checkOut(out: string, overwrite: boolean): boolean {
-  if (path.parse(out).root === out) throw new Error(`refusing to write a model into the file-system root ${out}`);
-  if (!existsSync(out)) return false;
-  const st = statSync(out);
-  if (!st.isDirectory()) throw new Error(`${out} exists and is not a directory`);
-  const entries = readdirSync(out);
-  if (entries.length > 0) {
-    if (!overwrite) {
-      throw new Error(`${out} exists and is not empty (${entries.length} entries); choose another directory or pass overwrite (--overwrite) to replace it`);
-    }
-    const rel = path.relative(out, process.cwd());
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-      throw new Error(`refusing to overwrite ${out}: it contains the current directory`);
-    }
-  }
-  return true;
+/**
+ * Names that belong to a model directory rpo writes (config, weights, tokenizer, generation
+ * config), and files a loader of the directory would read beside them (other weights, an adapter
+ * config): in an output directory, such a file that rpo did not write blocks it (lib/util/out_dir.ts).
+ */
+export function isModelDirName(name: string): boolean {
+  return (
+    name === 'config.json' ||
+    name === 'generation_config.json' ||
+    name === 'adapter_config.json' ||
+    TOKENIZER_FILES.includes(name) ||
+    /\.(safetensors|bin|pt|pth|gguf)$/.test(name) ||
+    /^(model|pytorch_model)\.(safetensors|bin)\.index\.json$/.test(name)
+  );
 }
 
 interface TokenizerSource {
@@ -201,12 +205,17 @@ function configFromJson(file: string, vocabSize: number): ModelConfig {
 
 /**
  * Writes a random-weight HF model directory `out` (see the top of this file) and returns what it
- * wrote. Atomic: built in `<out>.tmp-<pid>`, renamed into place.
+ * wrote. Built in `<out>.tmp-<pid>`, then moved into place.
  */
 export async function initModelDir(out: string, opts: InitModelOptions = {}): Promise<InitModelResult> {
   checkOptions(opts);
   const dir = path.resolve(out);
-  const exists = checkOut(dir, opts.overwrite ?? false);
+  const inputs: NamedPath[] = [];
+  if (opts.tokenizer !== undefined && opts.tokenizer !== 'bytes') inputs.push({ what: 'the tokenizer directory', path: opts.tokenizer });
+  if (opts.configJson !== undefined) inputs.push({ what: 'the config', path: opts.configJson });
+  const overlap = overlapMessage({ what: 'the output directory', path: out }, inputs);
+  if (overlap !== null) throw new UsageError(`${overlap}: rpo writes the model there and must not touch what it reads; choose another directory`);
+  const prepared = prepareOutDir(dir, { overwrite: opts.overwrite ?? false, flag: 'overwrite (--overwrite)', claims: isModelDirName });
 
   const tokenizer = opts.tokenizer ?? 'bytes';
   const source = tokenizer === 'bytes' ? byteTokenizerSource() : await dirTokenizerSource(tokenizer);
@@ -214,10 +223,10 @@ export async function initModelDir(out: string, opts: InitModelOptions = {}): Pr
   const config = preset !== null ? presetConfig(preset, source.vocabSize) : configFromJson(opts.configJson!, source.vocabSize);
   const dtype = opts.dtype ?? 'float32';
 
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  const tmp = tempOutDir(prepared);
   let numParameters: number;
+  let notice: string | null;
+  let files: string[];
   try {
     source.write(tmp, config);
     const extras: HfConfigExtras = { bos_token_id: source.bos, eos_token_id: source.eos };
@@ -237,19 +246,8 @@ export async function initModelDir(out: string, opts: InitModelOptions = {}): Pr
     generation.top_p = 0.95;
     writeJson(path.join(tmp, 'generation_config.json'), generation);
 
-    // Into place: an existing (empty, or overwritten) `out` is moved aside first and removed last.
-    const old = `${dir}.old-${process.pid}`;
-    if (exists) {
-      rmSync(old, { recursive: true, force: true });
-      renameSync(dir, old);
-    }
-    try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      if (exists) renameSync(old, dir);
-      throw err;
-    }
-    if (exists) rmSync(old, { recursive: true, force: true });
+    files = readdirSync(tmp).sort();
+    notice = installOutDir(tmp, prepared, isModelDirName);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;
@@ -264,6 +262,7 @@ export async function initModelDir(out: string, opts: InitModelOptions = {}): Pr
     bosTokenId: source.bos,
     eosTokenId: source.eos,
     padTokenId: source.explicitPad,
-    files: readdirSync(dir).sort(),
+    files,
+    notice,
   };
 }

@@ -43,6 +43,7 @@ import {
   type SplitSummary,
 } from './output.js';
 import { checkOutAgainstSource } from './paths.js';
+import { listNames, overwriteNotice } from '../util/out_dir.js';
 import { TemplateError, loadTemplate, type RationaleTemplate } from './prompts.js';
 import { RowProgress } from './progress.js';
 
@@ -267,7 +268,7 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
   const overlap = checkOutAgainstSource(o.out, o.dataset);
   if (overlap !== null) throw new RationalesUsageError(overlap);
   const foreignMessage = (foreign: readonly string[]): string =>
-    `--out ${out} holds files rpo did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? `, ... ${foreign.length} in all` : ''}): ` +
+    `--out ${out} holds files rpo did not write (${listNames(foreign)}): ` +
     `data files the directory loader would mix with the rationales, or files at the names rpo writes ` +
     `(train/test.parquet|jsonl, ${SIDECAR}, .progress-<split>.jsonl); rpo never removes them, not even with --overwrite: ` +
     `move them away or choose an empty or new directory`;
@@ -291,8 +292,8 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
     const now = surveyOutDir(out);
     if (now.foreign.length > 0) throw new RationalesUsageError(foreignMessage(now.foreign));
     for (const name of now.ours) rmSync(path.join(out, name), { force: true });
-    const kept = now.others.length > 0 ? `; kept ${now.others.length} other file(s) rpo did not write: ${now.others.slice(0, 5).join(', ')}${now.others.length > 5 ? ', ...' : ''}` : '';
-    if (now.ours.length > 0 || kept) say(`--overwrite: removed ${now.ours.length > 0 ? now.ours.join(', ') : 'nothing'} from ${out}${kept}`);
+    const notice = overwriteNotice(out, now.ours, now.others);
+    if (notice !== null) say(notice);
   }
   const existing = readSidecar(out);
   if (existing && existing.args_hash !== argsHash) {

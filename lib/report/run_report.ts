@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 
 import { escapeHtml, readMetricsJsonl, renderReport, type MetricLine } from '../demo/report.js';
 import { writeFileAtomic } from '../util/files.js';
+import { redactSecrets } from '../util/redact.js';
 
 export interface EvalSample {
   prompt: string;
@@ -77,5 +78,6 @@ export function renderRunReport(input: RunReportInput): string {
 
 /** Renders and writes the report atomically (temp file, fsync, rename). */
 export function writeRunReport(file: string, input: RunReportInput): void {
-  writeFileAtomic(file, [Buffer.from(renderRunReport(input), 'utf8')]);
+  // The config shown holds what the user typed; secrets from the environment are masked.
+  writeFileAtomic(file, [Buffer.from(redactSecrets(renderRunReport(input)), 'utf8')]);
 }

@@ -1,6 +1,7 @@
 // Progress for long loops: a live one-line bar on a TTY, plain periodic lines otherwise
 // (CI logs, pipes), never both. StatusLine does the drawing; Progress formats training steps
 // (rationale generation formats its rows in lib/rationales/progress.ts and draws here too).
+import { redactSecrets } from '../util/redact.js';
 
 export interface ProgressState {
   step: number;
@@ -67,10 +68,10 @@ export class StatusLine {
     this.drawn = false;
   }
 
-  /** A message that must not be overwritten by the bar. */
+  /** A message that must not be overwritten by the bar (secrets from the environment masked: it may quote a config value). */
   log(message: string): void {
     if (this.drawn) this.stream.write('\r\x1b[K');
-    this.stream.write(message + '\n');
+    this.stream.write(redactSecrets(message) + '\n');
   }
 }
 

@@ -118,3 +118,32 @@ export function cutText(text: string, n = 200): string {
   const one = text.replace(/\s+/g, ' ').trim();
   return one.length > n ? `${one.slice(0, n)}…` : one;
 }
+
+// ---- secrets that came from the environment into a config ------------------------------------
+//
+// `'++wandb.entity=${oc.env:HF_TOKEN}'` puts a token into the resolved config, from where it would
+// reach config.yaml, report.html, notices and error messages. The config resolver registers each
+// value it reads from a variable whose name says it is a secret, and every place that writes a
+// config or prints a message masks the registered values (redactSecrets). The registry is the
+// process's: a value once resolved stays masked for the rest of the process, whichever config
+// object it travels in.
+
+/** Variable names whose values are secrets: *TOKEN*, *KEY*, *SECRET* (any case). */
+export function isSecretName(name: string): boolean {
+  return /TOKEN|KEY|SECRET/i.test(name);
+}
+
+const registered = new Set<string>();
+let registeredRedactor: Redactor = (text) => text;
+
+/** Records a secret value: redactSecrets masks it from now on (too-short values are not, see usableSecrets). */
+export function registerSecret(value: string): void {
+  if (registered.has(value)) return;
+  registered.add(value);
+  registeredRedactor = makeRedactor([...registered]);
+}
+
+/** `text` with every registered secret (and every piece of one) masked. */
+export function redactSecrets(text: string): string {
+  return registeredRedactor(text);
+}

@@ -2,7 +2,7 @@
 // always prefers the first position (the random order must cancel it), one that reads the
 // responses, one that names neither, a fatal failure part-way and the resume, the key never
 // printed or written.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -187,6 +187,97 @@ describe('rpo compare', () => {
         expect(text).not.toContain('0123456789abcdef');
       }
       expect(second.stderr).toContain('***');
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
+
+  it('nothing judged (every request failed) is a failure: exit 1, no result line, the journal kept; the same command then judges them (D13)', async () => {
+    let up = false;
+    const server = await judgeServer(() => (up ? { status: 200, reply: 'Response 1' } : { status: 500 }));
+    try {
+      const results = path.join(work, 'down.jsonl');
+      const args = compareArgs(server.url, results, ['-mc', '4', '--backoff-ms', '1']);
+      const first = await rpoAsync(args);
+      expect(first.code, first.stderr).toBe(1);
+      expect(first.stderr).toMatch(/no comparison was judged: all 4 request\(s\) to the judge failed/);
+      expect(first.stdout).not.toMatch(/ vs /);
+      expect(existsSync(results)).toBe(false);
+      const journal = readdirSync(work).find((f) => f.startsWith('down.jsonl.progress-'));
+      expect(journal).toBeDefined();
+      expect(first.stderr).toContain(journal!);
+      up = true;
+      const second = await rpoAsync(args);
+      expect(second.code, second.stderr).toBe(0);
+      const [line] = resultLines(results);
+      expect(line!.candidate.wins + line!.baseline.wins).toBe(4);
+      expect(line!.failed).toBe(0);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+
+  it('a numeric flag that is not a number, or out of range, is a usage error naming it (exit 2), before any request (D13)', async () => {
+    const server = await judgeServer(() => ({ status: 200, reply: 'Response 1' }));
+    try {
+      const results = path.join(work, 'flags.jsonl');
+      const cases: Array<[string[], RegExp]> = [
+        [['--mc', 'abc'], /-mc\/--max_comp must be an integer >= 1 \(got NaN\)/],
+        [['-mc', '0'], /-mc\/--max_comp must be an integer >= 1 \(got 0\)/],
+        [['-s', '1.5'], /--seed must be an integer >= 0/],
+        [['--concurrency', 'x'], /--concurrency must be an integer >= 1/],
+        [['--timeout', '-1'], /--timeout must be a number > 0/],
+      ];
+      for (const [extra, message] of cases) {
+        const r = await rpoAsync(compareArgs(server.url, results, extra));
+        expect(r.code, `${extra.join(' ')}: ${r.stderr}`).toBe(2);
+        expect(r.stderr, extra.join(' ')).toMatch(message);
+      }
+      expect(server.requests).toHaveLength(0);
+      expect(existsSync(results)).toBe(false);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+
+  it('a damaged journal is an error naming the file and the line, never a count (D13)', async () => {
+    let up = false;
+    const server = await judgeServer(() => (up ? { status: 200, reply: 'Response 1' } : { status: 500 }));
+    try {
+      const results = path.join(work, 'damaged.jsonl');
+      const args = compareArgs(server.url, results, ['-mc', '8', '--backoff-ms', '1']);
+      // A run where the judge is down leaves this comparison's journal (its header is the real one).
+      expect((await rpoAsync(args)).code).toBe(1);
+      const journal = path.join(work, readdirSync(work).find((f) => f.startsWith('damaged.jsonl.progress-'))!);
+      const header = readFileSync(journal, 'utf8').split('\n')[0]!;
+      up = true;
+      const cases: Array<[string, RegExp]> = [
+        // Outcomes for comparison 8 of 0..7 ("compared 10/8", "undecided: -2" before), and a negative one.
+        [`${header}\n{"i":0,"choice":"candidate","reply":"1"}\n{"i":8,"choice":"baseline","reply":"2"}\n`, /line 3 is not a comparison's outcome/],
+        [`${header}\n{"i":-1,"choice":"candidate","reply":"1"}\n`, /line 2 is not a comparison's outcome/],
+        [`${header}\n{"i":0,"choice":"candidate","reply":"1"}\nnot json at all\n{"i":1,"error":"x"}\n`, /line 3 is not JSON/],
+        [`${header}\n{"i":2,"choice":"somebody","reply":"1"}\n`, /line 2 is not a comparison's outcome/],
+      ];
+      for (const [text, message] of cases) {
+        writeFileSync(journal, text);
+        const r = await rpoAsync(args);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(journal);
+        expect(r.stderr).toMatch(message);
+        expect(r.stderr).toMatch(/the journal is damaged: remove it to start over/);
+        expect(existsSync(results)).toBe(false);
+        expect(readFileSync(journal, 'utf8')).toBe(text);
+      }
+      // A last line cut short by a kill is not damage: it is dropped, and that comparison judged again.
+      writeFileSync(journal, `${header}\n{"i":0,"choice":"candidate","reply":"Response 1"}\n{"i":1,"cho`);
+      const before = server.requests.length;
+      const cut = await rpoAsync(args);
+      expect(cut.code, cut.stderr).toBe(0);
+      expect(server.requests.length - before).toBe(7);
+      const [line] = resultLines(results);
+      expect(line!.total).toBe(8);
+      expect(line!.candidate.wins + line!.baseline.wins + (line!.undecided as number)).toBe(8);
+      expect(existsSync(journal)).toBe(false);
     } finally {
       await server.close();
     }

@@ -128,7 +128,9 @@ describe('LoRA training runs', () => {
       plain.dispose();
     }
     // A second merge into the same directory needs --overwrite.
-    expect(rpo(['merge', latest, '--out', out]).stderr).toMatch(/exists \(pass --overwrite/);
+    const again = rpo(['merge', latest, '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/exists and is not empty .*pass --overwrite/);
   });
 
   it('++lora.from starts from an adapter (lr=0 keeps it exactly)', async () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../lib/data/tokenize/index.js';
 import { initModelDir, type InitModelResult } from '../../lib/model/init.js';
+import { WRITTEN_MANIFEST } from '../../lib/util/out_dir.js';
 import { loadModel } from '../../lib/model/io.js';
 import { MODEL_PRESETS, PRESET_NAMES, presetConfig, roundUpVocab } from '../../lib/model/presets.js';
 import type { RowBatch } from '../../lib/native.js';
@@ -121,7 +122,8 @@ describe('initModelDir', () => {
       'tokenizer.json',
       'tokenizer_config.json',
     ]);
-    expect(entriesOf(r.dir)).toEqual(r.files);
+    // The files rpo wrote, and its record of them (what --overwrite may remove: lib/util/out_dir.ts).
+    expect(entriesOf(r.dir)).toEqual([WRITTEN_MANIFEST, ...r.files].sort());
     expect(r).toMatchObject({ preset: 'tiny', tokenizerVocabSize: 509, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 });
     expect(r.config.vocab_size).toBe(512);
     const config = JSON.parse(readFileSync(path.join(r.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -186,15 +188,15 @@ describe('initModelDir', () => {
     }
   });
 
-  it('refuses a non-empty directory and leaves it alone; overwrite replaces it; an empty one is fine', async () => {
+  it('refuses a non-empty directory and leaves it alone; overwrite replaces only what rpo wrote; an empty one is fine', async () => {
     const dir = path.join(work, 'occupied');
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'keep.txt'), 'mine');
     await expect(initModelDir(dir, { preset: 'tiny' })).rejects.toThrow(/exists and is not empty.*overwrite/);
     expect(entriesOf(dir)).toEqual(['keep.txt']);
     const r = await initModelDir(dir, { preset: 'tiny', overwrite: true });
-    expect(entriesOf(dir)).toEqual(r.files);
-    expect(existsSync(path.join(dir, 'keep.txt'))).toBe(false);
+    expect(entriesOf(dir)).toEqual([WRITTEN_MANIFEST, 'keep.txt', ...r.files].sort());
+    expect(readFileSync(path.join(dir, 'keep.txt'), 'utf8')).toBe('mine');
 
     const empty = path.join(work, 'empty');
     mkdirSync(empty);

@@ -3,7 +3,7 @@
 // around the 200-character cut of its error bodies, echoes it in completions, or cuts it itself;
 // the hub client against hub-shaped servers that echo the token in error bodies, headers, a
 // listing that is not JSON, and a model index that is not JSON.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient, HubError, resolveModelDir } from '../../lib/hub/index.js';
 import { OpenAIGenerator, OpenAIError, parseCompletion, serverMessage, type OpenAIOptions } from '../../lib/rationales/openai.js';
 import type { GeneratorOutcome } from '../../lib/rationales/generator.js';
-import { MASK, cutText, makeRedactor, redactDeep, redactError, redactText } from '../../lib/util/redact.js';
+import { loadConfig, saveConfig } from '../../lib/config/index.js';
+import { renderRunReport } from '../../lib/report/run_report.js';
+import { MASK, cutText, isSecretName, makeRedactor, redactDeep, redactError, redactSecrets, redactText } from '../../lib/util/redact.js';
 import { fakeCommit, startHubServer, type HubServer } from '../fixtures/data/hub_server.js';
 
 /** 52 characters, like an OpenAI project key. */
@@ -284,3 +286,36 @@ describe('the hub client masks HF_TOKEN in what the hub says', () => {
     }
   });
 });
+
+describe('secrets from ${oc.env:...} in a config (issue 22, D7)', () => {
+  const SECRET = 'ghp_Wq8Er4Ty6Ui2Op0As5Df1Gh3Jk7Lz9Xc';
+  const overrides = ['loss=sft', 'model=tiny', 'model.name_or_path=/m', 'datasets=[d]', 'exp_name=x', '++wandb.entity=${oc.env:GITHUB_TOKEN}', '++wandb.project=${oc.env:MY_PROJECT}'];
+
+  it('names that say secret: *TOKEN*, *KEY*, *SECRET*, any case', () => {
+    for (const n of ['HF_TOKEN', 'OPENAI_API_KEY', 'aws_secret_access_key', 'MySecret', 'hf_token']) expect(isSecretName(n), n).toBe(true);
+    for (const n of ['HOME', 'USER', 'MY_PROJECT', 'TEAM']) expect(isSecretName(n), n).toBe(false);
+  });
+
+  it('the config keeps the value to use; its notices, config.yaml and report mask it; an ordinary variable stays', () => {
+    const loaded = loadConfig({ overrides, env: { GITHUB_TOKEN: SECRET, MY_PROJECT: 'prefs-project' } });
+    expect(loaded.config.wandb.entity).toBe(SECRET);
+    expect(loaded.notices.join('\n')).toContain(`wandb.entity="${MASK}"`);
+    expect(loaded.notices.join('\n')).toContain('wandb.project="prefs-project"');
+    expect(pieces(loaded.notices.join('\n'), SECRET)).toEqual([]);
+    const file = path.join(tmp, 'config.yaml');
+    saveConfig(loaded.config, file);
+    const yaml = readFileSync(file, 'utf8');
+    expect(pieces(yaml, SECRET)).toEqual([]);
+    expect(yaml).toContain('prefs-project');
+    const html = renderRunReport({ name: 'x', metricsFile: path.join(tmp, 'none.jsonl'), config: JSON.parse(JSON.stringify(loaded.config)) as Record<string, unknown>, state: 'finished' });
+    // renderRunReport is the page; writeRunReport masks it on its way to the file.
+    expect(html).toContain(SECRET);
+    expect(pieces(redactSecrets(html), SECRET)).toEqual([]);
+  });
+
+  it('a value from a variable that is not a secret is never masked', () => {
+    loadConfig({ overrides: ['loss=sft', 'model=tiny', 'model.name_or_path=/m', 'datasets=[d]', 'exp_name=x', '++wandb.entity=${oc.env:TEAM}'], env: { TEAM: 'research-team-7' } });
+    expect(redactSecrets('entity research-team-7')).toBe('entity research-team-7');
+  });
+});
+
