@@ -92,12 +92,20 @@ class CompareJournal {
       const text = readFileSync(file, 'utf8');
       const end = text.lastIndexOf('\n') + 1;
       const lines = text.slice(0, end).split('\n').filter((l) => l.length > 0);
-      const header = lines.length > 0 ? (JSON.parse(lines[0]!) as { journal?: string; hash?: string }) : null;
+      // A whole line that is not JSON is damage, not a kill: name the file and line.
+      const parse = (l: string, n: number): unknown => {
+        try {
+          return JSON.parse(l);
+        } catch (err) {
+          throw new Error(`${file}:${n}: damaged journal line (${err instanceof Error ? err.message : String(err)}); remove the file to start over`);
+        }
+      };
+      const header = lines.length > 0 ? ((parse(lines[0]!, 1) ?? {}) as { journal?: string; hash?: string }) : null;
       if (header && (header.journal !== 'rpo-compare' || header.hash !== hash)) throw new Error(`${file} is not the journal of this comparison; remove it to start over`);
-      for (const l of lines.slice(1)) {
-        const o = JSON.parse(l) as Outcome;
+      lines.slice(1).forEach((l, k) => {
+        const o = parse(l, k + 2) as Outcome;
         previous.set(o.i, o);
-      }
+      });
       // A line cut short by a kill is dropped; appends go after the last whole line.
       if (end !== text.length) {
         const fd = openSync(file, 'r+');

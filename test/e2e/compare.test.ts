@@ -191,4 +191,24 @@ describe('rpo compare', () => {
       await server.close();
     }
   }, 180_000);
+
+  it('a damaged journal line is an error naming the journal and the line (D10)', async () => {
+    let allowed = 3;
+    const server = await judgeServer(() => (allowed-- > 0 ? { status: 200, reply: 'Response 1' } : { status: 401 }));
+    try {
+      const results = path.join(work, 'damaged.jsonl');
+      const args = compareArgs(server.url, results, ['-mc', '6', '--concurrency', '1']);
+      expect((await rpoAsync(args)).code).toBe(1);
+      const journal = path.join(work, readdirSync(work).find((f) => f.startsWith('damaged.jsonl.progress-'))!);
+      const lines = readFileSync(journal, 'utf8').split('\n');
+      lines[2] = '{"i": 1, "win'; // a whole line (newline-terminated) that is not JSON
+      writeFileSync(journal, lines.join('\n'));
+      allowed = 1000;
+      const again = await rpoAsync(args);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain(`${journal}:3: damaged journal line`);
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
 });
