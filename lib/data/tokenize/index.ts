@@ -8,6 +8,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as RustTokenizer } from 'tokenizers';
 import { readTokenizerFiles, type SpecialTokenKey, type TokenizerFiles } from './files.js';
+import { renderBounded } from './chat_template.js';
 
 export { readTokenizerFiles, SPECIAL_TOKEN_KEYS } from './files.js';
 export type { AddedTokenInfo, SpecialTokenKey, TokenizerFiles } from './files.js';
@@ -231,11 +232,12 @@ class HfTokenizer implements Tokenizer {
       );
     }
     if (messages.length === 0) throw new Error('applyChatTemplate: no messages');
+    const where = this.files.chatTemplateFile ?? this.dir;
     if (this.compiledTemplate === null) {
       try {
         this.compiledTemplate = new Template(this.chatTemplate);
       } catch (err) {
-        throw new Error(`The chat template of ${this.dir} does not parse: ${(err as Error).message}`);
+        throw new Error(`${where}: the chat template does not parse: ${(err as Error).message}`);
       }
     }
     // What transformers passes: its special_tokens_map (the tokens that are set), messages, tools
@@ -249,9 +251,10 @@ class HfTokenizer implements Tokenizer {
       add_generation_prompt: options.addGenerationPrompt ?? false,
     };
     try {
-      return this.compiledTemplate.render(variables);
+      return renderBounded(this.compiledTemplate, variables);
     } catch (err) {
-      throw new Error(`The chat template of ${this.dir} failed: ${(err as Error).message}`);
+      // A stack overflow (a template's macro calling itself) is a RangeError: the template's fault too.
+      throw new Error(`${where}: the chat template failed: ${(err as Error).message}`);
     }
   }
 }
