@@ -47,14 +47,14 @@ export interface TokenizeConfig extends FormatConfig {
 }
 
 /** What tokenization needs of a tokenizer. */
-export type SequenceTokenizer = Pick<Tokenizer, 'encodeWithOffsets' | 'bosTokenId' | 'eosTokenId' | 'addBosToken' | 'applyChatTemplate'>;
+export type SequenceTokenizer = Pick<Tokenizer, 'encodeWithOffsets' | 'bosTokenId' | 'eosTokenId' | 'addBosToken' | 'applyChatTemplate' | 'maxTokenChars'>;
 
 export interface TokenizedSequence {
   /** [BOS] prompt… response… EOS (after truncation). */
   ids: number[];
   /** Tokens before the response (BOS included): ids[promptLength..] are the labels. */
   promptLength: number;
-  /** Length before truncation. */
+  /** Length before truncation (a response cut before encoding, responseCharBound: the cut text's, still past max_length). */
   fullLength: number;
   /** Prompt length before truncation. */
   fullPromptLength: number;
@@ -85,14 +85,43 @@ function checkLimits(cfg: TokenizeConfig): void {
   if (mode !== 'keep_end' && mode !== 'keep_start') throw new Error(`truncation_mode must be keep_end or keep_start, got ${String(mode)}`);
 }
 
+/**
+ * Tokens kept between a cut response's last kept token and the cut. A cut changes only the tokens
+ * near it: pre-tokenizers split text by local rules (a regex with one character of lookahead,
+ * whitespace, Metaspace) and BPE merges adjacent symbols within a piece, so what lies far after
+ * a token cannot change it. 64 whole tokens is far beyond the reach of either.
+ */
+export const CUT_MARGIN_TOKENS = 64;
+
+/**
+ * The response text a sequence can need, cut before encoding (a 20 MB response is otherwise
+ * encoded whole, gigabytes of ids and offsets, to keep max_length tokens of it). Only the
+ * response's first max_length − 1 tokens can be kept, and each covers at most maxTokenChars
+ * characters, so they lie within its first (max_length − 1) · maxTokenChars characters; the cut
+ * is (max_length + CUT_MARGIN_TOKENS) · maxTokenChars characters in, twice over (the response's
+ * first token may start in the prompt). tokenizeSequence checks that the encoding of the cut text
+ * still has CUT_MARGIN_TOKENS response tokens past the ones kept, and otherwise encodes the
+ * whole text: the tokens kept are the untruncated path's (test/unit/batch_cut.test.ts).
+ */
+export function responseCharBound(tok: Pick<SequenceTokenizer, 'maxTokenChars'>, maxLength: number): number {
+  return 2 * (maxLength + CUT_MARGIN_TOKENS) * tok.maxTokenChars;
+}
+
 /** Tokenizes one prompt + response pair as described at the top of this file. */
 export async function tokenizeSequence(prompt: string, response: string, tok: SequenceTokenizer, cfg: TokenizeConfig): Promise<TokenizedSequence> {
   checkLimits(cfg);
   const eos = tok.eosTokenId;
   if (eos === null) throw new Error('The tokenizer has no eos_token: rpo needs one to end responses');
   const bos = tok.bosTokenId;
-  const { ids, offsets } = await tok.encodeWithOffsets(prompt + response);
+  const bound = responseCharBound(tok, cfg.max_length);
+  let { ids, offsets } = await tok.encodeWithOffsets(response.length > bound ? prompt + response.slice(0, bound) : prompt + response);
   const cut = prompt.length;
+  if (response.length > bound) {
+    // The cut must lie CUT_MARGIN_TOKENS response tokens past any token kept (at most max_length).
+    const first = offsets.findIndex((o) => (o?.[1] ?? 0) > cut);
+    const responseTokens = first < 0 ? 0 : ids.length - first;
+    if (responseTokens < cfg.max_length + CUT_MARGIN_TOKENS) ({ ids, offsets } = await tok.encodeWithOffsets(prompt + response));
+  }
   let split = ids.length;
   for (let i = 0; i < ids.length; i++) {
     if ((offsets[i]?.[1] ?? 0) > cut) {

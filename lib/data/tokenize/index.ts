@@ -68,6 +68,14 @@ export interface Tokenizer {
   /** Special tokens by HF name (bos_token, eos_token, ...), as the chat template sees them. */
   readonly specialTokens: Readonly<Partial<Record<SpecialTokenKey, string>>>;
 
+  /**
+   * The most characters (UTF-16 units) of text one token can cover: the longest token string in
+   * the vocabulary. A byte-level token's string has one character per byte it stands for, a
+   * SentencePiece token's one per character (a byte-fallback <0xAB> more), and a text character
+   * is at least one byte, so no token covers more text than its string is long.
+   */
+  readonly maxTokenChars: number;
+
   encode(text: string, options?: EncodeOptions): Promise<number[]>;
   /** Many texts at once (runs them concurrently). */
   encodeBatch(texts: readonly string[], options?: EncodeOptions): Promise<number[][]>;
@@ -135,6 +143,8 @@ class HfTokenizer implements Tokenizer {
   readonly specialTokenIds: ReadonlySet<number>;
   readonly specialTokens: Readonly<Partial<Record<SpecialTokenKey, string>>>;
 
+  readonly maxTokenChars: number;
+
   private compiledTemplate: Template | null = null;
 
   constructor(
@@ -162,6 +172,7 @@ class HfTokenizer implements Tokenizer {
     this.padToken = pad !== null ? (files.specialTokens.pad_token ?? null) : this.eosToken;
     this.padTokenId = pad !== null ? pad : this.eosTokenId;
     this.chatTemplate = files.chatTemplate;
+    this.maxTokenChars = Object.keys(rust.getVocab(true)).reduce((m, t) => Math.max(m, t.length), 1);
     const stops = files.generationEosIds.length > 0 ? [...files.generationEosIds] : [];
     if (this.eosTokenId !== null && !stops.includes(this.eosTokenId)) stops.push(this.eosTokenId);
     this.stopTokenIds = stops;
