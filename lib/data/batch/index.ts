@@ -28,7 +28,7 @@
 import type { RowBatch } from '../../native.js';
 import type { PreferenceRow } from '../types.js';
 import { formatExample, formatPair, type FormatConfig } from '../format/index.js';
-import type { Tokenizer } from '../tokenize/index.js';
+import type { EncodingWithOffsets, Tokenizer } from '../tokenize/index.js';
 import { shuffleInPlace } from './shuffle.js';
 
 export { seededUint32, randomBelow, shuffleInPlace, shuffledIndices } from './shuffle.js';
@@ -54,9 +54,9 @@ export interface TokenizedSequence {
   ids: number[];
   /** Tokens before the response (BOS included): ids[promptLength..] are the labels. */
   promptLength: number;
-  /** Length before truncation (a response cut before encoding, responseCharBound: the cut text's, still past max_length). */
+  /** Length before truncation (a text cut before encoding, encodeBounded: the cut text's, still past max_length). */
   fullLength: number;
-  /** Prompt length before truncation. */
+  /** Prompt length before truncation (a prompt cut before encoding: the cut prompt's). */
   fullPromptLength: number;
   promptTruncated: boolean;
   responseTruncated: boolean;
@@ -107,21 +107,42 @@ export function responseCharBound(tok: Pick<SequenceTokenizer, 'maxTokenChars'>,
   return 2 * (maxLength + CUT_MARGIN_TOKENS) * tok.maxTokenChars;
 }
 
+/**
+ * The encoding of prompt + response, or of a shorter text with the same kept tokens: a response
+ * longer than responseCharBound keeps its first that many characters; a prompt longer than
+ * twice that keeps as many at each end (keep_start keeps the prompt's first tokens, keep_end
+ * BOS, decided by the prompt's start, and its last ones; the response's first tokens follow its
+ * end). Each part left must still hold CUT_MARGIN_TOKENS tokens more than any truncation keeps
+ * of it, else the whole text is encoded. `cut`: where the response starts in the encoded text.
+ */
+async function encodeBounded(
+  prompt: string,
+  response: string,
+  tok: SequenceTokenizer,
+  cfg: TokenizeConfig,
+): Promise<EncodingWithOffsets & { cut: number }> {
+  const bound = responseCharBound(tok, cfg.max_length);
+  const cutResponse = response.length > bound;
+  const cutPrompt = prompt.length > 2 * bound;
+  if (!cutResponse && !cutPrompt) return { ...(await tok.encodeWithOffsets(prompt + response)), cut: prompt.length };
+  const p = cutPrompt ? prompt.slice(0, bound) + prompt.slice(prompt.length - bound) : prompt;
+  const enc = await tok.encodeWithOffsets(p + (cutResponse ? response.slice(0, bound) : response));
+  const keep = Math.max(cfg.max_length, cfg.max_prompt_length) + CUT_MARGIN_TOKENS;
+  const count = (from: number, to: number) => enc.offsets.filter((o) => o[0] >= from && o[1] <= to).length;
+  const whole =
+    (cutResponse && count(p.length, Infinity) < keep) ||
+    (cutPrompt && (count(0, bound) < keep || count(bound, p.length) < keep));
+  if (whole) return { ...(await tok.encodeWithOffsets(prompt + response)), cut: prompt.length };
+  return { ...enc, cut: p.length };
+}
+
 /** Tokenizes one prompt + response pair as described at the top of this file. */
 export async function tokenizeSequence(prompt: string, response: string, tok: SequenceTokenizer, cfg: TokenizeConfig): Promise<TokenizedSequence> {
   checkLimits(cfg);
   const eos = tok.eosTokenId;
   if (eos === null) throw new Error('The tokenizer has no eos_token: rpo needs one to end responses');
   const bos = tok.bosTokenId;
-  const bound = responseCharBound(tok, cfg.max_length);
-  let { ids, offsets } = await tok.encodeWithOffsets(response.length > bound ? prompt + response.slice(0, bound) : prompt + response);
-  const cut = prompt.length;
-  if (response.length > bound) {
-    // The cut must lie CUT_MARGIN_TOKENS response tokens past any token kept (at most max_length).
-    const first = offsets.findIndex((o) => (o?.[1] ?? 0) > cut);
-    const responseTokens = first < 0 ? 0 : ids.length - first;
-    if (responseTokens < cfg.max_length + CUT_MARGIN_TOKENS) ({ ids, offsets } = await tok.encodeWithOffsets(prompt + response));
-  }
+  const { ids, offsets, cut } = await encodeBounded(prompt, response, tok, cfg);
   let split = ids.length;
   for (let i = 0; i < ids.length; i++) {
     if ((offsets[i]?.[1] ?? 0) > cut) {
