@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+import { VALUE_HEAD_FILE, checkValueHeadFile } from './model/value_head.js';
 import { packageRoot } from './util/package.js';
 
 export type Dtype = 'float32' | 'bfloat16' | 'float16';
@@ -472,9 +473,17 @@ export class Model {
 export class Trainer {
   private readonly queue = new CallQueue();
   private readonly raw: RawTrainer;
+  /** loss=ppo: the policy's hidden size, which the value head's shapes follow; else null. */
+  private readonly valueHeadHidden: number | null;
 
   constructor(policy: Model, reference: Model | null, options: TrainerOptions) {
     this.raw = new (addon().Trainer)(policy.raw, reference?.raw ?? null, options);
+    this.valueHeadHidden = options.loss.name === 'ppo' ? policy.config.hidden_size : null;
+  }
+
+  /** loss=ppo: `dir`'s value_head.safetensors parsed and checked here, so the engine copies only bytes it was told are right. */
+  private checkValueHead(dir: string, shapes: boolean): void {
+    if (this.valueHeadHidden !== null) checkValueHeadFile(path.join(dir, VALUE_HEAD_FILE), shapes ? this.valueHeadHidden : null);
   }
 
   microStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult> {
@@ -495,9 +504,19 @@ export class Trainer {
    * Reads back what saveState wrote; resolves to warnings (loss=ppo: a checkpoint without the
    * value head's optimizer state resumes with fresh moments).
    */
-  loadState(file: string): Promise<string[]> { return this.queue.run(() => this.raw.loadState(file)); }
+  loadState(file: string): Promise<string[]> {
+    return this.queue.run(() => {
+      this.checkValueHead(path.dirname(file), false);
+      return this.raw.loadState(file);
+    });
+  }
   /** loss=ppo: the value head from `<dir>/value_head.safetensors` (evaluating a ppo checkpoint). */
-  loadValueHead(dir: string): Promise<void> { return this.queue.run(() => this.raw.loadValueHead(dir)); }
+  loadValueHead(dir: string): Promise<void> {
+    return this.queue.run(() => {
+      this.checkValueHead(dir, true);
+      return this.raw.loadValueHead(dir);
+    });
+  }
   /**
    * loss=ppo: the gradient-free pass (reference log-probs, values, GAE) of an optimizer step's
    * micro-batches, their advantages whitened over all of them, as the seed whitened over its

@@ -33,6 +33,18 @@ export interface Override {
 
 const KEY = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 
+/**
+ * The deepest nesting of lists and dicts (and of dotted key segments) an override may have. Real
+ * configs are a few levels deep; the parser and every later walk (composition, interpolation,
+ * printing) recurse once per level, so a hostile 5000-deep value would overflow the stack.
+ */
+export const MAX_OVERRIDE_DEPTH = 64;
+
+/** An override as quoted in an error: cut at 200 characters (a hostile one may be megabytes). */
+function shown(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
 /** Parses one override string; throws a ConfigError quoting it when it does not parse. */
 export function parseOverride(text: string): Override {
   let rest = text;
@@ -57,6 +69,9 @@ export function parseOverride(text: string): Override {
   }
   if (!KEY.test(key)) {
     throw new ConfigError(`cannot parse override '${text}': '${key}' is not a key (letters, digits, _ and -, dot-separated)`);
+  }
+  if (key.split('.').length > MAX_OVERRIDE_DEPTH) {
+    throw new ConfigError(`cannot parse override '${shown(text)}': the key is nested deeper than ${MAX_OVERRIDE_DEPTH} levels`);
   }
   if (eq === -1) return { kind, key, text };
   return { kind, key, value: parseOverrideValue(rest.slice(eq + 1), text), text };
@@ -83,6 +98,8 @@ export function parseOverrideValue(src: string, text = src): ConfigValue {
 
 class ValueParser {
   private i = 0;
+  /** Lists and dicts open at the current position. */
+  private depth = 0;
   constructor(
     private readonly src: string,
     private readonly text: string,
@@ -98,7 +115,7 @@ class ValueParser {
     while (this.peek() === ' ' || this.peek() === '\t') this.i++;
   }
   fail(why: string): never {
-    throw new ConfigError(`cannot parse override '${this.text}': ${why} at position ${this.i} of the value`);
+    throw new ConfigError(`cannot parse override '${shown(this.text)}': ${why} at position ${this.i} of the value`);
   }
 
   /** One element; `top` marks the whole value, where a bare comma means a sweep. */
@@ -106,10 +123,12 @@ class ValueParser {
     this.skipSpace();
     const c = this.peek();
     let v: ConfigValue;
+    if ((c === '[' || c === '{') && ++this.depth > MAX_OVERRIDE_DEPTH) this.fail(`lists and dicts nested deeper than ${MAX_OVERRIDE_DEPTH} levels`);
     if (c === '[') v = this.list();
     else if (c === '{') v = this.dict();
     else if (c === "'" || c === '"') v = this.quoted();
     else v = this.primitive();
+    if (c === '[' || c === '{') this.depth--;
     this.skipSpace();
     if (top && this.peek() === ',') {
       throw new ConfigError(

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { LoraSection } from '../config/lora.js';
-import type { LoraOptions, Model } from '../native.js';
+import type { LoraOptions, Model, ModelConfig, TensorSpec } from '../native.js';
 import { writeFileAtomic } from '../util/files.js';
 import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js';
 
@@ -86,6 +86,34 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   };
 }
 
+/**
+ * Why `r` cannot be a LoRA rank for this model, or undefined. Every linear LoRA adapts has
+ * hidden_size as its input or output width, so B·A (out × r times r × in) has rank at most
+ * hidden_size: a larger r adds parameters (r · (in + out) a linear) and nothing they can express.
+ * Checked before the adapters are allocated: a hostile r (3,000,000) would otherwise ask for
+ * terabytes, and the process would be killed with no message.
+ */
+export function loraRankProblem(r: number, config: Pick<ModelConfig, 'hidden_size'>): string | undefined {
+  if (r <= config.hidden_size) return undefined;
+  return `r=${r} is larger than the model's hidden size ${config.hidden_size}, the most rank an adapter of it can have`;
+}
+
+/**
+ * Checks an adapter file's tensors against its config's r before anything is allocated: lora_A
+ * is [r, in] and lora_B [out, r] (the widths against the model's linears are checked by the
+ * engine on load, once the adapters, bounded by r, exist).
+ */
+function checkAdapterRanks(file: string, tensors: readonly TensorSpec[], r: number): void {
+  for (const t of tensors) {
+    const rankDim = t.name.endsWith('.lora_A.weight') ? 0 : t.name.endsWith('.lora_B.weight') ? 1 : -1;
+    if (rankDim < 0) continue; // a stray tensor is named after the adapters exist
+    if (t.shape.length !== 2 || t.shape[rankDim] !== r) {
+      const want = rankDim === 0 ? `[${r}, in]` : `[out, ${r}]`;
+      throw new Error(`${file}: tensor "${t.name}" has shape [${t.shape.join(', ')}]; adapter_config.json's r=${r} makes it ${want}`);
+    }
+  }
+}
+
 /** Adds adapters shaped as `dir`'s adapter_config.json says to `model` and loads its weights. */
 export async function loadAdapter(model: Model, dir: string, opts: { dropout?: number } = {}): Promise<AdapterConfig> {
   const cfg = readAdapterConfig(dir);
@@ -94,6 +122,10 @@ export async function loadAdapter(model: Model, dir: string, opts: { dropout?: n
     const bin = existsSync(path.join(dir, 'adapter_model.bin')) ? ' (found adapter_model.bin: save it with safe_serialization=True)' : '';
     throw new Error(`${dir}: no ${ADAPTER_WEIGHTS}${bin}`);
   }
+  const rank = loraRankProblem(cfg.r, model.config);
+  if (rank) throw new Error(`${path.join(dir, ADAPTER_CONFIG)}: "r": ${rank}`);
+  const header = readSafetensorsHeader(file);
+  checkAdapterRanks(file, header.tensors, cfg.r);
   await model.addLora({
     r: cfg.r,
     alpha: cfg.lora_alpha,
@@ -101,7 +133,6 @@ export async function loadAdapter(model: Model, dir: string, opts: { dropout?: n
     targetModules: cfg.target_modules,
     rslora: cfg.use_rslora,
   });
-  const header = readSafetensorsHeader(file);
   // PEFT saves an adapter named other than "default" with the same keys (the name is dropped).
   const expected = new Map(model.adapterParams().map((p) => [p.name, p]));
   const unexpected = header.tensors.filter((t) => !expected.has(t.name)).map((t) => t.name);

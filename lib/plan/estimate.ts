@@ -608,17 +608,32 @@ export function estimatePlan(x: PlanInputs): Plan {
   };
 }
 
+/** The divisors of a positive integer, ascending: trial division up to its square root. */
+export function divisorsOf(n: number): number[] {
+  const low: number[] = [];
+  const high: number[] = [];
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d !== 0) continue;
+    low.push(d);
+    if (d * d !== n) high.push(n / d);
+  }
+  return [...low, ...high.reverse()];
+}
+
 /**
  * The largest micro-batch (pairs per device) that fits: the smallest gradient_accumulation_steps
  * that divides batch_size / world size and fits. null when even one pair does not fit (or no
  * device size was given).
+ *
+ * Only divisors of the per-rank batch are tried, and one pair per micro-step (the cheapest
+ * micro-step) first: a hostile batch_size (1e12) costs √(batch) steps, not one plan per count.
  */
 export function largestFittingMicroBatch(x: PlanInputs): { pairs: number; gradientAccumulationSteps: number; required: number } | null {
   if (x.deviceBytes === null) return null;
   const perRank = x.batchSize / x.worldSize;
-  if (!Number.isInteger(perRank) || perRank < 1) return null;
-  for (let gas = 1; gas <= perRank; gas++) {
-    if (perRank % gas !== 0) continue;
+  if (!Number.isSafeInteger(perRank) || perRank < 1) return null;
+  if (!estimatePlan({ ...x, gradientAccumulationSteps: perRank }).fits) return null;
+  for (const gas of divisorsOf(perRank)) {
     const p = estimatePlan({ ...x, gradientAccumulationSteps: gas });
     if (p.fits) return { pairs: p.microPairs, gradientAccumulationSteps: gas, required: p.required };
   }

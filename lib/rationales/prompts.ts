@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { Template } from '@huggingface/jinja';
+import { renderBounded } from '../data/tokenize/chat_template.js';
 
 export const BUILTIN_STYLES = ['general', 'detailed'] as const;
 export type BuiltinStyle = (typeof BUILTIN_STYLES)[number];
@@ -88,7 +89,7 @@ export function compileTemplate(source: string, style: string): { template: Rati
   }
   const render = (fields: PairFields): string => {
     try {
-      return compiled.render({ prompt: fields.prompt, chosen: fields.chosen, rejected: fields.rejected });
+      return renderBounded(compiled, { prompt: fields.prompt, chosen: fields.chosen, rejected: fields.rejected });
     } catch (err) {
       throw new TemplateError(`template ${style} failed to render: ${(err as Error).message}`);
     }

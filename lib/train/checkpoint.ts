@@ -20,7 +20,7 @@ const PREVIOUS = 'LATEST.prev';
 export const TRAINER_STATE = 'trainer_state.json';
 export const OPTIMIZER_STATE = 'optimizer.pt';
 /** loss=ppo: the value head, written by the engine beside the optimizer state (transformers ignores it). */
-export const VALUE_HEAD_FILE = 'value_head.safetensors';
+export { VALUE_HEAD_FILE } from '../model/value_head.js';
 
 /** Where training stands: enough to continue exactly where it stopped. */
 export interface TrainerState {

@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import type { LoraSection, RunConfig } from '../config/index.js';
+import { ConfigError, type LoraSection, type RunConfig } from '../config/index.js';
 import { loadModel, type LoadModelOptions } from '../model/io.js';
-import { loadAdapter, loraOptions } from '../model/lora.js';
+import { loadAdapter, loraOptions, loraRankProblem } from '../model/lora.js';
 import type { Model } from '../native.js';
 
 /** The adapters a policy carries: what adapter_config.json records. */
@@ -40,6 +40,8 @@ export async function loadLoraPolicy(
       const cfg = await loadAdapter(policy, from, { dropout: config.lora.dropout });
       return { policy, shape: { r: cfg.r, alpha: cfg.lora_alpha, dropout: config.lora.dropout, rslora: cfg.use_rslora } };
     }
+    const rank = loraRankProblem(config.lora.r, policy.config);
+    if (rank) throw new ConfigError(`lora.r: ${rank}`);
     await policy.addLora(loraOptions(config.lora, config.seed));
     return { policy, shape: config.lora };
   } catch (err) {

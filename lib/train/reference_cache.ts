@@ -76,9 +76,16 @@ interface CacheFile {
 
 export function readReferenceCache(file: string, key: string): ReferenceTable | null {
   if (!existsSync(file)) return null;
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
-  if (parsed.format !== 'rpo-reference-logps-1' || parsed.key !== key || parsed.values.length !== parsed.ids.length * 6) {
-    throw new Error(`${file}: not a reference cache for key ${key}; delete it to recompute`);
+  const unusable = (why: string) => new Error(`${file}: ${why}; delete it to recompute`);
+  let parsed: CacheFile;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
+  } catch (err) {
+    throw unusable(`not a readable reference cache (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const wellFormed = typeof parsed === 'object' && parsed !== null && Array.isArray(parsed.ids) && Array.isArray(parsed.values);
+  if (!wellFormed || parsed.format !== 'rpo-reference-logps-1' || parsed.key !== key || parsed.values.length !== parsed.ids.length * 6) {
+    throw unusable(`not a reference cache for key ${key}`);
   }
   const table: ReferenceTable = new Map();
   parsed.ids.forEach((id, i) => {

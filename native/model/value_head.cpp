@@ -43,6 +43,30 @@ std::vector<std::pair<std::string, at::Tensor>> ValueHeadImpl::named() const {
 
 namespace {
 
+// The header without JSON's insignificant whitespace (spaces, tabs and newlines outside strings),
+// so the entries can be matched in the compact form save_value_head writes: any writer's spacing
+// (Python's json.dumps puts a space after ':' and ',') reads the same. TypeScript has already
+// parsed and checked the header as JSON (lib/model/value_head.ts) before the engine reads it.
+std::string without_json_whitespace(const std::string& header) {
+  std::string out;
+  out.reserve(header.size());
+  bool in_string = false;
+  for (size_t i = 0; i < header.size(); ++i) {
+    const char c = header[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < header.size()) out += header[++i];
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+      out += c;
+    } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string shape_json(const at::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
@@ -87,13 +111,15 @@ void load_value_head(ValueHeadImpl& head, const std::string& dir) {
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
   if (n > (1u << 20)) throw std::runtime_error(path + ": header of " + std::to_string(n) + " bytes is not a value head's");
-  std::string header(n, '\0');
-  if (!in.read(header.data(), static_cast<std::streamsize>(n))) throw std::runtime_error(path + ": short header");
+  std::string raw_header(n, '\0');
+  if (!in.read(raw_header.data(), static_cast<std::streamsize>(n))) throw std::runtime_error(path + ": short header");
+  const std::string header = without_json_whitespace(raw_header);
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   torch::NoGradGuard no_grad;
   for (const auto& [name, t] : head.named()) {
     const std::string where = path + ": tensor \"" + name + "\"";
-    const size_t at_name = header.find("\"" + name + "\"");
+    // A tensor's entry is its name as a key ("name":{...}), not the name as a string elsewhere.
+    const size_t at_name = header.find("\"" + name + "\":{");
     if (at_name == std::string::npos) throw std::runtime_error(where + " is missing");
     const size_t end = header.find('}', at_name);
     const std::string entry = header.substr(at_name, end - at_name);

@@ -35,8 +35,11 @@ async function withTrainer<T>(cfg: ModelConfig, options: { seed: number; optimiz
   }
 }
 
-/** A value_head.safetensors of zeros for hidden size h (the head then says 0 everywhere). */
-function zeroHead(into: string, h: number): void {
+/**
+ * A value_head.safetensors for hidden size h: weights zero, the last bias `bias` (the head then
+ * says `bias` everywhere). `spaced`: the header as Python's json.dumps writes it (", " and ": ").
+ */
+function zeroHead(into: string, h: number, opts: { bias?: number; spaced?: boolean; dtype?: string } = {}): void {
   const shapes: Array<[string, number[]]> = [
     ['summary.0.weight', [h, h]], ['summary.0.bias', [h]], ['summary.3.weight', [h, h]], ['summary.3.bias', [h]], ['summary.6.weight', [1, h]], ['summary.6.bias', [1]],
   ];
@@ -44,14 +47,17 @@ function zeroHead(into: string, h: number): void {
   let offset = 0;
   for (const [name, shape] of shapes) {
     const bytes = 4 * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
+    header[name] = { dtype: name === 'summary.6.bias' ? (opts.dtype ?? 'F32') : 'F32', shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = JSON.stringify(header);
+  if (opts.spaced) json = json.replace(/([:,])/g, '$1 '); // no name or value here holds ':' or ','
   while (json.length % 8 !== 0) json += ' ';
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(path.join(into, 'value_head.safetensors'), Buffer.concat([len, Buffer.from(json), Buffer.alloc(offset)]));
+  const data = Buffer.alloc(offset);
+  data.writeFloatLE(opts.bias ?? 0, offset - 4); // summary.6.bias is the last tensor
+  writeFileSync(path.join(into, 'value_head.safetensors'), Buffer.concat([len, Buffer.from(json), data]));
 }
 
 /**
@@ -127,6 +133,26 @@ describe('ppoPrepare: advantages whitened over the whole batch', () => {
   });
 });
 
+describe('value_head.safetensors', () => {
+  it('is read by its JSON, whatever the spacing: a head saying 0.25 says 0.25 (D8)', async () => {
+    const d = mkdtempSync(path.join(dir, 'spaced-'));
+    zeroHead(d, config.hidden_size, { bias: 0.25, spaced: true });
+    await withTrainer(config, { seed: 5 }, async (t) => {
+      await t.loadValueHead(d);
+      const r = await t.evalStep(b1, { nPairs: 3 });
+      expect(r.metrics['val/mean']).toBeCloseTo(0.25, 6);
+    });
+  });
+
+  it('a tensor of another dtype is refused naming the file, the tensor and its dtype', async () => {
+    const d = mkdtempSync(path.join(dir, 'f16-'));
+    zeroHead(d, config.hidden_size, { spaced: true, dtype: 'F16' });
+    await withTrainer(config, { seed: 5 }, async (t) => {
+      await expect(t.loadValueHead(d)).rejects.toThrow(/value_head\.safetensors: .*summary\.6\.bias.* F16/);
+    });
+  });
+});
+
 describe('value_head_optimizer.pt', () => {
   async function trainedState(into: string, cfg: ModelConfig, optimizer: 'AdamW' | 'RMSprop'): Promise<void> {
     await withTrainer(cfg, { seed: 3, optimizer }, async (t) => {
@@ -145,6 +171,16 @@ describe('value_head_optimizer.pt', () => {
     expect(readdirSync(d).filter((f) => f.includes('.tmp-'))).toEqual([]);
     await withTrainer(config, { seed: 4 }, async (t) => {
       expect(await t.loadState(path.join(d, 'optimizer.pt'))).toEqual([]);
+    });
+  });
+
+  it('resume reads a value_head.safetensors written with JSON spacing (D8): a head saying 0.25 says 0.25', async () => {
+    const d = mkdtempSync(path.join(dir, 'spaced-resume-'));
+    await trainedState(d, config, 'AdamW');
+    zeroHead(d, config.hidden_size, { bias: 0.25, spaced: true });
+    await withTrainer(config, { seed: 4 }, async (t) => {
+      expect(await t.loadState(path.join(d, 'optimizer.pt'))).toEqual([]);
+      expect((await t.evalStep(b1, { nPairs: 3 })).metrics['val/mean']).toBeCloseTo(0.25, 6);
     });
   });
 

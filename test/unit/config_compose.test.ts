@@ -18,6 +18,7 @@ import {
 import { missingKeys, resolveConfig } from '../../lib/config/interpolate.js';
 import { parseOverride, parseOverrideValue } from '../../lib/config/overrides.js';
 import { LOSS_NAMES } from '../../lib/config/schema.js';
+import { rpo } from '../e2e/cli.js';
 import { parseYaml, stringifyYaml, type ConfigMap } from '../../lib/config/yaml.js';
 
 /** The seed README's commands, split as a shell splits them, after `train.py` / `eval.py`. */
@@ -131,6 +132,31 @@ describe('override grammar', () => {
     expect(errorOf(() => parseOverride('model@pkg=x')).message).toMatch(/package overrides/);
     expect(errorOf(() => parseOverride('x=${a')).message).toMatch(/unterminated/);
   });
+
+  it('refuses values and keys nested past 64 levels as a config error, quoting a short prefix (D10)', () => {
+    const deepList = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    const deepDict = (n: number) => '{a:'.repeat(n) + '1' + '}'.repeat(n);
+    // 64 levels parse into 64 levels.
+    let v = parseOverrideValue(deepList(64));
+    let levels = 0;
+    while (Array.isArray(v)) {
+      levels++;
+      v = v[0] as never;
+    }
+    expect(levels).toBe(64);
+    for (const text of [`++a=${deepList(5000)}`, `++a=${deepDict(5000)}`, `++${Array(5000).fill('a').join('.')}=1`, `x=${deepList(65)}`]) {
+      const e = errorOf(() => parseOverride(text));
+      expect(e).toBeInstanceOf(ConfigError);
+      expect(e.message).toMatch(/nested deeper than 64 levels/);
+      expect(e.message.length).toBeLessThan(400);
+    }
+  });
+
+  it('a 5000-deep override through the CLI is a usage error (exit 2), not a stack overflow', () => {
+    const r = rpo(['plan', 'model=llama7b', 'loss=dpo', `++a=${'['.repeat(5000)}${']'.repeat(5000)}`], { timeoutMs: 60_000 });
+    expect(r.stderr).toMatch(/config error: cannot parse override .*nested deeper than 64 levels/);
+    expect(r.code).toBe(2);
+  }, 90_000);
 });
 
 describe('Hydra command-line flags', () => {

@@ -13,6 +13,7 @@ import {
   GiB,
   bytesPerParam,
   estimateMicroStep,
+  divisorsOf,
   estimatePlan,
   forwardSavedBytes,
   largestFittingMicroBatch,
@@ -27,6 +28,7 @@ import {
   type PlanInputs,
 } from '../../lib/plan/estimate.js';
 import { KNOWN_MODELS } from '../../lib/plan/models.js';
+import { rpo } from '../e2e/cli.js';
 
 // A shape small enough to follow by hand: q = 2 heads × 4 = 8, kv = 1 × 4 = 4.
 const small: ModelShape = { vocab: 100, hidden: 8, intermediate: 16, layers: 1, heads: 2, kvHeads: 1, headDim: 4, tied: false, qkvBias: false, oBias: false };
@@ -223,6 +225,37 @@ describe('the per-device budget', () => {
     // fp32 + AdamW + a live reference is 16 + 2 bytes a parameter before any activation
     expect(largestFittingMicroBatch({ ...base, precision: 'fp32', worldSize: 1 })).toBeNull();
   });
+
+  it('the largest fitting micro-batch is the first fitting accumulation count a linear search finds', () => {
+    // The independent computation: every count from 1 up, as the planner once searched.
+    const linear = (x: PlanInputs) => {
+      const perRank = x.batchSize / x.worldSize;
+      for (let gas = 1; gas <= perRank; gas++) {
+        if (perRank % gas !== 0) continue;
+        if (estimatePlan({ ...x, gradientAccumulationSteps: gas }).fits) return gas;
+      }
+      return null;
+    };
+    for (const batchSize of [1, 7, 36, 96, 360, 1024]) {
+      for (const precision of ['bf16-pure', 'bf16-mixed', 'fp32'] as const) {
+        const x = { ...base, batchSize, precision, worldSize: 1, deviceBytes: 160 * GiB };
+        expect(largestFittingMicroBatch(x)?.gradientAccumulationSteps ?? null).toBe(linear(x));
+      }
+    }
+    expect(divisorsOf(360)).toEqual([1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 18, 20, 24, 30, 36, 40, 45, 60, 72, 90, 120, 180, 360]);
+    expect(divisorsOf(49)).toEqual([1, 7, 49]);
+  });
+
+  it('a hostile batch size (1e12 pairs, 1e8 tokens) is planned in seconds, not one plan per accumulation count', () => {
+    // A child with a deadline: the old search looped 1e12 times in this process's thread.
+    const r = rpo(['plan', 'model=llama7b', 'loss=dpo', 'model.batch_size=1000000000000', 'model.max_length=100000000'], { timeoutMs: 30_000 });
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/no micro-batch fits, not even 1 pair per device/);
+    const t0 = performance.now();
+    expect(largestFittingMicroBatch({ ...base, batchSize: 999_999_999_989, worldSize: 1, deviceBytes: 1e15 })).not.toBeNull();
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  }, 60_000);
 
   it('refuses a batch that does not split into whole pairs', () => {
     expect(microPairs(32, 1, 8)).toBe(4);

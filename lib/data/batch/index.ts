@@ -28,7 +28,7 @@
 import type { RowBatch } from '../../native.js';
 import type { PreferenceRow } from '../types.js';
 import { formatExample, formatPair, type FormatConfig } from '../format/index.js';
-import type { Tokenizer } from '../tokenize/index.js';
+import type { EncodingWithOffsets, Tokenizer } from '../tokenize/index.js';
 import { shuffleInPlace } from './shuffle.js';
 
 export { seededUint32, randomBelow, shuffleInPlace, shuffledIndices } from './shuffle.js';
@@ -47,16 +47,16 @@ export interface TokenizeConfig extends FormatConfig {
 }
 
 /** What tokenization needs of a tokenizer. */
-export type SequenceTokenizer = Pick<Tokenizer, 'encodeWithOffsets' | 'bosTokenId' | 'eosTokenId' | 'addBosToken' | 'applyChatTemplate'>;
+export type SequenceTokenizer = Pick<Tokenizer, 'encodeWithOffsets' | 'bosTokenId' | 'eosTokenId' | 'addBosToken' | 'applyChatTemplate' | 'maxTokenChars'>;
 
 export interface TokenizedSequence {
   /** [BOS] prompt… response… EOS (after truncation). */
   ids: number[];
   /** Tokens before the response (BOS included): ids[promptLength..] are the labels. */
   promptLength: number;
-  /** Length before truncation. */
+  /** Length before truncation (a text cut before encoding, encodeBounded: the cut text's, still past max_length). */
   fullLength: number;
-  /** Prompt length before truncation. */
+  /** Prompt length before truncation (a prompt cut before encoding: the cut prompt's). */
   fullPromptLength: number;
   promptTruncated: boolean;
   responseTruncated: boolean;
@@ -85,14 +85,64 @@ function checkLimits(cfg: TokenizeConfig): void {
   if (mode !== 'keep_end' && mode !== 'keep_start') throw new Error(`truncation_mode must be keep_end or keep_start, got ${String(mode)}`);
 }
 
+/**
+ * Tokens kept between a cut response's last kept token and the cut. A cut changes only the tokens
+ * near it: pre-tokenizers split text by local rules (a regex with one character of lookahead,
+ * whitespace, Metaspace) and BPE merges adjacent symbols within a piece, so what lies far after
+ * a token cannot change it. 64 whole tokens is far beyond the reach of either.
+ */
+export const CUT_MARGIN_TOKENS = 64;
+
+/**
+ * The response text a sequence can need, cut before encoding (a 20 MB response is otherwise
+ * encoded whole, gigabytes of ids and offsets, to keep max_length tokens of it). Only the
+ * response's first max_length − 1 tokens can be kept, and each covers at most maxTokenChars
+ * characters, so they lie within its first (max_length − 1) · maxTokenChars characters; the cut
+ * is (max_length + CUT_MARGIN_TOKENS) · maxTokenChars characters in, twice over (the response's
+ * first token may start in the prompt). tokenizeSequence checks that the encoding of the cut text
+ * still has CUT_MARGIN_TOKENS response tokens past the ones kept, and otherwise encodes the
+ * whole text: the tokens kept are the untruncated path's (test/unit/batch_cut.test.ts).
+ */
+export function responseCharBound(tok: Pick<SequenceTokenizer, 'maxTokenChars'>, maxLength: number): number {
+  return 2 * (maxLength + CUT_MARGIN_TOKENS) * tok.maxTokenChars;
+}
+
+/**
+ * The encoding of prompt + response, or of a shorter text with the same kept tokens: a response
+ * longer than responseCharBound keeps its first that many characters; a prompt longer than
+ * twice that keeps as many at each end (keep_start keeps the prompt's first tokens, keep_end
+ * BOS, decided by the prompt's start, and its last ones; the response's first tokens follow its
+ * end). Each part left must still hold CUT_MARGIN_TOKENS tokens more than any truncation keeps
+ * of it, else the whole text is encoded. `cut`: where the response starts in the encoded text.
+ */
+async function encodeBounded(
+  prompt: string,
+  response: string,
+  tok: SequenceTokenizer,
+  cfg: TokenizeConfig,
+): Promise<EncodingWithOffsets & { cut: number }> {
+  const bound = responseCharBound(tok, cfg.max_length);
+  const cutResponse = response.length > bound;
+  const cutPrompt = prompt.length > 2 * bound;
+  if (!cutResponse && !cutPrompt) return { ...(await tok.encodeWithOffsets(prompt + response)), cut: prompt.length };
+  const p = cutPrompt ? prompt.slice(0, bound) + prompt.slice(prompt.length - bound) : prompt;
+  const enc = await tok.encodeWithOffsets(p + (cutResponse ? response.slice(0, bound) : response));
+  const keep = Math.max(cfg.max_length, cfg.max_prompt_length) + CUT_MARGIN_TOKENS;
+  const count = (from: number, to: number) => enc.offsets.filter((o) => o[0] >= from && o[1] <= to).length;
+  const whole =
+    (cutResponse && count(p.length, Infinity) < keep) ||
+    (cutPrompt && (count(0, bound) < keep || count(bound, p.length) < keep));
+  if (whole) return { ...(await tok.encodeWithOffsets(prompt + response)), cut: prompt.length };
+  return { ...enc, cut: p.length };
+}
+
 /** Tokenizes one prompt + response pair as described at the top of this file. */
 export async function tokenizeSequence(prompt: string, response: string, tok: SequenceTokenizer, cfg: TokenizeConfig): Promise<TokenizedSequence> {
   checkLimits(cfg);
   const eos = tok.eosTokenId;
   if (eos === null) throw new Error('The tokenizer has no eos_token: rpo needs one to end responses');
   const bos = tok.bosTokenId;
-  const { ids, offsets } = await tok.encodeWithOffsets(prompt + response);
-  const cut = prompt.length;
+  const { ids, offsets, cut } = await encodeBounded(prompt, response, tok, cfg);
   let split = ids.length;
   for (let i = 0; i < ids.length; i++) {
     if ((offsets[i]?.[1] ?? 0) > cut) {

@@ -1,9 +1,7 @@
 // JSON: an array of objects, or {"data": [...]} (the `field="data"` form HF datasets reads).
 // Like HF datasets' json loader, a `.json` file that is really JSON lines is read as such.
-import { readFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
-
 import { parseJsonlLine } from './jsonl.js';
+import { maxJsonBytes, readFileBounded } from './limits.js';
 import { DataFileError, describeType, isPlainObject, type DataRecord, type SourceRecord } from './records.js';
 import { Utf8Issues, decodeUtf8, defaultWarn, invalidLines } from './utf8.js';
 
@@ -43,16 +41,11 @@ export interface JsonReadOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Reads the records of a `.json` (or `.json.gz`) file (the whole file is parsed at once); invalid UTF-8 is read as U+FFFD and warned about, with its lines. */
+/** Reads the records of a `.json` (or `.json.gz`) file (the whole file is parsed at once, up to maxJsonBytes()); invalid UTF-8 is read as U+FFFD and warned about, with its lines. */
 export async function* readJson(file: string, opts: JsonReadOptions = {}): AsyncGenerator<SourceRecord> {
-  let bytes = await readFile(file);
-  if (file.toLowerCase().endsWith('.gz')) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (err) {
-      throw new DataFileError(`${file}: cannot read as gzip (${err instanceof Error ? err.message : String(err)})`, file);
-    }
-  }
+  // Read (and gunzipped) under a bound, in chunks: a gzip bomb or a file past V8's longest
+  // string is refused naming the file before it is held whole.
+  const bytes = await readFileBounded(file, maxJsonBytes(), 'JSON lines (.jsonl) are streamed and have no such bound (RPO_MAX_JSON_BYTES raises it)');
   const { text: decoded, replaced } = decodeUtf8(bytes);
   if (replaced > 0) {
     const issues = new Utf8Issues(file, 'line');

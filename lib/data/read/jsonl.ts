@@ -1,9 +1,6 @@
 // JSON lines: one object per line; blank lines are skipped; a malformed line is an error
 // naming file:line; invalid UTF-8 is a warning naming file:line (utf8.ts).
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-
+import { fileChunks, formatBytes, maxLineBytes } from './limits.js';
 import { DataFileError, describeType, isPlainObject, type SourceRecord } from './records.js';
 import { Utf8Issues, decodeUtf8, defaultWarn } from './utf8.js';
 
@@ -28,30 +25,35 @@ export function parseJsonlLine(text: string, file: string, line: number, row: nu
 /**
  * The lines of a file as bytes, split at LF (a CR before it is left for JSON.parse, which reads
  * it as whitespace). Bytes, not text: decoding per line is what lets invalid UTF-8 be reported
- * with its line number. A line longer than a read chunk is joined once, from its pieces.
+ * with its line number. A line longer than a read chunk is joined once, from its pieces; one
+ * longer than `maxLine` is refused as it grows (a file with no line end, such as /dev/zero,
+ * would otherwise be held whole).
  */
-async function* byteLines(file: string): AsyncGenerator<Buffer> {
-  const raw = createReadStream(file);
-  // pipeline: an error of either stream (a missing file, bad gzip data) ends the iteration with it.
-  const input = file.toLowerCase().endsWith('.gz') ? pipeline(raw, createGunzip(), () => undefined) : raw;
+async function* byteLines(file: string, maxLine: number): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
-  try {
-    for await (const chunk of input as AsyncIterable<Buffer>) {
-      let start = 0;
-      let nl: number;
-      while ((nl = chunk.indexOf(0x0a, start)) >= 0) {
-        const piece = chunk.subarray(start, nl);
-        yield pending.length > 0 ? Buffer.concat([...pending, piece]) : piece;
-        pending = [];
-        start = nl + 1;
-      }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
+  let pendingBytes = 0;
+  let line = 1;
+  const tooLong = () =>
+    new DataFileError(`${file}:${line}: line longer than ${formatBytes(maxLine)} (RPO_MAX_LINE_BYTES); not JSON lines, or a record too large to read`, file, { line });
+  for await (const chunk of fileChunks(file)) {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf(0x0a, start)) >= 0) {
+      const piece = chunk.subarray(start, nl);
+      if (pendingBytes + piece.length > maxLine) throw tooLong();
+      yield pending.length > 0 ? Buffer.concat([...pending, piece]) : piece;
+      pending = [];
+      pendingBytes = 0;
+      line++;
+      start = nl + 1;
     }
-    if (pending.length > 0) yield Buffer.concat(pending);
-  } finally {
-    input.destroy();
-    raw.destroy();
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > maxLine) throw tooLong();
+    }
   }
+  if (pending.length > 0) yield Buffer.concat(pending);
 }
 
 export interface JsonlReadOptions {
@@ -64,7 +66,7 @@ export async function* readJsonl(file: string, opts: JsonlReadOptions = {}): Asy
   const issues = new Utf8Issues(file, 'line');
   let line = 0;
   let row = 0;
-  for await (const bytes of byteLines(file)) {
+  for await (const bytes of byteLines(file, maxLineBytes())) {
     line++;
     const { text: raw, replaced } = decodeUtf8(bytes);
     issues.add(line, replaced);

@@ -29,6 +29,8 @@ export interface TokenizerFiles {
   /** Special tokens by name (strings; absent where the files name none). */
   specialTokens: Partial<Record<SpecialTokenKey, string>>;
   chatTemplate: string | null;
+  /** The file the chat template came from (chat_template.jinja, chat_template.json or tokenizer_config.json). */
+  chatTemplateFile: string | null;
   /** generation_config.json's eos_token_id (a number or a list), [] when absent. */
   generationEosIds: number[];
   /** The raw tokenizer_config.json (for callers that need more keys). */
@@ -136,12 +138,16 @@ export function readTokenizerFiles(dir: string): TokenizerFiles {
   let chatTemplate: string | null = null;
   const jinjaFile = path.join(abs, 'chat_template.jinja');
   const ctJsonFile = path.join(abs, 'chat_template.json');
+  let chatTemplateFile: string | null;
   if (existsSync(jinjaFile)) {
     chatTemplate = readFileSync(jinjaFile, 'utf8');
+    chatTemplateFile = jinjaFile;
   } else if (existsSync(ctJsonFile)) {
     chatTemplate = chatTemplateOf(readJson(ctJsonFile, 'Chat template file')['chat_template'], ctJsonFile);
+    chatTemplateFile = ctJsonFile;
   } else {
     chatTemplate = chatTemplateOf(config['chat_template'], cfgFile);
+    chatTemplateFile = cfgFile;
   }
 
   const generationEosIds: number[] = [];
@@ -160,6 +166,7 @@ export function readTokenizerFiles(dir: string): TokenizerFiles {
     addedTokens,
     specialTokens,
     chatTemplate,
+    chatTemplateFile: chatTemplate === null ? null : chatTemplateFile,
     generationEosIds,
     config,
   };

@@ -8,6 +8,7 @@
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as RustTokenizer } from 'tokenizers';
 import { readTokenizerFiles, type SpecialTokenKey, type TokenizerFiles } from './files.js';
+import { renderBounded } from './chat_template.js';
 
 export { readTokenizerFiles, SPECIAL_TOKEN_KEYS } from './files.js';
 export type { AddedTokenInfo, SpecialTokenKey, TokenizerFiles } from './files.js';
@@ -66,6 +67,14 @@ export interface Tokenizer {
   readonly specialTokenIds: ReadonlySet<number>;
   /** Special tokens by HF name (bos_token, eos_token, ...), as the chat template sees them. */
   readonly specialTokens: Readonly<Partial<Record<SpecialTokenKey, string>>>;
+
+  /**
+   * The most characters (UTF-16 units) of text one token can cover: the longest token string in
+   * the vocabulary. A byte-level token's string has one character per byte it stands for, a
+   * SentencePiece token's one per character (a byte-fallback <0xAB> more), and a text character
+   * is at least one byte, so no token covers more text than its string is long.
+   */
+  readonly maxTokenChars: number;
 
   encode(text: string, options?: EncodeOptions): Promise<number[]>;
   /** Many texts at once (runs them concurrently). */
@@ -134,6 +143,8 @@ class HfTokenizer implements Tokenizer {
   readonly specialTokenIds: ReadonlySet<number>;
   readonly specialTokens: Readonly<Partial<Record<SpecialTokenKey, string>>>;
 
+  readonly maxTokenChars: number;
+
   private compiledTemplate: Template | null = null;
 
   constructor(
@@ -161,6 +172,7 @@ class HfTokenizer implements Tokenizer {
     this.padToken = pad !== null ? (files.specialTokens.pad_token ?? null) : this.eosToken;
     this.padTokenId = pad !== null ? pad : this.eosTokenId;
     this.chatTemplate = files.chatTemplate;
+    this.maxTokenChars = Object.keys(rust.getVocab(true)).reduce((m, t) => Math.max(m, t.length), 1);
     const stops = files.generationEosIds.length > 0 ? [...files.generationEosIds] : [];
     if (this.eosTokenId !== null && !stops.includes(this.eosTokenId)) stops.push(this.eosTokenId);
     this.stopTokenIds = stops;
@@ -231,11 +243,12 @@ class HfTokenizer implements Tokenizer {
       );
     }
     if (messages.length === 0) throw new Error('applyChatTemplate: no messages');
+    const where = this.files.chatTemplateFile ?? this.dir;
     if (this.compiledTemplate === null) {
       try {
         this.compiledTemplate = new Template(this.chatTemplate);
       } catch (err) {
-        throw new Error(`The chat template of ${this.dir} does not parse: ${(err as Error).message}`);
+        throw new Error(`${where}: the chat template does not parse: ${(err as Error).message}`);
       }
     }
     // What transformers passes: its special_tokens_map (the tokens that are set), messages, tools
@@ -249,9 +262,10 @@ class HfTokenizer implements Tokenizer {
       add_generation_prompt: options.addGenerationPrompt ?? false,
     };
     try {
-      return this.compiledTemplate.render(variables);
+      return renderBounded(this.compiledTemplate, variables);
     } catch (err) {
-      throw new Error(`The chat template of ${this.dir} failed: ${(err as Error).message}`);
+      // A stack overflow (a template's macro calling itself) is a RangeError: the template's fault too.
+      throw new Error(`${where}: the chat template failed: ${(err as Error).message}`);
     }
   }
 }
