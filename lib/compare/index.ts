@@ -15,6 +15,7 @@ import { hashArgs } from '../rationales/journal.js';
 import { OpenAIError, OpenAIGenerator } from '../rationales/openai.js';
 import { readSamples, textOf } from './samples.js';
 import { binomialTwoSidedP } from './stats.js';
+import { countTokens } from './token_count.js';
 import { DEFAULT_PREFIXES, judgeMessages, parseChoice } from './template.js';
 
 export interface CompareOptions {
@@ -309,8 +310,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     config: cfg,
   };
   for (const r of rows) {
-    result.candidate.lengths.push((await o.tokenizer.encode(r.candidate)).length);
-    result.baseline.lengths.push((await o.tokenizer.encode(r.baseline)).length);
+    result.candidate.lengths.push(await countTokens(o.tokenizer, r.candidate));
+    result.baseline.lengths.push(await countTokens(o.tokenizer, r.baseline));
   }
   appendFileSync(o.resultsFile, JSON.stringify(result) + '\n');
   rmSync(journal.file, { force: true });
