@@ -17,7 +17,7 @@ import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, typ
 import { peakRssBytes } from '../memory.js';
 import { loadHfConfig } from '../model/config.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
+import { Model, Trainer, evaluateLoss, setCpuGemmBackend, setNumThreads, type LossConfig, type StepResult } from '../native.js';
 import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
 import { distEnv } from '../parallel/env.js';
@@ -263,6 +263,20 @@ function claimRunDir(config: RunConfig, events: TrainEvents): string | null {
   return resumeFrom;
 }
 
+/**
+ * Applies the run's CPU GEMM backend before any product and returns the config recording the one
+ * in use (saved as the run's config.yaml): a resume from it computes as this run did, whatever
+ * RPO_CPU_GEMM says then. A recorded oneDNN that this CPU cannot run (a resume moved to a
+ * machine without AVX-512) falls back to ATen's, with a warning.
+ */
+function withCpuGemm(config: RunConfig, events: TrainEvents): RunConfig {
+  const used = setCpuGemmBackend(config.cpu_gemm);
+  if (config.cpu_gemm !== 'auto' && used !== config.cpu_gemm) {
+    events.onMessage?.(`warning: cpu_gemm=${config.cpu_gemm}: oneDNN does not compute fp32 products on this CPU; using ${used} (results differ from ${config.cpu_gemm}'s in the last bits)`);
+  }
+  return { ...config, cpu_gemm: used };
+}
+
 export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
@@ -278,6 +292,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   try {
     // The job's first collective: every rank runs the same config (lib/parallel/agree.ts).
     await agree(par, 'config', 'the config', configFingerprint(config, par.env?.zero ?? 0));
+    config = withCpuGemm(config, options);
     // Rank 0 owns the run directory; a refusal there (in use: a usage error) reaches every rank.
     const held: { lock?: RunLock } = {};
     await par.fromMain('run-dir-lock', () => {
