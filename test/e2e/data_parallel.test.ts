@@ -271,6 +271,20 @@ describe.skipIf(!available)('interrupts, resume and dead ranks', () => {
     expect(r0.stderr).toMatch(/distributed: .* failed on rank 0 of 2: rank\(s\) 1 did not answer/);
     expect((Date.now() - t0) / 1000).toBeLessThan(30);
   });
+
+  it('rank 0 killed mid-run: the other says the store is gone, without c10\'s warning and stack dump (D9)', async () => {
+    const port = await freePort();
+    const args = base('dead-main', [...long, 'model.gradient_accumulation_steps=1']);
+    const ranks = [0, 1].map((r) => startRank(r, 2, port, args));
+    await waitForStep('dead-main', 2);
+    ranks[0]!.child.kill('SIGKILL');
+    const r1 = await ranks[1]!.done;
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toMatch(/rank 0, which serves the rendezvous store at 127\.0\.0\.1:\d+, is gone/);
+    // c10's own lines: "[W1207 ... TCPStore.cpp:138] [c10d] ..." and "frame #0: ..." (16 of them).
+    expect(r1.stderr).not.toMatch(/frame #\d+/);
+    expect(r1.stderr).not.toMatch(/^\[[WE]\d{4} /m);
+  });
 });
 
 /** `args` with `key=value` in place of the key's own override (or appended). */
