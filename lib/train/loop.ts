@@ -291,7 +291,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   const runDir = config.local_run_dir;
   try {
     // The job's first collective: every rank runs the same config (lib/parallel/agree.ts).
-    await agree(par, 'config', 'the config', configFingerprint(config, par.env?.zero ?? 0));
+    if (par.distributed) await agree(par, 'config', 'the config', configFingerprint(config, par.env?.zero ?? 0));
     config = withCpuGemm(config, options);
     // Rank 0 owns the run directory; a refusal there (in use: a usage error) reaches every rank.
     const held: { lock?: RunLock } = {};
@@ -326,11 +326,13 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
   const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
   // Before the engine's first collective: every rank has the same examples and model shape.
-  await agree(par, 'data', 'the data or the model', [
-    ['data: train split (tokenized examples)', dataFingerprint(data.train, [])],
-    ['data: test split (tokenized examples)', dataFingerprint([], data.test)],
-    ...objectFingerprint('model shape', loadHfConfig(resumeFrom ?? data.model.modelDir)),
-  ]);
+  if (par.distributed) {
+    await agree(par, 'data', 'the data or the model', [
+      ['data: train split (tokenized examples)', dataFingerprint(data.train, [])],
+      ['data: test split (tokenized examples)', dataFingerprint([], data.test)],
+      ...objectFingerprint('model shape', loadHfConfig(resumeFrom ?? data.model.modelDir)),
+    ]);
+  }
   // Unpaired losses train on each pair's chosen and rejected response as two examples.
   const unpaired = lossIsUnpaired(config.loss.name);
   const maxLength = config.model.max_length;
