@@ -20,7 +20,7 @@ export interface Info {
   /** The NVIDIA driver's release (nvidia-smi), "" when unknown. */
   nvidiaDriver: string;
   threads: number;
-  /** fp32 CPU matrix products: oneDNN or ATen's (MKL), chosen by a probe (RPO_CPU_GEMM). */
+  /** fp32 CPU matrix products: oneDNN where the CPU runs it (AVX-512), else ATen's (MKL); RPO_CPU_GEMM forces one. */
   cpuGemm: 'onednn' | 'aten';
   /** Decode-step products (at most 16 rows) on the AVX-512 few-row kernels (RPO_CPU_SKINNY=0: off). */
   cpuFewRow: boolean;

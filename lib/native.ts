@@ -347,6 +347,7 @@ interface Addon {
   getNumThreads(): number;
   libtorchVersion(): string;
   cpuGemmBackend(): string;
+  setCpuGemmBackend(name: string): string;
   cpuFewRowKernel(): boolean;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
@@ -560,6 +561,10 @@ export function libtorchVersion(): string { return addon().libtorchVersion(); }
 /** What fp32 CPU matrix products use in this process: oneDNN or ATen's (MKL); see RPO_CPU_GEMM. */
 export function cpuGemmBackend(): 'onednn' | 'aten' {
   return addon().cpuGemmBackend() === 'onednn' ? 'onednn' : 'aten';
+}
+/** Fixes the backend of this process's fp32 CPU products (auto: RPO_CPU_GEMM, else oneDNN where usable) and returns the one in use (aten where oneDNN was asked for and is not usable). */
+export function setCpuGemmBackend(name: 'auto' | 'onednn' | 'aten'): 'onednn' | 'aten' {
+  return addon().setCpuGemmBackend(name) === 'onednn' ? 'onednn' : 'aten';
 }
 /** Whether fp32 CPU products of at most 16 rows (decode steps) run the AVX-512 few-row kernels (RPO_CPU_SKINNY=0: off). */
 export function cpuFewRowKernel(): boolean { return addon().cpuFewRowKernel(); }

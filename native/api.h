@@ -320,6 +320,10 @@ void run_on_engine_thread(const std::function<void()>& job);
 std::string libtorch_version();
 // "onednn" or "aten": what fp32 CPU matrix products use in this process (model/gemm.h).
 std::string cpu_gemm_backend();
+// Sets it ("auto": RPO_CPU_GEMM or oneDNN where usable; "onednn" where not usable: aten) and
+// returns the backend now in use: a run applies the one its config records, so a resume computes
+// as the original did.
+std::string set_cpu_gemm_backend(const std::string& name);
 // Whether fp32 CPU products of at most 16 rows (decode steps) run the AVX-512 few-row kernels
 // (native/model/skinny_gemm.h): the CPU has AVX-512 and RPO_CPU_SKINNY is not 0.
 bool cpu_few_row_kernel();

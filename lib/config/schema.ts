@@ -47,6 +47,9 @@ export type Template = (typeof TEMPLATES)[number];
 export type TruncationMode = (typeof TRUNCATION_MODES)[number];
 export type RationaleForm = (typeof RATIONALE_FORMS)[number];
 export type Precision = (typeof PRECISIONS)[number];
+/** What fp32 CPU matrix products use (native/model/gemm.cpp); auto: RPO_CPU_GEMM, else oneDNN where it is usable. */
+export const CPU_GEMMS = ['auto', 'onednn', 'aten'] as const;
+export type CpuGemm = (typeof CPU_GEMMS)[number];
 export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
 export type { TrainPrecision } from '../native.js';
 export type { LoraSection } from './lora.js';
@@ -184,6 +187,11 @@ export interface RunConfig {
    * model.policy_dtype does not (a run prints a line when the two disagree).
    */
   precision: Precision;
+  /**
+   * fp32 CPU matrix products: oneDNN or ATen's (MKL). A run records the backend it resolved
+   * 'auto' to in its config.yaml, so that a resume computes as the original did.
+   */
+  cpu_gemm: CpuGemm;
   /** A checkpoint directory to resume from. */
   resume: string | null;
   /** Start a fresh run in a run directory that holds an earlier run, deleting what that run wrote. */
@@ -337,7 +345,7 @@ const RUN_KEYS = [
   'sample_during_eval', 'n_eval_model_samples',
   'n_samples', 'samples_dir', 'n_eval_examples', 'saved_policy', 'top_p', 'human_prefix', 'human_suffix',
   'assistant_prefix', 'assistant_suffix', 'template', 'truncation_mode', 'drop_last', 'precompute_reference', 'threads', 'device',
-  'precision', 'resume', 'overwrite', 'chunk_tokens', 'wandb', 'model', 'loss',
+  'precision', 'cpu_gemm', 'resume', 'overwrite', 'chunk_tokens', 'wandb', 'model', 'loss',
   'model.name_or_path', 'model.tokenizer_name_or_path', 'model.load_from', 'model.policy_dtype', 'model.reference_dtype',
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
@@ -694,6 +702,7 @@ function readTop(
     threads: t.numOrNull('threads', { int: true, min: 1 }),
     device,
     precision: t.oneOf('precision', PRECISIONS, 'auto'),
+    cpu_gemm: t.oneOf('cpu_gemm', CPU_GEMMS, 'auto'),
     resume: t.strOrNull('resume'),
     overwrite: t.bool('overwrite', false),
     chunk_tokens: t.num('chunk_tokens', { int: true, min: 1, fallback: 1024 }),

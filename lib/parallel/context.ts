@@ -8,6 +8,7 @@
 // over ranks are the single process's accumulated gradient.
 import { makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { microBatchSizes } from '../train/schedule.js';
+import { ConfigError } from '../config/errors.js';
 import { distEnv, type DistEnv } from './env.js';
 import { ProcessGroup } from './native.js';
 
@@ -120,7 +121,9 @@ export class Parallel {
 
   /**
    * Rank 0 runs `produce` and every rank gets its result (through the rendezvous store); when it
-   * throws, the other ranks throw too, saying rank 0 failed, instead of waiting for a timeout.
+   * throws, the other ranks throw too, saying rank 0 failed, instead of waiting for a timeout;
+   * a ConfigError (a usage error: exit 2) stays one on every rank, so the job's exit code does
+   * not depend on which rank exits first.
    */
   async fromMain(key: string, produce: () => Promise<string> | string): Promise<string> {
     if (!this.group) return produce();
@@ -130,12 +133,12 @@ export class Parallel {
         await this.group.storeSet(key, JSON.stringify({ value }));
         return value;
       } catch (err) {
-        await this.group.storeSet(key, JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+        await this.group.storeSet(key, JSON.stringify({ error: err instanceof Error ? err.message : String(err), usage: err instanceof ConfigError }));
         throw err;
       }
     }
-    const got = JSON.parse(await this.group.storeGet(key)) as { value?: string; error?: string };
-    if (got.error !== undefined) throw new Error(`rank 0 failed: ${got.error}`);
+    const got = JSON.parse(await this.group.storeGet(key)) as { value?: string; error?: string; usage?: boolean };
+    if (got.error !== undefined) throw got.usage ? new ConfigError(`rank 0: ${got.error}`) : new Error(`rank 0 failed: ${got.error}`);
     return got.value ?? '';
   }
 

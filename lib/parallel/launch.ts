@@ -107,10 +107,23 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
 
+/** The exit code of a rank that refused a usage or config error (lib/exit.ts EXIT.usage). */
+const USAGE_EXIT = 2;
+
 /**
- * Runs the ranks of this machine and returns the launcher's exit code: 0 when all succeed, 130
- * when all stopped on an interrupt, else the code of the first rank that failed.
+ * The launcher's exit code from its ranks' (in the order they exited): 2 when any rank refused a
+ * usage or config error (the others then fail on their next collective, in an order that depends
+ * on timing: the code must not), else the code of the first rank that failed (1 for a signal),
+ * 0 when all succeeded, 130 when all stopped on an interrupt.
  */
+export function launchExitCode(exits: readonly { code: number | null; signal: NodeJS.Signals | null }[]): number {
+  if (exits.some((e) => e.code === USAGE_EXIT)) return USAGE_EXIT;
+  const failed = exits.find((e) => (e.code !== 0 && e.code !== 130) || e.signal);
+  if (failed) return failed.code ?? 1;
+  return exits.every((e) => e.code === 0) ? 0 : 130;
+}
+
+/** Runs the ranks of this machine and returns the launcher's exit code (launchExitCode). */
 export async function launch(o: LaunchOptions, log: (line: string) => void = (l) => console.error(l)): Promise<number> {
   const port = o.masterPort || (await freePort());
   const world = o.nnodes * o.nprocPerNode;
@@ -118,7 +131,9 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
   // Each rank runs this same CLI (node, its flags such as --import tsx, the entry script).
   const entry = process.argv[1]!;
   const children: { rank: number; child: ChildProcess; done: boolean; code: number | null; signal: NodeJS.Signals | null }[] = [];
-  let firstFailure: { rank: number; code: number } | null = null;
+  // In the order the ranks exited.
+  const exits: { code: number | null; signal: NodeJS.Signals | null }[] = [];
+  let firstFailure: { rank: number } | null = null;
   let killTimer: NodeJS.Timeout | null = null;
 
   const exited = new Promise<void>((resolveAll) => {
@@ -133,9 +148,10 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
         entryRec.done = true;
         entryRec.code = code;
         entryRec.signal = signal;
+        exits.push({ code, signal });
         if ((code !== 0 && code !== 130) || signal) {
           if (!firstFailure) {
-            firstFailure = { rank, code: code ?? 1 };
+            firstFailure = { rank };
             log(`rpo launch: rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; the other ranks stop at their next collective (killed after ${o.graceSeconds} s)`);
             killTimer = setTimeout(() => {
               for (const c of children) if (!c.done) {
@@ -164,8 +180,5 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
     process.off('SIGTERM', forward);
     if (killTimer) clearTimeout(killTimer);
   }
-  const failed = firstFailure as { rank: number; code: number } | null;
-  if (failed) return failed.code;
-  if (children.every((c) => c.code === 0)) return 0;
-  return 130;
+  return launchExitCode(exits);
 }

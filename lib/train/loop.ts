@@ -15,13 +15,17 @@ import {
 } from '../config/index.js';
 import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
+import { loadHfConfig } from '../model/config.js';
 import { loadModel } from '../model/io.js';
-import { Model, Trainer, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
+import { Model, Trainer, evaluateLoss, setCpuGemmBackend, setNumThreads, type LossConfig, type StepResult } from '../native.js';
+import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
+import { distEnv } from '../parallel/env.js';
 import { GradSync, ZeroShard } from '../parallel/native.js';
 import { computeReferenceTableSharded } from '../parallel/reference.js';
+import { refuseUnsupportedDataParallel } from '../parallel/support.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
-import { buildRunData, loadDatasetRows, type RunData } from './data.js';
+import { buildRunData, dataFingerprint, loadDatasetRows, type RunData } from './data.js';
 import { adapterBaseModel, loadLoraPolicy, type AdapterShape } from './lora.js';
 import { isAdapterDir } from '../model/lora.js';
 import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
@@ -42,7 +46,7 @@ import { NonFiniteError } from './nonfinite.js';
 import { RunWatch } from './watch.js';
 import { sampleSharded } from '../parallel/sampling.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
-import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
+import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps, type RunLock } from './run_dir.js';
 import { csftExamples, csftRunModel } from './csft.js';
 import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
 
@@ -149,14 +153,8 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
         : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
     );
   }
-  // ppo whitens its advantages over the batch and keeps a value head beside the policy: neither
-  // the statistics nor the head's gradients are reduced across ranks yet.
-  if (par.distributed && config.loss.name === 'ppo') throw new Error('loss=ppo with rpo launch: data-parallel ppo training is not supported yet; train it on one device');
-  if (config.lora.enabled) {
-    // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
-    if (par.distributed) throw new Error('lora.enabled=true with rpo launch: data-parallel LoRA training is not supported yet; train LoRA on one device');
-    return buildLoraEngine(config, data, device, resumeFrom, events, par);
-  }
+  // Data parallel: ppo and LoRA were refused before connecting (refuseUnsupportedDataParallel).
+  if (config.lora.enabled) return buildLoraEngine(config, data, device, resumeFrom, events, par);
   // Unpaired losses' reference runs live: their KL rows are made per batch.
   const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par) : null;
   // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
@@ -265,9 +263,25 @@ function claimRunDir(config: RunConfig, events: TrainEvents): string | null {
   return resumeFrom;
 }
 
+/**
+ * Applies the run's CPU GEMM backend before any product and returns the config recording the one
+ * in use (saved as the run's config.yaml): a resume from it computes as this run did, whatever
+ * RPO_CPU_GEMM says then. A recorded oneDNN that this CPU cannot run (a resume moved to a
+ * machine without AVX-512) falls back to ATen's, with a warning.
+ */
+function withCpuGemm(config: RunConfig, events: TrainEvents): RunConfig {
+  const used = setCpuGemmBackend(config.cpu_gemm);
+  if (config.cpu_gemm !== 'auto' && used !== config.cpu_gemm) {
+    events.onMessage?.(`warning: cpu_gemm=${config.cpu_gemm}: oneDNN does not compute fp32 products on this CPU; using ${used} (results differ from ${config.cpu_gemm}'s in the last bits)`);
+  }
+  return { ...config, cpu_gemm: used };
+}
+
 export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
+  // What a data-parallel job cannot train is refused before connecting or reading any data.
+  if (distEnv()) refuseUnsupportedDataParallel(config);
   // A rank of a data-parallel job when the torchrun environment says so (docs/distributed.md).
   const par = await Parallel.fromEnv(resolveDevice(config.device));
   const device = par.device(resolveDevice(config.device));
@@ -276,13 +290,21 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x gradient_accumulation_steps ${config.model.gradient_accumulation_steps}`);
   const runDir = config.local_run_dir;
   try {
-    if (!par.isMain) return await trainLocked(config, options, device, started, par);
-    const lock = lockRunDir(runDir);
+    // The job's first collective: every rank runs the same config (lib/parallel/agree.ts).
+    if (par.distributed) await agree(par, 'config', 'the config', configFingerprint(config, par.env?.zero ?? 0));
+    config = withCpuGemm(config, options);
+    // Rank 0 owns the run directory; a refusal there (in use: a usage error) reaches every rank.
+    const held: { lock?: RunLock } = {};
+    await par.fromMain('run-dir-lock', () => {
+      held.lock = lockRunDir(runDir);
+      return '';
+    });
     try {
-      if (lock.tookOverFrom) options.onMessage?.(`took over the lock of a run that is gone (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host})`);
+      const from = held.lock?.tookOverFrom;
+      if (from) options.onMessage?.(`took over the lock of a run that is gone (pid ${from.pid} on ${from.host})`);
       return await trainLocked(config, options, device, started, par);
     } finally {
-      lock.release();
+      held.lock?.release();
     }
   } finally {
     par.dispose();
@@ -303,6 +325,14 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   // csft trains from the base model with its control tokens added (lib/train/csft.ts).
   const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
   const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
+  // Before the engine's first collective: every rank has the same examples and model shape.
+  if (par.distributed) {
+    await agree(par, 'data', 'the data or the model', [
+      ['data: train split (tokenized examples)', dataFingerprint(data.train, [])],
+      ['data: test split (tokenized examples)', dataFingerprint([], data.test)],
+      ...objectFingerprint('model shape', loadHfConfig(resumeFrom ?? data.model.modelDir)),
+    ]);
+  }
   // Unpaired losses train on each pair's chosen and rejected response as two examples.
   const unpaired = lossIsUnpaired(config.loss.name);
   const maxLength = config.model.max_length;

@@ -84,6 +84,16 @@ Napi::Value CpuGemmBackend(const Napi::CallbackInfo& info) {
     return backend;
   }));
 }
+Napi::Value SetCpuGemmBackend(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "setCpuGemmBackend(name): name must be a string");
+  const auto name = info[0].As<Napi::String>().Utf8Value();
+  return Napi::String::New(env, guard(env, [&] {
+    std::string backend;
+    rpo::run_on_engine_thread([&] { backend = rpo::set_cpu_gemm_backend(name); });
+    return backend;
+  }));
+}
 Napi::Value CpuFewRowKernel(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), guard(info.Env(), [] { return rpo::cpu_few_row_kernel(); }));
 }
@@ -173,6 +183,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("defaultNumThreads", Napi::Function::New<DefaultNumThreads>(env, "defaultNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env, "getNumThreads"));
   exports.Set("cpuGemmBackend", Napi::Function::New<CpuGemmBackend>(env, "cpuGemmBackend"));
+  exports.Set("setCpuGemmBackend", Napi::Function::New<SetCpuGemmBackend>(env, "setCpuGemmBackend"));
   exports.Set("cpuFewRowKernel", Napi::Function::New<CpuFewRowKernel>(env, "cpuFewRowKernel"));
   exports.Set("libtorchVersion", Napi::Function::New<LibtorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));

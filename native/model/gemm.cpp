@@ -5,10 +5,11 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
-#include <chrono>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 
 #include "model/skinny_gemm.h"
 
@@ -26,54 +27,66 @@ namespace {
 
 enum class Backend { kAten, kOnednn };
 
-double seconds_of(const std::function<void()>& f) {
-  const auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+// Whether oneDNN computes fp32 products here, and computes them as ATen does (a fixed product
+// compared against ATen's). mkldnn_matmul takes fp32 on x86 CPUs with AVX-512 (BW, VL, DQ) or
+// AVX-NE-CONVERT and throws elsewhere, so this is a property of the CPU and the library: the same
+// answer on every call, whatever else the machine is doing. Probed once per process.
+bool onednn_usable() {
+  static std::once_flag once;
+  static bool usable = false;
+  std::call_once(once, [] {
+    if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return;
+    try {
+      at::NoGradGuard no_grad;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+      auto a = at::empty({96, 160}, at::kFloat).uniform_(-1, 1, gen);
+      auto b = at::empty({200, 160}, at::kFloat).uniform_(-1, 1, gen);
+      auto want_c = at::mm(a, b.t());
+      auto c = at::empty({96, 200}, at::kFloat);
+      at::native::mkldnn_matmul(a, b.t(), c, 0.0f, 1.0f);
+      usable = at::allclose(c, want_c, 1e-4, 1e-4);
+    } catch (const std::exception&) {
+      usable = false;
+    }
+  });
+  return usable;
 }
 
-// oneDNN when it computes the same product (a probe against ATen's) and is faster on a timed
-// probe of a Linear-layer shape; ATen's otherwise. Any failure (no oneDNN, an older LibTorch whose
-// mkldnn_matmul refuses fp32, a CPU without AVX-512) means ATen's.
+// oneDNN wherever it is usable, ATen's elsewhere. Not a timed race: a timing taken at start
+// depends on the machine's load at that moment (a busy machine chose ATen, a quiet one oneDNN),
+// so a run's speed and bits, and a resumed run's, would depend on it. Where oneDNN is usable
+// (AVX-512) it was the faster on the machines measured: AMD's, where MKL runs AVX2 kernels, and
+// a Sapphire Rapids Xeon. A name nothing usable backs (onednn without AVX-512) means ATen's.
+Backend backend_named(const std::string& name) {
+  if (name == "aten") return Backend::kAten;
+  if (name == "onednn" || name == "auto") return onednn_usable() ? Backend::kOnednn : Backend::kAten;
+  throw std::invalid_argument("cpu gemm backend '" + name + "': expected auto, onednn or aten");
+}
+
+// RPO_CPU_GEMM (auto by default) picks the process's backend, until set_cpu_gemm_backend (a
+// run's recorded choice) replaces it. Token counts are bucketed (padded_token_count) so the
+// kernels oneDNN compiles per shape stay few.
 Backend choose_backend() {
-  // auto by default: the probe below. Token counts are bucketed (padded_token_count) so the
-  // kernels oneDNN compiles per shape stay few; RPO_CPU_GEMM=aten or onednn forces one.
   const char* env = std::getenv("RPO_CPU_GEMM");
   const std::string want = env && *env ? env : "auto";
-  if (want == "aten") return Backend::kAten;
-  if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return Backend::kAten;
   try {
-    at::NoGradGuard no_grad;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-    auto a = at::empty({96, 160}, at::kFloat).uniform_(-1, 1, gen);
-    auto b = at::empty({200, 160}, at::kFloat).uniform_(-1, 1, gen);
-    auto want_c = at::mm(a, b.t());
-    auto c = at::empty({96, 200}, at::kFloat);
-    at::native::mkldnn_matmul(a, b.t(), c, 0.0f, 1.0f);
-    if (!at::allclose(c, want_c, 1e-4, 1e-4)) return Backend::kAten;
-    if (want == "onednn") return Backend::kOnednn;
-    // Timed probe: a [512, 768] x [768, 2048] product, the best of 3 each, interleaved.
-    auto x = at::empty({512, 768}, at::kFloat).uniform_(-1, 1, gen);
-    auto w = at::empty({2048, 768}, at::kFloat).uniform_(-1, 1, gen);
-    auto y = at::empty({512, 2048}, at::kFloat);
-    double t_aten = 1e30, t_dnnl = 1e30;
-    at::mm_out(y, x, w.t());
-    at::native::mkldnn_matmul(x, w.t(), y, 0.0f, 1.0f);
-    for (int i = 0; i < 3; ++i) {
-      t_aten = std::min(t_aten, seconds_of([&] { at::mm_out(y, x, w.t()); }));
-      t_dnnl = std::min(t_dnnl, seconds_of([&] { at::native::mkldnn_matmul(x, w.t(), y, 0.0f, 1.0f); }));
-    }
-    return t_dnnl < t_aten ? Backend::kOnednn : Backend::kAten;
-  } catch (const std::exception&) {
-    return Backend::kAten;
+    return backend_named(want);
+  } catch (const std::invalid_argument&) {
+    return backend_named("auto");
   }
 }
 
+// -1 until chosen; read by every product, so an atomic rather than a lock.
+std::atomic<int> chosen_backend{-1};
+
 Backend backend() {
-  static std::once_flag once;
-  static Backend chosen = Backend::kAten;
-  std::call_once(once, [] { chosen = choose_backend(); });
-  return chosen;
+  int v = chosen_backend.load(std::memory_order_acquire);
+  if (v < 0) {
+    int unset = -1;
+    chosen_backend.compare_exchange_strong(unset, static_cast<int>(choose_backend()), std::memory_order_acq_rel);
+    v = chosen_backend.load(std::memory_order_acquire);
+  }
+  return static_cast<Backend>(v);
 }
 
 // Below this many multiply-adds a product takes ATen's path: oneDNN's per-call setup (and, for a
@@ -211,6 +224,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
 }
 
 std::string cpu_gemm_backend() { return backend() == Backend::kOnednn ? "onednn" : "aten"; }
+
+std::string set_cpu_gemm_backend(const std::string& name) {
+  chosen_backend.store(static_cast<int>(name == "auto" ? choose_backend() : backend_named(name)), std::memory_order_release);
+  return cpu_gemm_backend();
+}
 
 bool cpu_few_row_kernel() {
   const char* env = std::getenv("RPO_CPU_SKINNY");

@@ -35,6 +35,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
 
 // "onednn" or "aten": what fp32 CPU products use in this process (decided at the first call).
 std::string cpu_gemm_backend();
+// Fixes the process's backend ("auto", "onednn" or "aten"; onednn where it is not usable:
+// aten) and returns the one now in use. A run sets the one its config recorded before any product.
+std::string set_cpu_gemm_backend(const std::string& name);
 // Whether fp32 CPU products of at most 16 rows use skinny_gemm.h's kernels (AVX-512, RPO_CPU_SKINNY != 0).
 bool cpu_few_row_kernel();
 

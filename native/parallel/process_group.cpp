@@ -2,7 +2,9 @@
 // Built with RPO_WITH_GLOO only where the gloo headers were found (CMakeLists.txt): pip's torch
 // carries gloo's code in libtorch_cpu but not its headers, which ProcessGroupGloo.hpp includes.
 #include <ATen/ATen.h>
+#include <c10/util/Logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -66,7 +68,18 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const DistOptions& o) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// c10d logs a warning with the exception's whole C++ stack (16 "frame #N" lines) for each store
+// read or write that fails: when rank 0 died, the survivors printed that before rpo's message,
+// which already says what happened ("rank 0, which serves the rendezvous store, is gone"). So
+// c10's warnings are off in a rank (errors stay on), unless TORCH_CPP_LOG_LEVEL asks otherwise.
+void quiet_c10_warnings() {
+  const char* level = std::getenv("TORCH_CPP_LOG_LEVEL");
+  if (level && *level) return;
+  FLAGS_caffe2_log_level = std::max(FLAGS_caffe2_log_level, static_cast<int>(c10::GLOG_ERROR));
+}
+
 c10::intrusive_ptr<c10d::Store> rendezvous(const DistOptions& o) {
+  quiet_c10_warnings();
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.master_port);
   so.isServer = o.rank == 0;

@@ -4,9 +4,10 @@
 // stops all after one save, and a resume with 1 or 2 ranks continues as the uninterrupted run; a
 // rank that dies makes the other exit within a bounded time, naming it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../../lib/parallel/launch.js';
@@ -103,11 +104,12 @@ function launchArgs(n: number, exp: string, extra: string[]): string[] {
 }
 
 /** A rank started by hand with the torchrun environment (what torchrun or srun would do). */
-function startRank(rank: number, world: number, port: number, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string; seconds: number }> } {
+function startRank(rank: number, world: number, port: number, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string; seconds: number }> } {
   const t0 = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, 'train', ...args], {
-    cwd: REPO,
-    env: { ...process.env, ...ENV, RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+  // tsx by its path: a rank's own working directory need not see the repository's node_modules.
+  const child = spawn(process.execPath, ['--import', pathToFileURL(path.join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href, entry, 'train', ...args], {
+    cwd: opts.cwd ?? REPO,
+    env: { ...process.env, ...ENV, RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...opts.env },
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -270,6 +272,90 @@ describe.skipIf(!available)('interrupts, resume and dead ranks', () => {
     expect(r0.stderr).toMatch(/distributed: .* failed on rank 0 of 2: rank\(s\) 1 did not answer/);
     expect((Date.now() - t0) / 1000).toBeLessThan(30);
   });
+
+  it('rank 0 killed mid-run: the other says the store is gone, without c10\'s warning and stack dump (D9)', async () => {
+    const port = await freePort();
+    const args = base('dead-main', [...long, 'model.gradient_accumulation_steps=1']);
+    const ranks = [0, 1].map((r) => startRank(r, 2, port, args));
+    await waitForStep('dead-main', 2);
+    ranks[0]!.child.kill('SIGKILL');
+    const r1 = await ranks[1]!.done;
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toMatch(/rank 0, which serves the rendezvous store at 127\.0\.0\.1:\d+, is gone/);
+    // c10's own lines: "[W1207 ... TCPStore.cpp:138] [c10d] ..." and "frame #0: ..." (16 of them).
+    expect(r1.stderr).not.toMatch(/frame #\d+/);
+    expect(r1.stderr).not.toMatch(/^\[[WE]\d{4} /m);
+  });
+});
+
+/** `args` with `key=value` in place of the key's own override (or appended). */
+function withArg(args: readonly string[], override: string): string[] {
+  const key = override.slice(0, override.indexOf('=') + 1);
+  return args.some((a) => a.startsWith(key)) ? args.map((a) => (a.startsWith(key) ? override : a)) : [...args, override];
+}
+
+describe.skipIf(!available)('ranks that run different jobs stop at rendezvous (D1, D2, D15)', () => {
+  const job = ['loss=dpo', 'n_examples=8', 'eval_every=100000'];
+
+  /** Two ranks by hand, rank 1 with `other` in place of rank 0's setting; both results. */
+  async function mismatched(exp: string, other: { override?: string; env?: NodeJS.ProcessEnv }) {
+    const port = await freePort();
+    const args = base(exp, job);
+    const ranks = [startRank(0, 2, port, args), startRank(1, 2, port, other.override ? withArg(args, other.override) : args, { env: other.env })];
+    return Promise.all(ranks.map((r) => r.done));
+  }
+
+  // What two machines typing different commands did: SIGABRT in Gloo (batch size, loss, ZeRO
+  // stage: collectives of other sizes) or a run to the end with diverging weights (lr).
+  it.each([
+    ['model.batch_size', { override: 'model.batch_size=8' }, 'model.batch_size differs (rank 0: 4; rank 1: 8)'],
+    ['loss', { override: 'loss=ipo' }, 'loss.name differs (rank 0: "dpo"; rank 1: "ipo")'],
+    ['the ZeRO stage', { env: { RPO_ZERO: '1' } }, 'zero stage (RPO_ZERO / --zero) differs (rank 0: 0; rank 1: 1)'],
+    ['lr', { override: 'lr=2e-3' }, 'lr differs (rank 0: 0.001; rank 1: 0.002)'],
+  ])('%s: every rank exits 2 naming the key and the ranks', async (_name, other, differs) => {
+    const exp = `mismatch-${_name.replace(/\W+/g, '-')}`;
+    const results = await mismatched(exp, other);
+    for (const r of results) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`config error: the ranks of this job disagree on the config: ${differs}`);
+      expect(r.stderr).not.toMatch(/EnforceNotMet|frame #/);
+    }
+    expect(existsSync(path.join(work, exp, '.rpo.lock'))).toBe(false);
+    expect(existsSync(path.join(work, exp, 'LATEST'))).toBe(false);
+  });
+
+  it('the same config on different data (two machines, one path): every rank exits 2 naming the split; rank 0\'s lock is released', async () => {
+    // Each rank's working directory holds its own copy of the dataset under the same relative path.
+    const dirs = [0, 1].map((r) => path.join(work, `machine-${r}`));
+    for (const d of dirs) cpSync(PAIRS, path.join(d, 'data', 'pairs'), { recursive: true });
+    const train1 = path.join(dirs[1]!, 'data', 'pairs', 'train.jsonl');
+    writeFileSync(train1, readFileSync(train1, 'utf8').replace('"chosen": "2."', '"chosen": "two."'));
+    const port = await freePort();
+    const args = withArg(base('mismatch-data', job), 'datasets=[data/pairs]');
+    const results = await Promise.all([0, 1].map((r) => startRank(r, 2, port, args, { cwd: dirs[r] }).done));
+    for (const r of results) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/the ranks of this job disagree on the data or the model: data: train split \(tokenized examples\) differs \(rank 0: [0-9a-f]{32}; rank 1: [0-9a-f]{32}\)/);
+    }
+    expect(existsSync(path.join(work, 'mismatch-data', '.rpo.lock'))).toBe(false);
+  });
+
+  it('a run directory in use: every rank exits 2, and so does rpo launch (D15)', async () => {
+    // Held by a live process on this host (this test's).
+    const runDir = path.join(work, 'busy');
+    mkdirSync(runDir, { recursive: true });
+    const lock = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString(), command: 'test' });
+    writeFileSync(path.join(runDir, '.rpo.lock'), lock);
+    const port = await freePort();
+    const ranks = await Promise.all([0, 1].map((r) => startRank(r, 2, port, base('busy', job)).done));
+    for (const r of ranks) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/run directory \S+busy is in use by another run/);
+    }
+    const launched = await rpoAsync(launchArgs(2, 'busy', job), { env: ENV });
+    expect(launched.code, launched.stderr).toBe(2);
+    expect(readFileSync(path.join(runDir, '.rpo.lock'), 'utf8')).toBe(lock);
+  });
 });
 
 describe('rpo launch checks before it starts ranks', () => {
@@ -278,6 +364,24 @@ describe('rpo launch checks before it starts ranks', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr.match(/config error: you must choose a 'loss'/g)?.length).toBe(1);
     expect(r.stderr).not.toMatch(/rank 0 pid/);
+  });
+  it('loss=ppo and lora.enabled=true are refused once, exit 2, before any rank starts (D15)', () => {
+    for (const [arg, message] of [['loss=ppo', /data-parallel ppo training is not supported yet/g], ['lora.enabled=true', /data-parallel LoRA training is not supported yet/g]] as const) {
+      const r = rpo(['launch', '--nproc-per-node', '2', '--', 'train', ...base('refused', ['loss=dpo', arg])]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.match(message)?.length, r.stderr).toBe(1);
+      expect(r.stderr).not.toMatch(/rank 0 pid/);
+    }
+  });
+  it('a rank started by torchrun refuses LoRA before it connects or reads any data (D15)', async () => {
+    // WORLD_SIZE=2 and no rank 1: a rank that connected first would wait for it; one that read
+    // the data first would report the missing dataset.
+    const port = await freePort();
+    const r = await startRank(0, 2, port, base('refused-rank', ['loss=dpo', 'lora.enabled=true', `datasets=[${path.join(work, 'no-such-dataset')}]`])).done;
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/lora\.enabled=true with rpo launch: data-parallel LoRA training is not supported yet/);
+    expect(r.stderr).not.toMatch(/no-such-dataset/);
+    expect(r.seconds).toBeLessThan(30);
   });
   it('a usage error names the flag', () => {
     const r = rpo(['launch', '--nproc-per-node', 'two', '--', 'train']);

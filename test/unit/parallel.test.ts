@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 
 import { Parallel } from '../../lib/parallel/context.js';
 import { distEnv } from '../../lib/parallel/env.js';
-import { parseLaunchArgs, rankEnv } from '../../lib/parallel/launch.js';
+import { describeMismatch } from '../../lib/parallel/agree.js';
+import { launchExitCode, parseLaunchArgs, rankEnv } from '../../lib/parallel/launch.js';
 
 const torchrun = { RANK: '1', WORLD_SIZE: '4', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29500' };
 
@@ -56,6 +57,37 @@ describe('rpo launch arguments', () => {
     expect(e).toMatchObject({ RANK: '5', WORLD_SIZE: '6', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '5', PATH: '/bin' });
     expect(Number(e.RPO_NUM_THREADS)).toBeGreaterThanOrEqual(1);
     expect(rankEnv(o, 0, 5, { RPO_NUM_THREADS: '7' }).RPO_NUM_THREADS).toBe('7');
+  });
+});
+
+describe("rpo launch's exit code", () => {
+  const ok = { code: 0, signal: null };
+  const failed = { code: 1, signal: null };
+  const usage = { code: 2, signal: null };
+  it('is 2 when any rank refused a usage error, whichever rank exited first (D15)', () => {
+    expect(launchExitCode([failed, usage])).toBe(2);
+    expect(launchExitCode([usage, failed])).toBe(2);
+    expect(launchExitCode([{ code: null, signal: 'SIGKILL' }, usage])).toBe(2);
+  });
+  it('is otherwise the first failure (1 for a signal), 0 when all succeed, 130 when all were interrupted', () => {
+    expect(launchExitCode([{ code: 3, signal: null }, failed])).toBe(3);
+    expect(launchExitCode([{ code: null, signal: 'SIGKILL' }, failed])).toBe(1);
+    expect(launchExitCode([ok, ok])).toBe(0);
+    expect(launchExitCode([{ code: 130, signal: null }, ok])).toBe(130);
+  });
+});
+
+describe('naming what the ranks disagree on', () => {
+  const rank = (values: Record<string, string>) => ({ names: Object.keys(values), hashes: Object.values(values), shown: Object.values(values) });
+  it('the first differing part in rank 0\'s order, with the ranks grouped by value', () => {
+    const same = { lr: '0.001', 'model.batch_size': '4' };
+    const msg = describeMismatch('the config', [rank(same), rank({ ...same, 'model.batch_size': '8' }), rank(same), rank(same), rank({ ...same, 'model.batch_size': '8' })]);
+    expect(msg).toBe('the ranks of this job disagree on the config: model.batch_size differs (ranks 0, 2, 3: 4; ranks 1, 4: 8); every rank must run the same command on the same data and model');
+    const first = describeMismatch('the config', [rank({ a: '1', b: '1' }), rank({ a: '2', b: '2' })]);
+    expect(first).toMatch(/: a differs \(rank 0: 1; rank 1: 2\)/);
+  });
+  it('a part one rank lacks', () => {
+    expect(describeMismatch('the config', [rank({ a: '1' }), rank({ a: '1', b: '2' })])).toMatch(/: b differs \(rank 0: \(absent\); rank 1: 2\)/);
   });
 });
 
