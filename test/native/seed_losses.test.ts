@@ -166,6 +166,10 @@ describe('loss table and errors', () => {
       });
     }
   });
+  it('ppo has no per-row function: evaluateLoss says its loss is the value-head step\'s', () => {
+    const c = makeCase('kto-zero', { name: 'kto-zero' }, 30, [1, 0, 1, 0]);
+    expect(() => evaluateLoss({ name: 'ppo' }, c.policy, c.reference)).toThrow(/loss 'ppo' is computed on token-level log-probs and values \(the trainer's value-head step\)/);
+  });
   it('a rationale term where none is taken, or against the one a name fixes', () => {
     const c = makeCase('sft', { name: 'sft' }, 31);
     expect(() => evaluateLoss({ name: 'sft', rationale: 'linear' }, c.policy, null)).toThrow(/sft.*no rationale/);
