@@ -34,7 +34,7 @@ import {
   writeReferenceCache,
   type ReferenceTable,
 } from './reference_cache.js';
-import { lossGroups, lossIsUnpaired } from './losses.js';
+import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { microBatchSizes, scheduledLearningRate } from './schedule.js';
 import { resolveDevice } from './device.js';
 import { evaluateSplit, usable } from './evaluate.js';
@@ -151,7 +151,7 @@ async function buildEngine(config: RunConfig, data: RunData, device: string, res
   }
   // ppo whitens its advantages over the batch and keeps a value head beside the policy: neither
   // the statistics nor the head's gradients are reduced across ranks yet.
-  if (par.distributed && config.loss.name === 'ppo') throw new Error('loss=ppo with rpo launch: data-parallel ppo training is not supported yet; train it on one device');
+  if (par.distributed && lossHasValueHead(config.loss.name)) throw new Error(`loss=${config.loss.name} with rpo launch: data-parallel training with a value head is not supported yet; train it on one device`);
   if (config.lora.enabled) {
     // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
     if (par.distributed) throw new Error('lora.enabled=true with rpo launch: data-parallel LoRA training is not supported yet; train LoRA on one device');
@@ -301,7 +301,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const groups = lossGroups(config.loss);
 
   // csft trains from the base model with its control tokens added (lib/train/csft.ts).
-  const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
+  const csft = lossUsesControlTokens(config.loss.name) ? await csftRunModel(config, runDir) : null;
   const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
   // Unpaired losses train on each pair's chosen and rejected response as two examples.
   const unpaired = lossIsUnpaired(config.loss.name);
@@ -446,7 +446,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
         : par.microBatches(examples, accumulation, groups, padTokenId);
       // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
       // micro-batch's gradient-free pass first.
-      if (config.loss.name === 'ppo') await engine.trainer.ppoPrepare(micros);
+      if (lossHasValueHead(config.loss.name)) await engine.trainer.ppoPrepare(micros);
       for (const [i, micro] of micros.entries()) {
         // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
         if (i === micros.length - 1) engine.sync?.arm();
