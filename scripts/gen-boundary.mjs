@@ -217,7 +217,7 @@ function tsType(f) {
 }
 
 function tsDoc(lines, indent = '') {
-  const text = lines.filter(Boolean).join(' ');
+  const text = lines.filter(Boolean).map((l, i, all) => (i < all.length - 1 && !/[.:;!?]$/.test(l) ? `${l}.` : l)).join(' ');
   return text ? [`${indent}/** ${text.replace(/\*\//g, '*\\/')} */`] : [];
 }
 

@@ -25,6 +25,7 @@ import { allPaths } from './interpolate.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 import {
   LOSS_NAMES,
+  LOSS_PARAM_NAMES,
   LOSS_PARAMS,
   RATIONALE_TERMS,
   lossParamFallback,
@@ -94,18 +95,16 @@ export interface ModelSection {
   use_flash_attention: boolean;
 }
 
-export interface LossSection {
+/**
+ * The loss's numeric keys (boundary/losses.mjs's LOSS_PARAMS: β, γ, ε, λ, margin, kto's weights,
+ * ppo's keys): each a number where the loss reads it, else null.
+ */
+export type LossParamValues = { [P in LossParam]: number | null };
+
+export interface LossSection extends LossParamValues {
   name: LossName;
   /** β; unused by sft. */
   beta: number;
-  /** γ: the rationale weight (rdpo, rorpo, rorpo-simple, any paired loss with loss.rationale). */
-  gamma: number | null;
-  /** ε: cdpo's label-noise rate. */
-  epsilon: number | null;
-  /** λ: slic's NLL weight (the seed's lambda_coef). */
-  lambda: number | null;
-  /** simpo's target margin (the seed's gamma). */
-  margin: number | null;
   /** rdpo's rationale term: 'code' −log σ(γ·π_r) (the seed's code), 'paper' −γ·π_r. */
   rationale_form: RationaleForm;
   /** The rationale term of dpo, cdpo, ipo, slic, simpo or orpo: none, logsigmoid −log σ(γ·π_r), linear −γ·π_r. */
@@ -113,15 +112,6 @@ export interface LossSection {
   /** csft: the control tokens put after the prompt of a chosen / rejected response. */
   chosen_control_token: string | null;
   rejected_control_token: string | null;
-  /** kto: the loss weights of desirable and undesirable examples. */
-  desirable_weight: number | null;
-  undesirable_weight: number | null;
-  /** ppo (the seed's ppo.yaml): passes over a batch, ratio clip, GAE lambda, critic and KL weights. */
-  ppo_epochs: number | null;
-  cliprange: number | null;
-  lam: number | null;
-  critic_coef: number | null;
-  KL_coef: number | null;
   /** Derived from the loss (docs/design.md's table); a differing user value is a notice. */
   use_reference_model: boolean;
   // Seed keys with no effect (the loss name picks the step and the data layout):
@@ -354,9 +344,8 @@ const RUN_KEYS = [
   'model.name_or_path', 'model.tokenizer_name_or_path', 'model.load_from', 'model.policy_dtype', 'model.reference_dtype',
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
-  'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
-  'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
-  'loss.use_reference_model', 'loss.ppo_epochs', 'loss.cliprange', 'loss.lam', 'loss.critic_coef', 'loss.KL_coef', ...LORA_KEYS,
+  'loss.name', 'loss.rationale_form', 'loss.rationale', 'loss.chosen_control_token', 'loss.rejected_control_token',
+  'loss.use_reference_model', ...LOSS_PARAM_NAMES.map((p) => `loss.${p}`), ...LORA_KEYS,
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
@@ -579,20 +568,8 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
     margin = ratio * (beta ?? 0);
     notices.push(`loss.gamma_beta_ratio=${ratio} → loss.margin=${margin} (ratio × beta)`);
   }
-  const values: Record<LossParam, number | null> = {
-    beta,
-    gamma,
-    epsilon: param('epsilon'),
-    lambda,
-    margin,
-    desirable_weight: param('desirable_weight'),
-    undesirable_weight: param('undesirable_weight'),
-    ppo_epochs: param('ppo_epochs'),
-    cliprange: param('cliprange'),
-    lam: param('lam'),
-    critic_coef: param('critic_coef'),
-    KL_coef: param('KL_coef'),
-  };
+  const aliased: Partial<LossParamValues> = { beta, gamma, lambda, margin };
+  const values = Object.fromEntries(LOSS_PARAM_NAMES.map((p) => [p, p in aliased ? aliased[p] : param(p)])) as LossParamValues;
   for (const p of params) {
     if (values[p] === null) errors.push(`loss.${p}: loss '${name}' needs it (it is missing or null)`);
   }

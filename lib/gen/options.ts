@@ -70,23 +70,23 @@ export interface ModelConfig {
 
 /** How Model.create allocates the weights. */
 export interface InitOptions {
-  /** float32 | bfloat16 | float16 Default "float32". */
+  /** float32 | bfloat16 | float16. Default "float32". */
   dtype?: Dtype;
-  /** cpu | cuda | cuda:N Default "cpu". */
+  /** cpu | cuda | cuda:N. Default "cpu". */
   device?: string;
-  /** seeds the random weights Default 0. */
+  /** seeds the random weights. Default 0. */
   seed?: number;
-  /** false: allocate the weights without writing them, for load() to fill next (no random draw, no page touched before the checkpoint's bytes land in it) Default true. */
+  /** false: allocate the weights without writing them, for load() to fill next (no random draw, no page touched before the checkpoint's bytes land in it). Default true. */
   init?: boolean;
 }
 
 /** How Model.logprobs computes per-row log-probs. */
 export interface LogpOptions {
-  /** label positions per logits chunk (fused path) Default 1024. */
+  /** label positions per logits chunk (fused path). Default 1024. */
   chunkTokens?: number;
-  /** full [rows, T, vocab] logits: the reference path Default false. */
+  /** full [rows, T, vocab] logits: the reference path. Default false. */
   naive?: boolean;
-  /** false: LoRA adapters off (the base model's log-probs) Default true. */
+  /** false: LoRA adapters off (the base model's log-probs). Default true. */
   adapters?: boolean;
 }
 
@@ -96,15 +96,15 @@ export interface LoraOptions {
   r: number;
   /** lora_alpha */
   alpha: number;
-  /** lora_dropout Default 0. */
+  /** lora_dropout. Default 0. */
   dropout?: number;
   /** module-name suffixes (q_proj, ...) or ["all-linear"] */
   targetModules: string[];
-  /** use_rslora: scaling alpha / sqrt(r) instead of alpha / r Default false. */
+  /** use_rslora: scaling alpha / sqrt(r) instead of alpha / r. Default false. */
   rslora?: boolean;
-  /** kaiming: PEFT's default (A kaiming-uniform(a=sqrt 5), B zeros); gaussian: A normal(0, 1/r) Default "kaiming". */
+  /** kaiming: PEFT's default (A kaiming-uniform(a=sqrt 5), B zeros); gaussian: A normal(0, 1/r). Default "kaiming". */
   init?: LoraInit;
-  /** seeds A Default 0. */
+  /** seeds A. Default 0. */
   seed?: number;
 }
 
@@ -112,49 +112,49 @@ export interface LoraOptions {
 export interface LossConfig {
   /** a row of the loss table */
   name: LossName;
-  /** rdpo: code = -log sigmoid(gamma pi_r); paper = -gamma pi_r Default "code". */
+  /** rdpo: code = -log sigmoid(gamma pi_r); paper = -gamma pi_r. Default "code". */
   rationale_form?: RationaleForm;
-  /** the rationale term of a paired loss: none | logsigmoid | linear (rdpo, rorpo and rorpo-simple fix their own) Default "none". */
+  /** the rationale term of a paired loss: none | logsigmoid | linear (rdpo, rorpo and rorpo-simple fix their own). Default "none". */
   rationale?: RationaleTerm;
-  /** β: the temperature (how far the policy may move from the reference) Default 0.1. */
+  /** β: the temperature (how far the policy may move from the reference). Default 0.1. */
   beta?: number;
-  /** γ: the rationale term's weight; ppo: the GAE discount Default 0.1. */
+  /** γ: the rationale term's weight; ppo: the GAE discount. Default 0.1. */
   gamma?: number;
-  /** ε: cdpo's rate of flipped labels Default 0. */
+  /** ε: cdpo's rate of flipped labels. Default 0. */
   epsilon?: number;
-  /** λ: slic's NLL weight (the seed's lambda_coef) Default 0.1. */
+  /** λ: slic's NLL weight (the seed's lambda_coef). Default 0.1. */
   lambda?: number;
-  /** simpo's target margin (HALOs' gamma) Default 0. */
+  /** simpo's target margin (HALOs' gamma). Default 0. */
   margin?: number;
-  /** kto: the weight of desirable examples' losses Default 1. */
+  /** kto: the weight of desirable examples' losses. Default 1. */
   desirable_weight?: number;
-  /** kto: the weight of undesirable examples' losses Default 1. */
+  /** kto: the weight of undesirable examples' losses. Default 1. */
   undesirable_weight?: number;
-  /** ppo: passes over the same batch Default 1. */
+  /** ppo: passes over the same batch. Default 1. */
   ppo_epochs?: number;
-  /** ppo: the ratio is clipped to [cliprange, 1/cliprange] Default 0.5. */
+  /** ppo: the ratio is clipped to [cliprange, 1/cliprange]. Default 0.5. */
   cliprange?: number;
-  /** ppo: the GAE lambda Default 0.95. */
+  /** ppo: the GAE lambda. Default 0.95. */
   lam?: number;
-  /** ppo: the weight of the critic loss Default 0.01. */
+  /** ppo: the weight of the critic loss. Default 0.01. */
   critic_coef?: number;
-  /** ppo: the weight of the KL penalty against the reference Default 0.1. */
+  /** ppo: the weight of the KL penalty against the reference. Default 0.1. */
   KL_coef?: number;
 }
 
 /** Model.generate's sampling and stopping. */
 export interface GenerateOptions {
-  /** new tokens at most; 0: bounded by max_length only Default 0. */
+  /** new tokens at most; 0: bounded by max_length only. Default 0. */
   maxNewTokens?: number;
-  /** prompt (padded to the batch's longest) + response, as HF generate's max_length; 0: none Default 0. */
+  /** prompt (padded to the batch's longest) + response, as HF generate's max_length; 0: none. Default 0. */
   maxLength?: number;
-  /** false: greedy Default true. */
+  /** false: greedy. Default true. */
   doSample?: boolean;
   /** Default 1. */
   temperature?: number;
   /** Default 1. */
   topP?: number;
-  /** 0: off Default 0. */
+  /** 0: off. Default 0. */
   topK?: number;
   /** EOS and extra stop tokens; the stop token is not returned */
   stopTokenIds?: number[];
@@ -162,27 +162,27 @@ export interface GenerateOptions {
   padTokenId?: number;
   /** Default 0. */
   seed?: number;
-  /** false: recompute the whole sequence each step (the reference for the KV cache) Default true. */
+  /** false: recompute the whole sequence each step (the reference for the KV cache). Default true. */
   useCache?: boolean;
 }
 
 /** A Trainer's loss, optimizer and precision. */
 export interface TrainerOptions {
   loss: LossConfig;
-  /** AdamW | RMSprop Default "AdamW". */
+  /** AdamW | RMSprop. Default "AdamW". */
   optimizer?: OptimizerName;
-  /** < 0: the torch default for the optimizer Default -1. */
+  /** < 0: the torch default for the optimizer. Default -1. */
   weightDecay?: number;
-  /** how the policy trains (docs/precision.md), checked against its dtype; "": the policy's own dtype, pure (fp32, bf16-pure, fp16-pure) Default "". */
+  /** how the policy trains (docs/precision.md), checked against its dtype; "": the policy's own dtype, pure (fp32, bf16-pure, fp16-pure). Default "". */
   precision?: TrainPrecision;
-  /** false: torch::optim::AdamW's per-parameter loop instead of the fused kernel (tests) Default true. */
+  /** false: torch::optim::AdamW's per-parameter loop instead of the fused kernel (tests). Default true. */
   fusedAdamW?: boolean;
-  /** bf16-sr: seeds the stochastic-rounding bits Default 0. */
+  /** bf16-sr: seeds the stochastic-rounding bits. Default 0. */
   seed?: number;
   /** Default false. */
   activationCheckpointing?: boolean;
-  /** label positions per logits chunk Default 1024. */
+  /** label positions per logits chunk. Default 1024. */
   chunkTokens?: number;
-  /** full-logits reference head instead of the fused one (tests) Default false. */
+  /** full-logits reference head instead of the fused one (tests). Default false. */
   naiveLogprobs?: boolean;
 }

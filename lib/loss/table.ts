@@ -4,10 +4,10 @@
 // native/gen/loss_table.inc); the config schema, the train loop, eval, `rpo plan`, `rpo train
 // --help` and the README's table all ask here. This is the only module that compares a loss's
 // name (test/unit/loss_names.test.ts holds the rest of lib/ and native/ to that).
-import { LOSS_PARAMS, LOSS_ROWS, type LossLayout, type LossParam, type LossParamSpec, type LossRow } from '../gen/loss_table.js';
+import { LOSS_PARAM_NAMES, LOSS_PARAMS, LOSS_ROWS, type LossLayout, type LossParam, type LossParamSpec, type LossRow } from '../gen/loss_table.js';
 import { LOSS_NAMES, RATIONALE_TERMS, type LossName, type RationaleForm, type RationaleTerm } from '../gen/options.js';
 
-export { LOSS_NAMES, LOSS_PARAMS, LOSS_ROWS, RATIONALE_TERMS };
+export { LOSS_NAMES, LOSS_PARAM_NAMES, LOSS_PARAMS, LOSS_ROWS, RATIONALE_TERMS };
 export type { LossLayout, LossName, LossParam, LossParamSpec, LossRow, RationaleTerm };
 
 /** Row groups per example: 1 (sft; one-row unpaired losses), 2 (pairs; kto's target and KL), 3 (pairs + rationale). */
