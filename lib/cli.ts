@@ -8,7 +8,7 @@ import yargs, { type Argv } from 'yargs';
 import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type LoadedConfig } from './config/index.js';
 import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
-import { lossHelpLines } from './train/losses.js';
+import { lossHelpLines } from './loss/table.js';
 import { redactError, redactSecrets } from './util/redact.js';
 import { UsageError } from './util/usage_error.js';
 

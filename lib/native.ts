@@ -8,56 +8,10 @@ import path from 'node:path';
 import { VALUE_HEAD_FILE, checkValueHeadFile } from './model/value_head.js';
 import { packageRoot } from './util/package.js';
 
-export type Dtype = 'float32' | 'bfloat16' | 'float16';
+import type { Dtype, GenerateOptions, InitOptions, LogpOptions, LoraOptions, LossConfig, ModelConfig, TrainerOptions } from './gen/options.js';
 
-export interface RopeScaling {
-  rope_type: 'none' | 'linear' | 'llama3';
-  factor: number;
-  low_freq_factor: number;
-  high_freq_factor: number;
-  original_max_position_embeddings: number;
-}
-
-/** A validated HF config.json, in the engine's plain form (see lib/model/config.ts). */
-export interface ModelConfig {
-  architecture: 'LlamaForCausalLM' | 'MistralForCausalLM' | 'Qwen2ForCausalLM' | 'GPTNeoXForCausalLM';
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  rms_norm_eps: number;
-  rope_theta: number;
-  rope_scaling: RopeScaling;
-  tie_word_embeddings: boolean;
-  /** Llama: q, k, v and o projections carry a bias. */
-  attention_bias: boolean;
-  /** Qwen2: q, k and v carry a bias, o does not. */
-  qkv_bias: boolean;
-  /** Mistral: 0 means full attention. */
-  sliding_window: number;
-  max_position_embeddings: number;
-  initializer_range: number;
-  /** GPTNeoX: LayerNorm epsilon (the engine defaults to 1e-5). */
-  layer_norm_eps?: number;
-  /** GPTNeoX: share of each head's dims that get rotary embeddings (default 1). */
-  rotary_pct?: number;
-  /** GPTNeoX: x + attn(ln1(x)) + mlp(ln2(x)) when true (default), else sequential residuals. */
-  use_parallel_residual?: boolean;
-}
-
-export interface InitOptions {
-  dtype?: Dtype;
-  device?: string;
-  seed?: number;
-  /**
-   * false: allocate the weights without writing them, for `load` to fill next (no random draw,
-   * no page touched before the checkpoint's bytes land in it). Default true.
-   */
-  init?: boolean;
-}
+// The option structs are declared once (boundary/options.mjs) and generated (lib/gen/options.ts).
+export type * from './gen/options.js';
 
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
 export interface TensorSpec {
@@ -91,55 +45,10 @@ export interface RowBatch {
   desirable?: Uint8Array;
 }
 
-export interface LogpOptions {
-  /** Label positions per logits chunk (fused path). */
-  chunkTokens?: number;
-  /** Full-logits reference path. */
-  naive?: boolean;
-  /** false: LoRA adapters off, the base model's log-probs (default true). */
-  adapters?: boolean;
-}
-
-/** LoRA adapters (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora). */
-export interface LoraOptions {
-  r: number;
-  alpha: number;
-  dropout?: number;
-  /** Module-name suffixes (q_proj, ...) or ['all-linear']. */
-  targetModules: string[];
-  rslora?: boolean;
-  /** kaiming: PEFT's default (A kaiming-uniform(a=sqrt 5), B zeros); gaussian: A normal(0, 1/r). */
-  init?: 'kaiming' | 'gaussian';
-  seed?: number;
-}
-
 export interface RowLogps {
   sum: Float64Array;
   mean: Float64Array;
   count: Float64Array;
-}
-
-export type LossName =
-  | 'sft' | 'csft' | 'dpo' | 'cdpo' | 'ipo' | 'slic' | 'simpo' | 'orpo' | 'rdpo' | 'rorpo' | 'rorpo-simple' | 'kto' | 'kto-simple' | 'kto-zero' | 'ppo';
-
-export interface LossConfig {
-  name: LossName;
-  beta?: number;
-  gamma?: number;
-  epsilon?: number;
-  lambda?: number;
-  margin?: number;
-  rationale_form?: 'code' | 'paper';
-  /** The rationale term of a paired loss (rdpo, rorpo and rorpo-simple fix their own). */
-  rationale?: 'none' | 'logsigmoid' | 'linear';
-  desirable_weight?: number;
-  undesirable_weight?: number;
-  /** ppo (the seed's ppo.yaml; its GAE discount is gamma). */
-  ppo_epochs?: number;
-  cliprange?: number;
-  lam?: number;
-  critic_coef?: number;
-  KL_coef?: number;
 }
 
 /** ppo's token-level inputs for evaluatePpo: [rows, T] row-major, masks 1 on response tokens. */
@@ -181,6 +90,9 @@ export interface EngineLossDecl {
   policyMean: boolean;
   referenceMean: boolean;
   rationale: string;
+  valueHead: boolean;
+  /** The parameters it reads. */
+  params: string[];
 }
 
 export interface LossResult {
@@ -188,30 +100,6 @@ export interface LossResult {
   metrics: Record<string, number>;
   /** d loss / d input: keys "chosen.sum", "chosen.mean", "rejected.sum", ... */
   grads: Record<string, Float64Array>;
-}
-
-/**
- * How the policy is trained (docs/precision.md): 'fp32' (a float32 policy), or with a bfloat16
- * policy 'bf16-pure' (bf16 weights and moments), 'bf16-mixed' (fp32 master weights and moments in
- * the optimizer) or 'bf16-sr' (bf16 weights and moments, stochastically rounded updates).
- */
-export type TrainPrecision = 'fp32' | 'bf16-pure' | 'bf16-mixed' | 'bf16-sr';
-
-export interface TrainerOptions {
-  loss: LossConfig;
-  optimizer?: 'AdamW' | 'RMSprop';
-  /** Negative or absent: the torch default for the optimizer. */
-  weightDecay?: number;
-  /** Checked against the policy's dtype. Absent: the policy's dtype, pure (fp32, bf16-pure, fp16-pure). */
-  precision?: TrainPrecision;
-  /** false: torch::optim::AdamW's per-parameter loop instead of the fused kernel (tests). */
-  fusedAdamW?: boolean;
-  /** Seeds bf16-sr's rounding bits (an integer ≥ 0). */
-  seed?: number;
-  activationCheckpointing?: boolean;
-  chunkTokens?: number;
-  /** Use the full-logits reference head instead of the fused one (tests). */
-  naiveLogprobs?: boolean;
 }
 
 export interface MicroStepOptions {
@@ -239,24 +127,6 @@ export interface OptimizerStepOptions {
   lr: number;
   /** <= 0: no clipping. */
   maxGradNorm?: number;
-}
-
-export interface GenerateOptions {
-  /** New tokens at most; 0 or absent: bounded by maxLength only. */
-  maxNewTokens?: number;
-  /** Prompt (padded to the batch's longest) + response, as HF generate's max_length. */
-  maxLength?: number;
-  /** false: greedy. */
-  doSample?: boolean;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  /** EOS and extra stop tokens; the stop token is not returned. */
-  stopTokenIds?: number[];
-  padTokenId?: number;
-  seed?: number;
-  /** false: recompute the whole sequence at every step (the reference for the KV cache). */
-  useCache?: boolean;
 }
 
 export interface GenerateResult {
@@ -532,7 +402,7 @@ export class Trainer {
   }
 }
 
-/** The engine's table of losses: what each loss reads (lib/train/losses.ts mirrors it). */
+/** The built engine's table of losses (tests check it against lib/gen/loss_table.ts, made from the same declaration). */
 export function engineLossTable(): EngineLossDecl[] {
   return addon().lossTable();
 }

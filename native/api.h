@@ -11,50 +11,11 @@
 #include <string>
 #include <vector>
 
+// The option structs (RopeScaling, ModelConfig, InitOptions, LogpOptions, LoraOptions, LossConfig,
+// GenerateOptions, TrainerOptions): declared once in boundary/options.mjs, generated from it.
+#include "gen/options.h"
+
 namespace rpo {
-
-// `rope_scaling` from config.json; kind "none" when absent.
-struct RopeScaling {
-  std::string rope_type = "none";  // none | linear | llama3
-  double factor = 1.0;
-  double low_freq_factor = 1.0;                   // llama3
-  double high_freq_factor = 4.0;                  // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
-};
-
-// A validated HF config.json (lib/model/config.ts validates; this is the plain result).
-struct ModelConfig {
-  std::string architecture;  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM | GPTNeoXForCausalLM
-  int64_t vocab_size = 0;
-  int64_t hidden_size = 0;
-  int64_t intermediate_size = 0;
-  int64_t num_hidden_layers = 0;
-  int64_t num_attention_heads = 0;
-  int64_t num_key_value_heads = 0;
-  int64_t head_dim = 0;
-  double rms_norm_eps = 1e-6;
-  double rope_theta = 10000.0;
-  RopeScaling rope_scaling;
-  bool tie_word_embeddings = false;
-  bool attention_bias = false;  // Llama: q, k, v and o projections carry a bias
-  bool qkv_bias = false;        // Qwen2: q, k and v carry a bias, o does not
-  int64_t sliding_window = 0;   // Mistral: 0 = full attention
-  int64_t max_position_embeddings = 0;
-  double initializer_range = 0.02;
-  // GPTNeoX (attention_bias above: query_key_value and dense carry biases; the MLP always does)
-  double layer_norm_eps = 1e-5;
-  double rotary_pct = 1.0;            // share of each head's dims that are rotated (partial_rotary_factor)
-  bool use_parallel_residual = true;  // x + attn(ln1(x)) + mlp(ln2(x)), else sequential
-};
-
-struct InitOptions {
-  std::string dtype = "float32";  // float32 | bfloat16 | float16
-  std::string device = "cpu";     // cpu | cuda | cuda:N
-  uint64_t seed = 0;
-  // false: allocate the parameters without writing them (load() fills them next): no random
-  // draw, and no page of the weights touched before the checkpoint's bytes land in it.
-  bool init = true;
-};
 
 // One tensor of a safetensors file: the header was validated in TS; the engine checks the
 // byte range against the file again before reading.
@@ -87,50 +48,11 @@ struct RowBatch {
   std::vector<uint8_t> desirable;
 };
 
-struct LogpOptions {
-  int64_t chunk_tokens = 1024;  // label positions per logits chunk
-  bool naive = false;           // full [rows, T, vocab] logits: the reference path
-  bool adapters = true;         // false: LoRA adapters off (the base model's log-probs)
-};
-
-// LoRA adapters (model/lora.h; PEFT's LoraConfig names).
-struct LoraOptions {
-  int64_t r = 8;
-  double alpha = 8.0;   // lora_alpha
-  double dropout = 0.0;  // lora_dropout
-  std::vector<std::string> target_modules;  // module-name suffixes, or {"all-linear"}
-  bool rslora = false;   // use_rslora: scaling alpha / sqrt(r) instead of alpha / r
-  std::string init = "kaiming";  // kaiming (PEFT's init_lora_weights=True) | gaussian
-  uint64_t seed = 0;
-};
-
 // Per-row log-probs over label positions.
 struct RowLogps {
   std::vector<double> sum;
   std::vector<double> mean;
   std::vector<int64_t> count;
-};
-
-// The losses and what each reads: native/loss/table.cpp.
-struct LossConfig {
-  std::string name = "dpo";
-  double beta = 0.1;
-  double gamma = 0.1;       // rationale weight
-  double epsilon = 0.0;     // cdpo label smoothing
-  double lambda = 0.1;      // slic regularizer weight
-  double margin = 0.0;      // simpo target margin
-  std::string rationale_form = "code";  // rdpo: code = -log sigmoid(gamma pi_r); paper = -gamma pi_r
-  // The rationale term of a paired loss: none | logsigmoid (-log sigmoid(gamma pi_r)) |
-  // linear (-gamma pi_r). rdpo, rorpo and rorpo-simple fix their own.
-  std::string rationale = "none";
-  double desirable_weight = 1.0;    // kto
-  double undesirable_weight = 1.0;  // kto
-  // ppo (the seed's ppo.yaml; its gamma is loss.gamma, 0.99 there)
-  int64_t ppo_epochs = 1;     // passes over the same batch
-  double cliprange = 0.5;     // the ratio is clipped to [cliprange, 1/cliprange]
-  double lam = 0.95;          // GAE lambda
-  double critic_coef = 0.01;  // weight of the critic loss
-  double KL_coef = 0.1;       // weight of the KL penalty against the reference
 };
 
 bool loss_needs_reference(const LossConfig& loss);
@@ -139,12 +61,15 @@ bool loss_uses_rationale(const LossConfig& loss);
 // 2 (chosen, rejected; kto: target, KL), 3 (+ rationale).
 int64_t loss_row_groups(const LossConfig& loss);
 
-// The engine's table of losses as plain data (lib/train/losses.ts is checked against it).
+// The engine's table of losses as plain data (boundary/losses.mjs declares it; the addon's
+// lossTable() lets tests check a built addon against lib/gen/loss_table.ts).
 struct LossDeclaration {
   std::string name, formula;
   std::string layout;  // sft | paired | unpaired-kl | unpaired
   bool needs_reference = false, policy_mean = false, reference_mean = false;
   std::string rationale;  // "" (loss.rationale chooses) | never | logsigmoid | linear | rationale_form
+  bool value_head = false;
+  std::vector<std::string> params;  // the parameters it reads
 };
 std::vector<LossDeclaration> loss_declarations();
 
@@ -179,19 +104,6 @@ struct PpoResult {
 // ppo's targets from old_values, then one pass's loss and its gradients w.r.t. logps and values,
 // in float64 (tests).
 PpoResult evaluate_ppo(const LossConfig& cfg, const PpoTokens& tokens);
-
-struct GenerateOptions {
-  int64_t max_new_tokens = 0;  // 0: bounded by max_length only
-  int64_t max_length = 0;      // prompt (padded) + response, as HF generate's max_length; 0: none
-  bool do_sample = true;       // false: greedy
-  double temperature = 1.0;
-  double top_p = 1.0;
-  int64_t top_k = 0;  // 0: off
-  std::vector<int64_t> stop_token_ids;  // EOS and extra stop tokens
-  int64_t pad_token_id = 0;
-  uint64_t seed = 0;
-  bool use_cache = true;  // false: recompute the whole sequence each step (the reference path)
-};
 
 struct GenerateResult {
   std::vector<std::vector<int32_t>> tokens;  // per row, without the stop token
@@ -236,21 +148,6 @@ class Model {
  private:
   explicit Model(std::unique_ptr<ModelImpl> impl);
   std::unique_ptr<ModelImpl> impl_;
-};
-
-struct TrainerOptions {
-  LossConfig loss;
-  std::string optimizer = "AdamW";  // AdamW | RMSprop
-  double weight_decay = -1.0;       // < 0: the torch default for the optimizer
-  // How the policy is trained (docs/precision.md): fp32 | bf16-pure | bf16-mixed | bf16-sr, each
-  // checked against the policy's dtype; "": the policy's own dtype, pure (fp32 for float32,
-  // bf16-pure for bfloat16, fp16-pure for float16).
-  std::string precision;
-  bool fused_adamw = true;  // false: torch::optim::AdamW's per-parameter loop (tests)
-  uint64_t seed = 0;        // bf16-sr: seeds the stochastic-rounding bits
-  bool activation_checkpointing = false;
-  int64_t chunk_tokens = 1024;
-  bool naive_logprobs = false;  // full-logits reference head (tests)
 };
 
 struct StepResult {

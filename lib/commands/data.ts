@@ -7,7 +7,7 @@ import { decodeSequence, tokenStats, type LengthStats, type TokenizedExample } f
 import type { Tokenizer } from '../data/tokenize/index.js';
 import { describeDatasetSource } from '../data/sources/index.js';
 import { buildRunData } from '../train/data.js';
-import { lossGroups } from '../train/losses.js';
+import { lossGroups } from '../loss/table.js';
 import { EXIT } from '../exit.js';
 
 function lengths(name: string, s: LengthStats | null): string {

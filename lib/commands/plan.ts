@@ -18,7 +18,7 @@ import {
 } from '../plan/estimate.js';
 import { formatPlan, formatTable, planJson, type PlanContext, type TableRow } from '../plan/format.js';
 import { resolveModelShape, type Shape } from '../plan/models.js';
-import { lossIsUnpaired } from '../train/losses.js';
+import { lossHasValueHead, lossIsUnpaired } from '../loss/table.js';
 
 export interface PlanOptions {
   /** null: the config's `precision` key, else auto. In --table mode a list. */
@@ -231,7 +231,7 @@ function base(
     referenceBytes: live ? dtypeBytes(config.model.reference_dtype) : null,
     // The engine builds an attention mask only where a sliding window cuts into the rows.
     masked: shape.sliding_window > 0 && shape.sliding_window < config.model.max_length,
-    valueHead: config.loss.name === 'ppo',
+    valueHead: lossHasValueHead(config.loss.name),
     headroom: device === 'cpu' ? CPU_HEADROOM : CUDA_HEADROOM,
     deviceBytes: options.deviceBytes,
   };

@@ -23,18 +23,33 @@ import { ConfigError, closest, suggestKey } from './errors.js';
 import { LORA_KEYS, readLora, type LoraSection } from './lora.js';
 import { allPaths } from './interpolate.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
-import { LOSS_NAMES, RATIONALE_TERMS, lossDecl, lossParams, lossRationale, type RationaleTerm } from '../train/losses.js';
+import {
+  LOSS_NAMES,
+  LOSS_PARAM_NAMES,
+  LOSS_PARAMS,
+  RATIONALE_TERMS,
+  lossParamFallback,
+  lossParams,
+  lossRationale,
+  lossReadsRationaleForm,
+  lossRow,
+  lossTakesRationaleTerm,
+  lossUsesControlTokens,
+  type LossParam,
+  type RationaleTerm,
+} from '../loss/table.js';
+import { RATIONALE_FORMS, type RationaleForm } from '../gen/options.js';
 
 export type { LossName } from '../native.js';
 
-// The losses and what each reads: lib/train/losses.ts (one table).
-export { LOSS_NAMES, RATIONALE_TERMS, lossUsesReference, type RationaleTerm } from '../train/losses.js';
+// The losses and what each reads: lib/loss/table.ts (one table, declared in boundary/losses.mjs).
+export { LOSS_NAMES, RATIONALE_TERMS, lossUsesReference, type RationaleTerm } from '../loss/table.js';
+export { RATIONALE_FORMS, type RationaleForm } from '../gen/options.js';
 export const MODES = ['train', 'eval', 'sample', 'alpacaeval'] as const;
 export const OPTIMIZERS = ['AdamW', 'RMSprop', 'Adam'] as const;
 export const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 export const TEMPLATES = ['prefixes', 'chat'] as const;
 export const TRUNCATION_MODES = ['keep_end', 'keep_start'] as const;
-export const RATIONALE_FORMS = ['code', 'paper'] as const;
 /** How the policy trains (docs/precision.md); auto: bf16-mixed on CUDA, fp32 on the CPU. */
 export const PRECISIONS = ['auto', 'fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
 /** transformers' get_scheduler names rpo implements (null: the seed's warmup-then-constant). */
@@ -45,7 +60,6 @@ export type Optimizer = (typeof OPTIMIZERS)[number];
 export type Dtype = (typeof DTYPES)[number];
 export type Template = (typeof TEMPLATES)[number];
 export type TruncationMode = (typeof TRUNCATION_MODES)[number];
-export type RationaleForm = (typeof RATIONALE_FORMS)[number];
 export type Precision = (typeof PRECISIONS)[number];
 /** What fp32 CPU matrix products use (native/model/gemm.cpp); auto: RPO_CPU_GEMM, else oneDNN where it is usable. */
 export const CPU_GEMMS = ['auto', 'onednn', 'aten'] as const;
@@ -84,18 +98,16 @@ export interface ModelSection {
   use_flash_attention: boolean;
 }
 
-export interface LossSection {
+/**
+ * The loss's numeric keys (boundary/losses.mjs's LOSS_PARAMS: β, γ, ε, λ, margin, kto's weights,
+ * ppo's keys): each a number where the loss reads it, else null.
+ */
+export type LossParamValues = { [P in LossParam]: number | null };
+
+export interface LossSection extends LossParamValues {
   name: LossName;
   /** β; unused by sft. */
   beta: number;
-  /** γ: the rationale weight (rdpo, rorpo, rorpo-simple, any paired loss with loss.rationale). */
-  gamma: number | null;
-  /** ε: cdpo's label-noise rate. */
-  epsilon: number | null;
-  /** λ: slic's NLL weight (the seed's lambda_coef). */
-  lambda: number | null;
-  /** simpo's target margin (the seed's gamma). */
-  margin: number | null;
   /** rdpo's rationale term: 'code' −log σ(γ·π_r) (the seed's code), 'paper' −γ·π_r. */
   rationale_form: RationaleForm;
   /** The rationale term of dpo, cdpo, ipo, slic, simpo or orpo: none, logsigmoid −log σ(γ·π_r), linear −γ·π_r. */
@@ -103,15 +115,6 @@ export interface LossSection {
   /** csft: the control tokens put after the prompt of a chosen / rejected response. */
   chosen_control_token: string | null;
   rejected_control_token: string | null;
-  /** kto: the loss weights of desirable and undesirable examples. */
-  desirable_weight: number | null;
-  undesirable_weight: number | null;
-  /** ppo (the seed's ppo.yaml): passes over a batch, ratio clip, GAE lambda, critic and KL weights. */
-  ppo_epochs: number | null;
-  cliprange: number | null;
-  lam: number | null;
-  critic_coef: number | null;
-  KL_coef: number | null;
   /** Derived from the loss (docs/design.md's table); a differing user value is a notice. */
   use_reference_model: boolean;
   // Seed keys with no effect (the loss name picks the step and the data layout):
@@ -228,8 +231,8 @@ export function engineLossConfig(loss: LossSection): LossConfig {
     const v = loss[p];
     if (v !== null) out[p] = v;
   }
-  if (loss.name === 'rdpo') out.rationale_form = loss.rationale_form;
-  if (lossDecl(loss.name).rationale === '' && loss.rationale !== 'none') out.rationale = loss.rationale;
+  if (lossReadsRationaleForm(loss.name)) out.rationale_form = loss.rationale_form;
+  if (lossTakesRationaleTerm(loss.name) && loss.rationale !== 'none') out.rationale = loss.rationale;
   return out;
 }
 
@@ -349,9 +352,8 @@ const RUN_KEYS = [
   'model.name_or_path', 'model.tokenizer_name_or_path', 'model.load_from', 'model.policy_dtype', 'model.reference_dtype',
   'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
   'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
-  'loss.name', 'loss.beta', 'loss.gamma', 'loss.epsilon', 'loss.lambda', 'loss.margin', 'loss.rationale_form',
-  'loss.rationale', 'loss.desirable_weight', 'loss.undesirable_weight', 'loss.chosen_control_token', 'loss.rejected_control_token',
-  'loss.use_reference_model', 'loss.ppo_epochs', 'loss.cliprange', 'loss.lam', 'loss.critic_coef', 'loss.KL_coef', ...LORA_KEYS,
+  'loss.name', 'loss.rationale_form', 'loss.rationale', 'loss.chosen_control_token', 'loss.rejected_control_token',
+  'loss.use_reference_model', ...LOSS_PARAM_NAMES.map((p) => `loss.${p}`), ...LORA_KEYS,
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
@@ -460,6 +462,7 @@ class Section {
     else if (o.min !== undefined && v < o.min) this.errors.push(`${n}: must be ≥ ${o.min}, got ${v}`);
     else if (o.above !== undefined && v <= o.above) this.errors.push(`${n}: must be > ${o.above}, got ${v}`);
     else if (o.max !== undefined && v > o.max) this.errors.push(`${n}: must be ≤ ${o.max}, got ${v}`);
+    else if (o.below !== undefined && v >= o.below) this.errors.push(`${n}: must be < ${o.below}, got ${v}`);
   }
 }
 
@@ -469,6 +472,8 @@ interface NumOpts {
   /** Exclusive lower bound. */
   above?: number;
   max?: number;
+  /** Exclusive upper bound. */
+  below?: number;
   fallback?: number;
 }
 
@@ -525,73 +530,70 @@ function readModel(m: Section, errors: string[]): ModelSection {
   return model;
 }
 
+/** A loss parameter's declared range (boundary/losses.mjs), as the schema's number options. */
+function paramRange(p: LossParam): NumOpts {
+  const { type, min, above, max, below } = LOSS_PARAMS[p];
+  return { int: type === 'int', min, above, max, below };
+}
+
 function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string[]): LossSection {
   const name = l.oneOf('name', LOSS_NAMES);
-  const decl = lossDecl(name);
+  const decl = lossRow(name);
   const rationale = l.oneOf('rationale', RATIONALE_TERMS, 'none');
   const rationaleForm = l.oneOf('rationale_form', RATIONALE_FORMS, 'code');
   if (decl.rationale === 'never' && rationale !== 'none') {
-    errors.push(`loss.rationale=${rationale}: loss '${name}' takes no rationale term (the paired losses dpo, cdpo, ipo, slic, simpo and orpo do)`);
+    errors.push(`loss.rationale=${rationale}: loss '${name}' takes no rationale term (the paired losses ${LOSS_NAMES.filter(lossTakesRationaleTerm).join(', ')} do)`);
   } else if (decl.rationale !== '' && rationale !== 'none' && rationale !== lossRationale({ name, rationale_form: rationaleForm })) {
     errors.push(`loss.rationale=${rationale}: loss '${name}' fixes its rationale term (${lossRationale({ name, rationale_form: rationaleForm })})`);
   }
   const params = lossParams({ name, rationale, rationale_form: rationaleForm });
   const needs = (p: string): boolean => (params as readonly string[]).includes(p);
+  // A key the loss reads: its declared range (and, for a key the loss lets a config omit, the
+  // loss's own value when absent). A key it does not read is any number (a notice says so).
+  const param = (p: LossParam): number | null => l.numOrNull(p, needs(p) ? paramRange(p) : {}) ?? (needs(p) ? lossParamFallback(name, p) : null);
 
-  let beta = l.numOrNull('beta', needs('beta') ? { above: 0 } : {});
+  let beta = param('beta');
   if (l.has('tau')) {
-    beta = l.num('tau', { above: 0 });
+    beta = l.num('tau', paramRange('beta'));
     notices.push(`loss.tau=${beta} → loss.beta (the seed's name for IPO's β)`);
   }
-  let lambda = l.numOrNull('lambda', { min: 0 });
+  let lambda = param('lambda');
   if (l.has('lambda_coef')) {
-    lambda = l.num('lambda_coef', { min: 0 });
+    lambda = l.num('lambda_coef', paramRange('lambda'));
     notices.push(`loss.lambda_coef=${lambda} → loss.lambda (the seed's name)`);
   }
-  // ppo's gamma is its GAE discount (the seed's ppo.yaml: 0.99).
-  let gamma = l.numOrNull('gamma', needs('gamma') ? { min: 0 } : {}) ?? (name === 'ppo' ? 0.99 : null);
-  let margin = l.numOrNull('margin');
-  // simpo's gamma is HALOs' name for its margin, unless a rationale term makes gamma its weight.
-  if (name === 'simpo' && gamma !== null && rationale === 'none') {
+  let gamma = param('gamma');
+  let margin = param('margin');
+  // A loss with a margin (simpo) takes gamma as HALOs' name for it, unless a rationale term makes
+  // gamma its weight.
+  if (needs('margin') && l.has('gamma') && gamma !== null && rationale === 'none') {
     margin = gamma;
     gamma = null;
     notices.push(`loss.gamma=${margin} → loss.margin (HALOs' name for SimPO's target margin)`);
   }
-  if (name === 'simpo' && l.has('gamma_beta_ratio')) {
+  if (needs('margin') && l.has('gamma_beta_ratio')) {
     const ratio = l.num('gamma_beta_ratio');
     margin = ratio * (beta ?? 0);
     notices.push(`loss.gamma_beta_ratio=${ratio} → loss.margin=${margin} (ratio × beta)`);
   }
-  const epsilon = l.numOrNull('epsilon', { min: 0, max: 1 });
-  // The seed's kto.yaml defaults (1.0 each) when kto reads them.
-  const desirableWeight = l.numOrNull('desirable_weight', { min: 0 }) ?? (needs('desirable_weight') ? 1 : null);
-  const undesirableWeight = l.numOrNull('undesirable_weight', { min: 0 }) ?? (needs('undesirable_weight') ? 1 : null);
-  // The seed's ppo.yaml defaults when ppo reads them.
-  const ppoKey = (key: 'ppo_epochs' | 'cliprange' | 'lam' | 'critic_coef' | 'KL_coef', fallback: number, opts: NumOpts): number | null =>
-    l.numOrNull(key, opts) ?? (needs(key) ? fallback : null);
-  const ppo = {
-    ppo_epochs: ppoKey('ppo_epochs', 1, { int: true, min: 1 }),
-    cliprange: ppoKey('cliprange', 0.5, { above: 0, max: 1 }),
-    lam: ppoKey('lam', 0.95, { min: 0 }),
-    critic_coef: ppoKey('critic_coef', 0.01, { min: 0 }),
-    KL_coef: ppoKey('KL_coef', 0.1, { min: 0 }),
-  };
-  const values = { beta, gamma, epsilon, lambda, margin, desirable_weight: desirableWeight, undesirable_weight: undesirableWeight, ...ppo };
+  const aliased: Partial<LossParamValues> = { beta, gamma, lambda, margin };
+  const values = Object.fromEntries(LOSS_PARAM_NAMES.map((p) => [p, p in aliased ? aliased[p] : param(p)])) as LossParamValues;
   for (const p of params) {
     if (values[p] === null) errors.push(`loss.${p}: loss '${name}' needs it (it is missing or null)`);
   }
+  // beta is in every seed loss config; a loss that reads no parameter (sft) takes it silently.
   for (const [p, v] of Object.entries(values)) {
-    if (v !== null && !needs(p) && !(p === 'beta' && name === 'sft')) notices.push(`loss.${p}=${v} has no effect with loss=${name}`);
+    if (v !== null && !needs(p) && !(p === 'beta' && decl.params.length === 0)) notices.push(`loss.${p}=${v} has no effect with loss=${name}`);
   }
-  if (l.has('rationale_form') && name !== 'rdpo' && rationaleForm !== 'code') {
-    notices.push(`loss.rationale_form=${rationaleForm} has no effect with loss=${name} (only rdpo has two forms)`);
+  if (l.has('rationale_form') && !lossReadsRationaleForm(name) && rationaleForm !== 'code') {
+    notices.push(`loss.rationale_form=${rationaleForm} has no effect with loss=${name} (only ${LOSS_NAMES.filter(lossReadsRationaleForm).join(', ')} has two forms)`);
   }
   const controlToken = (key: 'chosen_control_token' | 'rejected_control_token'): string | null => {
     const v = l.strOrNull(key);
-    if (name === 'csft' && (v === null || v === '')) errors.push(`loss.${key}: loss 'csft' needs it (the seed's "<|${key.startsWith('chosen') ? 'good' : 'bad'}|>")`);
+    if (lossUsesControlTokens(name) && (v === null || v === '')) errors.push(`loss.${key}: loss '${name}' needs it (the seed's "<|${key.startsWith('chosen') ? 'good' : 'bad'}|>")`);
     return v;
   };
-  const useReference = decl.needsReference;
+  const useReference = decl.reference;
   const asked = l.raw('use_reference_model');
   if (asked !== undefined && asked !== null && asked !== useReference) {
     notices.push(`loss.use_reference_model=${String(asked)} ignored: loss=${name} ${useReference ? 'needs' : 'has no'} reference model`);
@@ -601,18 +603,12 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
   }
   return {
     name,
-    beta: beta ?? 0.1,
-    gamma,
-    epsilon,
-    lambda,
-    margin,
+    ...values,
+    beta: beta ?? LOSS_PARAMS.beta.default,
     rationale_form: rationaleForm,
     rationale,
     chosen_control_token: controlToken('chosen_control_token'),
     rejected_control_token: controlToken('rejected_control_token'),
-    desirable_weight: desirableWeight,
-    undesirable_weight: undesirableWeight,
-    ...ppo,
     use_reference_model: useReference,
     trainer: l.strOrNull('trainer'),
     dataloader: l.strOrNull('dataloader'),

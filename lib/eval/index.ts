@@ -17,7 +17,7 @@ import { VALUE_HEAD_FILE, findCheckpoint } from '../train/checkpoint.js';
 import { buildRunData, loadDatasetRows, loadRows, resolveRunModel } from '../train/data.js';
 import { resolveDevice } from '../train/device.js';
 import { evaluateSplit, usable } from '../train/evaluate.js';
-import { lossGroups, lossIsUnpaired } from '../train/losses.js';
+import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { unpairedItems } from '../train/unpaired.js';
 import { csftExamples, csftRunModel } from '../train/csft.js';
 import { complete, generationSettings, type Completion } from './sampling.js';
@@ -83,7 +83,7 @@ export async function runEval(config: RunConfig, events: EvalEvents = {}): Promi
   const baseWeights = trained === null || (config.mode === 'eval' && lossUsesReference(config.loss.name) && !adapter);
   const resolved = await resolveRunModel(config, { weights: baseWeights });
   // A csft checkpoint carries the control tokens in its own tokenizer files: sample with those.
-  const base = config.loss.name === 'csft' && trained && config.mode !== 'eval' ? { ...resolved, tokenizer: await loadTokenizer(trained) } : resolved;
+  const base = lossUsesControlTokens(config.loss.name) && trained && config.mode !== 'eval' ? { ...resolved, tokenizer: await loadTokenizer(trained) } : resolved;
   const weights = trained ?? base.modelDir;
   events.onMessage?.(`policy: ${weights}${trained ? '' : ' (no trained checkpoint found: the base model)'}`);
   const { model: policy } = await loadPolicyModel(weights, { dtype: config.model.policy_dtype, device });
@@ -108,7 +108,7 @@ type Base = Awaited<ReturnType<typeof resolveRunModel>>;
 async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, device: string, events: EvalEvents, weights: string, outFile: string): Promise<EvalResult> {
   const groups = lossGroups(config.loss);
   // csft: the run's base with its control tokens (made again from the base when the run's copy is gone).
-  const csft = config.loss.name === 'csft' ? await csftRunModel(config, config.local_run_dir) : null;
+  const csft = lossUsesControlTokens(config.loss.name) ? await csftRunModel(config, config.local_run_dir) : null;
   const data = await buildRunData(config, { splits: ['test'], withRationale: groups === 3, model: csft ?? base, onStage: events.onMessage });
   // A LoRA policy's reference is its base with the adapters off (the trainer does it).
   const withAdapters = policy.adapterParams().length > 0;
@@ -116,9 +116,9 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
   try {
     // ppo: the checkpoint's value head (a fresh one, drawn from the seed, for a base model).
-    if (config.loss.name === 'ppo') {
+    if (lossHasValueHead(config.loss.name)) {
       if (existsSync(path.join(weights, VALUE_HEAD_FILE))) await trainer.loadValueHead(weights);
-      else events.onMessage?.(`loss=ppo: no ${VALUE_HEAD_FILE} in ${weights}: the value head is a fresh one`);
+      else events.onMessage?.(`loss=${config.loss.name}: no ${VALUE_HEAD_FILE} in ${weights}: the value head is a fresh one`);
     }
     const unpaired = lossIsUnpaired(config.loss.name);
     const examples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, config.model.max_length) : usable(data.test, groups);

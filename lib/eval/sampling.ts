@@ -6,6 +6,7 @@ import type { RunConfig } from '../config/index.js';
 import { formatPrompt, type FormatConfig } from '../data/format/index.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
 import type { Turn } from '../data/types.js';
+import { lossUsesControlTokens } from '../loss/table.js';
 import type { GenerateOptions, Model } from '../native.js';
 
 /** Sampling settings: the model's generation_config.json, then the run config (top_p as the seed). */
@@ -57,7 +58,7 @@ export async function encodePrompt(prompt: SamplePrompt, config: SampleConfig, t
   let ids = await tok.encode(text, { addSpecialTokens: false });
   if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
   // csft samples desirable outputs: the chosen control token after the prompt (the seed's recipe).
-  const control = config.loss.name === 'csft' ? controlTokenId(config, tok) : null;
+  const control = lossUsesControlTokens(config.loss.name) ? controlTokenId(config, tok) : null;
   const max = config.model.max_prompt_length - (control === null ? 0 : 1);
   if (ids.length > max) {
     const bos = tok.bosTokenId !== null && ids[0] === tok.bosTokenId;

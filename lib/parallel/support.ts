@@ -3,12 +3,13 @@
 // connects or reads any data.
 import { ConfigError } from '../config/errors.js';
 import type { RunConfig } from '../config/index.js';
+import { lossHasValueHead } from '../loss/table.js';
 
 /** Throws a ConfigError (exit 2) when `config` cannot train data-parallel. */
 export function refuseUnsupportedDataParallel(config: RunConfig): void {
   // ppo whitens its advantages over the batch and keeps a value head beside the policy: neither
   // the statistics nor the head's gradients are reduced across ranks yet.
-  if (config.loss.name === 'ppo') throw new ConfigError('loss=ppo with rpo launch: data-parallel ppo training is not supported yet; train it on one device');
+  if (lossHasValueHead(config.loss.name)) throw new ConfigError(`loss=${config.loss.name} with rpo launch: data-parallel training with a value head is not supported yet; train it on one device`);
   // The gradient sync and ZeRO shard cover every parameter; adapters-only sharding is not built yet.
   if (config.lora.enabled) throw new ConfigError('lora.enabled=true with rpo launch: data-parallel LoRA training is not supported yet; train LoRA on one device');
 }

@@ -62,7 +62,7 @@
 // RMSprop keeps one moment (square average) instead of AdamW's two.
 
 import type { LossName, ModelConfig } from '../native.js';
-import { lossGroups, type LossChoice } from '../train/losses.js';
+import { lossGroups, type LossChoice } from '../loss/table.js';
 import { valueHeadBudget, valueHeadBytes, type ValueHeadBudget } from './value_head.js';
 
 export const PRECISIONS = ['fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
@@ -640,7 +640,7 @@ export function largestFittingMicroBatch(x: PlanInputs): { pairs: number; gradie
   return null;
 }
 
-/** Row groups per pair of a loss (the loss table's, lib/train/losses.ts). */
+/** Row groups per pair of a loss (the loss table's, lib/loss/table.ts). */
 export function lossRowGroups(loss: LossName | LossChoice): number {
   return lossGroups(loss);
 }

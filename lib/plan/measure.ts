@@ -32,7 +32,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import type { LossName, ModelConfig, RowBatch, RowLogps } from '../native.js';
-import { lossGroups, lossUsesReference } from '../train/losses.js';
+import { lossGroups, lossUsesReference } from '../loss/table.js';
 
 export interface MeasureRequest {
   model: ModelConfig;

@@ -38,7 +38,7 @@ import {
   writeReferenceCache,
   type ReferenceTable,
 } from './reference_cache.js';
-import { lossGroups, lossIsUnpaired } from './losses.js';
+import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { microBatchSizes, scheduledLearningRate } from './schedule.js';
 import { resolveDevice } from './device.js';
 import { evaluateSplit, usable } from './evaluate.js';
@@ -323,7 +323,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const groups = lossGroups(config.loss);
 
   // csft trains from the base model with its control tokens added (lib/train/csft.ts).
-  const csft = config.loss.name === 'csft' ? await csftRunModel(config, runDir) : null;
+  const csft = lossUsesControlTokens(config.loss.name) ? await csftRunModel(config, runDir) : null;
   const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
   // Before the engine's first collective: every rank has the same examples and model shape.
   if (par.distributed) {
@@ -476,7 +476,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
         : par.microBatches(examples, accumulation, groups, padTokenId);
       // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
       // micro-batch's gradient-free pass first.
-      if (config.loss.name === 'ppo') await engine.trainer.ppoPrepare(micros);
+      if (lossHasValueHead(config.loss.name)) await engine.trainer.ppoPrepare(micros);
       for (const [i, micro] of micros.entries()) {
         // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
         if (i === micros.length - 1) engine.sync?.arm();

@@ -5,7 +5,7 @@
 // example's prompt with the next example's response, within the global batch) in the
 // `rejected` slot, so the engine's [chosen × n, rejected × n] layout is [target × n, KL × n].
 import { epochOrder, makeBatches, type Batch, type TokenizedExample, type TokenizedSequence } from '../data/batch/index.js';
-import { lossDecl, lossGroups } from './losses.js';
+import { lossBalancesKinds, lossGroups, lossRow } from '../loss/table.js';
 import type { LossName } from '../native.js';
 
 /** One example of an unpaired loss, shaped as the loop's examples are. */
@@ -93,7 +93,7 @@ export function balancedEpochOrder(items: readonly UnpairedItem[], o: { batchSiz
 
 /** One epoch's global batches for a loss: kto-simple's balanced ones, else the shuffled full batches. */
 export function unpairedEpochOrder(loss: LossName, items: readonly UnpairedItem[], o: { batchSize: number; seed: number; epoch: number }): UnpairedItem[][] {
-  if (loss === 'kto-simple') return balancedEpochOrder(items, o);
+  if (lossBalancesKinds(loss)) return balancedEpochOrder(items, o);
   // The seed's unpaired loaders yielded full batches only.
   return epochOrder(items, { ...o, dropLast: true });
 }
@@ -109,7 +109,7 @@ export function unpairedMicroBatches(
   o: { padTokenId: number; maxLength: number },
 ): Batch[] {
   const groups = lossGroups(loss);
-  const rows = lossDecl(loss).layout === 'unpaired-kl' ? withKlRows(examples, o.maxLength) : [...examples];
+  const rows = lossRow(loss).layout === 'unpaired-kl' ? withKlRows(examples, o.maxLength) : [...examples];
   const out: Batch[] = [];
   let start = 0;
   for (const n of sizes) {
@@ -128,7 +128,7 @@ export function unpairedEvalBatches(loss: LossName, items: readonly UnpairedItem
   for (let i = 0; i < items.length; i += batchSize) {
     const chunk = items.slice(i, i + batchSize);
     // kto-simple needs both kinds in a batch: a last chunk of one kind is left out.
-    if (loss === 'kto-simple' && (chunk.every((e) => e.desirable) || chunk.every((e) => !e.desirable))) continue;
+    if (lossBalancesKinds(loss) && (chunk.every((e) => e.desirable) || chunk.every((e) => !e.desirable))) continue;
     out.push(...unpairedMicroBatches(loss, chunk, [chunk.length], o));
   }
   return out;

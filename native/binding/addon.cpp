@@ -55,6 +55,10 @@ Napi::Value LossTable(const Napi::CallbackInfo& info) {
     o.Set("policyMean", d.policy_mean);
     o.Set("referenceMean", d.reference_mean);
     o.Set("rationale", d.rationale);
+    o.Set("valueHead", d.value_head);
+    auto params = Napi::Array::New(env, d.params.size());
+    for (size_t j = 0; j < d.params.size(); ++j) params.Set(static_cast<uint32_t>(j), d.params[j]);
+    o.Set("params", params);
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;

@@ -145,89 +145,8 @@ std::vector<std::string> get_string_array(const Napi::Value& value, const std::s
   return out;
 }
 
-rpo::ModelConfig model_config_from_js(const Napi::Value& value) {
-  const std::string w = "model config";
-  auto o = get_object(value, w);
-  rpo::ModelConfig c;
-  c.architecture = get_string(o, "architecture", w);
-  // Sizes: the engine says which must be positive; here only what a cast needs.
-  c.vocab_size = get_int(o, "vocab_size", w, 0, kMaxInt32);  // token ids are int32
-  c.hidden_size = get_int(o, "hidden_size", w, 0);
-  c.intermediate_size = get_int(o, "intermediate_size", w, 0);
-  c.num_hidden_layers = get_int(o, "num_hidden_layers", w, 0);
-  c.num_attention_heads = get_int(o, "num_attention_heads", w, 0);
-  c.num_key_value_heads = get_int(o, "num_key_value_heads", w, 0);
-  c.head_dim = get_int(o, "head_dim", w, 0);
-  c.rms_norm_eps = get_number(o, "rms_norm_eps", w);
-  c.rope_theta = get_number(o, "rope_theta", w);
-  c.tie_word_embeddings = get_bool_or(o, "tie_word_embeddings", false, w);
-  c.attention_bias = get_bool_or(o, "attention_bias", false, w);
-  c.qkv_bias = get_bool_or(o, "qkv_bias", false, w);
-  c.sliding_window = get_int_or(o, "sliding_window", 0, w, 0);
-  c.max_position_embeddings = get_int_or(o, "max_position_embeddings", 0, w, 0);
-  c.initializer_range = get_number_or(o, "initializer_range", 0.02, w);
-  c.layer_norm_eps = get_number_or(o, "layer_norm_eps", 1e-5, w);
-  c.rotary_pct = get_number_or(o, "rotary_pct", 1.0, w);
-  c.use_parallel_residual = get_bool_or(o, "use_parallel_residual", true, w);
-  auto rs = o.Get("rope_scaling");
-  if (rs.IsObject()) {
-    auto r = rs.As<Napi::Object>();
-    const std::string rw = "model config rope_scaling";
-    c.rope_scaling.rope_type = get_string_or(r, "rope_type", "none", rw);
-    c.rope_scaling.factor = get_number_or(r, "factor", 1.0, rw);
-    c.rope_scaling.low_freq_factor = get_number_or(r, "low_freq_factor", 1.0, rw);
-    c.rope_scaling.high_freq_factor = get_number_or(r, "high_freq_factor", 4.0, rw);
-    c.rope_scaling.original_max_position_embeddings = get_int_or(r, "original_max_position_embeddings", 8192, rw, 1);
-    const auto& t = c.rope_scaling.rope_type;
-    if (t != "none" && t != "linear" && t != "llama3")
-      throw Napi::TypeError::New(value.Env(), "model config: unsupported rope_scaling type \"" + t + "\"");
-  }
-  return c;
-}
-
-Napi::Object model_config_to_js(Napi::Env env, const rpo::ModelConfig& c) {
-  auto o = Napi::Object::New(env);
-  o.Set("architecture", c.architecture);
-  o.Set("vocab_size", static_cast<double>(c.vocab_size));
-  o.Set("hidden_size", static_cast<double>(c.hidden_size));
-  o.Set("intermediate_size", static_cast<double>(c.intermediate_size));
-  o.Set("num_hidden_layers", static_cast<double>(c.num_hidden_layers));
-  o.Set("num_attention_heads", static_cast<double>(c.num_attention_heads));
-  o.Set("num_key_value_heads", static_cast<double>(c.num_key_value_heads));
-  o.Set("head_dim", static_cast<double>(c.head_dim));
-  o.Set("rms_norm_eps", c.rms_norm_eps);
-  o.Set("rope_theta", c.rope_theta);
-  auto rs = Napi::Object::New(env);
-  rs.Set("rope_type", c.rope_scaling.rope_type);
-  rs.Set("factor", c.rope_scaling.factor);
-  rs.Set("low_freq_factor", c.rope_scaling.low_freq_factor);
-  rs.Set("high_freq_factor", c.rope_scaling.high_freq_factor);
-  rs.Set("original_max_position_embeddings", static_cast<double>(c.rope_scaling.original_max_position_embeddings));
-  o.Set("rope_scaling", rs);
-  o.Set("tie_word_embeddings", c.tie_word_embeddings);
-  o.Set("attention_bias", c.attention_bias);
-  o.Set("qkv_bias", c.qkv_bias);
-  o.Set("sliding_window", static_cast<double>(c.sliding_window));
-  o.Set("max_position_embeddings", static_cast<double>(c.max_position_embeddings));
-  o.Set("initializer_range", c.initializer_range);
-  if (c.architecture == "GPTNeoXForCausalLM") {  // the Llama family's config has no such keys
-    o.Set("layer_norm_eps", c.layer_norm_eps);
-    o.Set("rotary_pct", c.rotary_pct);
-    o.Set("use_parallel_residual", c.use_parallel_residual);
-  }
-  return o;
-}
-
-rpo::InitOptions init_options_from_js(const Napi::Value& value) {
-  rpo::InitOptions opts;
-  if (value.IsUndefined() || value.IsNull()) return opts;
-  const std::string w = "model options";
-  auto o = get_object(value, w);
-  opts.dtype = get_string_or(o, "dtype", opts.dtype, w);
-  opts.device = get_string_or(o, "device", opts.device, w);
-  opts.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w, 0));
-  return opts;
-}
+// The option structs' readers and writers, generated from boundary/options.mjs.
+#include "gen/options_js.inc"
 
 std::vector<rpo::TensorSpec> tensor_specs_from_js(const Napi::Value& value) {
   if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "load: expected an array of tensor specs");
@@ -267,41 +186,6 @@ rpo::RowBatch row_batch_from_js(const Napi::Value& value) {
   b.loss_mask = typed_vector<uint8_t, napi_uint8_array>(o, "lossMask", w, "a Uint8Array", true);
   b.desirable = typed_vector<uint8_t, napi_uint8_array>(o, "desirable", w, "a Uint8Array", true);
   return b;
-}
-
-rpo::LogpOptions logp_options_from_js(const Napi::Value& value) {
-  rpo::LogpOptions opts;
-  if (value.IsUndefined() || value.IsNull()) return opts;
-  const std::string w = "log-prob options";
-  auto o = get_object(value, w);
-  opts.chunk_tokens = get_int_or(o, "chunkTokens", opts.chunk_tokens, w, 1);
-  opts.naive = get_bool_or(o, "naive", false, w);
-  opts.adapters = get_bool_or(o, "adapters", true, w);
-  return opts;
-}
-
-rpo::LossConfig loss_config_from_js(const Napi::Value& value) {
-  const std::string w = "loss config";
-  auto o = get_object(value, w);
-  rpo::LossConfig c;
-  c.name = get_string(o, "name", w);
-  c.beta = get_number_or(o, "beta", c.beta, w);
-  c.gamma = get_number_or(o, "gamma", c.gamma, w);
-  c.epsilon = get_number_or(o, "epsilon", c.epsilon, w);
-  c.lambda = get_number_or(o, "lambda", c.lambda, w);
-  c.margin = get_number_or(o, "margin", c.margin, w);
-  c.rationale_form = get_string_or(o, "rationale_form", c.rationale_form, w);
-  if (c.rationale_form != "code" && c.rationale_form != "paper")
-    throw Napi::TypeError::New(value.Env(), "loss config: `rationale_form` must be \"code\" or \"paper\", got \"" + c.rationale_form + "\"");
-  c.rationale = get_string_or(o, "rationale", c.rationale, w);
-  c.desirable_weight = get_number_or(o, "desirable_weight", c.desirable_weight, w);
-  c.undesirable_weight = get_number_or(o, "undesirable_weight", c.undesirable_weight, w);
-  c.ppo_epochs = get_int_or(o, "ppo_epochs", c.ppo_epochs, w, 1);
-  c.cliprange = get_number_or(o, "cliprange", c.cliprange, w);
-  c.lam = get_number_or(o, "lam", c.lam, w);
-  c.critic_coef = get_number_or(o, "critic_coef", c.critic_coef, w);
-  c.KL_coef = get_number_or(o, "KL_coef", c.KL_coef, w);
-  return c;
 }
 
 rpo::PpoTokens ppo_tokens_from_js(const Napi::Value& value) {
@@ -351,24 +235,6 @@ std::vector<std::vector<int32_t>> prompts_from_js(const Napi::Value& value) {
     out.emplace_back(ta.Data(), ta.Data() + ta.ElementLength());
   }
   return out;
-}
-
-rpo::GenerateOptions generate_options_from_js(const Napi::Value& value) {
-  const std::string w = "generate options";
-  auto o = get_object(value, w);
-  rpo::GenerateOptions g;
-  g.max_new_tokens = get_int_or(o, "maxNewTokens", 0, w, 0);
-  g.max_length = get_int_or(o, "maxLength", 0, w, 0);
-  g.do_sample = get_bool_or(o, "doSample", true, w);
-  g.temperature = get_number_or(o, "temperature", 1.0, w);
-  g.top_p = get_number_or(o, "topP", 1.0, w);
-  g.top_k = get_int_or(o, "topK", 0, w, 0);
-  // Token ids: whether they are inside the vocabulary is the model's check (Model::generate).
-  g.stop_token_ids = int_vector(o, "stopTokenIds", w, true, 0, kMaxInt32);
-  g.pad_token_id = get_int_or(o, "padTokenId", 0, w, 0, kMaxInt32);
-  g.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w, 0));
-  g.use_cache = get_bool_or(o, "useCache", true, w);
-  return g;
 }
 
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v) {

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include "api.h"
+#include "gen/options_js.h"
 
 namespace rpo_binding {
 
@@ -31,19 +32,16 @@ std::string get_string_or(const Napi::Object& obj, const char* key, const std::s
 Napi::Object get_object(const Napi::Value& value, const std::string& where);
 std::vector<std::string> get_string_array(const Napi::Value& value, const std::string& where);
 
-rpo::ModelConfig model_config_from_js(const Napi::Value& value);
-Napi::Object model_config_to_js(Napi::Env env, const rpo::ModelConfig& cfg);
-rpo::InitOptions init_options_from_js(const Napi::Value& value);
+// The option structs' readers and writers (model_config_from_js, trainer_options_from_js, ...)
+// are generated: gen/options_js.h, from boundary/options.mjs.
+
 std::vector<rpo::TensorSpec> tensor_specs_from_js(const Napi::Value& value);
 rpo::RowBatch row_batch_from_js(const Napi::Value& value);
-rpo::LogpOptions logp_options_from_js(const Napi::Value& value);
-rpo::LossConfig loss_config_from_js(const Napi::Value& value);
 rpo::PpoTokens ppo_tokens_from_js(const Napi::Value& value);
 rpo::RowLogps row_logps_from_js(const Napi::Value& value, const std::string& where);
 rpo::PairLogps pair_logps_from_js(const Napi::Value& value, const std::string& where);
 
 std::vector<std::vector<int32_t>> prompts_from_js(const Napi::Value& value);
-rpo::GenerateOptions generate_options_from_js(const Napi::Value& value);
 
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v);
 Napi::Object row_logps_to_js(Napi::Env env, const rpo::RowLogps& r);

@@ -4,24 +4,6 @@
 
 namespace rpo_binding {
 
-namespace {
-
-rpo::LoraOptions lora_options_from_js(const Napi::Value& value) {
-  const std::string w = "lora options";
-  auto o = get_object(value, w);
-  rpo::LoraOptions opts;
-  opts.r = get_int(o, "r", w, 1, kMaxInt32);
-  opts.alpha = get_number(o, "alpha", w);
-  opts.dropout = get_number_or(o, "dropout", 0.0, w);
-  opts.target_modules = get_string_array(o.Get("targetModules"), w + ": `targetModules`");
-  opts.rslora = get_bool_or(o, "rslora", false, w);
-  opts.init = get_string_or(o, "init", "kaiming", w);
-  opts.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w, 0));
-  return opts;
-}
-
-}  // namespace
-
 Napi::Value ModelWrap::AddLora(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto m = model(env);

@@ -52,15 +52,7 @@ ModelWrap* ModelWrap::unwrap(Napi::Env env, const Napi::Value& value, const char
 Napi::Value ModelWrap::Create(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto config = model_config_from_js(info[0]);
-  auto options = init_options_from_js(info[1]);
-  // init: false allocates without writing the weights (lib/model/io.ts loads them next).
-  if (info[1].IsObject()) {
-    auto init = info[1].As<Napi::Object>().Get("init");
-    if (!init.IsUndefined()) {
-      if (!init.IsBoolean()) throw Napi::TypeError::New(env, "model options: `init` must be a boolean");
-      options.init = init.As<Napi::Boolean>().Value();
-    }
-  }
+  auto options = init_options_from_js(info[1]);  // init: false allocates without writing the weights
   return Task::run(env, "rpo.Model.create", Lease(env, {}), [config, options]() -> Task::Finish {
     auto model = rpo::Model::create(config, options);
     return [model](Napi::Env env) -> Napi::Value {

@@ -50,18 +50,7 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   ModelWrap* reference = nullptr;
   if (!info[1].IsNull() && !info[1].IsUndefined()) reference = ModelWrap::unwrap(env, info[1], "Trainer: reference");
   if (reference == policy) throw Napi::Error::New(env, "Trainer: the reference must be a different Model from the policy");
-  const std::string w = "trainer options";
-  auto o = get_object(info[2], w);
-  rpo::TrainerOptions opts;
-  opts.loss = loss_config_from_js(o.Get("loss"));
-  opts.optimizer = get_string_or(o, "optimizer", opts.optimizer, w);
-  opts.weight_decay = get_number_or(o, "weightDecay", opts.weight_decay, w);
-  opts.precision = get_string_or(o, "precision", opts.precision, w);
-  opts.fused_adamw = get_bool_or(o, "fusedAdamW", opts.fused_adamw, w);
-  opts.seed = static_cast<uint64_t>(get_int_or(o, "seed", 0, w));  // a negative seed wraps (two's complement)
-  opts.activation_checkpointing = get_bool_or(o, "activationCheckpointing", false, w);
-  opts.chunk_tokens = get_int_or(o, "chunkTokens", opts.chunk_tokens, w, 1);
-  opts.naive_logprobs = get_bool_or(o, "naiveLogprobs", false, w);
+  const rpo::TrainerOptions opts = trainer_options_from_js(info[2]);
   auto pm = policy->model(env);
   auto rm = reference ? reference->model(env) : nullptr;
   trainer_ = guard(env, [&] { return std::make_shared<rpo::Trainer>(pm, rm, opts); });

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api.h"
+#include "loss/loss_spec.h"
 #include "loss/ppo.h"
 
 namespace rpo {
@@ -32,7 +33,7 @@ std::vector<double> flat(const at::Tensor& t) {
 }  // namespace
 
 PpoResult evaluate_ppo(const LossConfig& cfg, const PpoTokens& in) {
-  check_ppo(cfg);
+  check_loss_params(cfg);
   c10::AutoGradMode grad_mode(true);
   const int64_t R = in.rows, T = in.T;
   at::Tensor logps = grid(in.logps, R, T, "logps").requires_grad_(true);

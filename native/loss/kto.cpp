@@ -91,10 +91,4 @@ LossTerms kto_zero_terms(const LossInputs& in) {
   return t;
 }
 
-void check_kto(const LossConfig& cfg) {
-  for (auto [key, v] : {std::pair<const char*, double>{"desirable_weight", cfg.desirable_weight}, {"undesirable_weight", cfg.undesirable_weight}})
-    if (!(v >= 0) || !std::isfinite(v))
-      throw std::invalid_argument(std::string("loss 'kto': ") + key + " must be a finite number >= 0, got " + std::to_string(v));
-}
-
 }  // namespace rpo

@@ -1,7 +1,8 @@
 // One table of losses: each loss one row declaring what it reads (reference or not, sums or
-// means, which row groups, its rationale term) and the function that computes it. The trainer,
-// compute_loss (losses.cpp) and the binding read these declarations; lib/train/losses.ts is
-// their TS mirror, checked against loss_table() by test/native/loss_table.test.ts.
+// means, which row groups, its rationale term, its parameters) and the function that computes
+// it. The rows are declared in boundary/losses.mjs and generated into gen/loss_table.inc (the
+// TS side's lib/gen/loss_table.ts comes from the same declaration); the trainer, compute_loss
+// (losses.cpp) and the binding ask them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -51,13 +52,33 @@ struct LossSpec {
   // "" : loss.rationale chooses (none, logsigmoid, linear); "never": no rationale term;
   // otherwise the term the name fixes ("logsigmoid", "linear"; rdpo: by rationale_form).
   const char* rationale;
+  bool value_head;       // trains a value head on the policy (ppo: train/ppo_step.h)
+  bool control_tokens;   // conditions on control tokens (csft; the TS side adds them)
+  bool balanced_kinds;   // each batch is half desirable, half undesirable (kto-simple)
+  std::vector<const char*> params;  // the LossConfig parameters it reads (gamma also with a rationale term)
+  // Per-row log-probs to terms; null for a value-head loss, whose token-level loss the
+  // trainer's value-head step computes (train/ppo_step.cpp).
   LossTerms (*compute)(const LossInputs&);
-  void (*check)(const LossConfig&);  // hyperparameter checks; may be null
+};
+
+// A loss parameter's range (boundary/losses.mjs): `value` reads it from a LossConfig.
+struct LossParamRange {
+  const char* name;
+  double (*value)(const LossConfig&);
+  double lo;
+  bool lo_open;
+  double hi;
+  bool hi_open;
+  const char* words;  // "in [0, 1)", "a finite number >= 0", ...
 };
 
 const std::vector<LossSpec>& loss_table();
 // Throws "unknown loss ... (known: ...)".
 const LossSpec& loss_spec(const std::string& name);
+const std::vector<LossParamRange>& loss_param_ranges();
+// Throws "loss '<name>': <key> must be <range>, got <value>" for a parameter the loss reads
+// (its own, and gamma with a rationale term) that is outside its declared range.
+void check_loss_params(const LossConfig& cfg);
 // The rationale term this configuration adds: "none", "logsigmoid" or "linear".
 std::string effective_rationale(const LossConfig& cfg);
 
@@ -72,12 +93,5 @@ LossTerms orpo_terms(const LossInputs& in);
 LossTerms kto_terms(const LossInputs& in);
 LossTerms kto_simple_terms(const LossInputs& in);
 LossTerms kto_zero_terms(const LossInputs& in);
-LossTerms ppo_terms(const LossInputs& in);  // throws: ppo is token-level (loss/ppo.h)
-
-void check_ipo(const LossConfig& cfg);
-void check_cdpo(const LossConfig& cfg);
-void check_rdpo(const LossConfig& cfg);
-void check_kto(const LossConfig& cfg);
-void check_ppo(const LossConfig& cfg);
 
 }  // namespace rpo

@@ -48,7 +48,9 @@ at::Tensor rationale_gain(const std::string& form, double gamma, const at::Tenso
 LossTensors compute_loss(const LossConfig& cfg, const PairTensors& policy, const PairTensors* reference) {
   const std::string& name = cfg.name;
   const LossSpec& spec = loss_spec(name);
-  if (spec.check) spec.check(cfg);
+  if (!spec.compute)
+    throw std::invalid_argument("loss '" + name + "' is computed on token-level log-probs and values (the trainer's value-head step), not per-row sums");
+  check_loss_params(cfg);
   const std::string rationale = effective_rationale(cfg);
   const bool uses_rationale = rationale != "none";
   const bool paired = spec.layout == LossLayout::kPaired;

@@ -95,19 +95,4 @@ LossTerms orpo_terms(const LossInputs& in) {
   return t;
 }
 
-void check_ipo(const LossConfig& cfg) {
-  if (!(cfg.beta > 0))
-    throw std::invalid_argument("loss 'ipo': beta must be > 0 (the target margin is 1/(2 beta)), got " + std::to_string(cfg.beta));
-}
-
-void check_cdpo(const LossConfig& cfg) {
-  if (!(cfg.epsilon >= 0 && cfg.epsilon < 1))
-    throw std::invalid_argument("loss 'cdpo': epsilon must be in [0, 1), got " + std::to_string(cfg.epsilon));
-}
-
-void check_rdpo(const LossConfig& cfg) {
-  if (cfg.rationale_form != "code" && cfg.rationale_form != "paper")
-    throw std::invalid_argument("loss 'rdpo': rationale_form must be 'code' or 'paper', got '" + cfg.rationale_form + "'");
-}
-
 }  // namespace rpo

@@ -121,18 +121,4 @@ LossTensors ppo_loss(const LossConfig& cfg, const at::Tensor& logps, const at::T
   return out;
 }
 
-void check_ppo(const LossConfig& cfg) {
-  auto fail = [](const std::string& what) { throw std::invalid_argument("loss 'ppo': " + what); };
-  if (cfg.ppo_epochs < 1) fail("ppo_epochs must be an integer >= 1, got " + std::to_string(cfg.ppo_epochs));
-  if (!(cfg.cliprange > 0 && cfg.cliprange <= 1)) fail("cliprange must be in (0, 1] (the ratio is clipped to [cliprange, 1/cliprange]), got " + std::to_string(cfg.cliprange));
-  for (auto [key, v] : {std::pair<const char*, double>{"lam", cfg.lam}, {"gamma", cfg.gamma}, {"critic_coef", cfg.critic_coef}, {"KL_coef", cfg.KL_coef}})
-    if (!(v >= 0) || !std::isfinite(v)) fail(std::string(key) + " must be a finite number >= 0, got " + std::to_string(v));
-}
-
-// ppo's row in the loss table: its loss is token-level (the trainer's ppo step computes it);
-// the per-row interface is never reached.
-LossTerms ppo_terms(const LossInputs&) {
-  throw std::invalid_argument("loss 'ppo' is computed on token-level log-probs and values (the trainer's ppo step), not per-row sums");
-}
-
 }  // namespace rpo

@@ -40,6 +40,4 @@ void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::
 LossTensors ppo_loss(const LossConfig& cfg, const at::Tensor& logps, const at::Tensor& values, const at::Tensor& ref_logps,
                      const at::Tensor& old_values, const at::Tensor& masks, const PpoTargets& targets);
 
-void check_ppo(const LossConfig& cfg);
-
 }  // namespace rpo

@@ -1,6 +1,10 @@
-// The table of losses (loss_spec.h): one row per loss name. rdpo, rorpo and rorpo-simple are
+// The table of losses (loss_spec.h): one row per loss name, declared in boundary/losses.mjs and
+// generated into gen/loss_table.inc with each parameter's range. rdpo, rorpo and rorpo-simple are
 // rows of their base loss with the rationale term fixed, so `rdpo == dpo + logsigmoid` holds by
 // construction and the tests check it on values and gradients.
+#include <cmath>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -8,28 +12,7 @@
 
 namespace rpo {
 
-const std::vector<LossSpec>& loss_table() {
-  using L = LossLayout;
-  // name, formula, layout, needs_reference, policy_mean, reference_mean, rationale, compute, check
-  static const std::vector<LossSpec> table = {
-      {"sft", "-logp(y_w)", L::kSft, false, false, false, "never", sft_terms, nullptr},
-      {"csft", "-logp(y | x, control token): chosen after <|good|>, rejected after <|bad|>", L::kSft, false, false, false, "never", sft_terms, nullptr},
-      {"dpo", "-log s(beta((pi_w - pi_l) - (ref_w - ref_l)))", L::kPaired, true, false, false, "", dpo_terms, nullptr},
-      {"cdpo", "(1-eps) dpo(x) + eps dpo(-x)", L::kPaired, true, false, false, "", cdpo_terms, check_cdpo},
-      {"ipo", "((pi_w - pi_l) - (ref_w - ref_l) - 1/(2 beta))^2 on means", L::kPaired, true, true, true, "", ipo_terms, check_ipo},
-      {"slic", "max(0, beta - pi_w + pi_l) - lambda pi_w", L::kPaired, false, false, false, "", slic_terms, nullptr},
-      {"simpo", "-log s(beta mean_w - beta mean_l - margin)", L::kPaired, false, true, false, "", simpo_terms, nullptr},
-      {"orpo", "NLL_w - beta log s(log odds(mean_w) - log odds(mean_l))", L::kPaired, false, true, false, "", orpo_terms, nullptr},
-      {"rdpo", "dpo - log s(gamma pi_r) (rationale_form=code) or dpo - gamma pi_r (paper)", L::kPaired, true, false, false, "rationale_form", dpo_terms, check_rdpo},
-      {"rorpo", "orpo - log s(gamma mean_r)", L::kPaired, false, true, false, "logsigmoid", orpo_terms, nullptr},
-      {"rorpo-simple", "orpo - gamma mean_r", L::kPaired, false, true, false, "linear", orpo_terms, nullptr},
-      {"kto", "w_d (1 - s(beta(r - KL))) | w_u (1 - s(beta(KL - r))), r = pi - ref, KL from mismatched pairs", L::kUnpairedKL, true, false, false, "never", kto_terms, check_kto},
-      {"kto-simple", "1 - s(beta(r - KL_u)) | 1 - s(beta(KL_d - r)), KL_* = mean r of the other kind", L::kUnpaired, true, false, false, "never", kto_simple_terms, nullptr},
-      {"kto-zero", "1 - s(beta r) | 1 - s(-beta r)", L::kUnpaired, true, false, false, "never", kto_zero_terms, nullptr},
-      {"ppo", "offline PPO: clipped ratio pi/ref with GAE advantages of +-1 at the last token + critic_coef critic + KL_coef KL", L::kUnpaired, true, false, false, "never", ppo_terms, check_ppo},
-  };
-  return table;
-}
+#include "gen/loss_table.inc"
 
 const LossSpec& loss_spec(const std::string& name) {
   for (const auto& s : loss_table())
@@ -59,6 +42,26 @@ std::string effective_rationale(const LossConfig& cfg) {
   return own;
 }
 
+void check_loss_params(const LossConfig& cfg) {
+  const LossSpec& spec = loss_spec(cfg.name);
+  auto reads = [&](const std::string& key) {
+    for (const char* p : spec.params)
+      if (key == p) return true;
+    return key == "gamma" && effective_rationale(cfg) != "none";
+  };
+  for (const auto& r : loss_param_ranges()) {
+    if (!reads(r.name)) continue;
+    const double v = r.value(cfg);
+    const bool above_lo = r.lo_open ? v > r.lo : v >= r.lo;
+    const bool below_hi = r.hi_open ? v < r.hi : v <= r.hi;
+    if (!std::isfinite(v) || !above_lo || !below_hi) {
+      std::ostringstream got;
+      got << v;
+      throw std::invalid_argument("loss '" + cfg.name + "': " + r.name + " must be " + r.words + ", got " + got.str());
+    }
+  }
+}
+
 bool loss_needs_reference(const LossConfig& loss) { return loss_spec(loss.name).needs_reference; }
 
 bool loss_uses_rationale(const LossConfig& loss) { return effective_rationale(loss) != "none"; }
@@ -82,7 +85,8 @@ std::vector<LossDeclaration> loss_declarations() {
   for (const auto& s : loss_table()) {
     const char* layout = s.layout == LossLayout::kSft ? "sft" : s.layout == LossLayout::kPaired ? "paired"
                          : s.layout == LossLayout::kUnpairedKL ? "unpaired-kl" : "unpaired";
-    out.push_back({s.name, s.formula, layout, s.needs_reference, s.policy_mean, s.reference_mean, s.rationale});
+    out.push_back({s.name, s.formula, layout, s.needs_reference, s.policy_mean, s.reference_mean, s.rationale, s.value_head,
+                   std::vector<std::string>(s.params.begin(), s.params.end())});
   }
   return out;
 }

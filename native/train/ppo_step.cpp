@@ -14,6 +14,7 @@
 #include <string>
 
 #include "loss/logprobs.h"
+#include "loss/loss_spec.h"
 #include "loss/ppo.h"
 #include "model/model_impl.h"
 #include "train/trainer_impl.h"
@@ -85,7 +86,7 @@ PpoPrepared prepare(TrainerImpl& s, const RowBatch& batch, int64_t n, bool train
 }
 
 void check_ppo_trainer(const TrainerImpl& s) {
-  check_ppo(s.options.loss);
+  check_loss_params(s.options.loss);
   if (!s.ppo) throw std::logic_error("ppo step: the trainer has no value head");
   if (!s.reference) throw std::invalid_argument("loss 'ppo' needs a reference model (its log-probs are read per token; none precomputed)");
 }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "loss/logprobs.h"
+#include "loss/loss_spec.h"
 #include "loss/losses.h"
 #include "model/model_impl.h"
 #include "train/split_backward.h"
@@ -26,7 +27,7 @@ TrainerImpl::TrainerImpl(std::shared_ptr<Model> p, std::shared_ptr<Model> r, con
     throw std::invalid_argument("trainer: the reference model's vocabulary differs from the policy's");
   if (options.chunk_tokens <= 0) throw std::invalid_argument("trainer: chunkTokens must be positive");
   optimizer = std::make_unique<TrainOptimizer>(policy->impl(), options);
-  if (options.loss.name == "ppo") ppo = make_ppo_state(*this);
+  if (loss_spec(options.loss.name).value_head) ppo = make_ppo_state(*this);
 }
 
 namespace {

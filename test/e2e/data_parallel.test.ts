@@ -366,7 +366,7 @@ describe('rpo launch checks before it starts ranks', () => {
     expect(r.stderr).not.toMatch(/rank 0 pid/);
   });
   it('loss=ppo and lora.enabled=true are refused once, exit 2, before any rank starts (D15)', () => {
-    for (const [arg, message] of [['loss=ppo', /data-parallel ppo training is not supported yet/g], ['lora.enabled=true', /data-parallel LoRA training is not supported yet/g]] as const) {
+    for (const [arg, message] of [['loss=ppo', /data-parallel training with a value head is not supported yet/g], ['lora.enabled=true', /data-parallel LoRA training is not supported yet/g]] as const) {
       const r = rpo(['launch', '--nproc-per-node', '2', '--', 'train', ...base('refused', ['loss=dpo', arg])]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr.match(message)?.length, r.stderr).toBe(1);

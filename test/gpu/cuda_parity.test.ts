@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Model, Trainer, allowTF32, setAllowTF32, type LossConfig } from '../../lib/native.js';
-import { lossGroups, lossIsUnpaired, lossUsesReference } from '../../lib/train/losses.js';
+import { lossGroups, lossIsUnpaired, lossUsesReference } from '../../lib/loss/table.js';
 import { maxRelError, normRelError, randomBatch, tinyConfig } from '../native/helpers.js';
 import { CUDA, DEVICE, announce } from './gpu.js';
 
 announce('cuda_parity');
 
-/** Row groups per pair and whether a reference model takes part: the loss table's (lib/train/losses.ts). */
+/** Row groups per pair and whether a reference model takes part: the loss table's (lib/loss/table.ts). */
 function lossShape(loss: LossConfig): { groups: number; reference: boolean } {
   return { groups: lossGroups({ name: loss.name, rationale: loss.rationale ?? 'none', rationale_form: loss.rationale_form ?? 'code' }), reference: lossUsesReference(loss.name) };
 }

@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { evaluateLoss, type LossConfig, type LossName, type PairLogps, type RowLogps } from '../../lib/native.js';
+import { LOSS_PARAM_NAMES, LOSS_PARAMS, type LossParam } from '../../lib/loss/table.js';
 import { runPython } from '../reference/python.js';
 import { mulberry32 } from '../../lib/util/random.js';
 
@@ -160,7 +161,12 @@ function clonePair(p: PairLogps): PairLogps {
   return out;
 }
 
-const DEFAULTS = { beta: 0.1, gamma: 0.1, epsilon: 0, lambda: 0.1, margin: 0, rationale_form: 'code', rationale: 'none', desirable_weight: 1, undesirable_weight: 1, ppo_epochs: 1, cliprange: 0.5, lam: 0.95, critic_coef: 0.01, KL_coef: 0.1 } as const;
+// Every parameter at the engine's value (boundary/losses.mjs), so each case's config is complete.
+const DEFAULTS = {
+  ...(Object.fromEntries(LOSS_PARAM_NAMES.map((p) => [p, LOSS_PARAMS[p].default])) as Record<LossParam, number>),
+  rationale_form: 'code' as const,
+  rationale: 'none' as const,
+};
 
 // Non-default hyperparameters so that every term of every formula is exercised.
 const CASES: Array<{ label: string; cfg: Required<LossConfig> }> = [

@@ -2,11 +2,11 @@
 // paired loss) against the seed's formulas written out in torch (test/reference/seed_losses.py)
 // on the same log-probs: values, metrics and gradients. Plus the identities the table promises
 // (rdpo ≡ dpo + logsigmoid, rorpo-simple ≡ orpo + linear, exactly) and the engine's table
-// against lib/train/losses.ts.
+// against lib/gen/loss_table.ts (both generated from boundary/losses.mjs).
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { engineLossTable, evaluateLoss, type LossConfig, type PairLogps, type RowLogps } from '../../lib/native.js';
-import { LOSSES, lossGroups } from '../../lib/train/losses.js';
+import { LOSS_ROWS, lossGroups, lossRow, lossUsesReference } from '../../lib/loss/table.js';
 import { mulberry32 } from '../../lib/util/random.js';
 import { runPython } from '../reference/python.js';
 
@@ -39,9 +39,8 @@ function makeCase(label: string, cfg: LossConfig, seed: number, desirable?: numb
   if (groups >= 2) policy.rejected = rows(rand);
   if (groups >= 3) policy.rationale = rows(rand);
   if (desirable) policy.desirable = Uint8Array.from(desirable);
-  const decl = LOSSES.find((l) => l.name === cfg.name)!;
   let reference: PairLogps | null = null;
-  if (decl.needsReference) {
+  if (lossUsesReference(cfg.name)) {
     // The reference: near the policy, so log-ratios are of order 1 (both KTO branches matter).
     const near = (r: RowLogps): RowLogps => {
       const sum = r.sum.map((x) => x + 4 * (rand() - 0.5));
@@ -156,15 +155,20 @@ describe('the rationale term is the same term on every paired loss', () => {
 });
 
 describe('loss table and errors', () => {
-  it("the engine's table and lib/train/losses.ts agree", () => {
+  it("the built engine's table and lib/gen/loss_table.ts (one declaration, two outputs) agree", () => {
     const engine = engineLossTable();
-    expect(engine.map((e) => e.name)).toEqual(LOSSES.map((l) => l.name));
-    for (const l of LOSSES) {
-      const e = engine.find((x) => x.name === l.name)!;
-      expect({ name: e.name, formula: e.formula, layout: e.layout, needsReference: e.needsReference, policyMean: e.policyMean, referenceMean: e.referenceMean, rationale: e.rationale }).toEqual({
-        name: l.name, formula: l.formula, layout: l.layout, needsReference: l.needsReference, policyMean: l.policyMean, referenceMean: l.referenceMean, rationale: l.rationale,
+    expect(engine.map((e) => e.name)).toEqual(LOSS_ROWS.map((l) => l.name));
+    for (const e of engine) {
+      const l = lossRow(e.name);
+      expect(e).toEqual({
+        name: l.name, formula: l.formula, layout: l.layout, needsReference: l.reference, policyMean: l.policyMean, referenceMean: l.referenceMean, rationale: l.rationale,
+        valueHead: l.valueHead, params: l.params.map((p) => p.key),
       });
     }
+  });
+  it('ppo has no per-row function: evaluateLoss says its loss is the value-head step\'s', () => {
+    const c = makeCase('kto-zero', { name: 'kto-zero' }, 30, [1, 0, 1, 0]);
+    expect(() => evaluateLoss({ name: 'ppo' }, c.policy, c.reference)).toThrow(/loss 'ppo' is computed on token-level log-probs and values \(the trainer's value-head step\)/);
   });
   it('a rationale term where none is taken, or against the one a name fixes', () => {
     const c = makeCase('sft', { name: 'sft' }, 31);

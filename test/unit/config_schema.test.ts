@@ -176,7 +176,9 @@ describe('validateConfig: errors', () => {
   it("a loss's parameters are required and ranged", () => {
     expect(invalid({ 'loss.gamma': null })).toMatch(/loss\.gamma: loss 'rdpo' needs it/);
     expect(invalid({ 'loss.beta': 0 })).toMatch(/loss\.beta: must be > 0/);
-    expect(invalid({ 'loss.epsilon': 1.5 }, 'cdpo')).toMatch(/loss\.epsilon: must be ≤ 1/);
+    expect(invalid({ 'loss.epsilon': 1.5 }, 'cdpo')).toMatch(/loss\.epsilon: must be < 1/);
+    // cdpo's epsilon is in [0, 1) as the engine has it (at 1 every label is flipped: dpo on swapped pairs).
+    expect(invalid({ 'loss.epsilon': 1 }, 'cdpo')).toMatch(/loss\.epsilon: must be < 1, got 1/);
     expect(invalid({ 'loss.lambda': undefined }, 'slic')).toMatch(/loss\.lambda: loss 'slic' needs it/);
     expect(invalid({ 'loss.margin': undefined }, 'simpo')).toMatch(/loss\.margin: loss 'simpo' needs it/);
     // sft reads no parameter: none is required.

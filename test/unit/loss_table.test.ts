@@ -1,11 +1,11 @@
-// The TS loss table (lib/train/losses.ts) as the config and the loop read it: row groups,
+// The TS loss table (lib/loss/table.ts) as the config and the loop read it: row groups,
 // rationale terms, keys, and the seed's loss configs (configs/loss/*.yaml) composing.
 import { describe, expect, it } from 'vitest';
 
 import { ConfigError } from '../../lib/config/errors.js';
 import { loadConfig } from '../../lib/config/index.js';
 import { engineLossConfig } from '../../lib/config/schema.js';
-import { LOSSES, lossGroups, lossHelpLines, lossRationale } from '../../lib/train/losses.js';
+import { LOSS_ROWS, lossGroups, lossHelpLines, lossRationale } from '../../lib/loss/table.js';
 
 function load(...overrides: string[]) {
   return loadConfig({ overrides: ['model=tiny', 'datasets=[orcaratspec]', 'exp_name=e', ...overrides], env: {} });
@@ -44,10 +44,10 @@ describe('loss table', () => {
   });
 
   it('every loss composes from configs/loss with the seed keys and no notice', () => {
-    for (const l of LOSSES) {
+    for (const l of LOSS_ROWS) {
       const r = load(`loss=${l.name}`);
       expect(r.notices, l.name).toEqual([]);
-      expect(r.config.loss.use_reference_model).toBe(l.needsReference);
+      expect(r.config.loss.use_reference_model).toBe(l.reference);
     }
     const kto = load('loss=kto').config.loss;
     expect([kto.beta, kto.desirable_weight, kto.undesirable_weight]).toEqual([0.1, 1, 1]);
@@ -84,7 +84,7 @@ describe('loss table', () => {
 
   it('help lines name every loss with its formula and keys', () => {
     const lines = lossHelpLines();
-    expect(lines).toHaveLength(LOSSES.length);
+    expect(lines).toHaveLength(LOSS_ROWS.length);
     expect(lines.find((l) => l.startsWith('kto '))).toMatch(/loss\.beta, loss\.desirable_weight, loss\.undesirable_weight/);
     expect(lines.find((l) => l.startsWith('dpo '))).toMatch(/\[reference\].*loss\.rationale, loss\.gamma/);
   });
