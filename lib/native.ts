@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+import { lossHasValueHead } from './loss/table.js';
 import { VALUE_HEAD_FILE, checkValueHeadFile } from './model/value_head.js';
 import { packageRoot } from './util/package.js';
 
@@ -344,12 +345,12 @@ export class Model {
 export class Trainer {
   private readonly queue = new CallQueue();
   private readonly raw: RawTrainer;
-  /** loss=ppo: the policy's hidden size, which the value head's shapes follow; else null. */
+  /** A loss with a value head (ppo): the policy's hidden size, which the value head's shapes follow; else null. */
   private readonly valueHeadHidden: number | null;
 
   constructor(policy: Model, reference: Model | null, options: TrainerOptions) {
     this.raw = new (addon().Trainer)(policy.raw, reference?.raw ?? null, options);
-    this.valueHeadHidden = options.loss.name === 'ppo' ? policy.config.hidden_size : null;
+    this.valueHeadHidden = lossHasValueHead(options.loss.name) ? policy.config.hidden_size : null;
   }
 
   /** loss=ppo: `dir`'s value_head.safetensors parsed and checked here, so the engine copies only bytes it was told are right. */
