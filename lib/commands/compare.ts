@@ -6,7 +6,7 @@ import { CompareInterrupted, runCompare } from '../compare/index.js';
 import { resolveModelDir } from '../hub/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { makeRedactor } from '../util/redact.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 
 export interface CompareArgs {
   file: string;

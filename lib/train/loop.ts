@@ -13,7 +13,7 @@ import {
   saveConfig,
   type RunConfig,
 } from '../config/index.js';
-import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import { epochOrder, examplesPerEpoch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { loadModel } from '../model/io.js';
 import { Model, Trainer, evaluateLoss, setNumThreads, type LossConfig, type StepResult } from '../native.js';
@@ -35,7 +35,8 @@ import {
   type ReferenceTable,
 } from './reference_cache.js';
 import { lossGroups, lossIsUnpaired } from './losses.js';
-import { microBatchSizes, scheduledLearningRate } from './schedule.js';
+import { microBatchSizes } from '../data/batch/micro_batches.js';
+import { scheduledLearningRate } from './schedule.js';
 import { resolveDevice } from './device.js';
 import { evaluateSplit, usable } from './evaluate.js';
 import { NonFiniteError } from './nonfinite.js';
@@ -74,17 +75,6 @@ export interface TrainResult {
   wallSeconds: number;
   /** Means over the test split at the last evaluation. */
   lastEval: Record<string, number> | null;
-}
-
-/** Cuts a global batch's examples into micro-batches laid out for the engine. */
-export function microBatches(examples: readonly TokenizedExample[], accumulation: number, groups: Groups, padTokenId: number): Batch[] {
-  const out: Batch[] = [];
-  let start = 0;
-  for (const n of microBatchSizes(examples.length, accumulation)) {
-    out.push(makeBatches(examples.slice(start, start + n), { batchSize: n, groups, seed: 0, shuffle: false, padTokenId })[0]!);
-    start += n;
-  }
-  return out;
 }
 
 interface Engine {
