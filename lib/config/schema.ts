@@ -285,7 +285,7 @@ interface IgnoredKey {
   why: string;
 }
 
-const FSDP = 'rpo trains on one device';
+const FSDP = 'no FSDP: rpo launch shards by data parallelism and ZeRO-1/2';
 const HALOS_ONLY = 'a HALOs option rpo does not implement';
 
 /** Seed keys rpo accepts and ignores. Those in RunConfig are kept there; the rest are dropped. */
@@ -300,7 +300,7 @@ const IGNORED: readonly IgnoredKey[] = [
   { key: 'model.block_name', default: ANY, why: FSDP },
   { key: 'model.fsdp_policy_mp', default: null, why: FSDP },
   { key: 'model.use_flash_attention', default: ANY, why: "the engine picks LibTorch's attention kernel" },
-  { key: 'model.v_head_max_grad_norm', default: 0.1, why: 'no value head (PPO) in rpo' },
+  { key: 'model.v_head_max_grad_norm', default: 0.1, why: "loss=ppo clips its value head's gradients at the seed's default, 0.1" },
   { key: 'loss.trainer', default: ANY, why: 'the loss name picks the training step' },
   { key: 'loss.dataloader', default: ANY, why: 'the loss name picks the data layout' },
   // Not in RunConfig: HALOs keys of other versions, accepted so their configs load.
