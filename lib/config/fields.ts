@@ -99,11 +99,11 @@ interface Optional<T> extends Common<T> {
   absent?: T;
 }
 
-function field<T>(o: Common<T>, read: (r: FieldReader, key: string) => T, extra: Partial<Field<T>> = {}): Field<T> {
-  const { doc, ignored, quiet, check } = o;
+function field<T>(spec: Common<T>, read: (r: FieldReader, key: string) => T, extra: Partial<Field<T>> = {}): Field<T> {
+  const { doc, ignored, quiet, check } = spec;
   return {
     doc,
-    ...(o.default !== undefined ? { default: o.default as ConfigValue } : {}),
+    ...(spec.default !== undefined ? { default: spec.default as ConfigValue } : {}),
     ...(ignored !== undefined ? { ignored } : {}),
     ...(quiet ? { quiet } : {}),
     ...extra,
@@ -119,58 +119,58 @@ function field<T>(o: Common<T>, read: (r: FieldReader, key: string) => T, extra:
 }
 
 /** What a missing optional key reads as (undefined: the key is required). */
-function whenMissing<T>(o: Optional<T>): T | undefined {
-  return o.optional ? (o.absent ?? o.default) : undefined;
+function whenMissing<T>(spec: Optional<T>): T | undefined {
+  return spec.optional ? (spec.absent ?? spec.default) : undefined;
 }
 
-function absent<T>(o: Optional<T>): Partial<Field<T>> {
-  const v = whenMissing(o);
+function absent<T>(spec: Optional<T>): Partial<Field<T>> {
+  const v = whenMissing(spec);
   return v === undefined ? {} : { absent: v as ConfigValue };
 }
 
-export function bool(o: Optional<boolean>): Field<boolean> {
-  return field(o, (r, k) => r.bool(k, whenMissing(o)), absent(o));
+export function bool(spec: Optional<boolean>): Field<boolean> {
+  return field(spec, (r, k) => r.bool(k, whenMissing(spec)), absent(spec));
 }
 
-export function text(o: Optional<string>): Field<string> {
-  return field(o, (r, k) => r.str(k, whenMissing(o)), absent(o));
+export function text(spec: Optional<string>): Field<string> {
+  return field(spec, (r, k) => r.str(k, whenMissing(spec)), absent(spec));
 }
 
 /** A string that must not be empty (required). */
-export function nonEmpty(o: Common<string>): Field<string> {
-  return field(o, (r, k) => r.nonEmpty(k));
+export function nonEmpty(spec: Common<string>): Field<string> {
+  return field(spec, (r, k) => r.nonEmpty(k));
 }
 
-export function textOrNull(o: Common<string | null>): Field<string | null> {
-  return field(o, (r, k) => r.strOrNull(k));
+export function textOrNull(spec: Common<string | null>): Field<string | null> {
+  return field(spec, (r, k) => r.strOrNull(k));
 }
 
-export function num(o: Optional<number> & NumRange): Field<number> {
-  return field(o, (r, k) => r.num(k, { ...range(o), fallback: whenMissing(o) }), { ...absent(o), ...(o.int ? {} : { float: true }) });
+export function num(spec: Optional<number> & NumRange): Field<number> {
+  return field(spec, (r, k) => r.num(k, { ...range(spec), fallback: whenMissing(spec) }), { ...absent(spec), ...(spec.int ? {} : { float: true }) });
 }
 
-export function numOrNull(o: Common<number | null> & NumRange): Field<number | null> {
-  return field(o, (r, k) => r.numOrNull(k, range(o)), o.int ? {} : { float: true });
+export function numOrNull(spec: Common<number | null> & NumRange): Field<number | null> {
+  return field(spec, (r, k) => r.numOrNull(k, range(spec)), spec.int ? {} : { float: true });
 }
 
-export function oneOf<T extends string>(values: readonly T[], o: Optional<T>): Field<T> {
-  return field(o, (r, k) => r.oneOf(k, values, whenMissing(o)), absent(o));
+export function oneOf<T extends string>(values: readonly T[], spec: Optional<T>): Field<T> {
+  return field(spec, (r, k) => r.oneOf(k, values, whenMissing(spec)), absent(spec));
 }
 
-export function oneOfOrNull<T extends string>(values: readonly T[], o: Common<T | null>): Field<T | null> {
-  return field(o, (r, k) => (r.raw(k) === null || r.raw(k) === undefined ? null : r.oneOf(k, values)));
+export function oneOfOrNull<T extends string>(values: readonly T[], spec: Common<T | null>): Field<T | null> {
+  return field(spec, (r, k) => (r.raw(k) === null || r.raw(k) === undefined ? null : r.oneOf(k, values)));
 }
 
 /** A nested section declared by its own table; a missing one reads as empty. */
-export function section<T extends FieldTable>(keys: T, o: { doc: string }): Field<FieldValues<T>> {
-  return { doc: o.doc, keys, read: (r, k) => readFields(r.sectionOrEmpty(k), keys) };
+export function section<T extends FieldTable>(keys: T, spec: { doc: string }): Field<FieldValues<T>> {
+  return { doc: spec.doc, keys, read: (r, k) => readFields(r.sectionOrEmpty(k), keys) };
 }
 
 /** A field with its own reader (a list, a mapping). */
-export function custom<T>(o: Common<T> & { read: (r: FieldReader, key: string) => T }): Field<T> {
-  return field(o, o.read);
+export function custom<T>(spec: Common<T> & { read: (r: FieldReader, key: string) => T }): Field<T> {
+  return field(spec, spec.read);
 }
 
-function range(o: NumRange): NumRange {
-  return { ...(o.int ? { int: true } : {}), ...(o.min !== undefined ? { min: o.min } : {}), ...(o.above !== undefined ? { above: o.above } : {}), ...(o.max !== undefined ? { max: o.max } : {}) };
+function range(spec: NumRange): NumRange {
+  return { ...(spec.int ? { int: true } : {}), ...(spec.min !== undefined ? { min: spec.min } : {}), ...(spec.above !== undefined ? { above: spec.above } : {}), ...(spec.max !== undefined ? { max: spec.max } : {}) };
 }
