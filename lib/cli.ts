@@ -6,6 +6,10 @@
 import yargs, { type Argv } from 'yargs';
 
 import { ConfigError, formatJobConfig, loadConfigFromArgv, splitHydraArgv, type LoadedConfig } from './config/index.js';
+import { COMPARE_OPTIONS } from './commands/compare_options.js';
+import { optionValues } from './commands/options.js';
+import { PLAN_OPTIONS } from './commands/plan_options.js';
+import { RATIONALES_OPTIONS } from './commands/rationales_options.js';
 import { EXIT } from './exit.js';
 import { collectInfo, formatInfo } from './info.js';
 import { lossHelpLines } from './loss/table.js';
@@ -113,14 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       'plan [overrides..]',
       'the per-device memory budget of a training run (weights, gradients, optimizer state, activations ...) and whether it fits',
       (y) =>
-        hydraCommand(y, 'planning')
-          .option('precision', { type: 'string', describe: 'fp32 | bf16-pure | bf16-mixed | bf16-sr (default: the config\'s precision, else bf16-mixed on CUDA, fp32 with device=cpu)' })
-          .option('world-size', { type: 'string', describe: 'devices sharing the batch; > 1: ZeRO-style sharding of optimizer state and master weights (default 1)' })
-          .option('zero', { type: 'string', describe: '1: shard optimizer state and master weights (default); 2: gradients too' })
-          .option('device-memory', { type: 'string', describe: 'device size, e.g. 80GB (10^9) or 80GiB (2^30) (default 80GiB)' })
-          .option('activation-checkpointing', { type: 'string', describe: 'true | false (default: model.activation_checkpointing)' })
-          .option('json', { type: 'boolean', describe: 'print the numbers as JSON (bytes)' })
-          .option('table', { type: 'boolean', describe: 'a markdown table over precisions × world sizes (--world-size 1,2,8) × checkpointing off/on' }),
+        hydraCommand(y, 'planning').options(PLAN_OPTIONS),
       () => run(async () => {
         const { runPlanCommand } = await import('./commands/plan.js');
         return runPlanCommand(hydraArgv(argv, 'plan'));
@@ -194,63 +191,12 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('dataset', { type: 'string', demandOption: true, describe: 'anything datasets=[...] accepts: a name (orca, ultrabin, ...), a hub id, a local file or directory' })
-          .option('out', { type: 'string', demandOption: true, describe: 'output directory (train/test files + rationales.json)' })
-          .option('generator', { type: 'string', demandOption: true, describe: 'local:<model dir or hub id> | openai:<base url>' })
-          .option('model', { type: 'string', describe: 'openai: the model name sent to the server (required there)' })
-          .option('style', { type: 'string', default: 'general', describe: 'general | detailed | a Jinja template file (variables prompt, chosen, rejected)' })
-          .option('split', { type: 'string', default: 'train,test', describe: 'splits to generate, comma-separated' })
-          .option('limit', { type: 'number', describe: 'the first N rows of each split' })
-          .option('format', { type: 'string', default: 'parquet', choices: ['parquet', 'jsonl'], describe: 'split file format' })
-          .option('columns', { type: 'string', describe: 'column names of the source, e.g. prompt=question,chosen=good,rejected=bad' })
-          .option('max-new-tokens', { type: 'number', default: 256, describe: 'rationale length limit in tokens' })
-          .option('temperature', { type: 'number', default: 0.7, describe: 'sampling temperature; 0: greedy' })
-          .option('top-p', { type: 'number', default: 1.0 })
-          .option('top-k', { type: 'number', default: 0, describe: '0: off (openai: sent only when > 0)' })
-          .option('seed', { type: 'number', default: 0, describe: 'sampling seed (local: batch k uses seed + k; openai: row i sends seed + i)' })
-          .option('max-rationale-chars', { type: 'number', default: 2000, describe: 'longer rationales are filtered out' })
-          .option('keep-truncated', { type: 'boolean', default: false, describe: 'keep rationales cut off by --max-new-tokens' })
-          .option('batch-size', { type: 'number', default: 8, describe: 'local: rows per generation batch' })
-          .option('device', { type: 'string', default: 'auto', describe: 'local: auto (CUDA when available), cpu, cuda, cuda:N' })
-          .option('dtype', { type: 'string', default: 'auto', describe: 'local: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16' })
-          .option('max-prompt-tokens', { type: 'number', describe: 'local: longer requests are filtered (default: context length - max-new-tokens)' })
-          .option('concurrency', { type: 'number', default: 4, describe: 'openai: requests in flight' })
-          .option('timeout', { type: 'number', default: 120, describe: 'openai: seconds per request' })
-          .option('retries', { type: 'number', default: 5, describe: 'openai: retries on 429 / 5xx / timeouts / connection errors' })
-          .option('backoff-ms', { type: 'number', default: 1000, describe: 'openai: first retry delay (doubles, with jitter; Retry-After wins)' })
-          .option('api-key-env', { type: 'string', describe: 'openai: environment variable with the API key (default OPENAI_API_KEY)' })
-          .option('overwrite', { type: 'boolean', default: false, describe: 'discard earlier output and journals in --out and start over' })
+          .options(RATIONALES_OPTIONS)
           .parserConfiguration({ 'duplicate-arguments-array': false })
           .strictOptions(),
       (args) => run(async () => {
         const { runRationalesCommand } = await import('./commands/rationales.js');
-        return runRationalesCommand({
-          dataset: String(args.dataset),
-          out: String(args.out),
-          generator: String(args.generator),
-          model: args.model,
-          style: args.style,
-          split: args.split,
-          limit: args.limit,
-          format: args.format,
-          columns: args.columns,
-          maxNewTokens: args['max-new-tokens'],
-          temperature: args.temperature,
-          topP: args['top-p'],
-          topK: args['top-k'],
-          seed: args.seed,
-          maxRationaleChars: args['max-rationale-chars'],
-          keepTruncated: args['keep-truncated'],
-          batchSize: args['batch-size'],
-          device: args.device,
-          dtype: args.dtype,
-          maxPromptTokens: args['max-prompt-tokens'],
-          concurrency: args.concurrency,
-          timeout: args.timeout,
-          retries: args.retries,
-          backoffMs: args['backoff-ms'],
-          apiKeyEnv: args['api-key-env'],
-          overwrite: args.overwrite,
-        });
+        return runRationalesCommand({ dataset: String(args.dataset), ...optionValues(RATIONALES_OPTIONS, args) });
       }),
     )
     .command(
@@ -258,51 +204,12 @@ export async function main(argv: string[]): Promise<number> {
       'win rate of a candidate against a baseline judged by an OpenAI-compatible chat model (the seed\'s compare.py; its flags)',
       (y) =>
         y
-          .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'samples: rpo eval ++mode=sample output, or the seed\'s {config, samples} file' })
-          .option('candidate_key', { alias: 'ck', type: 'string', default: 'policy', describe: 'the candidate\'s key in each sample' })
-          .option('baseline_key', { alias: 'bk', type: 'string', default: 'chosen', describe: 'the baseline\'s key in each sample' })
-          .option('history_key', { alias: 'hk', type: 'string', default: 'prompt', describe: 'the prompt\'s key in each sample' })
-          .option('labels', { alias: 'l', type: 'string', default: '12', describe: 'labels of the responses shown to the judge (Response 1, Response 2)' })
-          .option('seed', { alias: 's', type: 'number', default: 0, describe: 'seed of the presentation orders and of the judge\'s requests' })
-          .option('max_comp', { alias: 'mc', type: 'number', describe: 'compare the first N samples only' })
-          .option('results_file', { alias: 'r', type: 'string', default: 'results.jsonl', describe: 'JSONL file the result line is appended to' })
-          .option('judge', { alias: 'j', type: 'string', default: 'gpt-4-0613', describe: 'the judge\'s model name on the server, or local:<model dir or hub id> (the engine, greedy)' })
-          .option('device', { type: 'string', default: 'auto', describe: 'local judge: auto, cpu, cuda, cuda:N' })
-          .option('batch-size', { type: 'number', default: 8, describe: 'local judge: comparisons per generation batch' })
-          .option('base-url', { type: 'string', describe: 'the judge\'s OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com)' })
-          .option('tokenizer', { type: 'string', describe: 'tokenizer (model dir or hub id) counting the responses\' tokens (default: the seed file\'s config.local_run_dir)' })
-          .option('concurrency', { type: 'number', default: 4, describe: 'requests in flight' })
-          .option('timeout', { type: 'number', default: 60, describe: 'seconds per request' })
-          .option('retries', { type: 'number', default: 5, describe: 'retries on 429 / 5xx / timeouts / connection errors' })
-          .option('backoff-ms', { type: 'number', default: 1000, describe: 'first retry delay (doubles, with jitter; Retry-After wins)' })
-          .option('api-key-env', { type: 'string', default: 'OPENAI_API_KEY', describe: 'environment variable with the API key' })
-          .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'print each judge reply' })
-          .option('sleep_time', { alias: 'st', type: 'number', describe: 'accepted for the seed\'s command lines; requests are paced by --concurrency and retries' })
+          .options(COMPARE_OPTIONS)
           .parserConfiguration({ 'short-option-groups': false, 'duplicate-arguments-array': false })
           .strictOptions(),
       (args) => run(async () => {
         const { runCompareCommand } = await import('./commands/compare.js');
-        return runCompareCommand({
-          file: String(args.file),
-          candidateKey: args.candidate_key,
-          baselineKey: args.baseline_key,
-          historyKey: args.history_key,
-          labels: args.labels,
-          seed: args.seed,
-          maxComp: args.max_comp,
-          resultsFile: args.results_file,
-          judge: args.judge,
-          device: args.device,
-          batchSize: args['batch-size'],
-          baseUrl: args['base-url'],
-          tokenizer: args.tokenizer,
-          concurrency: args.concurrency,
-          timeout: args.timeout,
-          retries: args.retries,
-          backoffMs: args['backoff-ms'],
-          apiKeyEnv: args['api-key-env'],
-          verbose: args.verbose,
-        });
+        return runCompareCommand(optionValues(COMPARE_OPTIONS, args));
       }),
     )
     .command(

@@ -9,42 +9,18 @@ import { resolveModelDir } from '../hub/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import { makeRedactor } from '../util/redact.js';
 import { UsageError } from '../util/usage_error.js';
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
+import { listenForInterrupt } from '../util/interrupt.js';
+import type { CompareArgs } from './compare_options.js';
 
-export interface CompareArgs {
-  file: string;
-  candidateKey: string;
-  baselineKey: string;
-  historyKey: string;
-  labels: string;
-  seed: number;
-  maxComp?: number;
-  resultsFile: string;
-  judge: string;
-  baseUrl?: string;
-  device: string;
-  batchSize: number;
-  tokenizer?: string;
-  concurrency: number;
-  timeout: number;
-  retries: number;
-  backoffMs: number;
-  apiKeyEnv: string;
-  verbose: boolean;
-}
+export type { CompareArgs } from './compare_options.js';
 
 export async function runCompareCommand(a: CompareArgs): Promise<number> {
   const key = process.env[a.apiKeyEnv];
   const redact = makeRedactor([key]);
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(EXIT.interrupted);
-    console.error(`\nrpo: ${sig}: stopping after the comparisons in flight (again to quit at once); the same command resumes`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupt = listenForInterrupt({
+    first: (sig) => console.error(`\nrpo: ${sig}: stopping after the comparisons in flight (again to quit at once); the same command resumes`),
+  });
   try {
     checkCompareNumbers(a);
     const { readSamples } = await import('../compare/samples.js');
@@ -73,7 +49,7 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
       retries: a.retries,
       backoffMs: a.backoffMs,
       tokenizer,
-      signal: controller.signal,
+      signal: interrupt.signal,
       // A live line on a terminal; in a log, a line every tenth of the way.
       onProgress: (done, total, w) => {
         const line = `compared ${done}/${total}: ${a.candidateKey} ${w.candidate}, ${a.baselineKey} ${w.baseline}`;
@@ -95,7 +71,6 @@ export async function runCompareCommand(a: CompareArgs): Promise<number> {
     if (err instanceof UsageError) throw new UsageError(redact(err.message));
     throw new Error(redact((err as Error).message));
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
   }
 }

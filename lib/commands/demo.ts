@@ -6,17 +6,17 @@ import { rate, type ExactMatch } from '../demo/score.js';
 import { Progress } from '../train/progress.js';
 import { EXIT } from '../exit.js';
 
-export async function runDemoCommand(a: { out: string; dpo: boolean; efficiency: boolean; preset: string; pairs: number; sftEpochs?: number; samples: number }): Promise<number> {
+export async function runDemoCommand(args: { out: string; dpo: boolean; efficiency: boolean; preset: string; pairs: number; sftEpochs?: number; samples: number }): Promise<number> {
   let progress: Progress | null = null;
   let stage = '';
   const result = await runDemo({
-    out: a.out,
-    dpo: a.dpo,
-    efficiency: a.efficiency,
-    preset: a.preset,
-    preferenceExamples: a.pairs,
-    sftEpochs: a.sftEpochs,
-    samples: a.samples,
+    out: args.out,
+    dpo: args.dpo,
+    efficiency: args.efficiency,
+    preset: args.preset,
+    preferenceExamples: args.pairs,
+    sftEpochs: args.sftEpochs,
+    samples: args.samples,
     onMessage: (m) => (progress ? progress.log(`rpo demo: ${m}`) : console.error(`rpo demo: ${m}`)),
     onStep: (name, s) => {
       if (name !== stage) {

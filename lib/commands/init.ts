@@ -13,14 +13,14 @@ export interface InitArgs {
   overwrite: boolean;
 }
 
-export async function runInitCommand(a: InitArgs): Promise<number> {
-  const out = await initModelDir(a.dir, {
-    preset: a.config ? undefined : a.preset,
-    configJson: a.config,
-    tokenizer: a.tokenizer,
-    seed: a.seed,
-    dtype: a.dtype,
-    overwrite: a.overwrite,
+export async function runInitCommand(args: InitArgs): Promise<number> {
+  const out = await initModelDir(args.dir, {
+    preset: args.config ? undefined : args.preset,
+    configJson: args.config,
+    tokenizer: args.tokenizer,
+    seed: args.seed,
+    dtype: args.dtype,
+    overwrite: args.overwrite,
   });
   if (out.notice !== null) console.error(`rpo: ${out.notice}`);
   console.log(`rpo: wrote ${out.dir}`);

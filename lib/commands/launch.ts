@@ -1,5 +1,5 @@
 // `rpo launch [--nproc-per-node N] [--nnodes M --node-rank K --master-addr A --master-port P] -- train ...`
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 import { loadConfigFromArgv } from '../config/index.js';
 import { distInfo } from '../parallel/native.js';
 import { launch, parseLaunchArgs, LaunchUsageError } from '../parallel/launch.js';

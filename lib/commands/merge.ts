@@ -1,5 +1,5 @@
 // `rpo merge <adapter dir> --out DIR`: lib/model/merge.ts, with the CLI's messages.
-import { EXIT } from '../cli.js';
+import { EXIT } from '../exit.js';
 import { mergeAdapter, type MergeOptions } from '../model/merge.js';
 
 export async function runMergeCommand(adapterDir: string, o: MergeOptions): Promise<number> {

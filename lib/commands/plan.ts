@@ -19,6 +19,8 @@ import {
 import { formatPlan, formatTable, planJson, type PlanContext, type TableRow } from '../plan/format.js';
 import { resolveModelShape, type Shape } from '../plan/models.js';
 import { lossHasValueHead, lossIsUnpaired } from '../loss/table.js';
+import type { OptionTable } from './options.js';
+import { PLAN_OPTIONS } from './plan_options.js';
 
 export interface PlanOptions {
   /** null: the config's `precision` key, else auto. In --table mode a list. */
@@ -34,7 +36,13 @@ export interface PlanOptions {
 
 export const DEFAULT_DEVICE_MEMORY = '80GiB';
 
-const FLAGS = ['--precision', '--world-size', '--device-memory', '--activation-checkpointing', '--no-activation-checkpointing', '--zero', '--json', '--table'];
+/** The options as typed: PLAN_OPTIONS', and --no-activation-checkpointing (= --activation-checkpointing=false). */
+const FLAGS: readonly string[] = [...Object.keys(PLAN_OPTIONS).map((k) => `--${k}`), '--no-activation-checkpointing'];
+
+/** A switch: present or not, never given a value. */
+function isSwitch(flag: string): boolean {
+  return flag === '--no-activation-checkpointing' || (PLAN_OPTIONS as OptionTable)[flag.slice(2)]?.type === 'boolean';
+}
 
 function parsePrecisions(v: string, list: boolean): Precision[] {
   const names = v === 'all' && list ? [...PRECISIONS] : v.split(',').map((s) => s.trim());
@@ -69,7 +77,7 @@ export function splitPlanArgs(args: readonly string[]): { options: PlanOptions; 
       hydra.push(a);
       continue;
     }
-    if (flag === '--json' || flag === '--table' || flag === '--no-activation-checkpointing') {
+    if (isSwitch(flag)) {
       if (eq !== -1) throw new ConfigError(`${flag} takes no value`);
       raw.set(flag, 'true');
       continue;
@@ -135,6 +143,11 @@ export interface PlanRun {
 /** Builds the plan (or the table) for the arguments after `plan`; throws ConfigError on usage errors. */
 export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string } {
   const { options, hydra } = splitPlanArgs(args);
+  return planFor(options, hydra);
+}
+
+/** The plan (or the table) for plan options and the Hydra overrides that pick the run. */
+function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cfg: string } {
   const loaded = loadConfigFromArgv(withPlaceholders(hydra));
   for (const n of loaded.notices) console.error(`rpo: notice: ${n}`);
   if (loaded.args.cfg) return { cfg: formatConfig(loaded.raw) };
@@ -151,7 +164,7 @@ export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string }
   const precisions = options.precisions ?? [fromConfig ?? auto];
   const precisionSource = options.precisions ? '--precision' : fromConfig ? 'the config\'s precision key' : `auto: ${device === 'cpu' ? 'fp32 on the CPU' : 'bf16-mixed on CUDA'}`;
   const checkpointing = options.activationCheckpointing ?? config.model.activation_checkpointing;
-  const inputs = (precision: Precision, worldSize: number, ck: boolean): PlanInputs => base(config, precision, worldSize, ck, options, device, resolved.config);
+  const inputs = (precision: Precision, worldSize: number, ck: boolean): PlanInputs => planInputs(config, precision, worldSize, ck, options, device, resolved.config);
   const ctx = (fitting: PlanContext['fitting']): PlanContext => ({
     loss: config.loss.name,
     modelSource: resolved.source,
@@ -204,7 +217,8 @@ export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string }
   return { text: formatPlan(plan, c), json: planJson(plan, c) };
 }
 
-function base(
+/** The estimator's inputs for one cell of the plan: the config at a precision, world size and checkpointing. */
+function planInputs(
   config: RunConfig,
   precision: Precision,
   worldSize: number,
@@ -239,12 +253,12 @@ function base(
 
 /** `rpo plan`: prints the budget (or --json, or --table); exit 0, or 2 on a usage error (thrown). */
 export function runPlanCommand(args: readonly string[]): number {
-  const out = planFromArgs(args);
+  const { options, hydra } = splitPlanArgs(args);
+  const out = planFor(options, hydra);
   if ('cfg' in out) {
     process.stdout.write(out.cfg);
     return 0;
   }
-  const json = splitPlanArgs(args).options.json;
-  console.log(json ? JSON.stringify(out.json, null, 2) : out.text);
+  console.log(options.json ? JSON.stringify(out.json, null, 2) : out.text);
   return 0;
 }

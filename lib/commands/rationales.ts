@@ -16,36 +16,11 @@ import {
   type RationalesOptions,
 } from '../rationales/index.js';
 import { makeRedactor } from '../util/redact.js';
+import type { RationalesArgs } from './rationales_options.js';
 import { EXIT } from '../exit.js';
+import { listenForInterrupt } from '../util/interrupt.js';
 
-export interface RationalesArgs {
-  dataset: string;
-  out: string;
-  generator: string;
-  model?: string;
-  style: string;
-  split: string;
-  limit?: number;
-  format: string;
-  columns?: string;
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  seed: number;
-  maxRationaleChars: number;
-  keepTruncated: boolean;
-  batchSize: number;
-  device: string;
-  dtype: string;
-  maxPromptTokens?: number;
-  concurrency: number;
-  timeout: number;
-  retries: number;
-  backoffMs: number;
-  apiKeyEnv?: string;
-  overwrite: boolean;
-}
+export type { RationalesArgs } from './rationales_options.js';
 
 function parseColumns(spec: string | undefined): ColumnMap | undefined {
   if (spec === undefined || spec.trim() === '') return undefined;
@@ -60,58 +35,34 @@ function parseColumns(spec: string | undefined): ColumnMap | undefined {
 
 const DTYPES = ['auto', 'float32', 'bfloat16', 'float16'];
 
-export function toOptions(a: RationalesArgs): RationalesOptions {
-  if (!DTYPES.includes(a.dtype)) throw new RationalesUsageError(`--dtype must be one of ${DTYPES.join(', ')} (got ${a.dtype})`);
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(a.device)) throw new RationalesUsageError(`--device must be auto, cpu, cuda or cuda:N (got ${a.device})`);
+/** The generator's options for the command's arguments: the splits listed, --columns parsed, seconds to ms. */
+export function toOptions(args: RationalesArgs): RationalesOptions {
+  const { split, format, columns, dtype, timeout, apiKeyEnv, ...same } = args;
+  if (!DTYPES.includes(dtype)) throw new RationalesUsageError(`--dtype must be one of ${DTYPES.join(', ')} (got ${dtype})`);
+  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(args.device)) throw new RationalesUsageError(`--device must be auto, cpu, cuda or cuda:N (got ${args.device})`);
   return {
-    dataset: a.dataset,
-    out: a.out,
-    generator: a.generator,
-    model: a.model,
-    style: a.style,
-    splits: a.split.split(',').map((s) => s.trim()).filter(Boolean) as Split[],
-    limit: a.limit,
-    format: a.format as OutputFormat,
-    columns: parseColumns(a.columns),
-    maxNewTokens: a.maxNewTokens,
-    temperature: a.temperature,
-    topP: a.topP,
-    topK: a.topK,
-    seed: a.seed,
-    maxRationaleChars: a.maxRationaleChars,
-    keepTruncated: a.keepTruncated,
-    batchSize: a.batchSize,
-    device: a.device,
-    dtype: a.dtype as 'auto' | Dtype,
-    maxPromptTokens: a.maxPromptTokens,
-    concurrency: a.concurrency,
-    timeoutMs: a.timeout * 1000,
-    retries: a.retries,
-    backoffMs: a.backoffMs,
-    apiKeyEnv: a.apiKeyEnv ?? 'OPENAI_API_KEY',
-    apiKeyEnvExplicit: a.apiKeyEnv !== undefined,
-    overwrite: a.overwrite,
+    ...same,
+    splits: split.split(',').map((s) => s.trim()).filter(Boolean) as Split[],
+    format: format as OutputFormat,
+    columns: parseColumns(columns),
+    dtype: dtype as 'auto' | Dtype,
+    timeoutMs: timeout * 1000,
+    apiKeyEnv: apiKeyEnv ?? 'OPENAI_API_KEY',
+    apiKeyEnvExplicit: apiKeyEnv !== undefined,
   };
 }
 
-export async function runRationalesCommand(a: RationalesArgs): Promise<number> {
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) process.exit(EXIT.interrupted);
-    console.error(`\nrpo: ${sig}: stopping after the rows in flight (again to quit at once); the same command resumes`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+export async function runRationalesCommand(args: RationalesArgs): Promise<number> {
+  const interrupt = listenForInterrupt({
+    first: (sig) => console.error(`\nrpo: ${sig}: stopping after the rows in flight (again to quit at once); the same command resumes`),
+  });
   // Every line printed here is masked too (generateRationales masks its own messages and errors).
-  const redact = makeRedactor(secretsOf({ apiKeyEnv: a.apiKeyEnv ?? 'OPENAI_API_KEY' }));
+  const redact = makeRedactor(secretsOf({ apiKeyEnv: args.apiKeyEnv ?? 'OPENAI_API_KEY' }));
   const log = (line: string): void => console.log(redact(line));
   const warn = (line: string): void => console.error(redact(line));
   try {
-    const options = toOptions(a);
-    const result = await generateRationales(options, { onMessage: (m) => warn(`rpo: ${m}`), signal: controller.signal });
+    const options = toOptions(args);
+    const result = await generateRationales(options, { onMessage: (m) => warn(`rpo: ${m}`), signal: interrupt.signal });
     let empty = false;
     for (const [split, s] of Object.entries(result.written)) {
       const filtered = Object.entries(s.filtered)
@@ -142,7 +93,6 @@ export async function runRationalesCommand(a: RationalesArgs): Promise<number> {
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
   }
 }

@@ -5,6 +5,7 @@ import { Progress } from '../train/progress.js';
 import { train } from '../train/loop.js';
 import { EXIT } from '../exit.js';
 import { distEnv } from '../parallel/env.js';
+import { listenForInterrupt } from '../util/interrupt.js';
 
 /** One word for a POSIX shell: left bare when it is plainly safe, else single-quoted. */
 export function shellQuote(word: string): string {
@@ -23,29 +24,19 @@ export function resumeCommand(config: RunConfig): string {
 }
 
 export async function runTrainCommand(config: RunConfig): Promise<number> {
-  const controller = new AbortController();
   // A data-parallel rank other than 0 prints nothing but its errors (rank 0 speaks for the job).
   const quiet = (distEnv()?.rank ?? 0) > 0;
   const say = (write: (line: string) => void, line: string) => {
     if (!quiet) write(line);
   };
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      say(console.error, `\nrpo: ${sig}: finishing the current step, then saving a checkpoint (again to quit now)`);
-      controller.abort();
-    } else {
-      console.error(`rpo: ${sig} again: quitting without a checkpoint`);
-      process.exit(EXIT.interrupted);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupt = listenForInterrupt({
+    first: (sig) => say(console.error, `\nrpo: ${sig}: finishing the current step, then saving a checkpoint (again to quit now)`),
+    again: (sig) => console.error(`rpo: ${sig} again: quitting without a checkpoint`),
+  });
   const progress = new Progress('train');
   try {
     const result = await train(config, {
-      signal: controller.signal,
+      signal: interrupt.signal,
       onMessage: (m) => progress.log(`rpo: ${m}`),
       onStep: (s) => progress.update({ step: s.step, total: s.totalSteps, loss: s.loss, accuracy: s.accuracy, tokensPerSecond: s.tokensPerSecond }),
       onLog: (r) => {
@@ -72,7 +63,6 @@ export async function runTrainCommand(config: RunConfig): Promise<number> {
     return EXIT.ok;
   } finally {
     progress.done();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
   }
 }

@@ -14,17 +14,15 @@
 // are the same number. Keys that rpo reads as real numbers (FLOAT_KEYS) print as floats, so the
 // shipped configs print exactly; an integral value typed as `lr=1` prints `1.0` where Hydra
 // prints `1` (docs/departures.md).
+import { tableFields, type FieldTable } from './fields.js';
 import { MISSING } from './interpolate.js';
+import { MODEL_KEYS, TOP_KEYS } from './run_keys.js';
 import { isMap, type ConfigValue } from './yaml.js';
 
 /** Paths whose values rpo reads as real numbers: an integral value prints as a float. */
 export const FLOAT_KEYS: ReadonlySet<string> = new Set([
-  'lr',
-  'top_p',
-  'minimum_log_interval_secs',
-  'warmup_ratio',
-  'model.max_grad_norm',
-  'model.v_head_max_grad_norm',
+  ...floatKeys(TOP_KEYS),
+  ...floatKeys(MODEL_KEYS, 'model.'),
   'loss.beta',
   'loss.gamma',
   'loss.epsilon',
@@ -35,6 +33,10 @@ export const FLOAT_KEYS: ReadonlySet<string> = new Set([
   'loss.gamma_beta_ratio',
   'loss.label_smoothing',
 ]);
+
+function floatKeys(table: FieldTable, prefix = ''): string[] {
+  return tableFields(table, prefix).flatMap(([key, f]) => (f.float ? [key] : []));
+}
 
 const WIDTH = 80;
 const INDENT = 2;

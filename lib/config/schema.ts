@@ -21,7 +21,9 @@
 import type { LossConfig, LossName, TrainPrecision } from '../native.js';
 import { ConfigError, closest, suggestKey } from './errors.js';
 import { LORA_KEYS, readLora, type LoraSection } from './lora.js';
+import { readFields, tableFields, tableKeys, type NumOpts } from './fields.js';
 import { allPaths } from './interpolate.js';
+import { MODEL_KEYS, TOP_KEYS, type Dtype, type ModelSection, type Precision, type TopKeys } from './run_keys.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
 import {
   LOSS_NAMES,
@@ -45,58 +47,31 @@ export type { LossName } from '../native.js';
 // The losses and what each reads: lib/loss/table.ts (one table, declared in boundary/losses.mjs).
 export { LOSS_NAMES, RATIONALE_TERMS, lossUsesReference, type RationaleTerm } from '../loss/table.js';
 export { RATIONALE_FORMS, type RationaleForm } from '../gen/options.js';
-export const MODES = ['train', 'eval', 'sample', 'alpacaeval'] as const;
-export const OPTIMIZERS = ['AdamW', 'RMSprop', 'Adam'] as const;
-export const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
-export const TEMPLATES = ['prefixes', 'chat'] as const;
-export const TRUNCATION_MODES = ['keep_end', 'keep_start'] as const;
-/** How the policy trains (docs/precision.md); auto: bf16-mixed on CUDA, fp32 on the CPU. */
-export const PRECISIONS = ['auto', 'fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
-/** transformers' get_scheduler names rpo implements (null: the seed's warmup-then-constant). */
-export const LR_SCHEDULER_TYPES = ['linear', 'cosine', 'constant_with_warmup'] as const;
-
-export type Mode = (typeof MODES)[number];
-export type Optimizer = (typeof OPTIMIZERS)[number];
-export type Dtype = (typeof DTYPES)[number];
-export type Template = (typeof TEMPLATES)[number];
-export type TruncationMode = (typeof TRUNCATION_MODES)[number];
-export type Precision = (typeof PRECISIONS)[number];
-/** What fp32 CPU matrix products use (native/model/gemm.cpp); auto: RPO_CPU_GEMM, else oneDNN where it is usable. */
-export const CPU_GEMMS = ['auto', 'onednn', 'aten'] as const;
-export type CpuGemm = (typeof CPU_GEMMS)[number];
-export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
+// The run's keys and their value sets: lib/config/run_keys.ts (one table).
+export {
+  MODES,
+  OPTIMIZERS,
+  DTYPES,
+  TEMPLATES,
+  TRUNCATION_MODES,
+  PRECISIONS,
+  LR_SCHEDULER_TYPES,
+  CPU_GEMMS,
+  expNameProblem,
+  type Mode,
+  type Optimizer,
+  type Dtype,
+  type Template,
+  type TruncationMode,
+  type Precision,
+  type LrSchedulerType,
+  type CpuGemm,
+  type DatasetRef,
+  type ModelSection,
+  type WandbSection,
+} from './run_keys.js';
 export type { TrainPrecision } from '../native.js';
 export type { LoraSection } from './lora.js';
-
-/** A dataset: a name (orcaratspec), a path, or a mapping the data layer validates (path + columns). */
-export type DatasetRef = string | Readonly<Record<string, unknown>>;
-
-export interface ModelSection {
-  /** Hub id or local directory of the policy (and reference) weights. */
-  name_or_path: string;
-  /** null: the tokenizer of name_or_path. */
-  tokenizer_name_or_path: string | null;
-  /** A local model directory whose weights replace name_or_path's (e.g. an SFT run's output). */
-  load_from: string | null;
-  policy_dtype: Dtype;
-  reference_dtype: Dtype;
-  /** Gradient-norm clip; null or 0: no clipping. */
-  max_grad_norm: number | null;
-  /** Prompt + response tokens. */
-  max_length: number;
-  max_prompt_length: number;
-  activation_checkpointing: boolean;
-  /** Global batch (pairs per optimizer step). */
-  batch_size: number;
-  /** Micro-batches per optimizer step; divides batch_size. */
-  gradient_accumulation_steps: number;
-  eval_batch_size: number;
-  // Seed keys with no effect in rpo (kept so a saved config reloads as it was):
-  block_name: string | null;
-  fsdp_policy_mp: string | null;
-  v_head_max_grad_norm: number | null;
-  use_flash_attention: boolean;
-}
 
 /**
  * The loss's numeric keys (boundary/losses.mjs's LOSS_PARAMS: β, γ, ε, λ, margin, kto's weights,
@@ -122,93 +97,8 @@ export interface LossSection extends LossParamValues {
   dataloader: string | null;
 }
 
-export interface WandbSection {
-  enabled: boolean;
-  entity: string | null;
-  project: string | null;
-}
-
-export interface RunConfig {
-  seed: number;
-  exp_name: string;
-  datasets: DatasetRef[];
-  mode: Mode;
-  /** No checkpoints and no final model are written. */
-  debug: boolean;
-  cache_dir: string;
-  /** Where the run's config, checkpoints and metrics go (default ${cache_dir}/${exp_name}). */
-  local_run_dir: string;
-
-  lr: number;
-  n_epochs: number | null;
-  n_examples: number | null;
-  optimizer: Optimizer;
-  warmup_steps: number;
-  /** null: the seed's schedule, lr · min(1, (step + 1) / (warmup_steps + 1)); else transformers'. */
-  lr_scheduler_type: LrSchedulerType | null;
-  /** When set, warmup is ceil(warmup_ratio · total steps) instead of warmup_steps. */
-  warmup_ratio: number | null;
-  /** Evaluate every this many training examples (a multiple of model.batch_size). */
-  eval_every: number;
-  do_first_eval: boolean;
-  /** Save a checkpoint at every evaluation. */
-  intermediate_checkpoints: boolean;
-  sample_during_eval: boolean;
-  /** Test prompts sampled (greedy) at each evaluation when sample_during_eval is true. */
-  n_eval_model_samples: number;
-
-  n_samples: number;
-  samples_dir: string;
-  n_eval_examples: number | null;
-  /** The trained policy to sample from (null: the run's final model). */
-  saved_policy: string | null;
-  top_p: number;
-
-  human_prefix: string;
-  human_suffix: string;
-  assistant_prefix: string;
-  assistant_suffix: string;
-  /** 'prefixes': the four strings above (the seed); 'chat': the tokenizer's chat template. */
-  template: Template;
-  /**
-   * Which end of an over-long prompt every dataset keeps; null (the default): each dataset's own,
-   * as the seed set it (keep_start for shp, ultrabin and the orca family, keep_end otherwise).
-   */
-  truncation_mode: TruncationMode | null;
-  /** Leave out each epoch's last batch when it is smaller than model.batch_size (the seed's loaders yielded full batches only). */
-  drop_last: boolean;
-
-  /** Compute reference log-probs once before training instead of keeping the reference model. */
-  precompute_reference: boolean;
-  /** CPU threads for the engine; null: LibTorch's default. */
-  threads: number | null;
-  /** 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'. */
-  device: string;
-  /**
-   * How the policy trains: its weights' dtype and the optimizer's (docs/precision.md). 'auto':
-   * bf16-mixed on CUDA, fp32 on the CPU. It decides the policy's dtype in training;
-   * model.policy_dtype does not (a run prints a line when the two disagree).
-   */
-  precision: Precision;
-  /**
-   * fp32 CPU matrix products: oneDNN or ATen's (MKL). A run records the backend it resolved
-   * 'auto' to in its config.yaml, so that a resume computes as the original did.
-   */
-  cpu_gemm: CpuGemm;
-  /** A checkpoint directory to resume from. */
-  resume: string | null;
-  /** Start a fresh run in a run directory that holds an earlier run, deleting what that run wrote. */
-  overwrite: boolean;
-  /** Label positions per chunk of the fused log-prob head. */
-  chunk_tokens: number;
-
-  // Seed keys with no effect in rpo:
-  use_fsdp: boolean;
-  fsdp_port: number | null;
-  wandb: WandbSection;
-  trainer: string | null;
-  minimum_log_interval_secs: number;
-
+/** A resolved run config: the keys of lib/config/run_keys.ts, the loss section and LoRA's. */
+export interface RunConfig extends TopKeys {
   model: ModelSection;
   loss: LossSection;
   /** LoRA adapters (lib/config/lora.ts, docs/lora.md); off by default. */
@@ -296,22 +186,17 @@ interface IgnoredKey {
   why: string;
 }
 
-const FSDP = 'rpo trains on one device';
 const HALOS_ONLY = 'a HALOs option rpo does not implement';
+
+/** The ignored keys a table declares (`ignored: why`). */
+function ignoredIn(table: Parameters<typeof tableFields>[0], prefix = ''): IgnoredKey[] {
+  return tableFields(table, prefix).flatMap(([key, f]) => (f.ignored === undefined ? [] : [{ key, default: f.quiet ? ANY : (f.default ?? null), why: f.ignored }]));
+}
 
 /** Seed keys rpo accepts and ignores. Those in RunConfig are kept there; the rest are dropped. */
 const IGNORED: readonly IgnoredKey[] = [
-  { key: 'use_fsdp', default: false, why: FSDP },
-  { key: 'fsdp_port', default: null, why: FSDP },
-  { key: 'wandb.enabled', default: false, why: 'rpo does not log to Weights & Biases; metrics go to the run directory' },
-  { key: 'wandb.entity', default: null, why: 'no wandb logging' },
-  { key: 'wandb.project', default: 'rpo', why: 'no wandb logging' },
-  { key: 'trainer', default: 'BasicTrainer', why: 'the loss name picks the training step' },
-  { key: 'minimum_log_interval_secs', default: 1.0, why: 'it throttled wandb logging' },
-  { key: 'model.block_name', default: ANY, why: FSDP },
-  { key: 'model.fsdp_policy_mp', default: null, why: FSDP },
-  { key: 'model.use_flash_attention', default: ANY, why: "the engine picks LibTorch's attention kernel" },
-  { key: 'model.v_head_max_grad_norm', default: 0.1, why: 'no value head (PPO) in rpo' },
+  ...ignoredIn(TOP_KEYS),
+  ...ignoredIn(MODEL_KEYS, 'model.'),
   { key: 'loss.trainer', default: ANY, why: 'the loss name picks the training step' },
   { key: 'loss.dataloader', default: ANY, why: 'the loss name picks the data layout' },
   // Not in RunConfig: HALOs keys of other versions, accepted so their configs load.
@@ -343,21 +228,13 @@ const ALIASES = ['cache_reference_logprobs', 'loss.lambda_coef', 'loss.tau', 'lo
 const OPAQUE = ['datasets', 'model.peft', 'model.reward_model', 'lora.target_modules'];
 
 const RUN_KEYS = [
-  'seed', 'exp_name', 'datasets', 'mode', 'debug', 'cache_dir', 'local_run_dir', 'lr', 'n_epochs', 'n_examples',
-  'optimizer', 'warmup_steps', 'lr_scheduler_type', 'warmup_ratio', 'eval_every', 'do_first_eval', 'intermediate_checkpoints',
-  'sample_during_eval', 'n_eval_model_samples',
-  'n_samples', 'samples_dir', 'n_eval_examples', 'saved_policy', 'top_p', 'human_prefix', 'human_suffix',
-  'assistant_prefix', 'assistant_suffix', 'template', 'truncation_mode', 'drop_last', 'precompute_reference', 'threads', 'device',
-  'precision', 'cpu_gemm', 'resume', 'overwrite', 'chunk_tokens', 'wandb', 'model', 'loss',
-  'model.name_or_path', 'model.tokenizer_name_or_path', 'model.load_from', 'model.policy_dtype', 'model.reference_dtype',
-  'model.max_grad_norm', 'model.max_length', 'model.max_prompt_length', 'model.activation_checkpointing',
-  'model.batch_size', 'model.gradient_accumulation_steps', 'model.eval_batch_size',
+  ...tableKeys(TOP_KEYS), 'model', 'loss', ...tableKeys(MODEL_KEYS, 'model.'),
   'loss.name', 'loss.rationale_form', 'loss.rationale', 'loss.chosen_control_token', 'loss.rejected_control_token',
   'loss.use_reference_model', ...LOSS_PARAM_NAMES.map((p) => `loss.${p}`), ...LORA_KEYS,
 ];
 
 /** Every key rpo knows: its own, the seed's ignored ones and the seed aliases. */
-export const KNOWN_KEYS: readonly string[] = [...RUN_KEYS, ...IGNORED.map((k) => k.key), ...ALIASES];
+export const KNOWN_KEYS: readonly string[] = [...new Set([...RUN_KEYS, ...IGNORED.map((k) => k.key), ...ALIASES])];
 const KNOWN = new Set(KNOWN_KEYS);
 
 /** Is `key` (dotted) a key rpo knows, or inside a section whose contents it does not check? */
@@ -382,8 +259,11 @@ class Section {
     private readonly errors: string[],
   ) {}
 
-  private name(key: string): string {
+  name(key: string): string {
     return this.prefix === '' ? key : `${this.prefix}.${key}`;
+  }
+  error(message: string): void {
+    this.errors.push(message);
   }
   private bad(key: string, want: string, got: ConfigValue | undefined): void {
     this.errors.push(`${this.name(key)}: expected ${want}, got ${got === undefined ? 'nothing (the key is missing)' : JSON.stringify(got)}`);
@@ -401,6 +281,9 @@ class Section {
       return new Section({}, this.name(key), []);
     }
     return new Section(v, this.name(key), this.errors);
+  }
+  sectionOrEmpty(key: string): Section {
+    return this.has(key) ? this.section(key) : new Section({}, this.name(key), this.errors);
   }
 
   str(key: string, fallback?: string): string {
@@ -466,17 +349,6 @@ class Section {
   }
 }
 
-interface NumOpts {
-  int?: boolean;
-  min?: number;
-  /** Exclusive lower bound. */
-  above?: number;
-  max?: number;
-  /** Exclusive upper bound. */
-  below?: number;
-  fallback?: number;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Validation
 
@@ -501,24 +373,7 @@ export function validateConfig(raw: unknown): Validated {
 }
 
 function readModel(m: Section, errors: string[]): ModelSection {
-  const model: ModelSection = {
-    name_or_path: m.nonEmpty('name_or_path'),
-    tokenizer_name_or_path: m.strOrNull('tokenizer_name_or_path'),
-    load_from: m.strOrNull('load_from'),
-    policy_dtype: m.oneOf('policy_dtype', DTYPES, 'bfloat16'),
-    reference_dtype: m.oneOf('reference_dtype', DTYPES, 'bfloat16'),
-    max_grad_norm: m.numOrNull('max_grad_norm', { min: 0 }),
-    max_length: m.num('max_length', { int: true, min: 2 }),
-    max_prompt_length: m.num('max_prompt_length', { int: true, min: 1 }),
-    activation_checkpointing: m.bool('activation_checkpointing', false),
-    batch_size: m.num('batch_size', { int: true, min: 1 }),
-    gradient_accumulation_steps: m.num('gradient_accumulation_steps', { int: true, min: 1, fallback: 1 }),
-    eval_batch_size: m.num('eval_batch_size', { int: true, min: 1 }),
-    block_name: m.strOrNull('block_name'),
-    fsdp_policy_mp: m.strOrNull('fsdp_policy_mp'),
-    v_head_max_grad_norm: m.numOrNull('v_head_max_grad_norm'),
-    use_flash_attention: m.bool('use_flash_attention', false),
-  };
+  const model = readFields(m, MODEL_KEYS);
   if (model.max_prompt_length >= model.max_length) {
     errors.push(`model.max_prompt_length (${model.max_prompt_length}) must be < model.max_length (${model.max_length}): the response needs room`);
   }
@@ -615,21 +470,7 @@ function readLoss(l: Section, root: ConfigMap, errors: string[], notices: string
   };
 }
 
-function readDatasets(t: Section, errors: string[]): DatasetRef[] {
-  const v = t.raw('datasets');
-  const list = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(list) || list.length === 0) {
-    errors.push(`datasets: expected a non-empty list (e.g. datasets=[orcaratspec]), got ${JSON.stringify(v ?? null)}`);
-    return [];
-  }
-  return list.flatMap((d, i): DatasetRef[] => {
-    if (typeof d === 'string' && d !== '') return [d];
-    if (isMap(d)) return [d];
-    errors.push(`datasets.${i}: expected a dataset name, a path or a mapping, got ${JSON.stringify(d)}`);
-    return [];
-  });
-}
-
+/** The top level's keys, and the rules that read several of them (or the model and loss). */
 function readTop(
   t: Section,
   root: ConfigMap,
@@ -638,98 +479,24 @@ function readTop(
   errors: string[],
   notices: string[],
 ): RunConfig {
-  const w = t.has('wandb') ? t.section('wandb') : new Section({}, 'wandb', errors);
-  const device = t.str('device', 'auto');
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) errors.push(`device: expected auto, cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
-
-  let precompute = t.bool('precompute_reference', false);
-  if (root.cache_reference_logprobs === true && !precompute) {
-    precompute = true;
+  const top = readFields(t, TOP_KEYS);
+  if (root.cache_reference_logprobs === true && !top.precompute_reference) {
+    top.precompute_reference = true;
     notices.push('cache_reference_logprobs=true → precompute_reference=true (the seed\'s name)');
   }
-  if (precompute && !loss.use_reference_model) notices.push(`precompute_reference=true has no effect with loss=${loss.name} (no reference model)`);
+  if (top.precompute_reference && !loss.use_reference_model) notices.push(`precompute_reference=true has no effect with loss=${loss.name} (no reference model)`);
 
-  const nEpochs = t.numOrNull('n_epochs', { int: true, min: 1 });
-  const nExamples = t.numOrNull('n_examples', { int: true, min: 1 });
-  if (nEpochs === null && nExamples === null) errors.push('n_epochs and n_examples are both null: set one of them');
+  if (top.n_epochs === null && top.n_examples === null) errors.push('n_epochs and n_examples are both null: set one of them');
 
-  let evalEvery = t.num('eval_every', { int: true, min: 1 });
+  const evalEvery = top.eval_every;
   if (model.batch_size >= 1 && evalEvery % model.batch_size !== 0 && evalEvery >= 1) {
     const adjusted = Math.max(model.batch_size, evalEvery - (evalEvery % model.batch_size));
     notices.push(`eval_every=${evalEvery} is not a multiple of model.batch_size=${model.batch_size}; using ${adjusted} (as the seed did)`);
-    evalEvery = adjusted;
+    top.eval_every = adjusted;
   }
-  const debug = t.bool('debug', false);
-  if (debug) notices.push('debug=true: no checkpoints and no final model will be written');
+  if (top.debug) notices.push('debug=true: no checkpoints and no final model will be written');
 
-  return {
-    seed: t.num('seed', { int: true }),
-    exp_name: expName(t.nonEmpty('exp_name'), errors),
-    datasets: readDatasets(t, errors),
-    mode: t.oneOf('mode', MODES),
-    debug,
-    cache_dir: t.nonEmpty('cache_dir'),
-    local_run_dir: t.nonEmpty('local_run_dir'),
-    lr: t.num('lr', { min: 0 }),
-    n_epochs: nEpochs,
-    n_examples: nExamples,
-    optimizer: t.oneOf('optimizer', OPTIMIZERS),
-    warmup_steps: t.num('warmup_steps', { int: true, min: 0 }),
-    lr_scheduler_type: t.raw('lr_scheduler_type') === null || t.raw('lr_scheduler_type') === undefined ? null : t.oneOf('lr_scheduler_type', LR_SCHEDULER_TYPES),
-    warmup_ratio: t.numOrNull('warmup_ratio', { min: 0, max: 1 }),
-    eval_every: evalEvery,
-    do_first_eval: t.bool('do_first_eval', true),
-    intermediate_checkpoints: t.bool('intermediate_checkpoints', false),
-    sample_during_eval: t.bool('sample_during_eval', false),
-    n_eval_model_samples: t.num('n_eval_model_samples', { int: true, min: 0, fallback: 16 }),
-    n_samples: t.num('n_samples', { int: true, min: 0 }),
-    samples_dir: t.nonEmpty('samples_dir'),
-    n_eval_examples: t.numOrNull('n_eval_examples', { int: true, min: 0 }),
-    saved_policy: t.strOrNull('saved_policy'),
-    top_p: t.num('top_p', { above: 0, max: 1 }),
-    human_prefix: t.str('human_prefix'),
-    human_suffix: t.str('human_suffix'),
-    assistant_prefix: t.str('assistant_prefix'),
-    assistant_suffix: t.str('assistant_suffix'),
-    template: t.oneOf('template', TEMPLATES, 'prefixes'),
-    truncation_mode: t.raw('truncation_mode') === null || t.raw('truncation_mode') === undefined ? null : t.oneOf('truncation_mode', TRUNCATION_MODES),
-    drop_last: t.bool('drop_last', true),
-    precompute_reference: precompute,
-    threads: t.numOrNull('threads', { int: true, min: 1 }),
-    device,
-    precision: t.oneOf('precision', PRECISIONS, 'auto'),
-    cpu_gemm: t.oneOf('cpu_gemm', CPU_GEMMS, 'auto'),
-    resume: t.strOrNull('resume'),
-    overwrite: t.bool('overwrite', false),
-    chunk_tokens: t.num('chunk_tokens', { int: true, min: 1, fallback: 1024 }),
-    use_fsdp: t.bool('use_fsdp', false),
-    fsdp_port: t.numOrNull('fsdp_port', { int: true }),
-    wandb: { enabled: w.bool('enabled', false), entity: w.strOrNull('entity'), project: w.strOrNull('project') },
-    trainer: t.strOrNull('trainer'),
-    minimum_log_interval_secs: t.num('minimum_log_interval_secs', { min: 0, fallback: 1.0 }),
-    model,
-    loss,
-    lora: readLora(root, errors, notices),
-  };
-}
-
-/**
- * exp_name names the run directory `${cache_dir}/${exp_name}` and the sample files: it must be
- * one path segment, or a run could write outside cache_dir (`../x`, `/abs`) or onto cache_dir
- * itself (`.`), where an overwrite would delete other runs.
- */
-export function expNameProblem(name: string): string | null {
-  if (name === '') return null; // reported as empty by nonEmpty
-  if (name === '.' || name === '..') return `exp_name=${JSON.stringify(name)}: must name a directory inside cache_dir, not cache_dir or its parent`;
-  if (/[/\\]/.test(name)) return `exp_name=${JSON.stringify(name)}: must be a single path segment (no '/' or '\\'); the run directory is cache_dir/exp_name`;
-  if (name.includes('\0')) return 'exp_name: must not contain a NUL character';
-  return null;
-}
-
-function expName(name: string, errors: string[]): string {
-  const problem = expNameProblem(name);
-  if (problem) errors.push(problem);
-  return name;
+  return { ...top, model, loss, lora: readLora(root, errors, notices) };
 }
 
 /** One line per ignored seed key whose value differs from rpo's default. */

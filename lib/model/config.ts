@@ -5,7 +5,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Dtype, ModelConfig, RopeScaling } from '../native.js';
+import { Fields, has, isObject, type HfConfigExtras, type Json } from './config_fields.js';
 import { neoXConfigToHf, parseNeoXConfig } from './gpt_neox_config.js';
+
+export type { HfConfigExtras } from './config_fields.js';
 
 type Architecture = ModelConfig['architecture'];
 
@@ -38,73 +41,6 @@ const NO_SCALING: RopeScaling = {
   high_freq_factor: 4,
   original_max_position_embeddings: 8192,
 };
-
-type Json = Record<string, unknown>;
-
-export function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function has(o: Json, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key);
-}
-
-/** Reads fields of one JSON object with messages that name the file and the field. */
-export class Fields {
-  constructor(
-    private readonly o: Json,
-    private readonly file: string,
-    private readonly prefix = '',
-  ) {}
-
-  private name(key: string): string {
-    return `${this.prefix}${key}`;
-  }
-
-  fail(msg: string): never {
-    throw new Error(`${this.file}: ${msg}`);
-  }
-
-  /** Present and not null. */
-  given(key: string): boolean {
-    return has(this.o, key) && this.o[key] !== null && this.o[key] !== undefined;
-  }
-
-  raw(key: string): unknown {
-    return has(this.o, key) ? this.o[key] : undefined;
-  }
-
-  positiveInt(key: string, fallback?: number): number {
-    if (!this.given(key)) {
-      if (fallback !== undefined) return fallback;
-      this.fail(`missing required field ${this.name(key)}`);
-    }
-    const v = this.o[key];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-      this.fail(`${this.name(key)} must be a positive integer (got ${JSON.stringify(v)})`);
-    }
-    return v;
-  }
-
-  positiveNumber(key: string, fallback?: number): number {
-    if (!this.given(key)) {
-      if (fallback !== undefined) return fallback;
-      this.fail(`missing required field ${this.name(key)}`);
-    }
-    const v = this.o[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      this.fail(`${this.name(key)} must be a positive number (got ${JSON.stringify(v)})`);
-    }
-    return v;
-  }
-
-  bool(key: string, fallback: boolean): boolean {
-    if (!this.given(key)) return fallback;
-    const v = this.o[key];
-    if (typeof v !== 'boolean') this.fail(`${this.name(key)} must be true or false (got ${JSON.stringify(v)})`);
-    return v;
-  }
-}
 
 function parseArchitecture(f: Fields, json: Json, file: string): Architecture {
   const supported = ARCHITECTURES.join(', ');
@@ -283,12 +219,6 @@ export function loadHfConfig(dir: string): ModelConfig {
     throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
   }
   return parseHfConfig(json, file);
-}
-
-export interface HfConfigExtras {
-  bos_token_id?: number | null;
-  eos_token_id?: number | number[] | null;
-  pad_token_id?: number | null;
 }
 
 /** rope_scaling (transformers 4) for a config: null when unscaled. */

@@ -3,7 +3,7 @@
 // `rotary_emb_base` (the Pythia files on the hub) and transformers 5's `rope_parameters:
 // {rope_theta, partial_rotary_factor}`. Options the engine does not implement are refused by name.
 import type { Dtype, ModelConfig } from '../native.js';
-import { Fields, isObject, type HfConfigExtras } from './config.js';
+import { Fields, isObject, type HfConfigExtras } from './config_fields.js';
 
 type Json = Record<string, unknown>;
 

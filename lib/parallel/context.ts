@@ -7,7 +7,7 @@
 // micro-step's loss is scaled by its pairs / the global batch's pairs, so the gradients summed
 // over ranks are the single process's accumulated gradient.
 import { makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
-import { microBatchSizes } from '../train/schedule.js';
+import { microBatchSizes } from '../data/batch/micro_batches.js';
 import { ConfigError } from '../config/errors.js';
 import { distEnv, type DistEnv } from './env.js';
 import { ProcessGroup } from './native.js';

@@ -2,7 +2,7 @@
 // Linear(H, H), Linear(H, H), Linear(H, 1) with biases, kept in fp32 under every precision with
 // fp32 gradients and its own torch::optim optimizer (native/train/ppo_step.cpp): AdamW's two fp32
 // moments, or RMSprop's one square average. ppo trains on one device (no sharding).
-import type { PlanOptimizer } from './estimate.js';
+import type { TrainerOptions } from '../native.js';
 
 export interface ValueHeadBudget {
   /** Parameters: 2·H² + 3·H + 1. */
@@ -16,7 +16,7 @@ export interface ValueHeadBudget {
 }
 
 /** The value head's persistent bytes for a model of hidden size `hidden`. */
-export function valueHeadBudget(hidden: number, optimizer: PlanOptimizer): ValueHeadBudget {
+export function valueHeadBudget(hidden: number, optimizer: NonNullable<TrainerOptions['optimizer']>): ValueHeadBudget {
   const parameters = 2 * hidden * hidden + 3 * hidden + 1;
   return {
     parameters,

@@ -151,60 +151,60 @@ function check(cond: boolean, message: string): void {
   if (!cond) throw new RationalesUsageError(message);
 }
 
-function validate(o: RationalesOptions, spec: GeneratorSpec): void {
+function validate(options: RationalesOptions, spec: GeneratorSpec): void {
   const int = (v: number | undefined, name: string, min: number): void =>
     check(v === undefined || (Number.isInteger(v) && v >= min), `${name} must be an integer >= ${min} (got ${v})`);
-  check(o.splits.length > 0, '--split: name at least one split (train, test)');
-  for (const s of o.splits) check(s === 'train' || s === 'test', `--split: unknown split "${s}" (train, test)`);
-  check(new Set(o.splits).size === o.splits.length, '--split: a split is named twice');
-  int(o.limit, '--limit', 1);
-  int(o.maxNewTokens, '--max-new-tokens', 1);
-  check(Number.isFinite(o.temperature) && o.temperature >= 0, `--temperature must be >= 0 (got ${o.temperature})`);
-  check(Number.isFinite(o.topP) && o.topP > 0 && o.topP <= 1, `--top-p must be in (0, 1] (got ${o.topP})`);
-  int(o.topK, '--top-k', 0);
-  int(o.seed, '--seed', 0);
-  int(o.maxRationaleChars, '--max-rationale-chars', 1);
-  int(o.batchSize, '--batch-size', 1);
-  int(o.maxPromptTokens, '--max-prompt-tokens', 1);
-  int(o.concurrency, '--concurrency', 1);
-  int(o.retries, '--retries', 0);
-  check(Number.isFinite(o.timeoutMs) && o.timeoutMs > 0, `--timeout must be > 0 seconds`);
-  check(Number.isFinite(o.backoffMs) && o.backoffMs >= 0, `--backoff-ms must be >= 0`);
-  check(o.format === 'parquet' || o.format === 'jsonl', `--format must be parquet or jsonl (got ${o.format})`);
+  check(options.splits.length > 0, '--split: name at least one split (train, test)');
+  for (const s of options.splits) check(s === 'train' || s === 'test', `--split: unknown split "${s}" (train, test)`);
+  check(new Set(options.splits).size === options.splits.length, '--split: a split is named twice');
+  int(options.limit, '--limit', 1);
+  int(options.maxNewTokens, '--max-new-tokens', 1);
+  check(Number.isFinite(options.temperature) && options.temperature >= 0, `--temperature must be >= 0 (got ${options.temperature})`);
+  check(Number.isFinite(options.topP) && options.topP > 0 && options.topP <= 1, `--top-p must be in (0, 1] (got ${options.topP})`);
+  int(options.topK, '--top-k', 0);
+  int(options.seed, '--seed', 0);
+  int(options.maxRationaleChars, '--max-rationale-chars', 1);
+  int(options.batchSize, '--batch-size', 1);
+  int(options.maxPromptTokens, '--max-prompt-tokens', 1);
+  int(options.concurrency, '--concurrency', 1);
+  int(options.retries, '--retries', 0);
+  check(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0, `--timeout must be > 0 seconds`);
+  check(Number.isFinite(options.backoffMs) && options.backoffMs >= 0, `--backoff-ms must be >= 0`);
+  check(options.format === 'parquet' || options.format === 'jsonl', `--format must be parquet or jsonl (got ${options.format})`);
   if (spec.kind === 'openai') {
-    check(o.model !== undefined && o.model.length > 0, '--model NAME is required with an openai: generator (the model the server should run)');
+    check(options.model !== undefined && options.model.length > 0, '--model NAME is required with an openai: generator (the model the server should run)');
   } else {
-    check(o.model === undefined, '--model is for openai: generators; a local: generator takes its model from the spec (local:<dir or hub id>)');
+    check(options.model === undefined, '--model is for openai: generators; a local: generator takes its model from the spec (local:<dir or hub id>)');
   }
-  check(/^[A-Za-z_][A-Za-z0-9_]*$/.test(o.apiKeyEnv), `--api-key-env must be an environment variable name (got ${JSON.stringify(o.apiKeyEnv)})`);
+  check(/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.apiKeyEnv), `--api-key-env must be an environment variable name (got ${JSON.stringify(options.apiKeyEnv)})`);
 }
 
 /** The arguments that decide the output (what a later run into the same --out must repeat). */
-function outputArgs(o: RationalesOptions, spec: GeneratorSpec, template: RationaleTemplate): Record<string, unknown> {
-  const dataset = existsSync(o.dataset) ? path.resolve(o.dataset) : o.dataset.trim();
+function outputArgs(options: RationalesOptions, spec: GeneratorSpec, template: RationaleTemplate): Record<string, unknown> {
+  const dataset = existsSync(options.dataset) ? path.resolve(options.dataset) : options.dataset.trim();
   const generator = spec.kind === 'local' ? `local:${existsSync(spec.model) ? path.resolve(spec.model) : spec.model}` : `openai:${spec.baseUrl}`;
   const args: Record<string, unknown> = {
     dataset,
-    columns: o.columns ?? null,
-    limit: o.limit ?? null,
+    columns: options.columns ?? null,
+    limit: options.limit ?? null,
     generator,
-    model: o.model ?? null,
+    model: options.model ?? null,
     style: template.style,
     template: template.source,
-    max_new_tokens: o.maxNewTokens,
-    temperature: o.temperature,
-    top_p: o.topP,
-    top_k: o.topK,
-    seed: o.seed,
-    max_rationale_chars: o.maxRationaleChars,
-    keep_truncated: o.keepTruncated,
-    format: o.format,
+    max_new_tokens: options.maxNewTokens,
+    temperature: options.temperature,
+    top_p: options.topP,
+    top_k: options.topK,
+    seed: options.seed,
+    max_rationale_chars: options.maxRationaleChars,
+    keep_truncated: options.keepTruncated,
+    format: options.format,
   };
   if (spec.kind === 'local') {
     // Batches decide the local generator's sampling streams and numerics.
-    args.batch_size = o.batchSize;
-    args.dtype = o.dtype;
-    args.max_prompt_tokens = o.maxPromptTokens ?? null;
+    args.batch_size = options.batchSize;
+    args.dtype = options.dtype;
+    args.max_prompt_tokens = options.maxPromptTokens ?? null;
   }
   return args;
 }
@@ -226,35 +226,35 @@ interface SplitWork {
  * The secrets whose text must never leave the process: the API key (from --api-key-env, and
  * OPENAI_API_KEY as well, which a user may have set for other tools) and the hub token.
  */
-export function secretsOf(o: Pick<RationalesOptions, 'apiKeyEnv'>, env: NodeJS.ProcessEnv = process.env): string[] {
-  return [env[o.apiKeyEnv], env['OPENAI_API_KEY'], hubToken(env)].filter((s): s is string => typeof s === 'string' && s.length > 0);
+export function secretsOf(options: Pick<RationalesOptions, 'apiKeyEnv'>, env: NodeJS.ProcessEnv = process.env): string[] {
+  return [env[options.apiKeyEnv], env['OPENAI_API_KEY'], hubToken(env)].filter((s): s is string => typeof s === 'string' && s.length > 0);
 }
 
-export async function generateRationales(o: RationalesOptions, ev: RationalesEvents = {}): Promise<RationalesResult> {
-  const secrets = secretsOf(o);
+export async function generateRationales(options: RationalesOptions, ev: RationalesEvents = {}): Promise<RationalesResult> {
+  const secrets = secretsOf(options);
   const redact = makeRedactor(secrets);
   try {
-    return await generate(o, ev, secrets, redact);
+    return await generate(options, ev, secrets, redact);
   } catch (err) {
     // Whatever the error carries (a server's words, a hub message, a path), the keys do not leave.
     throw redactError(err, redact);
   }
 }
 
-async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: readonly string[], redact: Redactor): Promise<RationalesResult> {
+async function generate(options: RationalesOptions, ev: RationalesEvents, secrets: readonly string[], redact: Redactor): Promise<RationalesResult> {
   const rawSay = ev.onMessage ?? (() => undefined);
   const say = (m: string): void => rawSay(redact(m));
   const signal = ev.signal ?? new AbortController().signal;
-  const spec = parseGeneratorSpec(o.generator);
-  validate(o, spec);
-  const apiKey = process.env[o.apiKeyEnv] || undefined;
-  if (spec.kind === 'openai' && o.apiKeyEnvExplicit && !apiKey) {
-    throw new RationalesUsageError(`--api-key-env ${o.apiKeyEnv}: the environment variable ${o.apiKeyEnv} is not set`);
+  const spec = parseGeneratorSpec(options.generator);
+  validate(options, spec);
+  const apiKey = process.env[options.apiKeyEnv] || undefined;
+  if (spec.kind === 'openai' && options.apiKeyEnvExplicit && !apiKey) {
+    throw new RationalesUsageError(`--api-key-env ${options.apiKeyEnv}: the environment variable ${options.apiKeyEnv} is not set`);
   }
 
   let template: RationaleTemplate;
   try {
-    const t = loadTemplate(o.style);
+    const t = loadTemplate(options.style);
     template = t.template;
     if (t.unused.includes('prompt')) say(`notice: template ${template.style} does not show the prompt ({{ prompt }})`);
   } catch (err) {
@@ -262,10 +262,10 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
     throw err;
   }
 
-  const out = path.resolve(o.out);
+  const out = path.resolve(options.out);
   // --out must not overlap the dataset: writing there mixes the rationales into the source, and
   // --overwrite there used to delete it.
-  const overlap = checkOutAgainstSource(o.out, o.dataset);
+  const overlap = checkOutAgainstSource(options.out, options.dataset);
   if (overlap !== null) throw new RationalesUsageError(overlap);
   const foreignMessage = (foreign: readonly string[]): string =>
     `--out ${out} holds files rpo did not write (${listNames(foreign)}): ` +
@@ -277,17 +277,17 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
   if (before.foreign.length > 0) throw new RationalesUsageError(foreignMessage(before.foreign));
 
   // The data first: a dataset error should come before a model is loaded.
-  const outArgs = outputArgs(o, spec, template);
+  const outArgs = outputArgs(options, spec, template);
   const argsHash = hashArgs(outArgs);
   const work: SplitWork[] = [];
-  for (const split of o.splits) {
-    let rows = await loadPreferenceSplit(o.dataset, split, { columns: o.columns });
-    if (o.limit !== undefined) rows = rows.slice(0, o.limit);
+  for (const split of options.splits) {
+    let rows = await loadPreferenceSplit(options.dataset, split, { columns: options.columns });
+    if (options.limit !== undefined) rows = rows.slice(0, options.limit);
     const genArgs = generationArgs(outArgs, split, rows);
     work.push({ split, rows, genArgs, genHash: hashArgs(genArgs) });
   }
 
-  if (o.overwrite) {
+  if (options.overwrite) {
     // Only the files rpo wrote (surveyOutDir decides by content); anything else stays.
     const now = surveyOutDir(out);
     if (now.foreign.length > 0) throw new RationalesUsageError(foreignMessage(now.foreign));
@@ -307,7 +307,7 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
   const skipped: string[] = [];
   const todo: SplitWork[] = [];
   for (const w of work) {
-    const file = splitFile(out, w.split, o.format);
+    const file = splitFile(out, w.split, options.format);
     if (!existsSync(journalFile(out, w.split)) && existsSync(file)) {
       const done = existing?.splits?.[w.split];
       if (done && done.generation_hash === w.genHash) {
@@ -343,15 +343,15 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
     const g = await LocalGenerator.open(
       {
         model: spec.model,
-        device: o.device,
-        dtype: o.dtype,
-        batchSize: o.batchSize,
-        maxNewTokens: o.maxNewTokens,
-        temperature: o.temperature,
-        topP: o.topP,
-        topK: o.topK,
-        seed: o.seed,
-        maxPromptTokens: o.maxPromptTokens,
+        device: options.device,
+        dtype: options.dtype,
+        batchSize: options.batchSize,
+        maxNewTokens: options.maxNewTokens,
+        temperature: options.temperature,
+        topP: options.topP,
+        topK: options.topK,
+        seed: options.seed,
+        maxPromptTokens: options.maxPromptTokens,
       },
       say,
     );
@@ -359,12 +359,12 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
     modelName = g.modelDir;
     generatorInfo = {
       kind: 'local',
-      spec: o.generator,
+      spec: options.generator,
       model_dir: g.modelDir,
       device: g.device,
       dtype: g.dtype,
       prompt_format: g.promptFormat,
-      batch_size: o.batchSize,
+      batch_size: options.batchSize,
       max_prompt_tokens: g.maxPromptTokens,
     };
   } else {
@@ -372,18 +372,18 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
     let retriesShown = 0;
     const g = new OpenAIGenerator({
       baseUrl: spec.baseUrl,
-      model: o.model!,
+      model: options.model!,
       apiKey,
       secrets,
-      concurrency: o.concurrency,
-      timeoutMs: o.timeoutMs,
-      retries: o.retries,
-      backoffMs: o.backoffMs,
-      maxNewTokens: o.maxNewTokens,
-      temperature: o.temperature,
-      topP: o.topP,
-      topK: o.topK,
-      seed: o.seed,
+      concurrency: options.concurrency,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+      backoffMs: options.backoffMs,
+      maxNewTokens: options.maxNewTokens,
+      temperature: options.temperature,
+      topP: options.topP,
+      topK: options.topK,
+      seed: options.seed,
       onRetry: (id, message, delayMs) => {
         if (retriesShown < 20) say(`retry: ${id} in ${(delayMs / 1000).toFixed(2)} s: ${message}`);
         else if (retriesShown === 20) say('retry: (further retries are not shown)');
@@ -391,54 +391,54 @@ async function generate(o: RationalesOptions, ev: RationalesEvents, secrets: rea
       },
     });
     generator = g;
-    modelName = o.model!;
+    modelName = options.model!;
     generatorInfo = {
       kind: 'openai',
-      spec: o.generator,
+      spec: options.generator,
       url: g.url,
-      model: o.model,
-      concurrency: o.concurrency,
-      timeout_s: o.timeoutMs / 1000,
-      retries: o.retries,
-      backoff_ms: o.backoffMs,
-      api_key_env: o.apiKeyEnv,
+      model: options.model,
+      concurrency: options.concurrency,
+      timeout_s: options.timeoutMs / 1000,
+      retries: options.retries,
+      backoff_ms: options.backoffMs,
+      api_key_env: options.apiKeyEnv,
       api_key_sent: apiKey !== undefined,
     };
-    if (!apiKey) say(`no API key ($${o.apiKeyEnv} is not set): requests are sent without Authorization`);
+    if (!apiKey) say(`no API key ($${options.apiKeyEnv} is not set): requests are sent without Authorization`);
   }
 
   mkdirSync(out, { recursive: true });
-  const filters: FilterOptions = { maxChars: o.maxRationaleChars, keepTruncated: o.keepTruncated };
+  const filters: FilterOptions = { maxChars: options.maxRationaleChars, keepTruncated: options.keepTruncated };
   const sidecar: Sidecar = {
     rpo_version: rpoVersion(),
     args_hash: argsHash,
     args: outArgs,
-    dataset: o.dataset,
+    dataset: options.dataset,
     generator: generatorInfo,
     model: modelName,
     style: template.style,
     template: template.source,
     sampling: {
-      max_new_tokens: o.maxNewTokens,
-      temperature: o.temperature,
-      do_sample: o.temperature > 0,
-      top_p: o.topP,
-      top_k: o.topK,
-      seed: o.seed,
+      max_new_tokens: options.maxNewTokens,
+      temperature: options.temperature,
+      do_sample: options.temperature > 0,
+      top_p: options.topP,
+      top_k: options.topK,
+      seed: options.seed,
     },
     filters: {
-      max_rationale_chars: o.maxRationaleChars,
-      keep_truncated: o.keepTruncated,
+      max_rationale_chars: options.maxRationaleChars,
+      keep_truncated: options.keepTruncated,
       prefers_rejected: 'lexical check, see README "Rationales for any dataset"',
       reasons: [...FILTER_REASONS],
     },
-    format: o.format,
+    format: options.format,
     splits: { ...(existing?.splits ?? {}) },
   };
 
   try {
     for (const w of todo) {
-      const done = await runSplit(w, { out, o, generator, template, filters, signal, ev, say, redact });
+      const done = await runSplit(w, { out, o: options, generator, template, filters, signal, ev, say, redact });
       written[w.split] = done.summary;
       sidecar.splits[w.split] = done.summary;
       // The record (with the file's sha256) goes first: the file it names is then provably rpo's

@@ -73,27 +73,27 @@ export function writeFailure(err: unknown, fallbackFile: string): Error {
  * Writes `<runDir>/LATEST/` (and `step-N/`) atomically; returns the LATEST path. On any failure
  * the temp directory is removed and the previous checkpoint is left as it was.
  */
-export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> {
-  mkdirSync(o.runDir, { recursive: true });
-  const tmp = path.join(o.runDir, `.checkpoint.tmp-${process.pid}`);
-  const stepDir = path.join(o.runDir, `step-${o.state.step}`);
+export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<string> {
+  mkdirSync(options.runDir, { recursive: true });
+  const tmp = path.join(options.runDir, `.checkpoint.tmp-${process.pid}`);
+  const stepDir = path.join(options.runDir, `step-${options.state.step}`);
   const stepTmp = `${stepDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
     mkdirSync(tmp);
-    if (o.adapter) await saveAdapter(o.model, tmp, { lora: o.adapter.shape, baseModel: o.adapter.baseModel });
-    else await saveModel(o.model, tmp, { configExtras: o.configExtras ?? {} });
+    if (options.adapter) await saveAdapter(options.model, tmp, { lora: options.adapter.shape, baseModel: options.adapter.baseModel });
+    else await saveModel(options.model, tmp, { configExtras: options.configExtras ?? {} });
     const copy = (dir: string, names: readonly string[]) => {
       for (const name of names) {
         const src = path.join(dir, name);
         if (existsSync(src)) copyFileSync(src, path.join(tmp, name));
       }
     };
-    copy(o.tokenizerDir, TOKENIZER_FILES);
-    copy(o.modelDir, MODEL_FILES);
-    await o.trainer.saveState(path.join(tmp, OPTIMIZER_STATE));
-    writeFileAtomic(path.join(tmp, TRAINER_STATE), [Buffer.from(JSON.stringify(o.state, null, 2) + '\n')]);
-    if (o.keepStepCopy) {
+    copy(options.tokenizerDir, TOKENIZER_FILES);
+    copy(options.modelDir, MODEL_FILES);
+    await options.trainer.saveState(path.join(tmp, OPTIMIZER_STATE));
+    writeFileAtomic(path.join(tmp, TRAINER_STATE), [Buffer.from(JSON.stringify(options.state, null, 2) + '\n')]);
+    if (options.keepStepCopy) {
       // Hard links: a second directory entry for each file, no second copy of the weights.
       rmSync(stepTmp, { recursive: true, force: true });
       mkdirSync(stepTmp);
@@ -108,8 +108,8 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
   }
   // Either LATEST or LATEST.prev is complete at every instant. A run killed between the two
   // renames leaves only LATEST.prev: then LATEST.prev is kept until the new LATEST is in place.
-  const latest = path.join(o.runDir, LATEST);
-  const previous = path.join(o.runDir, PREVIOUS);
+  const latest = path.join(options.runDir, LATEST);
+  const previous = path.join(options.runDir, PREVIOUS);
   if (existsSync(latest)) {
     rmSync(previous, { recursive: true, force: true });
     renameSync(latest, previous);

@@ -1,55 +1,35 @@
-// `rpo train`: the run loop. TS owns the schedule (learning rate per step, accumulation
+// `rpo train`: the run loop (the engine it drives: engine.ts). TS owns the schedule (learning rate per step, accumulation
 // boundaries, when to evaluate, log and checkpoint); the engine owns every tensor.
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-import {
-  engineLossConfig,
-  engineOptimizer,
-  lossUsesReference,
-  precisionDtype,
-  precisionNotices,
-  resolvePrecision,
-  saveConfig,
-  type RunConfig,
-} from '../config/index.js';
-import { epochOrder, examplesPerEpoch, makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import { engineLossConfig, saveConfig, type RunConfig } from '../config/index.js';
+import { epochOrder, examplesPerEpoch, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+import { microBatchSizes } from '../data/batch/micro_batches.js';
 import { peakRssBytes } from '../memory.js';
+import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { loadHfConfig } from '../model/config.js';
-import { loadModel } from '../model/io.js';
-import { Model, Trainer, evaluateLoss, setCpuGemmBackend, setNumThreads, type LossConfig, type StepResult } from '../native.js';
+import { setCpuGemmBackend, setNumThreads, type StepResult } from '../native.js';
 import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
 import { distEnv } from '../parallel/env.js';
-import { GradSync, ZeroShard } from '../parallel/native.js';
-import { computeReferenceTableSharded } from '../parallel/reference.js';
-import { refuseUnsupportedDataParallel } from '../parallel/support.js';
-import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, OPTIMIZER_STATE, type TrainerState } from './checkpoint.js';
-import { buildRunData, dataFingerprint, loadDatasetRows, type RunData } from './data.js';
-import { adapterBaseModel, loadLoraPolicy, type AdapterShape } from './lora.js';
-import { isAdapterDir } from '../model/lora.js';
-import { MetricAverager, MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
-import {
-  examplesFingerprint,
-  readReferenceCache,
-  referenceCacheKey,
-  referenceForBatch,
-  weightsFingerprint,
-  writeReferenceCache,
-  type ReferenceTable,
-} from './reference_cache.js';
-import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
-import { microBatchSizes, scheduledLearningRate } from './schedule.js';
-import { resolveDevice } from './device.js';
-import { evaluateSplit, usable } from './evaluate.js';
-import { NonFiniteError } from './nonfinite.js';
-import { RunWatch } from './watch.js';
 import { sampleSharded } from '../parallel/sampling.js';
+import { refuseUnsupportedDataParallel } from '../parallel/support.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
-import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps, type RunLock } from './run_dir.js';
+import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { csftExamples, csftRunModel } from './csft.js';
-import { isUnpairedItem, unpairedEpochOrder, unpairedEvalBatches, unpairedItems, unpairedMicroBatches } from './unpaired.js';
-
+import { buildRunData, dataFingerprint, loadDatasetRows, type RunData } from './data.js';
+import { resolveDevice } from './device.js';
+import { buildEngine, disposeEngine, lossMetricNames, type Engine } from './engine.js';
+import { evaluateSplit, usable } from './evaluate.js';
+import { adapterBaseModel } from './lora.js';
+import { MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
+import { NonFiniteError } from './nonfinite.js';
+import { referenceForBatch } from './reference_cache.js';
+import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps, type RunLock } from './run_dir.js';
+import { scheduledLearningRate } from './schedule.js';
+import { isUnpairedItem, unpairedEpochOrder, unpairedItems, unpairedMicroBatches } from './unpaired.js';
+import { RunWatch } from './watch.js';
 
 export interface TrainEvents {
   /** Every metrics.jsonl record, as it is written. */
@@ -78,157 +58,6 @@ export interface TrainResult {
   wallSeconds: number;
   /** Means over the test split at the last evaluation. */
   lastEval: Record<string, number> | null;
-}
-
-/** Cuts a global batch's examples into micro-batches laid out for the engine. */
-export function microBatches(examples: readonly TokenizedExample[], accumulation: number, groups: Groups, padTokenId: number): Batch[] {
-  const out: Batch[] = [];
-  let start = 0;
-  for (const n of microBatchSizes(examples.length, accumulation)) {
-    out.push(makeBatches(examples.slice(start, start + n), { batchSize: n, groups, seed: 0, shuffle: false, padTokenId })[0]!);
-    start += n;
-  }
-  return out;
-}
-
-interface Engine {
-  policy: Model;
-  reference: Model | null;
-  trainer: Trainer;
-  table: ReferenceTable | null;
-  /** Data parallel: sums the gradients over the ranks. */
-  sync: GradSync | null;
-  /** ZeRO-1/2: this rank's share of the optimizer state (and with 2, of the gradients). */
-  zero: ZeroShard | null;
-  /** With LoRA: the adapters' shape, for each checkpoint's adapter_config.json. */
-  adapters: AdapterShape | null;
-}
-
-/** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
-function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
-  const one = { sum: Float64Array.of(-1), mean: Float64Array.of(-1), count: Float64Array.of(1) };
-  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}) };
-  return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
-}
-
-/** loraBase: a LoRA policy whose base (adapters off) gives the reference log-probs. */
-async function referenceTable(config: RunConfig, data: RunData, device: string, events: TrainEvents, par: Parallel, loraBase: Model | null = null): Promise<ReferenceTable> {
-  const examples = [...data.train, ...data.test];
-  const key = referenceCacheKey({
-    weights: weightsFingerprint(data.model.modelDir),
-    dtype: loraBase ? loraBase.dtype : config.model.reference_dtype,
-    examples: examplesFingerprint(examples),
-  });
-  const file = path.join(config.cache_dir, 'reference_logps', `${key}.json`);
-  const found = readReferenceCache(file, key);
-  // Data parallel: the cache is used only when every rank has it (machines need not share a disk).
-  const cached = par.distributed ? ((await par.min([found ? 1 : 0]))[0] === 1 ? found : null) : found;
-  if (cached) {
-    events.onMessage?.(`reference log-probs: reusing ${file}`);
-    return cached;
-  }
-  events.onMessage?.(`reference log-probs: computing for ${examples.length} examples (once; cached as ${file})`);
-  const reference = loraBase ?? (await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }));
-  try {
-    const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
-    const table = await computeReferenceTableSharded(par, reference, usableExamples, {
-      batchSize: config.model.eval_batch_size,
-      padTokenId: data.model.tokenizer.padTokenId ?? 0,
-      chunkTokens: config.chunk_tokens,
-      adapters: loraBase === null,
-    });
-    if (par.isMain) writeReferenceCache(file, key, table);
-    return table;
-  } finally {
-    if (!loraBase) reference.dispose();
-  }
-}
-
-async function buildEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
-  const needsReference = lossUsesReference(config.loss.name);
-  if (resumeFrom && isAdapterDir(resumeFrom) !== config.lora.enabled) {
-    throw new Error(
-      config.lora.enabled
-        ? `resume=${config.resume}: ${resumeFrom} is a full-weights checkpoint, and this run trains LoRA adapters (lora.enabled=true); resume it with lora.enabled=false`
-        : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
-    );
-  }
-  // Data parallel: ppo and LoRA were refused before connecting (refuseUnsupportedDataParallel).
-  if (config.lora.enabled) return buildLoraEngine(config, data, device, resumeFrom, events, par);
-  // Unpaired losses' reference runs live: their KL rows are made per batch.
-  const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par) : null;
-  // `precision` decides the policy's dtype and the optimizer's (auto: by device); the reference
-  // keeps model.reference_dtype.
-  const precision = resolvePrecision(config.precision, device);
-  for (const line of precisionNotices(config, device)) events.onMessage?.(line);
-  const policy = await loadModel(resumeFrom ?? data.model.modelDir, { dtype: precisionDtype(precision), device });
-  // The reference is the starting model (model.load_from or name_or_path), also when resuming.
-  const reference = needsReference && !table ? await loadModel(data.model.modelDir, { dtype: config.model.reference_dtype, device }) : null;
-  const trainer = new Trainer(policy, reference, {
-    loss: engineLossConfig(config.loss),
-    ...engineOptimizer(config),
-    precision,
-    seed: config.seed,
-    activationCheckpointing: config.model.activation_checkpointing,
-    chunkTokens: config.chunk_tokens,
-  });
-  if (resumeFrom) for (const w of await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE))) events.onMessage?.(`warning: ${w}`);
-  const sync = par.group ? new GradSync(policy, par.group) : null;
-  // After loadState: a checkpoint's state is cut down to this rank's share.
-  const stage = par.env?.zero ?? 0;
-  const zero = par.group && stage > 0 ? new ZeroShard(trainer, par.group, stage === 2 ? 2 : 1) : null;
-  // ZeRO-2: gradients reduced to their owners, not all-reduced.
-  if (zero && sync && stage === 2) sync.reduceToOwners(zero);
-  if (zero) await announceZeroPlan(zero, par, events);
-  return { policy, reference, trainer, table, sync, zero, adapters: null };
-}
-
-/** The per-rank optimizer-state plan, printed by rank 0 at start. */
-async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: TrainEvents): Promise<void> {
-  const p = zero.plan;
-  const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
-  const size = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`);
-  const gib = (elements: number) => size(elements * p.stateBytesPerElement);
-  const gradBytes = (elements: number) => size(elements * p.gradBytesPerElement);
-  const grads = p.stage === 2 ? `; gradients ${gradBytes(p.totalNumel)} unsharded, kept after the reduce per rank: ${owned.map((n, r) => `rank ${r} ${gradBytes(n)}`).join(', ')}` : '';
-  events.onMessage?.(`ZeRO-${p.stage}: optimizer state ${gib(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${gib(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}${grads}`);
-}
-
-/**
- * LoRA: the base in the precision's dtype (bf16 under the bf16 precisions) with fp32 adapters,
- * which alone train (fp32 AdamW). No reference model: the base with the adapters off is one.
- */
-async function buildLoraEngine(config: RunConfig, data: RunData, device: string, resumeFrom: string | null, events: TrainEvents, par: Parallel): Promise<Engine> {
-  const precision = resolvePrecision(config.precision, device);
-  const dtype = precisionDtype(precision);
-  events.onMessage?.(`precision: LoRA adapters and their AdamW state in fp32, the frozen base in ${dtype}`);
-  const { policy, shape } = await loadLoraPolicy(config, data.model.modelDir, resumeFrom, { dtype, device });
-  events.onMessage?.(`lora: r=${shape.r} alpha=${shape.alpha} on ${policy.adapterParams().length / 2} linears (${policy.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)} trainable parameters)${resumeFrom ? '' : config.lora.from ? `, from ${config.lora.from}` : ''}`);
-  try {
-    const needsReference = lossUsesReference(config.loss.name);
-    const table = needsReference && config.precompute_reference && !lossIsUnpaired(config.loss.name) ? await referenceTable(config, data, device, events, par, policy) : null;
-    const trainer = new Trainer(policy, null, {
-      loss: engineLossConfig(config.loss),
-      ...engineOptimizer(config),
-      precision: 'fp32',
-      seed: config.seed,
-      activationCheckpointing: config.model.activation_checkpointing,
-      chunkTokens: config.chunk_tokens,
-    });
-    if (resumeFrom) await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE));
-    return { policy, reference: null, trainer, table, sync: null, zero: null, adapters: shape };
-  } catch (err) {
-    policy.dispose();
-    throw err;
-  }
-}
-
-function disposeEngine(e: Engine): void {
-  e.zero?.dispose();
-  e.sync?.dispose();
-  e.trainer.dispose();
-  e.policy.dispose();
-  e.reference?.dispose();
 }
 
 /** Whether `inner` is `outer` or lies inside it. */
@@ -302,7 +131,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
     try {
       const from = held.lock?.tookOverFrom;
       if (from) options.onMessage?.(`took over the lock of a run that is gone (pid ${from.pid} on ${from.host})`);
-      return await trainLocked(config, options, device, started, par);
+      return await trainInRunDir(config, options, device, started, par);
     } finally {
       held.lock?.release();
     }
@@ -311,20 +140,68 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   }
 }
 
-async function trainLocked(config: RunConfig, options: TrainOptions, device: string, started: number, par: Parallel): Promise<TrainResult> {
+/** The examples a run trains and evaluates on, tokenized and selected for its loss. */
+interface TrainingData {
+  run: RunData;
+  groups: Groups;
+  /** The loss trains on each response as an example of its own (lib/train/unpaired.ts). */
+  unpaired: boolean;
+  train: TokenizedExample[];
+  test: TokenizedExample[];
+}
+
+/** How a run walks its data: each epoch's global batches, and the examples and steps in all. */
+interface EpochPlan {
+  batchesOf(epoch: number): TokenizedExample[][];
+  totalExamples: number;
+  totalSteps: number;
+}
+
+/**
+ * One run, its run directory held (rank 0 holds its lock): claim the directory, prepare the
+ * data, start or resume, build the engine, train to the end, hand back what it did.
+ */
+async function trainInRunDir(config: RunConfig, options: TrainOptions, device: string, started: number, par: Parallel): Promise<TrainResult> {
+  const resumeFrom = await claimRunDirAndSaveConfig(config, options, par);
+  const data = await prepareTrainingData(config, options, par, resumeFrom);
+  const state = startOrResume(config, data.run, resumeFrom, options);
+  const plan = planEpochs(config, data);
+  const log = par.isMain ? new MetricsLog(path.join(config.local_run_dir, 'metrics.jsonl')) : null;
+  const engine = await buildEngine(config, data.run, device, resumeFrom, options, par);
+  const run = new TrainingRun(config, options, par, data, plan, engine, state, resumeFrom, log);
+  try {
+    await run.trainToEnd();
+  } finally {
+    try {
+      run.closeWatch();
+    } finally {
+      disposeEngine(engine);
+    }
+  }
+  return run.result(started);
+}
+
+/** Rank 0 claims the run directory (claimRunDir) and saves the config there; every rank learns what it resumes from. */
+async function claimRunDirAndSaveConfig(config: RunConfig, events: TrainEvents, par: Parallel): Promise<string | null> {
   const runDir = config.local_run_dir;
-  const resumeFrom =
+  return (
     (await par.fromMain('resume-from', () => {
-      const found = claimRunDir(config, options);
+      const found = claimRunDir(config, events);
       // The saved config reloads as this run (--config-path): never as an instruction to delete it.
       saveConfig({ ...config, overwrite: false }, path.join(runDir, 'config.yaml'));
       return found ?? '';
-    })) || null;
+    })) || null
+  );
+}
+
+/** Loads and tokenizes the run's data, and selects the examples its loss trains and evaluates on. */
+async function prepareTrainingData(config: RunConfig, events: TrainEvents, par: Parallel, resumeFrom: string | null): Promise<TrainingData> {
+  const runDir = config.local_run_dir;
   const groups = lossGroups(config.loss);
 
   // csft trains from the base model with its control tokens added (lib/train/csft.ts).
   const csft = lossUsesControlTokens(config.loss.name) ? await csftRunModel(config, runDir) : null;
-  const data = await buildRunData(config, { withRationale: groups === 3, onStage: options.onMessage, ...(csft ? { model: csft } : {}) });
+  const data = await buildRunData(config, { withRationale: groups === 3, onStage: events.onMessage, ...(csft ? { model: csft } : {}) });
   // Before the engine's first collective: every rank has the same examples and model shape.
   if (par.distributed) {
     await agree(par, 'data', 'the data or the model', [
@@ -340,229 +217,324 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
   const testExamples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, maxLength) : usable(data.test, groups);
   const dropped = (unpaired || csft ? 2 : 1) * data.train.length - trainExamples.length;
   if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: the prompt, cut to model.max_prompt_length ${config.model.max_prompt_length}, leaves no room for a response within model.max_length ${config.model.max_length}; lower max_prompt_length or raise max_length)`);
-  options.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
+  events.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
+  return { run: data, groups, unpaired, train: trainExamples, test: testExamples };
+}
 
-  let state: TrainerState = {
-    format: 'rpo-trainer-state-1',
-    step: 0,
-    examples: 0,
-    epoch: 0,
-    batchInEpoch: 0,
-    lastEvalExamples: 0,
-    dataFingerprint: data.fingerprint,
-    seed: config.seed,
-    wallSeconds: 0,
-  };
-  if (resumeFrom) {
-    state = readTrainerState(resumeFrom);
-    if (state.dataFingerprint !== data.fingerprint) throw new Error(`resume=${config.resume}: the checkpoint was trained on other data (or another tokenizer, template or length limits) than this run's`);
-    if (state.seed !== config.seed) throw new Error(`resume=${config.resume}: the checkpoint used seed ${state.seed}, this run seed ${config.seed}`);
-    options.onMessage?.(`resuming from ${resumeFrom} at step ${state.step} (${state.examples} examples)`);
-    // The steps after the checkpoint are trained (and logged) again: log each step once.
-    const cut = truncateMetrics(path.join(runDir, 'metrics.jsonl'), state.step);
-    if (cut > 0) options.onMessage?.(`metrics.jsonl: dropped ${cut} records after step ${state.step} (they are trained again)`);
+/** A fresh run's state, or the checkpoint's when resuming (same data and seed; metrics after it cut). */
+function startOrResume(config: RunConfig, data: RunData, resumeFrom: string | null, events: TrainEvents): TrainerState {
+  if (!resumeFrom) {
+    return {
+      format: 'rpo-trainer-state-1',
+      step: 0,
+      examples: 0,
+      epoch: 0,
+      batchInEpoch: 0,
+      lastEvalExamples: 0,
+      dataFingerprint: data.fingerprint,
+      seed: config.seed,
+      wallSeconds: 0,
+    };
   }
-  const startStep = state.step;
+  const state = readTrainerState(resumeFrom);
+  if (state.dataFingerprint !== data.fingerprint) throw new Error(`resume=${config.resume}: the checkpoint was trained on other data (or another tokenizer, template or length limits) than this run's`);
+  if (state.seed !== config.seed) throw new Error(`resume=${config.resume}: the checkpoint used seed ${state.seed}, this run seed ${config.seed}`);
+  events.onMessage?.(`resuming from ${resumeFrom} at step ${state.step} (${state.examples} examples)`);
+  // The steps after the checkpoint are trained (and logged) again: log each step once.
+  const cut = truncateMetrics(path.join(config.local_run_dir, 'metrics.jsonl'), state.step);
+  if (cut > 0) events.onMessage?.(`metrics.jsonl: dropped ${cut} records after step ${state.step} (they are trained again)`);
+  return state;
+}
 
+/** Each epoch's order and the run's length: n_examples, else n_epochs of whole batches. */
+function planEpochs(config: RunConfig, data: TrainingData): EpochPlan {
   const batchSize = config.model.batch_size;
+  const { unpaired, train } = data;
   // drop_last (the seed's batching): an epoch is its whole batches only.
-  const epochBatchesOf = (epoch: number): TokenizedExample[][] =>
+  const batchesOf = (epoch: number): TokenizedExample[][] =>
     unpaired
-      ? unpairedEpochOrder(config.loss.name, trainExamples.filter(isUnpairedItem), { batchSize, seed: config.seed, epoch })
-      : epochOrder(trainExamples, { batchSize, seed: config.seed, epoch, dropLast: config.drop_last });
-  const perEpoch = unpaired ? epochBatchesOf(0).reduce((k, b) => k + b.length, 0) : examplesPerEpoch(trainExamples.length, batchSize, config.drop_last);
-  if (perEpoch === 0) throw new Error(`loss=${config.loss.name}: the ${trainExamples.length} training examples make no full batch of model.batch_size=${batchSize}`);
+      ? unpairedEpochOrder(config.loss.name, train.filter(isUnpairedItem), { batchSize, seed: config.seed, epoch })
+      : epochOrder(train, { batchSize, seed: config.seed, epoch, dropLast: config.drop_last });
+  const perEpoch = unpaired ? batchesOf(0).reduce((k, b) => k + b.length, 0) : examplesPerEpoch(train.length, batchSize, config.drop_last);
+  if (perEpoch === 0) throw new Error(`loss=${config.loss.name}: the ${train.length} training examples make no full batch of model.batch_size=${batchSize}`);
   const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * perEpoch;
-  const totalSteps = Math.ceil(totalExamples / batchSize);
-  const padTokenId = data.model.tokenizer.padTokenId ?? 0;
-  const tok = data.model.tokenizer;
-  const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
-  const log = par.isMain ? new MetricsLog(path.join(runDir, 'metrics.jsonl')) : null;
-  // TensorBoard, samples and report.html (watch.ts), rank 0 only: created once the engine is.
-  let watch: RunWatch | null = null;
-  const emit = (record: MetricRecord) => {
-    log?.append(record);
-    watch?.record(record);
-    options.onLog?.(record);
-  };
+  return { batchesOf, totalExamples, totalSteps: Math.ceil(totalExamples / batchSize) };
+}
 
-  const engine = await buildEngine(config, data, device, resumeFrom, options, par);
-  // The metric names every rank sends in one fixed order (data parallel only).
-  const metricNames = par.distributed ? lossMetricNames(engineLossConfig(config.loss), groups) : [];
-  let lastEval: Record<string, number> | null = null;
-  let sampleRows: { prompt: SamplePrompt; chosen: string }[] = [];
-  let evalCalls = 0;
-  const evaluate = async () => {
-    if (testExamples.length === 0) return;
-    const t0 = Date.now();
-    lastEval = await evaluateSplit(engine.trainer, testExamples, {
-      batchSize: config.model.eval_batch_size,
-      groups,
-      padTokenId,
-      table: engine.table,
-      ...(unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
-      par,
-      metricNames,
-    });
-    emit({ step: state.step, examples: state.examples, ...lastEval, eval_seconds: (Date.now() - t0) / 1000 });
-    // Data parallel: every rank generates its share of the samples; rank 0 gets them all.
-    const sampled = par.distributed && sampleRows.length > 0
-      ? await sampleSharded(par, { config, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir }, sampleRows.map((r) => r.prompt), `eval-${evalCalls++}`)
-      : null;
-    await watch?.evaluated(state.step, state.examples, sampled ?? undefined);
-  };
-  let checkpoint: string | null = resumeFrom;
-  const save = async (keepStepCopy: boolean) => {
-    // No checkpoint before this run's first optimizer step: it would hold nothing new, and a
-    // fresh run stopped at once must not leave an untrained "LATEST" behind.
-    if (config.debug || state.step === startStep) return;
-    // ZeRO-1: rank 0 collects the other shards, writes the one-process state file, drops them.
-    if (engine.zero) await engine.zero.gatherState();
-    if (!par.isMain) return;
-    state.wallSeconds += (Date.now() - segmentStart) / 1000;
-    segmentStart = Date.now();
-    const adapter = engine.adapters ? { shape: engine.adapters, baseModel: adapterBaseModel(config) } : undefined;
-    checkpoint = await saveCheckpoint({ runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: data.model.tokenizerDir, modelDir: data.model.modelDir, configExtras, keepStepCopy, adapter });
-    if (engine.zero) await engine.zero.releaseState();
-    options.onMessage?.(`checkpoint: ${checkpoint} (step ${state.step})`);
-  };
+/** One global batch's sums on this rank, before the reduction over the ranks. */
+interface LocalStep {
+  local: StepTotals;
+  /** The first non-finite micro-step here (data parallel: reported once the ranks agree). */
+  badLoss: { loss: number; ids: string[] } | null;
+  /** Data parallel: the wait for the gradient all-reduce after the last backward. */
+  commWaitSeconds: number | null;
+}
 
-  let segmentStart = Date.now();
-  let interrupted = false;
-  let completed = false;
-  let stepsThisCall = 0;
-  let stopAgreed = false;
-  try {
+/**
+ * A run in progress: the step loop, its evaluations and checkpoints, the metrics it writes.
+ * `state` is what a checkpoint saves; the rest lives as long as this call.
+ */
+class TrainingRun {
+  lastEval: Record<string, number> | null = null;
+  private checkpoint: string | null;
+  private interrupted = false;
+  private completed = false;
+  private stepsThisCall = 0;
+  private stopAgreed = false;
+  private segmentStart = Date.now();
+  // TensorBoard, samples and report.html (watch.ts), rank 0 only.
+  private watch: RunWatch | null = null;
+  private sampleRows: { prompt: SamplePrompt; chosen: string }[] = [];
+  private evalCalls = 0;
+  private readonly startStep: number;
+  private readonly runDir: string;
+  private readonly padTokenId: number;
+  /** The metric names every rank sends in one fixed order (data parallel only). */
+  private readonly metricNames: string[];
+
+  constructor(
+    private readonly config: RunConfig,
+    private readonly options: TrainOptions,
+    private readonly par: Parallel,
+    private readonly data: TrainingData,
+    private readonly plan: EpochPlan,
+    private readonly engine: Engine,
+    private readonly state: TrainerState,
+    private readonly resumeFrom: string | null,
+    private readonly log: MetricsLog | null,
+  ) {
+    this.checkpoint = resumeFrom;
+    this.startStep = state.step;
+    this.runDir = config.local_run_dir;
+    this.padTokenId = data.run.model.tokenizer.padTokenId ?? 0;
+    this.metricNames = par.distributed ? lossMetricNames(engineLossConfig(config.loss), data.groups) : [];
+  }
+
+  /** The first evaluation, the steps, the last evaluation and the final checkpoint. */
+  async trainToEnd(): Promise<void> {
+    const { config, state, data } = this;
     // Every rank: a data-parallel run's samples are generated by all ranks (lib/parallel/sampling.ts).
     // The first n_eval_model_samples test prompts, formatted as training formats them (turns, each dataset's cleaning).
-    sampleRows = config.sample_during_eval
+    this.sampleRows = config.sample_during_eval
       ? (await loadDatasetRows(config, 'test'))
           .flatMap((d) => d.rows.map((r) => ({ prompt: rowPrompt(r, d.traits.remove_extra_spaces), chosen: r.chosen })))
           .slice(0, config.n_eval_model_samples)
       : [];
-    if (par.isMain) watch = new RunWatch({ config, runDir, policy: engine.policy, tokenizer: data.model.tokenizer, modelDir: data.model.modelDir, sampleRows, resumed: resumeFrom !== null && isWithin(resumeFrom, runDir), startStep });
-    if (config.do_first_eval && state.step === 0) await evaluate();
+    if (this.par.isMain) {
+      const run = data.run;
+      this.watch = new RunWatch({ config, runDir: this.runDir, policy: this.engine.policy, tokenizer: run.model.tokenizer, modelDir: run.model.modelDir, sampleRows: this.sampleRows, resumed: this.resumeFrom !== null && isWithin(this.resumeFrom, this.runDir), startStep: this.startStep });
+    }
+    if (config.do_first_eval && state.step === 0) await this.evaluate();
+    await this.trainSteps();
+    if (!this.interrupted && data.test.length > 0 && state.lastEvalExamples !== state.examples) {
+      state.lastEvalExamples = state.examples;
+      await this.evaluate();
+    }
+    await this.save(false);
+    this.completed = true;
+  }
+
+  /** Optimizer steps until the run's examples are trained or it is stopped; evaluates (and saves) every eval_every examples. */
+  private async trainSteps(): Promise<void> {
+    const { config, state, plan } = this;
     let epochBatches: { epoch: number; order: TokenizedExample[][] } | null = null;
-    while (state.examples < totalExamples) {
-      if ((par.distributed ? stopAgreed : options.signal?.aborted) || (options.stopAfterSteps !== undefined && stepsThisCall >= options.stopAfterSteps)) {
-        interrupted = true;
+    while (state.examples < plan.totalExamples) {
+      if (this.stopRequested()) {
+        this.interrupted = true;
         break;
       }
       if (!epochBatches || epochBatches.epoch !== state.epoch) {
         // The epoch's order is a function of (seed, epoch) alone, the same shuffle makeBatches
         // does: a resumed run sees the same batches. Only the order is needed here; each global
         // batch is laid out as micro-batches when it is trained.
-        epochBatches = { epoch: state.epoch, order: epochBatchesOf(state.epoch) };
+        epochBatches = { epoch: state.epoch, order: plan.batchesOf(state.epoch) };
       }
       if (state.batchInEpoch >= epochBatches.order.length) {
         state.epoch += 1;
         state.batchInEpoch = 0;
         continue;
       }
-      let examples = epochBatches.order[state.batchInEpoch]!;
-      examples = examples.slice(0, totalExamples - state.examples);
-      const t0 = Date.now();
-      const local: StepTotals = { lossSum: 0, tokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
-      let badLoss: { loss: number; ids: string[] } | null = null;
-      // This rank's micro-batches (all of them in a single process).
-      const accumulation = config.model.gradient_accumulation_steps;
-      // Unpaired: KL rows pair examples across the whole global batch, so every rank lays out
-      // the global batch as one process would and keeps its own micro-batches.
-      const micros = unpaired
-        ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, accumulation * par.worldSize), {
-            padTokenId,
-            maxLength: config.model.max_length,
-          }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
-        : par.microBatches(examples, accumulation, groups, padTokenId);
-      // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
-      // micro-batch's gradient-free pass first.
-      if (lossHasValueHead(config.loss.name)) await engine.trainer.ppoPrepare(micros);
-      for (const [i, micro] of micros.entries()) {
-        // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
-        if (i === micros.length - 1) engine.sync?.arm();
-        const r: StepResult = await engine.trainer.microStep(micro, {
-          nPairs: micro.nPairs,
-          scale: micro.nPairs / examples.length,
-          reference: engine.table ? referenceForBatch(engine.table, micro.exampleIds) : undefined,
-        });
-        if (!r.finite) {
-          // Ranks stop together: the NaN is reported after the step's reduction below.
-          if (!par.distributed) throw new NonFiniteError(state.step, micro.exampleIds, `non-finite loss (${r.loss})`);
-          local.nonFinite += 1;
-          badLoss ??= { loss: r.loss, ids: micro.exampleIds };
-        }
-        for (const [k, v] of Object.entries(r.metrics)) local.metricSums[k] = (local.metricSums[k] ?? 0) + v * micro.nPairs;
-        local.pairs += micro.nPairs;
-        local.lossSum += r.loss * micro.nPairs;
-        local.tokens += r.tokens;
-      }
-      let commWaitSeconds: number | null = null;
-      if (engine.sync) {
-        if (micros.length === 0) engine.sync.arm();
-        commWaitSeconds = (await engine.sync.finish()).waitSeconds;
-      }
-      local.stop = options.signal?.aborted ? 1 : 0;
-      local.peakMemoryBytes = peakRssBytes() ?? 0;
-      local.seconds = (Date.now() - t0) / 1000;
-      const totals = await par.reduceStep(local, metricNames);
-      if (totals.stop > 0) stopAgreed = true;
-      if (totals.nonFinite > 0) {
-        throw new NonFiniteError(state.step, badLoss?.ids ?? examples.map((e) => e.id), badLoss ? `non-finite loss (${badLoss.loss})` : `non-finite loss on another rank (${totals.nonFinite} micro-batches)`);
-      }
-      const means = Object.fromEntries(Object.entries(totals.metricSums).map(([k, v]) => [k, v / totals.pairs]));
-      const tokens = totals.tokens;
-      const lossSum = totals.lossSum;
-      const lr = scheduledLearningRate(config, state.step, totalSteps);
-      const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
-      // ZeRO-1: each parameter updated by its owner reaches every rank.
-      if (engine.zero) await engine.zero.broadcastParams();
-      if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
-      const seconds = par.distributed ? Math.max(totals.seconds, (Date.now() - t0) / 1000) : (Date.now() - t0) / 1000;
-      state.step += 1;
-      state.examples += examples.length;
-      state.batchInEpoch += 1;
-      stepsThisCall += 1;
-      emit({
-        step: state.step,
-        examples: state.examples,
-        epoch: state.epoch,
-        ...means,
-        loss: lossSum / examples.length,
-        grad_norm: gradNorm,
-        learning_rate: lr,
-        tokens_per_second: tokens / Math.max(seconds, 1e-9),
-        step_seconds: seconds,
-        peak_memory_bytes: par.distributed ? totals.peakMemoryBytes : peakRssBytes(),
-        ...(commWaitSeconds !== null ? { comm_wait_seconds: commWaitSeconds } : {}),
-      });
-      options.onStep?.({ step: state.step, totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9) });
+      const examples = epochBatches.order[state.batchInEpoch]!.slice(0, plan.totalExamples - state.examples);
+      await this.trainGlobalBatch(examples);
       if (state.examples - state.lastEvalExamples >= config.eval_every) {
         state.lastEvalExamples = state.examples;
-        await evaluate();
-        if (config.intermediate_checkpoints) await save(true);
+        await this.evaluate();
+        if (config.intermediate_checkpoints) await this.save(true);
       }
     }
-    if (!interrupted && testExamples.length > 0 && state.lastEvalExamples !== state.examples) {
-      state.lastEvalExamples = state.examples;
-      await evaluate();
-    }
-    await save(false);
-    completed = true;
-  } finally {
-    try {
-      watch?.close(completed && !interrupted);
-    } finally {
-      disposeEngine(engine);
-    }
   }
-  return {
-    runDir,
-    checkpoint,
-    step: state.step,
-    totalSteps,
-    examples: state.examples,
-    interrupted,
-    wallSeconds: (Date.now() - started) / 1000,
-    lastEval,
-  };
+
+  /** Interrupted (data parallel: once every rank has heard of it), or at the test limit stopAfterSteps. */
+  private stopRequested(): boolean {
+    const { options } = this;
+    return (this.par.distributed ? this.stopAgreed : options.signal?.aborted === true) || (options.stopAfterSteps !== undefined && this.stepsThisCall >= options.stopAfterSteps);
+  }
+
+  /** One optimizer step on a global batch: its micro-steps, the reduction over the ranks, the update, the log. */
+  private async trainGlobalBatch(examples: TokenizedExample[]): Promise<void> {
+    const { config, state, engine, par } = this;
+    const t0 = Date.now();
+    const { local, badLoss, commWaitSeconds } = await this.accumulateGradients(examples);
+    const totals = await this.reduceOverRanks(local, badLoss, examples, t0);
+    const means = Object.fromEntries(Object.entries(totals.metricSums).map(([k, v]) => [k, v / totals.pairs]));
+    const tokens = totals.tokens;
+    const lossSum = totals.lossSum;
+    const lr = scheduledLearningRate(config, state.step, this.plan.totalSteps);
+    const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
+    // ZeRO-1: each parameter updated by its owner reaches every rank.
+    if (engine.zero) await engine.zero.broadcastParams();
+    if (!Number.isFinite(gradNorm)) throw new NonFiniteError(state.step, examples.map((e) => e.id), `non-finite gradient norm (${gradNorm})`);
+    const seconds = par.distributed ? Math.max(totals.seconds, (Date.now() - t0) / 1000) : (Date.now() - t0) / 1000;
+    state.step += 1;
+    state.examples += examples.length;
+    state.batchInEpoch += 1;
+    this.stepsThisCall += 1;
+    this.emit({
+      step: state.step,
+      examples: state.examples,
+      epoch: state.epoch,
+      ...means,
+      loss: lossSum / examples.length,
+      grad_norm: gradNorm,
+      learning_rate: lr,
+      tokens_per_second: tokens / Math.max(seconds, 1e-9),
+      step_seconds: seconds,
+      peak_memory_bytes: par.distributed ? totals.peakMemoryBytes : peakRssBytes(),
+      ...(commWaitSeconds !== null ? { comm_wait_seconds: commWaitSeconds } : {}),
+    });
+    this.options.onStep?.({ step: state.step, totalSteps: this.plan.totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9) });
+  }
+
+  /** This rank's micro-steps of a global batch: forward and backward each, gradients summed. */
+  private async accumulateGradients(examples: TokenizedExample[]): Promise<LocalStep> {
+    const { engine, state, par } = this;
+    const local: StepTotals = { lossSum: 0, tokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
+    let badLoss: LocalStep['badLoss'] = null;
+    const micros = this.microBatchesOf(examples);
+    // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
+    // micro-batch's gradient-free pass first.
+    if (lossHasValueHead(this.config.loss.name)) await engine.trainer.ppoPrepare(micros);
+    for (const [i, micro] of micros.entries()) {
+      // The last micro-step's backward launches the gradient all-reduce bucket by bucket.
+      if (i === micros.length - 1) engine.sync?.arm();
+      const r: StepResult = await engine.trainer.microStep(micro, {
+        nPairs: micro.nPairs,
+        scale: micro.nPairs / examples.length,
+        reference: engine.table ? referenceForBatch(engine.table, micro.exampleIds) : undefined,
+      });
+      if (!r.finite) {
+        // Ranks stop together: the NaN is reported after the step's reduction below.
+        if (!par.distributed) throw new NonFiniteError(state.step, micro.exampleIds, `non-finite loss (${r.loss})`);
+        local.nonFinite += 1;
+        badLoss ??= { loss: r.loss, ids: micro.exampleIds };
+      }
+      for (const [k, v] of Object.entries(r.metrics)) local.metricSums[k] = (local.metricSums[k] ?? 0) + v * micro.nPairs;
+      local.pairs += micro.nPairs;
+      local.lossSum += r.loss * micro.nPairs;
+      local.tokens += r.tokens;
+    }
+    let commWaitSeconds: number | null = null;
+    if (engine.sync) {
+      if (micros.length === 0) engine.sync.arm();
+      commWaitSeconds = (await engine.sync.finish()).waitSeconds;
+    }
+    return { local, badLoss, commWaitSeconds };
+  }
+
+  /** This rank's micro-batches of a global batch (all of them in a single process). */
+  private microBatchesOf(examples: TokenizedExample[]): Batch[] {
+    const { config, par } = this;
+    const accumulation = config.model.gradient_accumulation_steps;
+    // Unpaired: KL rows pair examples across the whole global batch, so every rank lays out
+    // the global batch as one process would and keeps its own micro-batches.
+    return this.data.unpaired
+      ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, accumulation * par.worldSize), {
+          padTokenId: this.padTokenId,
+          maxLength: config.model.max_length,
+        }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
+      : par.microBatches(examples, accumulation, this.data.groups, this.padTokenId);
+  }
+
+  /**
+   * The data-parallel reduction: sums (maxima for memory and seconds) of a step over the ranks,
+   * and their agreement to stop (a signal on any rank) or to fail (a non-finite loss on any).
+   */
+  private async reduceOverRanks(local: StepTotals, badLoss: LocalStep['badLoss'], examples: TokenizedExample[], t0: number): Promise<StepTotals> {
+    local.stop = this.options.signal?.aborted ? 1 : 0;
+    local.peakMemoryBytes = peakRssBytes() ?? 0;
+    local.seconds = (Date.now() - t0) / 1000;
+    const totals = await this.par.reduceStep(local, this.metricNames);
+    if (totals.stop > 0) this.stopAgreed = true;
+    if (totals.nonFinite > 0) {
+      throw new NonFiniteError(this.state.step, badLoss?.ids ?? examples.map((e) => e.id), badLoss ? `non-finite loss (${badLoss.loss})` : `non-finite loss on another rank (${totals.nonFinite} micro-batches)`);
+    }
+    return totals;
+  }
+
+  /** The test split's metrics (logged), and with sample_during_eval, its samples. */
+  private async evaluate(): Promise<void> {
+    const { config, state, engine, par, data } = this;
+    if (data.test.length === 0) return;
+    const t0 = Date.now();
+    this.lastEval = await evaluateSplit(engine.trainer, data.test, {
+      batchSize: config.model.eval_batch_size,
+      groups: data.groups,
+      padTokenId: this.padTokenId,
+      table: engine.table,
+      ...(data.unpaired ? { unpaired: { loss: config.loss.name, maxLength: config.model.max_length } } : {}),
+      par,
+      metricNames: this.metricNames,
+    });
+    this.emit({ step: state.step, examples: state.examples, ...this.lastEval, eval_seconds: (Date.now() - t0) / 1000 });
+    // Data parallel: every rank generates its share of the samples; rank 0 gets them all.
+    const sampled = par.distributed && this.sampleRows.length > 0
+      ? await sampleSharded(par, { config, policy: engine.policy, tokenizer: data.run.model.tokenizer, modelDir: data.run.model.modelDir }, this.sampleRows.map((r) => r.prompt), `eval-${this.evalCalls++}`)
+      : null;
+    await this.watch?.evaluated(state.step, state.examples, sampled ?? undefined);
+  }
+
+  /** A checkpoint of the run (rank 0 writes it); keepStepCopy: also as step-N beside LATEST. */
+  private async save(keepStepCopy: boolean): Promise<void> {
+    const { config, state, engine, par } = this;
+    // No checkpoint before this run's first optimizer step: it would hold nothing new, and a
+    // fresh run stopped at once must not leave an untrained "LATEST" behind.
+    if (config.debug || state.step === this.startStep) return;
+    // ZeRO-1: rank 0 collects the other shards, writes the one-process state file, drops them.
+    if (engine.zero) await engine.zero.gatherState();
+    if (!par.isMain) return;
+    state.wallSeconds += (Date.now() - this.segmentStart) / 1000;
+    this.segmentStart = Date.now();
+    const adapter = engine.adapters ? { shape: engine.adapters, baseModel: adapterBaseModel(config) } : undefined;
+    const tok = this.data.run.model.tokenizer;
+    const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
+    this.checkpoint = await saveCheckpoint({ runDir: this.runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: this.data.run.model.tokenizerDir, modelDir: this.data.run.model.modelDir, configExtras, keepStepCopy, adapter });
+    if (engine.zero) await engine.zero.releaseState();
+    this.options.onMessage?.(`checkpoint: ${this.checkpoint} (step ${state.step})`);
+  }
+
+  /** A metrics.jsonl record: to the log, the watch and the caller. */
+  private emit(record: MetricRecord): void {
+    this.log?.append(record);
+    this.watch?.record(record);
+    this.options.onLog?.(record);
+  }
+
+  /** Closes TensorBoard and report.html: complete only when the run trained to its end. */
+  closeWatch(): void {
+    this.watch?.close(this.completed && !this.interrupted);
+  }
+
+  result(started: number): TrainResult {
+    const { state } = this;
+    return {
+      runDir: this.runDir,
+      checkpoint: this.checkpoint,
+      step: state.step,
+      totalSteps: this.plan.totalSteps,
+      examples: state.examples,
+      interrupted: this.interrupted,
+      wallSeconds: (Date.now() - started) / 1000,
+      lastEval: this.lastEval,
+    };
+  }
 }

@@ -1,4 +1,5 @@
-// The learning-rate schedule and batch arithmetic (docs/design.md "Schedule").
+// The learning-rate schedule and batch arithmetic (docs/design.md "Schedule"); a global
+// batch's micro-batch sizes are lib/data/batch/micro_batches.ts.
 import type { LrSchedulerType } from '../config/index.js';
 
 /** Linear warmup then constant: lr · min(1, (step + 1) / (warmup_steps + 1)), step from 0. */
@@ -34,18 +35,6 @@ export function scheduledLearningRate(config: ScheduleConfig, step: number, tota
   // cosine, num_cycles 0.5: half a cosine from lr down to 0 over the steps after warmup.
   const progress = (step - warmup) / decaySteps;
   return config.lr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * 0.5 * 2 * progress)));
-}
-
-/**
- * Splits a global batch of `pairs` into `accumulation` micro-batches of near-equal size and
- * returns their sizes; the loss of each is scaled by its size / pairs so the accumulated
- * gradient equals the full batch's mean.
- */
-export function microBatchSizes(pairs: number, accumulation: number): number[] {
-  const n = Math.max(1, Math.min(accumulation, pairs));
-  const base = Math.floor(pairs / n);
-  const extra = pairs % n;
-  return Array.from({ length: n }, (_, i) => base + (i < extra ? 1 : 0));
 }
 
 /** Optimizer steps in a run of `examples` training examples at `batchSize` pairs per step. */

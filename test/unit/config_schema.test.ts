@@ -201,11 +201,11 @@ describe('seed keys: accepted, mapped or noticed', () => {
   it('ignored keys at their defaults make no notice; changed ones make one line each', () => {
     const { notices } = validate({ use_fsdp: true, fsdp_port: 12355, 'wandb.enabled': true, trainer: 'FSDPTrainer', 'model.fsdp_policy_mp': 'bfloat16' });
     expect(notices).toEqual([
-      'ignored: use_fsdp=true (rpo trains on one device)',
-      'ignored: fsdp_port=12355 (rpo trains on one device)',
+      'ignored: use_fsdp=true (no FSDP: rpo launch shards by data parallelism and ZeRO-1/2)',
+      'ignored: fsdp_port=12355 (no FSDP: rpo launch shards by data parallelism and ZeRO-1/2)',
       'ignored: wandb.enabled=true (rpo does not log to Weights & Biases; metrics go to the run directory)',
       'ignored: trainer="FSDPTrainer" (the loss name picks the training step)',
-      'ignored: model.fsdp_policy_mp="bfloat16" (rpo trains on one device)',
+      'ignored: model.fsdp_policy_mp="bfloat16" (no FSDP: rpo launch shards by data parallelism and ZeRO-1/2)',
     ]);
   });
 
