@@ -15,22 +15,9 @@ import type { Dtype, GenerateOptions, InitOptions, LogpOptions, LoraOptions, Los
 export type * from './gen/options.js';
 
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
-export interface TensorSpec {
-  name: string;
-  file: string;
-  dtype: string;
-  shape: number[];
-  begin: number;
-  end: number;
-}
-
-export interface ParamInfo {
-  name: string;
-  /** safetensors dtype: F32, BF16, F16 */
-  dtype: string;
-  shape: number[];
-  nbytes: number;
-}
+// A safetensors file's tensors and parameters: declared beside the file format's reader.
+export type { ParamInfo, TensorSpec } from './model/safetensors.js';
+import type { ParamInfo, TensorSpec } from './model/safetensors.js';
 
 /**
  * Rows of token ids padded to seqLen, row-major. lossMask[r*seqLen + t] = 1 marks token t of

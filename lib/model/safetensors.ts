@@ -9,8 +9,25 @@
 // exactly, without gaps or overlaps.
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { ParamInfo, TensorSpec } from '../native.js';
 import { writeFileAtomic } from '../util/files.js';
+
+/** One tensor of a safetensors file, as the engine reads it (its byte range checked here first). */
+export interface TensorSpec {
+  name: string;
+  file: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface ParamInfo {
+  name: string;
+  /** safetensors dtype: F32, BF16, F16 */
+  dtype: string;
+  shape: number[];
+  nbytes: number;
+}
 
 /** Bytes per element of every dtype the safetensors spec names (sub-byte F4/F6 excluded). */
 const DTYPE_BYTES: ReadonlyMap<string, number> = new Map([
