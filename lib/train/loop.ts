@@ -24,7 +24,7 @@ import { NonFiniteError } from './nonfinite.js';
 import { referenceForBatch } from './reference_cache.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps } from './run_dir.js';
 import { scheduledLearningRate } from './schedule.js';
-import { addPositions, batchPositions, bf16Peak, modelFlopsUtilization, NO_POSITIONS, paddingFraction, stepFlops, type FlopModel, type Positions } from './throughput.js';
+import { addPositions, batchPositions, bf16Peak, flopModel, modelFlopsUtilization, NO_POSITIONS, paddingFraction, stepFlops, type FlopModel, type Positions } from './throughput.js';
 import { RunWatch } from './watch.js';
 
 export interface TrainEvents {
@@ -284,13 +284,7 @@ class TrainingRun {
       if (this.par.isMain) this.options.onMessage?.('mfu: not logged (no bf16 peak: set bf16_peak_tflops or RPO_BF16_PEAK_TFLOPS to the GPU\'s bf16 TFLOP/s; python3 bench/gpu/peak_matmul.py measures it)');
       return null;
     }
-    const base = engine.policy.numParameters;
-    const adapters = engine.adapters ? engine.policy.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0) : 0;
-    const ppo = config.loss.name === 'ppo';
-    return {
-      flops: { params: base + adapters, trainableParams: engine.adapters ? adapters : base, trainedPasses: ppo ? (config.loss.ppo_epochs ?? 1) : 1, extraForwards: ppo ? 1 : 0 },
-      peakTflops: peak.tflops,
-    };
+    return { flops: flopModel(engine.policy, engine.adapters !== null, config.loss), peakTflops: peak.tflops };
   }
 
   /** The first evaluation, the steps, the last evaluation and the final checkpoint. */

@@ -11,6 +11,7 @@
 // A live reference model runs on the response rows only and pads as they do.
 import { ConfigError } from '../config/index.js';
 import { ROW_KIND, type Batch } from '../data/batch/index.js';
+import type { LossName, Model } from '../native.js';
 
 /** What a micro-batch makes the engine compute, in token positions. */
 export interface Positions {
@@ -60,6 +61,17 @@ export interface FlopModel {
   trainedPasses: number;
   /** Gradient-free policy forwards over each micro-batch (ppo's preparing pass: 1; else 0). */
   extraForwards: number;
+}
+
+/**
+ * A run's FlopModel: its policy's parameters (with LoRA, `lora`, the adapters are the ones that
+ * train) and its loss's passes (ppo: ppo_epochs trained passes after one gradient-free forward).
+ */
+export function flopModel(policy: Pick<Model, 'numParameters' | 'adapterParams'>, lora: boolean, loss: { name: LossName; ppo_epochs: number | null }): FlopModel {
+  const base = policy.numParameters; // the model's own weights, adapters not included
+  const adapters = lora ? policy.adapterParams().reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0) : 0;
+  const ppo = loss.name === 'ppo';
+  return { params: base + adapters, trainableParams: lora ? adapters : base, trainedPasses: ppo ? (loss.ppo_epochs ?? 1) : 1, extraForwards: ppo ? 1 : 0 };
 }
 
 /**
