@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseHfConfig } from '../../lib/model/config.js';
 import type { ModelConfig, RowBatch } from '../../lib/native.js';
+import { PEAK_ENV } from '../../lib/train/throughput.js';
 import { mulberry32 } from '../../lib/util/random.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -63,7 +64,7 @@ export function python(): string {
  * on the CPU.
  */
 export function bf16PeakTflops(given: string | undefined, cuda: boolean): { tflops: number | null; source: string } {
-  const v = given ?? process.env.RPO_BF16_PEAK_TFLOPS;
+  const v = given ?? process.env[PEAK_ENV];
   if (v) return { tflops: Number(v), source: 'given' };
   if (!cuda) return { tflops: null, source: 'no GPU' };
   try {

@@ -13,8 +13,8 @@
 // log-probs (the default: `precompute_reference=true`, no reference model on the GPU) or a live
 // bf16 reference model (`--reference live`; it never runs on rationale rows).
 //
-// MFU = (6·N·policy tokens + 2·N·reference tokens) / step time / bf16 peak, N = all parameters,
-// the peak measured in the same run by peak_matmul.py (or --peak-tflops). The recompute of
+// MFU = (6·N·policy tokens + 2·N·reference tokens) / step time / bf16 peak, N = all parameters
+// (lib/train/throughput.ts's stepFlops, which `rpo train`'s logged mfu uses too), the peak measured in the same run by peak_matmul.py (or --peak-tflops). The recompute of
 // activation checkpointing is not counted (the usual convention), so MFU understates the
 // hardware's work by about a quarter when it is on.
 import { parseArgs } from 'node:util';
@@ -30,6 +30,7 @@ import {
   type PairLogps,
   type RowBatch,
 } from '../../lib/native.js';
+import { modelFlopsUtilization, stepFlops } from '../../lib/train/throughput.js';
 import { GiB, bf16PeakTflops, fullRows, median, modelShape, writeResult } from './common.js';
 
 const { values: a } = parseArgs({
@@ -143,7 +144,7 @@ async function main() {
     const stepSeconds = median(times);
     // The reference runs on chosen and rejected rows only: 2 of the 3 row groups.
     const refTokens = live ? (tokens * 2) / 3 : 0;
-    const flops = 6 * N * tokens + 2 * N * refTokens;
+    const flops = stepFlops({ params: N, trainableParams: N, trainedPasses: 1, extraForwards: 0 }, { real: tokens, reference: refTokens });
     const mem = device.startsWith('cuda') ? cudaMemoryStats(0) : null;
     const result = {
       ...base,
@@ -159,7 +160,7 @@ async function main() {
       achievedTflops: flops / stepSeconds / 1e12,
       peakTflops: peak.tflops,
       peakSource: peak.source,
-      mfu: peak.tflops ? flops / stepSeconds / (peak.tflops * 1e12) : null,
+      mfu: peak.tflops ? modelFlopsUtilization(flops, stepSeconds, peak.tflops) : null,
       peakAllocatedBytes: mem?.peakAllocated ?? null,
       peakReservedBytes: mem?.peakReserved ?? null,
       deviceTotalBytes: mem?.total ?? null,

@@ -7,8 +7,35 @@ import { decodeSequence, tokenStats, type LengthStats, type TokenizedExample } f
 import type { Tokenizer } from '../data/tokenize/index.js';
 import { describeDatasetSource } from '../data/sources/index.js';
 import { buildRunData } from '../train/data.js';
-import { lossGroups } from '../loss/table.js';
+import { epochPadding, lossExamples, type EpochPadding } from '../train/batches.js';
+import { lossGroups, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { EXIT } from '../exit.js';
+
+/**
+ * The padding line: the share of the positions `rpo train`'s padded micro-batches would compute
+ * that are padding, over the train split's first epoch (one process; batches formed as the
+ * train loop forms them).
+ */
+export function paddingLine(config: RunConfig, train: readonly TokenizedExample[], padTokenId: number): string {
+  const groups = lossGroups(config.loss);
+  const unpaired = lossIsUnpaired(config.loss.name);
+  // csft's control tokens are not in the tokenizer until a run adds them; only their count
+  // (one token after each prompt) matters to the lengths, so any id stands in for them.
+  const csft = lossUsesControlTokens(config.loss.name) ? { chosenId: padTokenId, rejectedId: padTokenId } : null;
+  const { batch_size: B, gradient_accumulation_steps: G } = config.model;
+  const where = `model.batch_size ${B}, gradient_accumulation_steps ${G}`;
+  let p: EpochPadding;
+  try {
+    p = epochPadding(config, lossExamples(config, train, { groups, unpaired }, csft), { groups, unpaired, padTokenId });
+  } catch (err) {
+    return `padding: not computed (${where}): ${(err as Error).message}`;
+  }
+  if (p.computed === 0) return `padding: no batch to train (${where})`;
+  return (
+    `padding: ${(100 * p.fraction).toFixed(1)}% of the positions padded batches compute are padding ` +
+    `(${p.real} real of ${p.computed}; an epoch of ${p.batches} batches, ${p.microBatches} micro-batches; ${where})`
+  );
+}
 
 function lengths(name: string, s: LengthStats | null): string {
   if (!s || s.count === 0) return `  ${name.padEnd(10)} -`;
@@ -94,6 +121,7 @@ export async function runDataCommand(config: RunConfig, opts: { examples: number
     console.log(lengths('rejected', s.lengths.rejected));
     if (groups === 3) console.log(lengths('rationale', s.lengths.rationale));
     console.log(lengths('all', s.fullLengths.all).replace('all', 'untrunc.'));
+    if (split === 'train') console.log(paddingLine(config, examples, tok.padTokenId ?? 0));
   }
   return EXIT.ok;
 }

@@ -38,7 +38,7 @@ export async function runTrainCommand(config: RunConfig): Promise<number> {
     const result = await train(config, {
       signal: interrupt.signal,
       onMessage: (m) => progress.log(`rpo: ${m}`),
-      onStep: (s) => progress.update({ step: s.step, total: s.totalSteps, loss: s.loss, accuracy: s.accuracy, tokensPerSecond: s.tokensPerSecond }),
+      onStep: (s) => progress.update({ step: s.step, total: s.totalSteps, loss: s.loss, accuracy: s.accuracy, tokensPerSecond: s.tokensPerSecond, paddingFraction: s.paddingFraction, mfu: s.mfu }),
       onLog: (r) => {
         if (Object.keys(r).some((k) => k.startsWith('eval_'))) {
           const acc = r['eval_rewards/accuracies'];

@@ -16,7 +16,12 @@ import { ProcessGroup } from './native.js';
 export interface StepTotals {
   /** Σ loss · pairs over the micro-batches. */
   lossSum: number;
+  /** Real (non-padding) positions of the rows the policy computed (lib/train/throughput.ts). */
   tokens: number;
+  /** Positions the policy computed, padding included. */
+  computed: number;
+  /** Real positions a live reference model read. */
+  referenceTokens: number;
   pairs: number;
   /** Σ metric · pairs, for each metric name. */
   metricSums: Record<string, number>;
@@ -95,18 +100,20 @@ export class Parallel {
   async reduceStep(local: StepTotals, metricNames: readonly string[]): Promise<StepTotals> {
     if (!this.group) return local;
     const sums = await this.group.allReduce(
-      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
+      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, local.computed, local.referenceTokens, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
       'sum',
     );
     const max = await this.group.allReduce([local.peakMemoryBytes, local.seconds], 'max');
     const metricSums: Record<string, number> = {};
-    metricNames.forEach((k, i) => (metricSums[k] = sums[5 + i]!));
+    metricNames.forEach((k, i) => (metricSums[k] = sums[7 + i]!));
     return {
       lossSum: sums[0]!,
       tokens: sums[1]!,
       pairs: sums[2]!,
       nonFinite: sums[3]!,
       stop: sums[4]!,
+      computed: sums[5]!,
+      referenceTokens: sums[6]!,
       metricSums,
       peakMemoryBytes: max[0]!,
       seconds: max[1]!,

@@ -4,10 +4,9 @@ import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { engineLossConfig, saveConfig, type RunConfig } from '../config/index.js';
-import { epochOrder, examplesPerEpoch, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
-import { microBatchSizes } from '../data/batch/micro_batches.js';
+import { examplesPerEpoch, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
-import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
+import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens, lossUsesReference } from '../loss/table.js';
 import { loadHfConfig } from '../model/config.js';
 import { setCpuGemmBackend, setNumThreads, type StepResult } from '../native.js';
 import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
@@ -17,25 +16,26 @@ import { sampleSharded } from '../parallel/sampling.js';
 import { refuseUnsupportedDataParallel } from '../parallel/support.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { csftExamples, csftRunModel } from './csft.js';
+import { epochBatches, lossExamples, rankMicroBatches } from './batches.js';
+import { csftRunModel } from './csft.js';
 import { buildRunData, dataFingerprint, loadDatasetRows, type RunData } from './data.js';
 import { resolveDevice } from './device.js';
 import { buildEngine, disposeEngine, lossMetricNames, type Engine } from './engine.js';
-import { evaluateSplit, usable } from './evaluate.js';
+import { evaluateSplit } from './evaluate.js';
 import { adapterBaseModel } from './lora.js';
 import { MetricsLog, truncateMetrics, type MetricRecord } from './metrics.js';
 import { NonFiniteError } from './nonfinite.js';
 import { referenceForBatch } from './reference_cache.js';
 import { clearRunOutputs, earlierRun, earlierRunError, lockRunDir, removeStaleTemps, type RunLock } from './run_dir.js';
 import { scheduledLearningRate } from './schedule.js';
-import { isUnpairedItem, unpairedEpochOrder, unpairedItems, unpairedMicroBatches } from './unpaired.js';
+import { addPositions, batchPositions, bf16Peak, flopModel, modelFlopsUtilization, NO_POSITIONS, paddingFraction, stepFlops, type FlopModel, type Positions } from './throughput.js';
 import { RunWatch } from './watch.js';
 
 export interface TrainEvents {
   /** Every metrics.jsonl record, as it is written. */
   onLog?(record: MetricRecord): void;
   /** After every optimizer step. */
-  onStep?(s: { step: number; totalSteps: number; examples: number; loss: number; accuracy?: number; tokensPerSecond: number }): void;
+  onStep?(s: { step: number; totalSteps: number; examples: number; loss: number; accuracy?: number; tokensPerSecond: number; paddingFraction: number; mfu?: number }): void;
   /** Stage messages: data loading, reference log-probs, checkpoints. */
   onMessage?(message: string): void;
 }
@@ -212,9 +212,8 @@ async function prepareTrainingData(config: RunConfig, events: TrainEvents, par: 
   }
   // Unpaired losses train on each pair's chosen and rejected response as two examples.
   const unpaired = lossIsUnpaired(config.loss.name);
-  const maxLength = config.model.max_length;
-  const trainExamples = unpaired ? unpairedItems(data.train) : csft ? csftExamples(data.train, csft.ids, maxLength) : usable(data.train, groups);
-  const testExamples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, maxLength) : usable(data.test, groups);
+  const trainExamples = lossExamples(config, data.train, { groups, unpaired }, csft?.ids ?? null);
+  const testExamples = lossExamples(config, data.test, { groups, unpaired }, csft?.ids ?? null);
   const dropped = (unpaired || csft ? 2 : 1) * data.train.length - trainExamples.length;
   if (trainExamples.length === 0) throw new Error(`no training examples left after tokenization (${dropped} dropped: the prompt, cut to model.max_prompt_length ${config.model.max_prompt_length}, leaves no room for a response within model.max_length ${config.model.max_length}; lower max_prompt_length or raise max_length)`);
   events.onMessage?.(`data: ${trainExamples.length} train examples (${dropped} dropped), ${testExamples.length} test examples`);
@@ -250,11 +249,7 @@ function startOrResume(config: RunConfig, data: RunData, resumeFrom: string | nu
 function planEpochs(config: RunConfig, data: TrainingData): EpochPlan {
   const batchSize = config.model.batch_size;
   const { unpaired, train } = data;
-  // drop_last (the seed's batching): an epoch is its whole batches only.
-  const batchesOf = (epoch: number): TokenizedExample[][] =>
-    unpaired
-      ? unpairedEpochOrder(config.loss.name, train.filter(isUnpairedItem), { batchSize, seed: config.seed, epoch })
-      : epochOrder(train, { batchSize, seed: config.seed, epoch, dropLast: config.drop_last });
+  const batchesOf = (epoch: number): TokenizedExample[][] => epochBatches(config, train, unpaired, epoch);
   const perEpoch = unpaired ? batchesOf(0).reduce((k, b) => k + b.length, 0) : examplesPerEpoch(train.length, batchSize, config.drop_last);
   if (perEpoch === 0) throw new Error(`loss=${config.loss.name}: the ${train.length} training examples make no full batch of model.batch_size=${batchSize}`);
   const totalExamples = config.n_examples ?? (config.n_epochs ?? 1) * perEpoch;
@@ -291,6 +286,10 @@ class TrainingRun {
   private readonly padTokenId: number;
   /** The metric names every rank sends in one fixed order (data parallel only). */
   private readonly metricNames: string[];
+  /** A reference model runs in each micro-step (not precomputed log-probs): its forward counts in mfu. */
+  private readonly liveReference: boolean;
+  /** On CUDA with a bf16 peak given: what mfu is computed from (lib/train/throughput.ts); else null, no mfu. */
+  private readonly mfu: { flops: FlopModel; peakTflops: number } | null;
 
   constructor(
     private readonly config: RunConfig,
@@ -308,6 +307,20 @@ class TrainingRun {
     this.runDir = config.local_run_dir;
     this.padTokenId = data.run.model.tokenizer.padTokenId ?? 0;
     this.metricNames = par.distributed ? lossMetricNames(engineLossConfig(config.loss), data.groups) : [];
+    this.liveReference = lossUsesReference(config.loss.name) && engine.table === null;
+    this.mfu = this.mfuModel();
+  }
+
+  /** MFU's inputs on CUDA when a bf16 peak is given (bf16_peak_tflops or RPO_BF16_PEAK_TFLOPS); null otherwise. */
+  private mfuModel(): { flops: FlopModel; peakTflops: number } | null {
+    const { config, engine } = this;
+    if (!engine.policy.device.startsWith('cuda')) return null;
+    const peak = bf16Peak(config.bf16_peak_tflops);
+    if (!peak) {
+      if (this.par.isMain) this.options.onMessage?.('mfu: not logged (no bf16 peak: set bf16_peak_tflops or RPO_BF16_PEAK_TFLOPS to the GPU\'s bf16 TFLOP/s; python3 bench/gpu/peak_matmul.py measures it)');
+      return null;
+    }
+    return { flops: flopModel(engine.policy, engine.adapters !== null, config.loss), peakTflops: peak.tflops };
   }
 
   /** The first evaluation, the steps, the last evaluation and the final checkpoint. */
@@ -379,6 +392,7 @@ class TrainingRun {
     const means = Object.fromEntries(Object.entries(totals.metricSums).map(([k, v]) => [k, v / totals.pairs]));
     const tokens = totals.tokens;
     const lossSum = totals.lossSum;
+    const padding = paddingFraction({ real: tokens, computed: totals.computed });
     const lr = scheduledLearningRate(config, state.step, this.plan.totalSteps);
     const { gradNorm } = await engine.trainer.optimizerStep({ lr, maxGradNorm: config.model.max_grad_norm ?? 0 });
     // ZeRO-1: each parameter updated by its owner reaches every rank.
@@ -389,6 +403,7 @@ class TrainingRun {
     state.examples += examples.length;
     state.batchInEpoch += 1;
     this.stepsThisCall += 1;
+    const mfu = this.mfu ? modelFlopsUtilization(stepFlops(this.mfu.flops, { real: tokens, reference: totals.referenceTokens }), seconds, this.mfu.peakTflops, par.worldSize) : undefined;
     this.emit({
       step: state.step,
       examples: state.examples,
@@ -398,17 +413,20 @@ class TrainingRun {
       grad_norm: gradNorm,
       learning_rate: lr,
       tokens_per_second: tokens / Math.max(seconds, 1e-9),
+      padding_fraction: padding,
+      ...(mfu !== undefined ? { mfu } : {}),
       step_seconds: seconds,
       peak_memory_bytes: par.distributed ? totals.peakMemoryBytes : peakRssBytes(),
       ...(commWaitSeconds !== null ? { comm_wait_seconds: commWaitSeconds } : {}),
     });
-    this.options.onStep?.({ step: state.step, totalSteps: this.plan.totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9) });
+    this.options.onStep?.({ step: state.step, totalSteps: this.plan.totalSteps, examples: state.examples, loss: lossSum / examples.length, accuracy: means['rewards/accuracies'], tokensPerSecond: tokens / Math.max(seconds, 1e-9), paddingFraction: padding, ...(mfu !== undefined ? { mfu } : {}) });
   }
 
   /** This rank's micro-steps of a global batch: forward and backward each, gradients summed. */
   private async accumulateGradients(examples: TokenizedExample[]): Promise<LocalStep> {
     const { engine, state, par } = this;
-    const local: StepTotals = { lossSum: 0, tokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
+    const local: StepTotals = { lossSum: 0, tokens: 0, computed: 0, referenceTokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
+    let positions: Positions = NO_POSITIONS;
     let badLoss: LocalStep['badLoss'] = null;
     const micros = this.microBatchesOf(examples);
     // ppo whitens its advantages over the whole batch (the seed's): the engine takes every
@@ -431,8 +449,12 @@ class TrainingRun {
       for (const [k, v] of Object.entries(r.metrics)) local.metricSums[k] = (local.metricSums[k] ?? 0) + v * micro.nPairs;
       local.pairs += micro.nPairs;
       local.lossSum += r.loss * micro.nPairs;
-      local.tokens += r.tokens;
+      // Counted from the batch (lib/train/throughput.ts); its real positions are the engine's r.tokens.
+      positions = addPositions(positions, batchPositions(micro, this.liveReference));
     }
+    local.tokens = positions.real;
+    local.computed = positions.computed;
+    local.referenceTokens = positions.reference;
     let commWaitSeconds: number | null = null;
     if (engine.sync) {
       if (micros.length === 0) engine.sync.arm();
@@ -443,16 +465,7 @@ class TrainingRun {
 
   /** This rank's micro-batches of a global batch (all of them in a single process). */
   private microBatchesOf(examples: TokenizedExample[]): Batch[] {
-    const { config, par } = this;
-    const accumulation = config.model.gradient_accumulation_steps;
-    // Unpaired: KL rows pair examples across the whole global batch, so every rank lays out
-    // the global batch as one process would and keeps its own micro-batches.
-    return this.data.unpaired
-      ? unpairedMicroBatches(config.loss.name, examples.filter(isUnpairedItem), microBatchSizes(examples.length, accumulation * par.worldSize), {
-          padTokenId: this.padTokenId,
-          maxLength: config.model.max_length,
-        }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
-      : par.microBatches(examples, accumulation, this.data.groups, this.padTokenId);
+    return rankMicroBatches(this.config, examples, { groups: this.data.groups, unpaired: this.data.unpaired, padTokenId: this.padTokenId }, this.par);
   }
 
   /**

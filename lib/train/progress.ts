@@ -9,6 +9,10 @@ export interface ProgressState {
   loss?: number;
   accuracy?: number;
   tokensPerSecond?: number;
+  /** The share of computed positions that were padding. */
+  paddingFraction?: number;
+  /** Model FLOPs utilization (CUDA with a bf16 peak). */
+  mfu?: number;
   extra?: string;
 }
 
@@ -27,6 +31,8 @@ export function describeProgress(label: string, st: ProgressState, elapsedSecond
   if (st.loss !== undefined) parts.push(`loss ${st.loss.toFixed(4)}`);
   if (st.accuracy !== undefined) parts.push(`acc ${st.accuracy.toFixed(3)}`);
   if (st.tokensPerSecond !== undefined) parts.push(`${st.tokensPerSecond.toFixed(0)} tok/s`);
+  if (st.paddingFraction !== undefined) parts.push(`pad ${(100 * st.paddingFraction).toFixed(1)}%`);
+  if (st.mfu !== undefined) parts.push(`MFU ${(100 * st.mfu).toFixed(1)}%`);
   if (st.extra) parts.push(st.extra);
   parts.push(`ETA ${formatDuration(eta)}`);
   return parts.join(' | ');
