@@ -10,21 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { REPO, rpo, rpoLive } from './cli.js';
+import { cpuHasOnednnFp32 } from '../native/cpu_flags.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
 const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cli_entry.ts');
 let work: string;
 let modelDir: string;
 
-/** oneDNN takes fp32 products on x86 CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT (read here from the CPU's flags). */
-function cpuHasOnednnFp32(): boolean {
-  try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8');
-    return (/\bavx512bw\b/.test(flags) && /\bavx512vl\b/.test(flags) && /\bavx512dq\b/.test(flags)) || /\bavx_ne_convert\b/.test(flags);
-  } catch {
-    return false;
-  }
-}
 const expected = cpuHasOnednnFp32() ? 'onednn' : 'aten';
 
 beforeAll(() => {

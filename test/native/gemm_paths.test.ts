@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { normRelError } from './helpers.js';
+import { cpuHasOnednnFp32 } from './cpu_flags.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'rpo-gemm-'));
@@ -30,16 +31,6 @@ function run(backend: string): Outcome {
   return JSON.parse(readFileSync(out, 'utf8')) as Outcome;
 }
 
-// oneDNN takes fp32 products on x86 CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT; elsewhere
-// RPO_CPU_GEMM=onednn falls back to ATen's, and only the agreement below is left to check.
-function cpuHasOnednnFp32(): boolean {
-  try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8');
-    return (/\bavx512bw\b/.test(flags) && /\bavx512vl\b/.test(flags) && /\bavx512dq\b/.test(flags)) || /\bavx_ne_convert\b/.test(flags);
-  } catch {
-    return false;
-  }
-}
 
 describe('oneDNN products (padded token counts) equal ATen products', () => {
   it('RDPO losses, every parameter gradient and the logits agree', () => {
