@@ -243,19 +243,31 @@ export interface OptimizerStepOptions {
 export interface GenerateOptions {
   /** New tokens at most; 0 or absent: bounded by maxLength only. */
   maxNewTokens?: number;
-  /** Prompt (padded to the batch's longest) + response, as HF generate's max_length. */
+  /** Each prompt's own length + its response (HF generate's max_length for that prompt alone). */
   maxLength?: number;
   /** false: greedy. */
   doSample?: boolean;
   temperature?: number;
   topP?: number;
   topK?: number;
+  /** transformers' repetition_penalty (> 0; 1: off): a seen token's logit divided by it (multiplied when negative). */
+  repetitionPenalty?: number;
+  /** Rows decoded at once; a finished row's slot takes the next prompt (continuous batching). 0 or absent: every prompt at once. */
+  slots?: number;
+  /** The first prompt's index in the whole job: prompt i samples from the stream of (seed, firstPromptIndex + i). */
+  firstPromptIndex?: number;
   /** EOS and extra stop tokens; the stop token is not returned. */
   stopTokenIds?: number[];
   padTokenId?: number;
   seed?: number;
   /** false: recompute the whole sequence at every step (the reference for the KV cache). */
   useCache?: boolean;
+}
+
+/** How far a generate call has got: prompts finished, and their tokens. */
+export interface GenerateProgress {
+  prompts: number;
+  tokens: number;
 }
 
 export interface GenerateResult {
@@ -274,6 +286,7 @@ interface RawModel {
   logits(batch: RowBatch): Promise<Float32Array>;
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
+  generateProgress(): GenerateProgress | undefined;
   dispose(): void;
   addLora(options: LoraOptions): Promise<void>;
   adapterParams(): ParamInfo[];
@@ -339,6 +352,7 @@ interface Addon {
   };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
   evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
+  warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -450,11 +464,24 @@ export class Model {
   logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
     return this.queue.run(() => this.raw.logprobs(batch, options));
   }
-  /** Batched generation from token-id prompts (left-padded inside), with a KV cache. */
-  generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
-    return this.queue.run(() => {
+  /**
+   * Generation from token-id prompts with a KV cache: `slots` rows decode at once and a finished
+   * row's slot takes the next prompt. onProgress is called about every `progressMs` while it runs.
+   */
+  generate(prompts: Int32Array[], options: GenerateOptions, onProgress?: (p: GenerateProgress) => void, progressMs = 1000): Promise<GenerateResult> {
+    return this.queue.run(async () => {
       checkGenerateIds(prompts, options, this.config.vocab_size);
-      return this.raw.generate(prompts, options);
+      const call = this.raw.generate(prompts, options);
+      if (!onProgress) return call;
+      const timer = setInterval(() => {
+        const p = this.raw.generateProgress();
+        if (p) onProgress(p);
+      }, progressMs);
+      try {
+        return await call;
+      } finally {
+        clearInterval(timer);
+      }
     });
   }
   /** Adds LoRA adapters to the targeted linears and freezes the base (only adapters train). */
@@ -525,6 +552,14 @@ export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: P
 /** ppo's targets, loss, metrics and gradients on given token-level tensors, in float64 (tests). */
 export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
   return addon().evaluatePpo(config, tokens);
+}
+
+/**
+ * The sampler's logits processors (repetition penalty, temperature, top-k, top-p) on fp32 logits
+ * [context.length, vocab]; context[r]: row r's prompt and tokens so far. Removed tokens are -Infinity.
+ */
+export function warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array {
+  return addon().warpLogits(logits, context, options);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */

@@ -3,6 +3,7 @@
 // tensors never leak into the N-API layer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -180,23 +181,43 @@ struct PpoResult {
 // in float64 (tests).
 PpoResult evaluate_ppo(const LossConfig& cfg, const PpoTokens& tokens);
 
+// How far a generate call has got, read by another thread while it runs (the progress line).
+struct GenerateProgress {
+  std::atomic<int64_t> prompts{0};  // prompts finished
+  std::atomic<int64_t> tokens{0};   // tokens of the finished prompts
+};
+
 struct GenerateOptions {
   int64_t max_new_tokens = 0;  // 0: bounded by max_length only
-  int64_t max_length = 0;      // prompt (padded) + response, as HF generate's max_length; 0: none
+  int64_t max_length = 0;      // each prompt's own length + its response; 0: none
   bool do_sample = true;       // false: greedy
   double temperature = 1.0;
   double top_p = 1.0;
   int64_t top_k = 0;  // 0: off
+  double repetition_penalty = 1.0;  // transformers' RepetitionPenaltyLogitsProcessor; 1: off
   std::vector<int64_t> stop_token_ids;  // EOS and extra stop tokens
   int64_t pad_token_id = 0;
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // with the prompt's index, its sampling stream's key
+  // Rows decoded at once (continuous batching: a finished row's slot takes the next prompt);
+  // 0: every prompt at once.
+  int64_t slots = 0;
+  // The first prompt's index in the whole job (data parallel ranks take parts of one list):
+  // prompt i samples from the stream of (seed, first_prompt_index + i).
+  int64_t first_prompt_index = 0;
   bool use_cache = true;  // false: recompute the whole sequence each step (the reference path)
+  std::shared_ptr<GenerateProgress> progress;  // optional, set by the caller
 };
 
 struct GenerateResult {
   std::vector<std::vector<int32_t>> tokens;  // per row, without the stop token
   std::vector<std::string> finish_reasons;   // "stop" | "length"
 };
+
+// The sampler's logits processors (repetition penalty, temperature, top-k, top-p, in
+// transformers' order) on fp32 logits [rows, vocab], row-major; `context[r]` is row r's prompt and
+// tokens so far (what the repetition penalty reads). Masked tokens come back -inf. For tests.
+std::vector<float> warp_logits(const std::vector<float>& logits, int64_t rows,
+                               const std::vector<std::vector<int32_t>>& context, const GenerateOptions& options);
 
 class ModelImpl;
 

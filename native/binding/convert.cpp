@@ -363,6 +363,9 @@ rpo::GenerateOptions generate_options_from_js(const Napi::Value& value) {
   g.temperature = get_number_or(o, "temperature", 1.0, w);
   g.top_p = get_number_or(o, "topP", 1.0, w);
   g.top_k = get_int_or(o, "topK", 0, w, 0);
+  g.repetition_penalty = get_number_or(o, "repetitionPenalty", 1.0, w);
+  g.slots = get_int_or(o, "slots", 0, w, 0);
+  g.first_prompt_index = get_int_or(o, "firstPromptIndex", 0, w, 0);
   // Token ids: whether they are inside the vocabulary is the model's check (Model::generate).
   g.stop_token_ids = int_vector(o, "stopTokenIds", w, true, 0, kMaxInt32);
   g.pad_token_id = get_int_or(o, "padTokenId", 0, w, 0, kMaxInt32);
