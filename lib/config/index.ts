@@ -31,6 +31,7 @@ export {
   engineLossConfig,
   engineOptimizer,
   lossUsesReference,
+  lossEvalBatchSize,
   resolvePrecision,
   precisionDtype,
   precisionNotices,

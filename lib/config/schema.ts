@@ -73,7 +73,12 @@ export interface ModelSection {
   batch_size: number;
   /** Micro-batches per optimizer step; divides batch_size. */
   gradient_accumulation_steps: number;
-  eval_batch_size: number;
+  /**
+   * Rows per evaluation batch; for sampling, the slots decoded at once (continuous batching).
+   * 'auto': sampling takes as many slots as fit in memory (lib/plan/generation.ts), loss
+   * evaluation the training micro-batch (batch_size / gradient_accumulation_steps).
+   */
+  eval_batch_size: number | 'auto';
   // Seed keys with no effect in rpo (kept so a saved config reloads as it was):
   block_name: string | null;
   fsdp_policy_mp: string | null;
@@ -487,6 +492,11 @@ export function validateConfig(raw: unknown): Validated {
   return { config, notices };
 }
 
+/** The rows of a loss-evaluation batch: eval_batch_size, or for 'auto' the training micro-batch. */
+export function lossEvalBatchSize(m: Pick<ModelSection, 'eval_batch_size' | 'batch_size' | 'gradient_accumulation_steps'>): number {
+  return m.eval_batch_size === 'auto' ? Math.max(1, Math.floor(m.batch_size / m.gradient_accumulation_steps)) : m.eval_batch_size;
+}
+
 function readModel(m: Section, errors: string[]): ModelSection {
   const model: ModelSection = {
     name_or_path: m.nonEmpty('name_or_path'),
@@ -500,7 +510,7 @@ function readModel(m: Section, errors: string[]): ModelSection {
     activation_checkpointing: m.bool('activation_checkpointing', false),
     batch_size: m.num('batch_size', { int: true, min: 1 }),
     gradient_accumulation_steps: m.num('gradient_accumulation_steps', { int: true, min: 1, fallback: 1 }),
-    eval_batch_size: m.num('eval_batch_size', { int: true, min: 1 }),
+    eval_batch_size: m.raw('eval_batch_size') === 'auto' ? 'auto' : m.num('eval_batch_size', { int: true, min: 1 }),
     block_name: m.strOrNull('block_name'),
     fsdp_policy_mp: m.strOrNull('fsdp_policy_mp'),
     v_head_max_grad_norm: m.numOrNull('v_head_max_grad_norm'),

@@ -6,6 +6,7 @@ import path from 'node:path';
 import {
   engineLossConfig,
   engineOptimizer,
+  lossEvalBatchSize,
   lossUsesReference,
   precisionDtype,
   precisionNotices,
@@ -128,7 +129,7 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
     const table = await computeReferenceTableSharded(par, reference, usableExamples, {
-      batchSize: config.model.eval_batch_size,
+      batchSize: lossEvalBatchSize(config.model),
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
       adapters: loraBase === null,
@@ -366,7 +367,7 @@ async function trainLocked(config: RunConfig, options: TrainOptions, device: str
     if (testExamples.length === 0) return;
     const t0 = Date.now();
     lastEval = await evaluateSplit(engine.trainer, testExamples, {
-      batchSize: config.model.eval_batch_size,
+      batchSize: lossEvalBatchSize(config.model),
       groups,
       padTokenId,
       table: engine.table,
