@@ -71,7 +71,7 @@ class SlotDecoder {
  public:
   SlotDecoder(const ModelImpl& m, const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
               int64_t slots, int64_t capacity, int64_t max_budget)
-      : m_(m), prompts_(prompts), o_(o), slots_(slots), window_(sliding_window(m.config)) {
+      : m_(m), prompts_(prompts), o_(o), window_(sliding_window(m.config)) {
     cache_.resize(m.config.num_hidden_layers);
     for (auto& c : cache_) c.slots = slots, c.capacity = capacity;
     auto lg = at::TensorOptions().dtype(at::kLong).device(m.device);
@@ -214,7 +214,7 @@ class SlotDecoder {
   const ModelImpl& m_;
   const std::vector<std::vector<int32_t>>& prompts_;
   const GenerateOptions& o_;
-  int64_t slots_, window_;
+  int64_t window_;
   std::vector<LayerCache> cache_;
   at::Tensor weight_, columns_, stop_ids_;
   // Per slot: tokens in the cache, tokens generated, the budget, the stream key, the token to feed
