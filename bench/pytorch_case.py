@@ -14,7 +14,9 @@ same HF model directory and reading the same rows / prompts file as the rpo case
             (0.9, 0.999), eps 1e-8, weight_decay 0.01 -- LibTorch's AdamWOptions defaults, which rpo
             uses); zero_grad(set_to_none).
   generate  model.generate, greedy, KV cache, left padding, pad 0, no EOS, exactly new_tokens,
-            `repeats` times after a short warm-up (the fastest counts).
+            `repeats` times after a short warm-up (the fastest counts). With stopTokenIds: those are
+            the EOS ids (a list, as generation_config takes), up to new_tokens, each row's answer
+            cut before its stop token; the batch runs until its last row ends (generate's way).
 
     .venv/bin/python bench/pytorch_case.py '<json case>'
 """
@@ -142,19 +144,25 @@ def generate(c):
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
     new = c["newTokens"]
-    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None, use_cache=True, top_p=None, top_k=None, temperature=None)
+    stops = c.get("stopTokenIds") or []
+    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=stops or None, use_cache=True, top_p=None, top_k=None, temperature=None)
+    # Without stop tokens every row runs exactly `new` steps; with them a row ends at its first.
+    lengths = dict(max_new_tokens=new) if stops else dict(max_new_tokens=new, min_new_tokens=new)
     with torch.no_grad():
-        model.generate(ids[:2], attention_mask=mask[:2], max_new_tokens=4, min_new_tokens=4, **kw)  # warm-up
+        model.generate(ids[:2], attention_mask=mask[:2], max_new_tokens=4, min_new_tokens=4, **{**kw, "eos_token_id": None})  # warm-up
         seconds = float("inf")
         for _ in range(c["repeats"]):
             t = time.perf_counter()
-            out = model.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, **kw)
+            out = model.generate(ids, attention_mask=mask, **lengths, **kw)
             seconds = min(seconds, time.perf_counter() - t)  # the fastest run
-    gen = out[:, L:]
+    gen = out[:, L:].tolist()
+    if stops:  # each row's answer: the tokens before its stop token (padding follows it)
+        gen = [next((row[:k] for k, t in enumerate(row) if t in stops), row) for row in gen]
+    tokens = sum(len(row) for row in gen)
     return {
         "impl": "transformers", "params": sum(p.numel() for p in model.parameters()), "loadSeconds": load_seconds,
-        "seconds": seconds, "generatedTokens": int(gen.numel()), "tokensPerSecond": gen.numel() / seconds,
-        "ids": gen.tolist(), "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
+        "seconds": seconds, "generatedTokens": tokens, "tokensPerSecond": tokens / seconds,
+        "ids": gen, "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
     }
 
 

@@ -2,12 +2,14 @@
 // Prints tables; passes or fails on nothing.
 //
 //   npm run bench                   rpo vs PyTorch: DPO and RDPO train steps on a ~100M Llama and a
-//                                   SmolLM2-135M-shaped Llama, greedy generation (ids compared)
+//                                   SmolLM2-135M-shaped Llama, greedy generation (ids compared), and
+//                                   64 prompts with EOS at spread lengths (continuous batching)
 //   npm run bench -- --heads        rpo's fused log-prob head vs its naive full-logits head
 //   npm run bench -- --lora         LoRA r=16 on all linears vs full fine-tuning (DPO, ~100M Llama)
 //   npm run bench -- --only llama-100m/dpo,generate     (case names as printed)
 //   RPO_BENCH_STEPS=N               timed steps per train case (default 2; 1 warmup step before)
 //   RPO_BENCH_THREADS=N             intra-op threads on both sides (default 2)
+//   RPO_BENCH_SLOTS=N               rpo's slots in generate-stops (default 16)
 //   RPO_BENCH_PYTHON=...            the Python with torch + transformers (default .venv/bin/python)
 //   RPO_BENCH_CACHE=dir             model dirs and rows (default bench/out/cache, gitignored)
 //   The environment passes to both sides (e.g. MALLOC_ARENA_MAX=1 npm run bench: one glibc arena).
@@ -20,11 +22,13 @@
 // (lr 1e-6, torch defaults), with precomputed reference log-prob sums given to both; the loss
 // of the warmup step (before any update) and of every timed step is compared ("check").
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { mulberry32 } from '../lib/util/random.js';
 import { CACHE, HERE, SHAPES, makePrompts, makeRows, modelConfig, python, removeQuietly, writeJsonOnce } from './common.js';
+import { chooseStopTokens, stopLengths } from './stop_tokens.js';
 
 const { values: args } = parseArgs({
   options: { heads: { type: 'boolean', default: false }, lora: { type: 'boolean', default: false }, only: { type: 'string' } },
@@ -115,6 +119,11 @@ const GEN_PROMPTS = 8;
 const GEN_NEW_TOKENS = 64;
 const GEN_SHAPE = 'llama-100m';
 const GEN_REPEATS = 2;
+// Continuous batching: 64 prompts whose answers stop (EOS) at lengths spread over 8..256.
+const STOP_PROMPTS = 64;
+const STOP_MIN = 8;
+const STOP_MAX = 256;
+const STOP_SLOTS = Number(process.env.RPO_BENCH_SLOTS ?? 16);
 const LR = 1e-6;
 const MAX_GRAD_NORM = 10; // configs/model/base_model.yaml
 const LOSSES = {
@@ -143,6 +152,33 @@ function rowsFile(shape: string): string {
 function promptsFile(shape: string): string {
   const vocab = modelConfig(shape).vocab_size;
   return writeJsonOnce(path.join(CACHE, `prompts-v${vocab}-n${GEN_PROMPTS}-seed${SEED}.json`), () => makePrompts(SEED, GEN_PROMPTS, vocab));
+}
+
+function stopPromptsFile(shape: string): string {
+  const vocab = modelConfig(shape).vocab_size;
+  return writeJsonOnce(path.join(CACHE, `prompts-v${vocab}-n${STOP_PROMPTS}-seed${SEED + 1}.json`), () => makePrompts(SEED + 1, STOP_PROMPTS, vocab));
+}
+
+/**
+ * The stop set for the continuous-batching case (bench/stop_tokens.ts), from rpo's free greedy
+ * run of its prompts (written once), with the lengths it gives each answer.
+ */
+function stopSet(shape: string): { stopTokenIds: number[]; lengths: number[] } {
+  const file = path.join(CACHE, `stops-${shape}-n${STOP_PROMPTS}-${STOP_MIN}-${STOP_MAX}-seed${SEED + 1}.json`);
+  if (!existsSync(file)) {
+    log(`generate-stops: a free greedy run of ${STOP_PROMPTS} prompts x ${STOP_MAX} tokens picks the stop tokens (once; cached as ${file})`);
+    const free = runNode({ kind: 'generate', modelDir: modelDir(shape), promptsFile: stopPromptsFile(shape), newTokens: STOP_MAX, repeats: 1, threads, slots: 16 }) as { ids: number[][] };
+    // Targets spread evenly over [STOP_MIN, STOP_MAX], in a shuffled order over the prompts.
+    const r = mulberry32(SEED + 2);
+    const targets = Array.from({ length: STOP_PROMPTS }, (_, k) => Math.round(STOP_MIN + ((STOP_MAX - STOP_MIN) * k) / (STOP_PROMPTS - 1)));
+    for (let k = targets.length - 1; k > 0; k--) {
+      const j = Math.floor(r() * (k + 1));
+      [targets[k], targets[j]] = [targets[j]!, targets[k]!];
+    }
+    const stopTokenIds = chooseStopTokens(free.ids, targets);
+    writeJsonOnce(file, () => ({ stopTokenIds, lengths: stopLengths(free.ids, stopTokenIds) }));
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as { stopTokenIds: number[]; lengths: number[] };
 }
 
 interface TrainResult {
@@ -200,6 +236,7 @@ function compareBench(): void {
     }
   }
   cases.push({ name: 'generate', label: `${SHAPES[GEN_SHAPE]!.label} greedy, ${GEN_PROMPTS} prompts x ${GEN_NEW_TOKENS} new`, kind: 'generate' });
+  cases.push({ name: 'generate-stops', label: `${SHAPES[GEN_SHAPE]!.label} greedy, ${STOP_PROMPTS} prompts, EOS at ${STOP_MIN}..${STOP_MAX}`, kind: 'generate' });
   const selected = cases.filter((c) => !only || only.has(c.name) || only.has(c.name.split('/')[0]!));
   if (selected.length === 0) throw new Error(`--only matched no case (cases: ${cases.map((c) => c.name).join(', ')})`);
 
@@ -210,7 +247,9 @@ function compareBench(): void {
     const spec =
       c.kind === 'train'
         ? { kind: 'train', modelDir: dir, rowsFile: rowsFile(shape), loss: LOSSES[c.name.split('/')[1] as 'dpo' | 'rdpo'], steps, threads, lr: LR, maxGradNorm: MAX_GRAD_NORM }
-        : { kind: 'generate', modelDir: dir, promptsFile: promptsFile(shape), newTokens: GEN_NEW_TOKENS, repeats: GEN_REPEATS, threads };
+        : c.name === 'generate'
+          ? { kind: 'generate', modelDir: dir, promptsFile: promptsFile(shape), newTokens: GEN_NEW_TOKENS, repeats: GEN_REPEATS, threads }
+          : { kind: 'generate', modelDir: dir, promptsFile: stopPromptsFile(shape), newTokens: STOP_MAX, repeats: 1, threads, stopTokenIds: stopSet(shape).stopTokenIds, slots: STOP_SLOTS };
     log(`${c.name}:`);
     const order = i % 2 === 0 ? (['rpo', 'pytorch'] as const) : (['pytorch', 'rpo'] as const);
     c.firstImpl = order[0];
@@ -222,7 +261,7 @@ function compareBench(): void {
   const wall = (performance.now() - wall0) / 1e3;
 
   const train = selected.filter((c) => c.kind === 'train');
-  const gen = selected.find((c) => c.kind === 'generate');
+  const gens = selected.filter((c) => c.kind === 'generate');
   const failed = (c: Case) => c.rpo?.error ?? c.pytorch?.error;
   console.log(`\nrpo vs transformers + PyTorch eager on the CPU: fp32, ${threads} threads each, same weights and rows, each case in its own process, order alternating`);
   if (train.length) {
@@ -246,15 +285,19 @@ function compareBench(): void {
       );
     }
   }
-  if (gen) {
-    const a = gen.rpo as GenerateResult;
-    const b = gen.pytorch as GenerateResult;
-    console.log(`\nGeneration (model.generate, greedy, KV cache, left-padded prompts of 8..64 tokens, no EOS): seconds for the batch, fastest of ${GEN_REPEATS} after a warm-up; ratios rpo / transformers\n`);
+  if (gens.length) {
+    console.log(`\nGeneration (model.generate, greedy, KV cache, prompts of 8..64 tokens): seconds, the fastest of the runs after a warm-up; ratios rpo / transformers`);
+    console.log(`  generate: ${GEN_PROMPTS} prompts, no EOS, every row ${GEN_NEW_TOKENS} new tokens (fastest of ${GEN_REPEATS}); both left-pad-free for rpo, left-padded for transformers`);
+    console.log(`  generate-stops: ${STOP_PROMPTS} prompts, the same EOS ids on both sides ending the answers at spread lengths (below); rpo: ${STOP_SLOTS} slots, continuous batching; transformers: one batch until its last row ends\n`);
     console.log('| case | rpo s | transformers s | ratio | rpo peak RSS | transformers peak RSS | ratio | identical ids |');
     console.log('|---|---|---|---|---|---|---|---|');
-    if (failed(gen)) {
-      console.log(`| ${gen.label} | ${a.error ? 'FAILED' : a.seconds.toFixed(2)} | ${b.error ? 'FAILED' : b.seconds.toFixed(2)} | n/a | | | | ${failed(gen)} |`);
-    } else {
+    for (const gen of gens) {
+      const a = gen.rpo as GenerateResult;
+      const b = gen.pytorch as GenerateResult;
+      if (failed(gen)) {
+        console.log(`| ${gen.label} | ${a.error ? 'FAILED' : a.seconds.toFixed(2)} | ${b.error ? 'FAILED' : b.seconds.toFixed(2)} | n/a | | | | ${failed(gen)} |`);
+        continue;
+      }
       const rowsSame = a.ids.map((x, r) => JSON.stringify(x) === JSON.stringify(b.ids[r]));
       const same = rowsSame.every(Boolean) && a.ids.length === b.ids.length;
       const firstDiff = (r: number) => a.ids[r]!.findIndex((t, k) => t !== b.ids[r]![k]);
@@ -263,6 +306,11 @@ function compareBench(): void {
         `| ${gen.label} | ${a.seconds.toFixed(2)} | ${b.seconds.toFixed(2)} | ${ratio(a.seconds, b.seconds)} | ` +
           `${mib(a.peakRssBytes)} | ${mib(b.peakRssBytes)} | ${ratio(a.peakRssBytes, b.peakRssBytes)} | ${same ? 'yes' : 'no'}${detail} |`,
       );
+      if (gen.name === 'generate-stops') {
+        const lengths = a.ids.map((x) => x.length).sort((x, y) => x - y);
+        const q = (p: number) => lengths[Math.min(lengths.length - 1, Math.floor(p * lengths.length))]!;
+        console.log(`\n  generate-stops answer lengths: min ${lengths[0]}, p25 ${q(0.25)}, median ${q(0.5)}, p75 ${q(0.75)}, max ${lengths.at(-1)}; ${a.generatedTokens} tokens in all (rpo ${a.tokensPerSecond.toFixed(0)} tokens/s, transformers ${b.tokensPerSecond.toFixed(0)})`);
+      }
     }
   }
   // Where the time and memory go: load, warmup, steps; RSS after load and its peak while loading.

@@ -33,6 +33,10 @@ interface GenerateCase {
   newTokens: number;
   repeats: number;
   threads: number;
+  /** Stop tokens (EOS) ending each prompt where its answer should end; none: every row runs newTokens. */
+  stopTokenIds?: number[];
+  /** Rows decoded at once (continuous batching); absent: every prompt at once. */
+  slots?: number;
 }
 interface HeadsCase {
   kind: 'heads';
@@ -120,7 +124,7 @@ async function generate(c: GenerateCase) {
   const loadSeconds = now() - t0;
   const rssAfterLoad = rssBytes();
   const loadPeak = peakRssBytes();
-  const options = { maxNewTokens: c.newTokens, doSample: false, stopTokenIds: [], padTokenId: 0, useCache: true };
+  const options = { maxNewTokens: c.newTokens, doSample: false, stopTokenIds: c.stopTokenIds ?? [], padTokenId: 0, useCache: true, slots: c.slots ?? 0 };
   await model.generate(prompts.slice(0, 2), { ...options, maxNewTokens: 4 }); // warm-up
   let seconds = Infinity;
   let r = { tokens: [] as Int32Array[] };
@@ -131,6 +135,7 @@ async function generate(c: GenerateCase) {
   }
   const generated = r.tokens.reduce((s, x) => s + x.length, 0);
   return {
+    slots: c.slots ?? prompts.length,
     impl: 'rpo', params: model.numParameters, loadSeconds, seconds, generatedTokens: generated, tokensPerSecond: generated / seconds,
     ids: r.tokens.map((x) => Array.from(x)), rssAfterLoadBytes: rssAfterLoad, loadPeakRssBytes: loadPeak, peakRssBytes: peakRssBytes(),
   };

@@ -117,6 +117,12 @@ export interface OptimizerStepOptions {
   maxGradNorm?: number;
 }
 
+/** How far a generate call has got: prompts finished, and their tokens. */
+export interface GenerateProgress {
+  prompts: number;
+  tokens: number;
+}
+
 export interface GenerateResult {
   tokens: Int32Array[];
   finishReasons: ('stop' | 'length')[];
@@ -133,6 +139,7 @@ interface RawModel {
   logits(batch: RowBatch): Promise<Float32Array>;
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
+  generateProgress(): GenerateProgress | undefined;
   dispose(): void;
   addLora(options: LoraOptions): Promise<void>;
   adapterParams(): ParamInfo[];
@@ -198,6 +205,7 @@ interface Addon {
   };
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
   evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
+  warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -310,11 +318,24 @@ export class Model {
   logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
     return this.queue.run(() => this.raw.logprobs(batch, options));
   }
-  /** Batched generation from token-id prompts (left-padded inside), with a KV cache. */
-  generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
-    return this.queue.run(() => {
+  /**
+   * Generation from token-id prompts with a KV cache: `slots` rows decode at once and a finished
+   * row's slot takes the next prompt. onProgress is called about every `progressMs` while it runs.
+   */
+  generate(prompts: Int32Array[], options: GenerateOptions, onProgress?: (p: GenerateProgress) => void, progressMs = 1000): Promise<GenerateResult> {
+    return this.queue.run(async () => {
       checkGenerateIds(prompts, options, this.config.vocab_size);
-      return this.raw.generate(prompts, options);
+      const call = this.raw.generate(prompts, options);
+      if (!onProgress) return call;
+      const timer = setInterval(() => {
+        const p = this.raw.generateProgress();
+        if (p) onProgress(p);
+      }, progressMs);
+      try {
+        return await call;
+      } finally {
+        clearInterval(timer);
+      }
     });
   }
   /** Adds LoRA adapters to the targeted linears and freezes the base (only adapters train). */
@@ -403,6 +424,14 @@ export function evaluateLoss(config: LossConfig, policy: PairLogps, reference: P
 /** ppo's targets, loss, metrics and gradients on given token-level tensors, in float64 (tests). */
 export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
   return addon().evaluatePpo(config, tokens);
+}
+
+/**
+ * The sampler's logits processors (repetition penalty, temperature, top-k, top-p) on fp32 logits
+ * [context.length, vocab]; context[r]: row r's prompt and tokens so far. Removed tokens are -Infinity.
+ */
+export function warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array {
+  return addon().warpLogits(logits, context, options);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */

@@ -25,7 +25,7 @@ export interface PolicyOptions {
 }
 
 export interface SampleOptions extends Omit<GenerateOptions, 'stopTokenIds' | 'padTokenId'> {
-  /** Prompts per engine call. */
+  /** Prompts decoded at once (the slots of one continuous batch); default 16. */
   batchSize?: number;
 }
 
@@ -56,25 +56,24 @@ export class Policy {
   /** Completions for raw prompts (formatted as in training), decoded without special tokens. */
   async sample(prompts: readonly string[], options: SampleOptions = {}): Promise<string[]> {
     const tok = this.tokenizer;
+    // One continuous batch of `batchSize` slots (a finished prompt's slot takes the next).
+    const encoded = await Promise.all(
+      prompts.map(async (p) => {
+        let ids = await tok.encode(formatPrompt(p, this.format, tok), { addSpecialTokens: false });
+        if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
+        return Int32Array.from(ids);
+      }),
+    );
+    const { batchSize, ...gen } = options;
+    const r = await this.model.generate(encoded, {
+      maxNewTokens: 128,
+      ...gen,
+      slots: batchSize ?? gen.slots ?? 16,
+      stopTokenIds: [...tok.stopTokenIds],
+      padTokenId: tok.padTokenId ?? 0,
+    });
     const out: string[] = [];
-    const batchSize = options.batchSize ?? 16;
-    for (let i = 0; i < prompts.length; i += batchSize) {
-      const encoded = await Promise.all(
-        prompts.slice(i, i + batchSize).map(async (p) => {
-          let ids = await tok.encode(formatPrompt(p, this.format, tok), { addSpecialTokens: false });
-          if (tok.addBosToken && tok.bosTokenId !== null && ids[0] !== tok.bosTokenId) ids = [tok.bosTokenId, ...ids];
-          return Int32Array.from(ids);
-        }),
-      );
-      const { batchSize: _unused, ...gen } = options;
-      const r = await this.model.generate(encoded, {
-        maxNewTokens: 128,
-        ...gen,
-        stopTokenIds: [...tok.stopTokenIds],
-        padTokenId: tok.padTokenId ?? 0,
-      });
-      for (const t of r.tokens) out.push((await tok.decode(Array.from(t), { skipSpecialTokens: true })).trim());
-    }
+    for (const t of r.tokens) out.push((await tok.decode(Array.from(t), { skipSpecialTokens: true })).trim());
     return out;
   }
 

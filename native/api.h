@@ -3,6 +3,7 @@
 // tensors never leak into the N-API layer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -105,10 +106,22 @@ struct PpoResult {
 // in float64 (tests).
 PpoResult evaluate_ppo(const LossConfig& cfg, const PpoTokens& tokens);
 
+// How far a generate call has got, read by another thread while it runs (the progress line).
+struct GenerateProgress {
+  std::atomic<int64_t> prompts{0};  // prompts finished
+  std::atomic<int64_t> tokens{0};   // tokens of the finished prompts
+};
+
 struct GenerateResult {
   std::vector<std::vector<int32_t>> tokens;  // per row, without the stop token
   std::vector<std::string> finish_reasons;   // "stop" | "length"
 };
+
+// The sampler's logits processors (repetition penalty, temperature, top-k, top-p, in
+// transformers' order) on fp32 logits [rows, vocab], row-major; `context[r]` is row r's prompt and
+// tokens so far (what the repetition penalty reads). Masked tokens come back -inf. For tests.
+std::vector<float> warp_logits(const std::vector<float>& logits, int64_t rows,
+                               const std::vector<std::vector<int32_t>>& context, const GenerateOptions& options);
 
 class ModelImpl;
 
@@ -141,7 +154,9 @@ class Model {
   std::vector<float> logits(const RowBatch& batch) const;
   RowLogps logprobs(const RowBatch& batch, const LogpOptions& options) const;
   // Batched generation from token-id prompts (left-padded internally), KV cache.
-  GenerateResult generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& options) const;
+  // progress: optional, counted as prompts finish (another thread reads it for the progress line).
+  GenerateResult generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& options,
+                          GenerateProgress* progress = nullptr) const;
 
   ModelImpl& impl() const { return *impl_; }
 

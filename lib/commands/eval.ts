@@ -10,7 +10,7 @@ export async function runEvalCommand(config: RunConfig): Promise<number> {
   const result = await runEval(config, {
     onMessage: (m) => progress.log(`rpo: ${m}`),
     onProgress: (done, total, tokens) =>
-      progress.update({ step: done, total, tokensPerSecond: tokens / Math.max((Date.now() - started) / 1000, 1e-9) }),
+      progress.update({ step: done, total, unit: 'prompts', tokensPerSecond: tokens / Math.max((Date.now() - started) / 1000, 1e-9) }),
   });
   progress.done();
   if (result.metrics) {

@@ -32,6 +32,7 @@ export {
   engineLossConfig,
   engineOptimizer,
   lossUsesReference,
+  lossEvalBatchSize,
   resolvePrecision,
   precisionDtype,
   precisionNotices,

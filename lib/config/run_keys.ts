@@ -100,7 +100,11 @@ export const MODEL_KEYS = {
   activation_checkpointing: bool({ doc: 'recompute activations in backward to save memory', default: true, optional: true, absent: false }),
   batch_size: num({ doc: 'global batch (pairs per optimizer step)', default: 32, int: true, min: 1 }),
   gradient_accumulation_steps: num({ doc: 'micro-batches per optimizer step; divides batch_size', default: 1, int: true, min: 1, optional: true }),
-  eval_batch_size: num({ doc: 'batch size of evaluation and sampling', default: 16, int: true, min: 1 }),
+  eval_batch_size: custom<number | 'auto'>({
+    doc: "rows per evaluation batch; for sampling, the slots decoded at once (continuous batching); 'auto': sampling takes as many slots as fit in memory (lib/plan/generation.ts), loss evaluation the training micro-batch",
+    default: 16,
+    read: (r, k) => (r.raw(k) === 'auto' ? 'auto' : r.num(k, { int: true, min: 1 })),
+  }),
   block_name: textOrNull({ doc: 'the module class FSDP wraps', default: null, ignored: FSDP, quiet: true }),
   fsdp_policy_mp: textOrNull({ doc: "FSDP's mixed-precision dtype", default: null, ignored: FSDP }),
   v_head_max_grad_norm: numOrNull({ doc: "the value head's gradient-norm clip", default: 0.1, ignored: "loss=ppo clips its value head's gradients at the seed's default, 0.1" }),

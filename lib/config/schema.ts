@@ -372,6 +372,11 @@ export function validateConfig(raw: unknown): Validated {
   return { config, notices };
 }
 
+/** The rows of a loss-evaluation batch: eval_batch_size, or for 'auto' the training micro-batch. */
+export function lossEvalBatchSize(m: Pick<ModelSection, 'eval_batch_size' | 'batch_size' | 'gradient_accumulation_steps'>): number {
+  return m.eval_batch_size === 'auto' ? Math.max(1, Math.floor(m.batch_size / m.gradient_accumulation_steps)) : m.eval_batch_size;
+}
+
 function readModel(m: Section, errors: string[]): ModelSection {
   const model = readFields(m, MODEL_KEYS);
   if (model.max_prompt_length >= model.max_length) {

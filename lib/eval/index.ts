@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { ConfigError, engineLossConfig, lossUsesReference, type RunConfig } from '../config/index.js';
+import { ConfigError, engineLossConfig, lossEvalBatchSize, lossUsesReference, type RunConfig } from '../config/index.js';
 import { loadPromptSplit } from '../data/sources/index.js';
 import { loadTokenizer } from '../data/tokenize/index.js';
 import type { PreferenceRow } from '../data/types.js';
@@ -20,7 +20,8 @@ import { evaluateSplit, usable } from '../train/evaluate.js';
 import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens } from '../loss/table.js';
 import { unpairedItems } from '../train/unpaired.js';
 import { csftExamples, csftRunModel } from '../train/csft.js';
-import { complete, generationSettings, type Completion } from './sampling.js';
+import { recordPath, samplingRecord, type SamplingRecord } from './record.js';
+import { complete, generationSettings, rowPrompt, sampleSlots, type Completion, type SamplePrompt } from './sampling.js';
 
 export interface EvalEvents {
   onMessage?(message: string): void;
@@ -123,7 +124,7 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
     const unpaired = lossIsUnpaired(config.loss.name);
     const examples = unpaired ? unpairedItems(data.test) : csft ? csftExamples(data.test, csft.ids, config.model.max_length) : usable(data.test, groups);
     const metrics = await evaluateSplit(trainer, examples, {
-      batchSize: config.model.eval_batch_size,
+      batchSize: lossEvalBatchSize(config.model),
       groups,
       padTokenId: base.tokenizer.padTokenId ?? 0,
       table: null,
@@ -140,41 +141,22 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
 async function sampleTest(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents, outFile: string): Promise<EvalResult> {
   // The first n_samples test rows over the datasets in order, each dataset's prompts formatted
   // as training formats them: its remove_extra_spaces trait, and a multi-turn row (hh, oasst)
-  // after its whole history (the row's turns), not its plain text.
+  // after its whole history (the row's turns), not its plain text. One continuous batch over all.
   const datasets = await loadDatasetRows(config, 'test');
-  const rows: PreferenceRow[] = [];
-  const completions: Completion[] = [];
   const total = Math.min(config.n_samples, datasets.reduce((n, d) => n + d.rows.length, 0));
-  let tokens = 0;
-  for (const d of datasets) {
-    const take = d.rows.slice(0, total - rows.length);
-    if (take.length === 0) continue;
-    const done = completions.length;
-    const before = tokens;
-    completions.push(
-      ...(await complete(policy, base.tokenizer, { ...config, remove_extra_spaces: d.traits.remove_extra_spaces }, take, {
-        batchSize: config.model.eval_batch_size,
-        settings: generationSettings(weights, config, base.tokenizer, config.seed + done),
-        onProgress: (n, _t, tk) => {
-          tokens = before + tk;
-          events.onProgress?.(done + n, total, tokens);
-        },
-      })),
-    );
-    rows.push(...take);
-  }
-  const samples = completions.map((c: Completion, i) => ({ prompt: c.prompt, chosen: rows[i]!.chosen, policy: c.output }));
+  const rows: { row: PreferenceRow; removeExtraSpaces: boolean }[] = [];
+  for (const d of datasets) for (const row of d.rows.slice(0, total - rows.length)) rows.push({ row, removeExtraSpaces: d.traits.remove_extra_spaces });
+  const { completions, record } = await sampleWithRecord(config, base, policy, weights, rows.map((r) => rowPrompt(r.row, r.removeExtraSpaces)), events);
+  const samples = completions.map((c: Completion, i) => ({ prompt: c.prompt, chosen: rows[i]!.row.chosen, policy: c.output }));
   const file = writeJson(outFile, samples);
+  writeJson(recordPath(file), { ...record, samples_file: path.basename(file) });
   return { file, samples: samples.length };
 }
 
 async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnType<typeof loadModel>>, weights: string, events: EvalEvents, outFile: string): Promise<EvalResult> {
   const prompts = (await loadPromptSplit('alpacaeval', 'test')).slice(0, config.n_samples);
-  const completions = await complete(policy, base.tokenizer, config, prompts, {
-    batchSize: config.model.eval_batch_size,
-    settings: generationSettings(weights, config, base.tokenizer, config.seed),
-    onProgress: events.onProgress,
-  });
+  const { completions, record } = await sampleWithRecord(config, base, policy, weights, prompts, events);
+  // `instruction` is the dataset's string as read (alpaca_eval joins on it), byte for byte.
   const outputs = completions.map((c, i) => ({
     instruction: prompts[i]!.prompt,
     output: c.output,
@@ -182,5 +164,28 @@ async function alpacaEval(config: RunConfig, base: Base, policy: Awaited<ReturnT
     dataset: prompts[i]!.dataset ?? 'alpaca_eval',
   }));
   const file = writeJson(outFile, outputs);
+  writeJson(recordPath(file), { ...record, samples_file: path.basename(file) });
   return { file, samples: outputs.length };
+}
+
+/** Samples every prompt (one continuous batch of eval_batch_size slots) and records how. */
+async function sampleWithRecord(
+  config: RunConfig,
+  base: Base,
+  policy: Awaited<ReturnType<typeof loadModel>>,
+  weights: string,
+  prompts: readonly SamplePrompt[],
+  events: EvalEvents,
+): Promise<{ completions: Completion[]; record: SamplingRecord }> {
+  const settings = generationSettings(weights, config, base.tokenizer, config.seed);
+  const slots = sampleSlots(config, policy, prompts.length);
+  const started = performance.now();
+  const completions = await complete(policy, base.tokenizer, config, prompts, {
+    batchSize: slots,
+    settings,
+    onProgress: (p) => events.onProgress?.(p.done, p.total, p.tokens),
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const record = samplingRecord({ samplesFile: '', model: config.model.name_or_path, checkpoint: weights, settings, slots, completions, seconds });
+  return { completions, record };
 }

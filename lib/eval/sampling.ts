@@ -1,5 +1,6 @@
 // Text in, text out: formatted prompts through the engine's batched generation.
 import { existsSync, readFileSync } from 'node:fs';
+import { freemem } from 'node:os';
 import path from 'node:path';
 
 import type { RunConfig } from '../config/index.js';
@@ -7,7 +8,9 @@ import { formatPrompt, type FormatConfig } from '../data/format/index.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
 import type { Turn } from '../data/types.js';
 import { lossUsesControlTokens } from '../loss/table.js';
-import type { GenerateOptions, Model } from '../native.js';
+import { cudaMemoryStats, type GenerateOptions, type Model } from '../native.js';
+import { shapeOf } from '../plan/estimate.js';
+import { slotsThatFit } from '../plan/generation.js';
 
 /** Sampling settings: the model's generation_config.json, then the run config (top_p as the seed). */
 export function generationSettings(modelDir: string, config: RunConfig, tok: Tokenizer, seed: number): GenerateOptions {
@@ -26,6 +29,20 @@ export function generationSettings(modelDir: string, config: RunConfig, tok: Tok
     padTokenId: tok.padTokenId ?? 0,
     seed,
   };
+}
+
+/**
+ * The slots a sampling run decodes at once: model.eval_batch_size, or for 'auto' as many as fit
+ * in the memory free now (the weights loaded) by lib/plan/generation.ts's arithmetic, at most
+ * one per prompt.
+ */
+export function sampleSlots(config: RunConfig, model: Model, prompts: number): number {
+  const b = config.model.eval_batch_size;
+  if (b !== 'auto') return b;
+  const cuda = /^cuda(?::(\d+))?$/.exec(model.device);
+  const freeBytes = cuda ? cudaMemoryStats(Number(cuda[1] ?? 0)).free : freemem();
+  const e = model.dtype === 'float32' ? 4 : 2;
+  return slotsThatFit(shapeOf(model.config), { maxLength: config.model.max_length, e, freeBytes, prompts: Math.max(1, prompts) });
 }
 
 /**
@@ -82,28 +99,44 @@ export interface Completion {
   tokens: number;
 }
 
-/** Generates for every prompt, `batchSize` at a time; outputs decoded without special tokens. */
+/** Progress of a complete() call: prompts finished of `total`, their tokens, seconds so far. */
+export interface SampleProgress {
+  done: number;
+  total: number;
+  tokens: number;
+  seconds: number;
+}
+
+/**
+ * Generates for every prompt in one continuous batch of `batchSize` slots (a finished prompt's
+ * slot takes the next); outputs decoded without special tokens. Prompt i samples from the stream
+ * of (seed, firstPromptIndex + i), so its output depends on neither the slots nor the split of the
+ * prompts over calls or ranks.
+ */
 export async function complete(
   model: Model,
   tok: Tokenizer,
   config: SampleConfig,
   prompts: readonly SamplePrompt[],
-  opts: { batchSize: number; settings: GenerateOptions; onProgress?: (done: number, total: number, tokens: number) => void },
+  opts: { batchSize: number; settings: GenerateOptions; firstPromptIndex?: number; onProgress?: (p: SampleProgress) => void },
 ): Promise<Completion[]> {
+  if (prompts.length === 0) return [];
+  const encoded = await Promise.all(prompts.map((p) => encodePrompt(p, config, tok)));
+  const started = performance.now();
+  const progress = (done: number, tokens: number) => opts.onProgress?.({ done, total: prompts.length, tokens, seconds: (performance.now() - started) / 1000 });
+  const r = await model.generate(
+    encoded,
+    { ...opts.settings, slots: opts.batchSize, firstPromptIndex: opts.firstPromptIndex ?? 0 },
+    (p) => progress(p.prompts, p.tokens),
+  );
   const out: Completion[] = [];
   let tokens = 0;
-  for (let i = 0; i < prompts.length; i += opts.batchSize) {
-    const batch = prompts.slice(i, i + opts.batchSize);
-    const encoded = await Promise.all(batch.map((p) => encodePrompt(p, config, tok)));
-    // Distinct seeds per batch, derived from the run's: reruns reproduce, batches differ.
-    const r = await model.generate(encoded, { ...opts.settings, seed: (opts.settings.seed ?? 0) + i });
-    for (let j = 0; j < batch.length; j++) {
-      const ids = Array.from(r.tokens[j]!);
-      tokens += ids.length;
-      const p = batch[j]!;
-      out.push({ prompt: typeof p === 'string' ? p : p.prompt, output: (await tok.decode(ids, { skipSpecialTokens: true })).trim(), finishReason: r.finishReasons[j]!, tokens: ids.length });
-    }
-    opts.onProgress?.(out.length, prompts.length, tokens);
+  for (let j = 0; j < prompts.length; j++) {
+    const ids = Array.from(r.tokens[j]!);
+    tokens += ids.length;
+    const p = prompts[j]!;
+    out.push({ prompt: typeof p === 'string' ? p : p.prompt, output: (await tok.decode(ids, { skipSpecialTokens: true })).trim(), finishReason: r.finishReasons[j]!, tokens: ids.length });
   }
+  progress(prompts.length, tokens);
   return out;
 }

@@ -146,7 +146,7 @@ export interface LossConfig {
 export interface GenerateOptions {
   /** new tokens at most; 0: bounded by max_length only. Default 0. */
   maxNewTokens?: number;
-  /** prompt (padded to the batch's longest) + response, as HF generate's max_length; 0: none. Default 0. */
+  /** each prompt's own length + its response (docs/departures.md); 0: none. Default 0. */
   maxLength?: number;
   /** false: greedy. Default true. */
   doSample?: boolean;
@@ -156,12 +156,18 @@ export interface GenerateOptions {
   topP?: number;
   /** 0: off. Default 0. */
   topK?: number;
+  /** transformers' RepetitionPenaltyLogitsProcessor; 1: off. Default 1. */
+  repetitionPenalty?: number;
   /** EOS and extra stop tokens; the stop token is not returned */
   stopTokenIds?: number[];
   /** Default 0. */
   padTokenId?: number;
-  /** Default 0. */
+  /** with the prompt's index, its sampling stream's key. Default 0. */
   seed?: number;
+  /** rows decoded at once (continuous batching: a finished row's slot takes the next prompt); 0: every prompt at once. Default 0. */
+  slots?: number;
+  /** the first prompt's index in the whole job: prompt i samples from the stream of (seed, first_prompt_index + i). Default 0. */
+  firstPromptIndex?: number;
   /** false: recompute the whole sequence each step (the reference for the KV cache). Default true. */
   useCache?: boolean;
 }

@@ -1,10 +1,10 @@
-// Evaluation samples (sample_during_eval), sharded over the ranks: the prompts are cut into the
-// batches one process would run (eval_batch_size prompts, in order), rank r generates batches
-// r, r + world, ... with the seed the single process gives that batch (its settings' seed + the
-// batch's first index, as complete() does), so each batch's padding, seed and numbers are the
-// single process's; rank 0 gathers the outputs through the rendezvous store, in prompt order.
+// Evaluation samples (sample_during_eval), sharded over the ranks: rank r takes the r-th of
+// `world` contiguous parts of the prompts and generates them in one continuous batch, each prompt
+// with its index in the whole list (firstPromptIndex), so a prompt's output is the single
+// process's whatever the world size; rank 0 gathers the outputs through the rendezvous store, in
+// prompt order.
 import type { RunConfig } from '../config/index.js';
-import { complete, generationSettings, type Completion, type SamplePrompt, type SampleConfig } from '../eval/sampling.js';
+import { complete, generationSettings, sampleSlots, type Completion, type SamplePrompt, type SampleConfig } from '../eval/sampling.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
 import type { Model } from '../native.js';
 import type { Parallel } from './context.js';
@@ -24,28 +24,19 @@ export interface ShardedSampleSetup {
  */
 export async function sampleSharded(par: Parallel, s: ShardedSampleSetup, prompts: readonly SamplePrompt[], tag: string): Promise<Completion[] | null> {
   const settings = { ...generationSettings(s.modelDir, s.config, s.tokenizer, s.config.seed), doSample: false };
-  const batchSize = s.config.model.eval_batch_size;
   const config: SampleConfig = s.config;
-  if (!par.distributed) return complete(s.policy, s.tokenizer, config, prompts, { batchSize, settings });
-  const mine: { start: number; out: Completion[] }[] = [];
-  for (let start = 0, b = 0; start < prompts.length; start += batchSize, b++) {
-    if (b % par.worldSize !== par.rank) continue;
-    const batch = prompts.slice(start, start + batchSize);
-    const out = await complete(s.policy, s.tokenizer, config, batch, { batchSize, settings: { ...settings, seed: (settings.seed ?? 0) + start } });
-    mine.push({ start, out });
-  }
+  if (!par.distributed) return complete(s.policy, s.tokenizer, config, prompts, { batchSize: sampleSlots(s.config, s.policy, prompts.length), settings });
+  const part = (r: number) => Math.floor((prompts.length * r) / par.worldSize);
+  const start = part(par.rank);
+  const mine = prompts.slice(start, part(par.rank + 1));
+  const out = await complete(s.policy, s.tokenizer, config, mine, { batchSize: sampleSlots(s.config, s.policy, mine.length), settings, firstPromptIndex: start });
   const key = (rank: number) => `rpo/samples/${tag}/${rank}`;
   if (!par.isMain) {
-    await par.group!.storeSet(key(par.rank), JSON.stringify(mine));
+    await par.group!.storeSet(key(par.rank), JSON.stringify(out));
     return null;
   }
-  const all = new Array<Completion | undefined>(prompts.length);
-  const place = (parts: { start: number; out: Completion[] }[]) => {
-    for (const p of parts) p.out.forEach((c, j) => (all[p.start + j] = c));
-  };
-  place(mine);
-  for (let r = 1; r < par.worldSize; r++) place(JSON.parse(await par.group!.storeGet(key(r))) as { start: number; out: Completion[] }[]);
-  const missing = all.findIndex((c) => c === undefined);
-  if (missing >= 0) throw new Error(`sample_during_eval: no rank returned a sample for prompt ${missing} of ${prompts.length}`);
-  return all as Completion[];
+  const all: Completion[] = [...out];
+  for (let r = 1; r < par.worldSize; r++) all.push(...(JSON.parse(await par.group!.storeGet(key(r))) as Completion[]));
+  if (all.length !== prompts.length) throw new Error(`sample_during_eval: the ranks returned ${all.length} samples for ${prompts.length} prompts`);
+  return all;
 }

@@ -14,6 +14,8 @@ export interface ProgressState {
   /** Model FLOPs utilization (CUDA with a bf16 peak). */
   mfu?: number;
   extra?: string;
+  /** What step counts ("prompts"), shown after step/total. */
+  unit?: string;
 }
 
 export function formatDuration(seconds: number): string {
@@ -27,7 +29,7 @@ export function formatDuration(seconds: number): string {
 
 export function describeProgress(label: string, st: ProgressState, elapsedSeconds: number): string {
   const eta = st.step > 0 ? (elapsedSeconds / st.step) * (st.total - st.step) : NaN;
-  const parts = [`${label} ${st.step}/${st.total}`];
+  const parts = [`${label} ${st.step}/${st.total}${st.unit ? ` ${st.unit}` : ''}`];
   if (st.loss !== undefined) parts.push(`loss ${st.loss.toFixed(4)}`);
   if (st.accuracy !== undefined) parts.push(`acc ${st.accuracy.toFixed(3)}`);
   if (st.tokensPerSecond !== undefined) parts.push(`${st.tokensPerSecond.toFixed(0)} tok/s`);

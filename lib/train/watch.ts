@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { RunConfig } from '../config/index.js';
-import { complete, generationSettings, type Completion, type SamplePrompt } from '../eval/sampling.js';
+import { complete, generationSettings, sampleSlots, type Completion, type SamplePrompt } from '../eval/sampling.js';
 import type { Model } from '../native.js';
 import { writeRunReport, type EvalSample, type SampleSet } from '../report/run_report.js';
 import type { Tokenizer } from '../data/tokenize/index.js';
@@ -99,7 +99,7 @@ export class RunWatch {
   private async sample(): Promise<EvalSample[]> {
     const { config, policy, tokenizer, modelDir, sampleRows } = this.s;
     const settings = { ...generationSettings(modelDir, config, tokenizer, config.seed), doSample: false };
-    return this.withChosen(await complete(policy, tokenizer, config, sampleRows.map((r) => r.prompt), { batchSize: config.model.eval_batch_size, settings }));
+    return this.withChosen(await complete(policy, tokenizer, config, sampleRows.map((r) => r.prompt), { batchSize: sampleSlots(config, policy, sampleRows.length), settings }));
   }
 
   private withChosen(out: readonly Completion[]): EvalSample[] {

@@ -41,6 +41,21 @@ Napi::Value EvaluatePpo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The sampler's logits processors on given logits (tests compare them with transformers').
+Napi::Value WarpLogits(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "warpLogits: logits must be a Float32Array");
+  auto logits = info[0].As<Napi::Float32Array>();
+  auto context = prompts_from_js(info[1]);
+  auto options = generate_options_from_js(info[2]);
+  std::vector<float> in(logits.Data(), logits.Data() + logits.ElementLength());
+  auto r = guard(env, [&] { return rpo::warp_logits(in, static_cast<int64_t>(context.size()), context, options); });
+  auto out = Napi::Float32Array::New(env, r.size());
+  std::copy(r.begin(), r.end(), out.Data());
+  return out;
+}
+
 Napi::Value LossTable(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto table = rpo::loss_declarations();
@@ -181,6 +196,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_dist(env, exports);
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
   exports.Set("evaluatePpo", Napi::Function::New<EvaluatePpo>(env, "evaluatePpo"));
+  exports.Set("warpLogits", Napi::Function::New<WarpLogits>(env, "warpLogits"));
   exports.Set("lossTable", Napi::Function::New<LossTable>(env, "lossTable"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));

@@ -22,6 +22,7 @@ void ModelWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&ModelWrap::Logits>("logits"),
                              InstanceMethod<&ModelWrap::Logprobs>("logprobs"),
                              InstanceMethod<&ModelWrap::Generate>("generate"),
+                             InstanceMethod<&ModelWrap::GenerateProgress>("generateProgress"),
                              InstanceMethod<&ModelWrap::Dispose>("dispose"),
                              InstanceMethod<&ModelWrap::AddLora>("addLora"),
                              InstanceMethod<&ModelWrap::AdapterParams>("adapterParams"),
@@ -134,8 +135,9 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
   auto m = model(env);
   auto prompts = prompts_from_js(info[0]);
   auto options = generate_options_from_js(info[1]);
-  return Task::run(env, "rpo.Model.generate", Lease(env, {{busy_, "Model"}}), [m, prompts, options]() -> Task::Finish {
-    auto r = std::make_shared<rpo::GenerateResult>(m->generate(prompts, options));
+  auto progress = progress_ = std::make_shared<rpo::GenerateProgress>();
+  return Task::run(env, "rpo.Model.generate", Lease(env, {{busy_, "Model"}}), [m, prompts, options, progress]() -> Task::Finish {
+    auto r = std::make_shared<rpo::GenerateResult>(m->generate(prompts, options, progress.get()));
     return [r](Napi::Env env) -> Napi::Value {
       auto o = Napi::Object::New(env);
       auto tokens = Napi::Array::New(env, r->tokens.size());
@@ -151,6 +153,16 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
       return o;
     };
   });
+}
+
+// {prompts, tokens} finished so far by the running (or last) generate call; undefined before one.
+Napi::Value ModelWrap::GenerateProgress(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!progress_) return env.Undefined();
+  auto o = Napi::Object::New(env);
+  o.Set("prompts", static_cast<double>(progress_->prompts.load()));
+  o.Set("tokens", static_cast<double>(progress_->tokens.load()));
+  return o;
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -37,6 +37,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value GenerateProgress(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   // LoRA (lora_wrap.cpp)
   Napi::Value AddLora(const Napi::CallbackInfo& info);
@@ -46,6 +47,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   std::shared_ptr<rpo::Model> model_;
   std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+  // The running (or last) generate call's progress, read while it runs.
+  std::shared_ptr<rpo::GenerateProgress> progress_;
 };
 
 class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {

@@ -89,14 +89,17 @@ struct LossConfig {
 // Model.generate's sampling and stopping.
 struct GenerateOptions {
   int64_t max_new_tokens = 0;  // new tokens at most; 0: bounded by max_length only
-  int64_t max_length = 0;  // prompt (padded to the batch's longest) + response, as HF generate's max_length; 0: none
+  int64_t max_length = 0;  // each prompt's own length + its response (docs/departures.md); 0: none
   bool do_sample = true;  // false: greedy
   double temperature = 1.0;
   double top_p = 1.0;
   int64_t top_k = 0;  // 0: off
+  double repetition_penalty = 1.0;  // transformers' RepetitionPenaltyLogitsProcessor; 1: off
   std::vector<int64_t> stop_token_ids;  // EOS and extra stop tokens; the stop token is not returned
   int64_t pad_token_id = 0;
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // with the prompt's index, its sampling stream's key
+  int64_t slots = 0;  // rows decoded at once (continuous batching: a finished row's slot takes the next prompt); 0: every prompt at once
+  int64_t first_prompt_index = 0;  // the first prompt's index in the whole job: prompt i samples from the stream of (seed, first_prompt_index + i)
   bool use_cache = true;  // false: recompute the whole sequence each step (the reference for the KV cache)
 };
 

@@ -13,30 +13,30 @@
 
 namespace rpo {
 
-// A generation batch's prompts packed for the prefill: their real tokens side by side as one row
-// [1, total], so no work is spent on padding (left-padded prompts of 8..64 tokens are ~45%
-// padding). Attention is causal within each prompt and blind across prompts (`mask`); the cache
-// keeps keys and values in the padded layout [rows, kv_heads, padded_length, head_dim] the
-// decode steps read, token j of the packed row at (row_index[j], slot_index[j]).
-struct PackedPrompts {
-  at::Tensor position_ids;  // [1, total]: 0.. within each prompt, as HF's from the padded mask
-  at::Tensor mask;          // [1, 1, total, total] bool: same prompt, key not after the query
-  at::Tensor row_index;     // [total] long
-  at::Tensor slot_index;    // [total] long: the token's column in the padded prompt
-  int64_t rows = 0, padded_length = 0;
+// Generation's forward over the slot cache (generate.cpp): a packed prefill of prompts into
+// their slots, or a decode step of every slot. Each slot keeps its sequence from column 0 (no
+// padding), so a slot's keys and values do not depend on what the other slots hold.
+struct SlotForward {
+  at::Tensor position_ids;  // [rows, T] long
+  // bool [rows or 1, 1, T, keys], true = may attend; undefined: causal (one prompt's prefill)
+  at::Tensor mask;
+  // Token i of the forward (its [rows, T] order flattened) is cached at (write_slot[i], :,
+  // write_column[i]).
+  at::Tensor write_slot, write_column;  // [rows * T] long
+  // > 0: attention reads the first read_slots slots' first read_columns columns (a decode step,
+  // rows == read_slots); 0: the forward's own keys and values (a packed prefill, whose mask keeps
+  // each prompt to itself).
+  int64_t read_slots = 0, read_columns = 0;
 };
 
-// Per-layer key/value cache for generation: key and value are [rows, kv_heads, cached, head_dim].
+// Per-layer key/value cache for generation: [slots, kv_heads, capacity, head_dim], allocated
+// (zeros) at the first write and written in place after; nothing is concatenated.
 struct LayerCache {
-  at::Tensor key, value;
-  // The prompt plus every new token, when the caller knows it: the cache is allocated once at
-  // this length and each step writes its tokens in place (concatenating copied the whole cache at
-  // every step). 0: concatenate.
-  int64_t capacity = 0;
-  // ForwardOptions::packed, set by hidden_states for each forward: the keys and values come packed.
-  const PackedPrompts* packing = nullptr;
-  // Adds this step's keys and values [rows, kv_heads, T, head_dim]; returns what attention reads
-  // (everything cached, or for a packed prefill the packed tokens themselves).
+  int64_t slots = 0, capacity = 0;
+  // ForwardOptions::slots, set by hidden_states for each forward.
+  const SlotForward* forward = nullptr;
+  // Caches this forward's keys and values [rows, kv_heads, T, head_dim]; returns what attention
+  // reads.
   std::pair<at::Tensor, at::Tensor> append(const at::Tensor& k, const at::Tensor& v);
 
  private:
@@ -45,15 +45,15 @@ struct LayerCache {
 
 struct ForwardOptions {
   bool activation_checkpointing = false;
-  std::vector<LayerCache>* cache = nullptr;  // generation: appended to per layer
-  int64_t past_length = 0;                   // tokens already in `cache`
+  std::vector<LayerCache>* cache = nullptr;  // generation: one per layer, with `slots`
+  int64_t past_length = 0;                   // tokens before input_ids (attention_mask covers them)
   // The caller checked on its host data that no row has padding before a real token (right
   // padding at most, which causal attention makes harmless to real tokens): attention then
   // runs causal without a mask where the sliding window and the cache allow it.
   bool right_padded = false;
-  // Generation's packed prefill: input_ids is [1, total]; positions and the attention mask come
-  // from here, and hidden_states hands it to each layer's cache.
-  const PackedPrompts* packed = nullptr;
+  // Generation: positions, the attention mask and the cache writes come from here, and
+  // hidden_states hands it to each layer's cache.
+  const SlotForward* slots = nullptr;
   // Generators whose state activation checkpointing restores for a block's recompute, so it
   // draws the same dropout masks (LoRA dropout's).
   std::vector<at::Generator> preserve_rng;

@@ -123,7 +123,7 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
   for (size_t i = 0; i < gpt_neox->layers->size(); ++i) {
     auto layer = gpt_neox->layers->ptr<NeoXLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
-    if (cache) cache->packing = opts.packed;  // a packed prefill's keys and values go to the padded layout
+    if (cache) cache->forward = opts.slots;  // where this forward's keys and values go
     if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
       h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
     } else {

@@ -1,45 +1,29 @@
-// LayerCache::append: generation's per-layer keys and values (causal_lm.h).
+// LayerCache::append: generation's per-layer keys and values in their slots (causal_lm.h).
 #include <ATen/ATen.h>
+
+#include <stdexcept>
 
 #include "model/causal_lm.h"
 
 namespace rpo {
 
 std::pair<at::Tensor, at::Tensor> LayerCache::append(const at::Tensor& k, const at::Tensor& v) {
-  if (packing) {
-    // Scatter the packed tokens into the padded layout; padding slots stay zero (the decode
-    // steps' mask never lets a query see them).
-    const auto& p = *packing;
-    const int64_t length = std::max(capacity, p.padded_length);
-    auto shape = [&](const at::Tensor& t) { return std::vector<int64_t>{p.rows, t.size(1), length, t.size(3)}; };
-    key_buffer_ = at::zeros(shape(k), k.options());
-    value_buffer_ = at::zeros(shape(v), v.options());
-    // k [1, kv_heads, total, d] -> [total, kv_heads, d], the shape of buffer[row_index, :, slot_index].
-    key_buffer_.index_put_({p.row_index, at::indexing::Slice(), p.slot_index}, k.squeeze(0).transpose(0, 1));
-    value_buffer_.index_put_({p.row_index, at::indexing::Slice(), p.slot_index}, v.squeeze(0).transpose(0, 1));
-    key = key_buffer_.narrow(2, 0, p.padded_length);
-    value = value_buffer_.narrow(2, 0, p.padded_length);
-    return {k, v};
+  if (!forward) throw std::logic_error("LayerCache::append: a cached forward needs ForwardOptions::slots");
+  const auto& f = *forward;
+  if (!key_buffer_.defined()) {
+    // Zeros, not empty: a slot's columns past its length are read (masked) by decode steps, and
+    // masked garbage could be NaN, which a zero attention weight does not cancel (0 * NaN).
+    const std::vector<int64_t> shape{slots, k.size(1), capacity, k.size(3)};
+    key_buffer_ = at::zeros(shape, k.options());
+    value_buffer_ = at::zeros(shape, v.options());
   }
-  const int64_t past = key.defined() ? key.size(2) : 0;
-  const int64_t total = past + k.size(2);
-  const bool in_place = total <= capacity && (key_buffer_.defined() || past == 0);
-  if (in_place) {
-    if (!key_buffer_.defined()) {
-      auto shape = k.sizes().vec();
-      shape[2] = capacity;
-      key_buffer_ = at::empty(shape, k.options());
-      value_buffer_ = at::empty(shape, v.options());
-    }
-    key_buffer_.narrow(2, past, k.size(2)).copy_(k);
-    value_buffer_.narrow(2, past, v.size(2)).copy_(v);
-    key = key_buffer_.narrow(2, 0, total);
-    value = value_buffer_.narrow(2, 0, total);
-  } else {
-    key = past ? at::cat({key, k}, 2) : k;
-    value = past ? at::cat({value, v}, 2) : v;
-  }
-  return {key, value};
+  // [rows, kv_heads, T, d] -> [rows * T, kv_heads, d], the shape of buffer[slot, :, column].
+  auto flat = [](const at::Tensor& t) { return t.transpose(1, 2).reshape({-1, t.size(1), t.size(3)}); };
+  key_buffer_.index_put_({f.write_slot, at::indexing::Slice(), f.write_column}, flat(k));
+  value_buffer_.index_put_({f.write_slot, at::indexing::Slice(), f.write_column}, flat(v));
+  if (f.read_slots == 0) return {k, v};
+  return {key_buffer_.narrow(0, 0, f.read_slots).narrow(2, 0, f.read_columns),
+          value_buffer_.narrow(0, 0, f.read_slots).narrow(2, 0, f.read_columns)};
 }
 
 }  // namespace rpo

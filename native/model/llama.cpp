@@ -184,12 +184,12 @@ at::Tensor attention_mask_4d(const at::Tensor& attention_mask, int64_t query_len
 }
 
 at::Tensor forward_positions(const at::Tensor& attention_mask, int64_t T, const ForwardOptions& opts) {
-  if (opts.packed) return opts.packed->position_ids;
+  if (opts.slots) return opts.slots->position_ids;
   return position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
 }
 
 at::Tensor forward_mask(const at::Tensor& attention_mask, int64_t T, int64_t sliding_window, const ForwardOptions& opts) {
-  if (opts.packed) return opts.packed->mask;
+  if (opts.slots) return opts.slots->mask;
   const int64_t key_length = opts.past_length + T;
   const bool window_cuts = sliding_window > 0 && sliding_window < key_length;
   const char* force = std::getenv("RPO_SDPA_MASK");
@@ -302,7 +302,7 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Te
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto layer = model->layers->ptr<DecoderLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
-    if (cache) cache->packing = opts.packed;  // a packed prefill's keys and values go to the padded layout
+    if (cache) cache->forward = opts.slots;  // where this forward's keys and values go
     if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
       h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
     } else {

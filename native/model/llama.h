@@ -120,8 +120,8 @@ at::Tensor position_ids_from_mask(const at::Tensor& attention_mask);
 // What every architecture's hidden_states runs a forward with (`attention_mask` [rows, past + T]):
 // the T tokens' positions, and the attention mask, undefined where causal attention needs none
 // (the caller vouches for right padding, and neither the sliding window nor a chunked prefill
-// needs one; RPO_SDPA_MASK=1 always builds it, so tests can compare the two paths). A packed
-// prefill (opts.packed) brings both.
+// needs one; RPO_SDPA_MASK=1 always builds it, so tests can compare the two paths). A
+// generation's forward (opts.slots) brings both.
 at::Tensor forward_positions(const at::Tensor& attention_mask, int64_t T, const ForwardOptions& opts);
 at::Tensor forward_mask(const at::Tensor& attention_mask, int64_t T, int64_t sliding_window, const ForwardOptions& opts);
 

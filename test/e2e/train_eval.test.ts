@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config/index.js';
 import { train } from '../../lib/train/loop.js';
 import { startHubServer, type HubServer } from '../fixtures/data/hub_server.js';
+import type { SamplingRecord } from '../../lib/eval/record.js';
 import { REPO, rpo, rpoAsync, rpoLive } from './cli.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
@@ -240,5 +241,18 @@ describe('rpo eval', () => {
       expect(o.generator).toBe('my_exp');
       expect(typeof o.output).toBe('string');
     });
+    // The sidecar: how the samples were made and what came out, consistent with the samples.
+    const record = JSON.parse(readFileSync(path.join(samples, 'alpaca_my_exp.sampling.json'), 'utf8')) as SamplingRecord;
+    expect(record.samples_file).toBe('alpaca_my_exp.json');
+    expect(record.prompts).toBe(source.length);
+    expect(record.decoding).toMatchObject({ do_sample: true, top_p: 0.95, repetition_penalty: 1, slots: 35 });
+    expect(record.checkpoint).toContain('rdpo-run');
+    expect(record.finish_reasons.stop + record.finish_reasons.length).toBe(source.length);
+    expect(record.output_tokens.p50).toBeLessThanOrEqual(record.output_tokens.p90);
+    expect(record.output_tokens.p90).toBeLessThanOrEqual(record.output_tokens.max);
+    expect(record.wall_seconds).toBeGreaterThan(0);
+    expect(record.tokens_per_second).toBeCloseTo(record.output_tokens.total / record.wall_seconds, 6);
+    // The progress line: prompts done, tokens/s and an ETA.
+    expect(r.stderr).toMatch(/alpacaeval \d+\/\d+ prompts \| \d+ tok\/s \| ETA/);
   });
 });

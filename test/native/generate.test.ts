@@ -1,5 +1,5 @@
-// Generation: the KV cache against recomputing the whole sequence, left padding (a packed
-// prefill) against one prompt at a time, a sliding window, stop tokens, lengths, seeded sampling.
+// Generation: the KV cache against recomputing the whole sequence, a batch (a packed prefill,
+// slots of different lengths) against one prompt at a time, a sliding window, stop tokens, lengths, seeded sampling.
 import { describe, expect, it } from 'vitest';
 
 import { Model } from '../../lib/native.js';
@@ -40,7 +40,7 @@ describe('generate', () => {
     model.dispose();
   });
 
-  it('left-padded batches decode as each prompt alone does', async () => {
+  it('batches decode as each prompt alone does (full logits at every step)', async () => {
     const model = await Model.create(config, { seed: 52 });
     const ps = prompts(2, [4, 8, 6]);
     const batched = await model.generate(ps, { doSample: false, maxNewTokens: 6 });
@@ -81,10 +81,13 @@ describe('generate', () => {
     model.dispose();
   });
 
-  it('maxLength counts the padded prompt, as HF generate does', async () => {
+  it('maxLength counts each prompt\'s own length (not its batch\'s longest)', async () => {
     const model = await Model.create(config, { seed: 54 });
     const r = await model.generate(prompts(4, [3, 7]), { doSample: false, maxLength: 10 });
-    expect(r.tokens.map((t) => t.length)).toEqual([3, 3]);
+    expect(r.tokens.map((t) => t.length)).toEqual([7, 3]);
+    expect(r.finishReasons).toEqual(['length', 'length']);
+    const none = await model.generate(prompts(4, [10, 2]), { doSample: false, maxLength: 10 });
+    expect(none.tokens.map((t) => t.length)).toEqual([0, 8]);
     model.dispose();
   });
 

@@ -8,6 +8,7 @@ import {
   engineLossConfig,
   engineOptimizer,
   isKnownKey,
+  lossEvalBatchSize,
   lossUsesReference,
   validateConfig,
   type RunConfig,
@@ -155,6 +156,16 @@ describe('validateConfig: errors', () => {
       /model\.batch_size \(6\) must be divisible by model\.gradient_accumulation_steps \(4\)/,
     );
     expect(validate({ 'model.batch_size': 8, 'model.gradient_accumulation_steps': 4 }).config.model.gradient_accumulation_steps).toBe(4);
+  });
+
+  it("eval_batch_size: a count, or 'auto' (sampling: the slots that fit; loss evaluation: the micro-batch)", () => {
+    expect(validate({ 'model.eval_batch_size': 35 }).config.model.eval_batch_size).toBe(35);
+    const auto = validate({ 'model.eval_batch_size': 'auto', 'model.batch_size': 32, 'model.gradient_accumulation_steps': 4 }).config;
+    expect(auto.model.eval_batch_size).toBe('auto');
+    expect(lossEvalBatchSize(auto.model)).toBe(8);
+    expect(lossEvalBatchSize({ ...auto.model, eval_batch_size: 5 })).toBe(5);
+    expect(invalid({ 'model.eval_batch_size': 'many' })).toMatch(/model\.eval_batch_size: expected an integer, got "many"/);
+    expect(invalid({ 'model.eval_batch_size': 0 })).toMatch(/model\.eval_batch_size: must be ≥ 1/);
   });
 
   it('max_prompt_length must be < max_length', () => {
