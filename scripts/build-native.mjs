@@ -7,7 +7,7 @@
 // cmake-js alone configures only an empty build directory, so a remedy such as "install
 // libgloo-dev, then `npm run build:native`" would otherwise change nothing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -60,6 +60,10 @@ if (process.argv.includes('--force') || !configured) {
 // --configure-only: what CMake finds, without compiling (test/native/build_configure.test.ts).
 if (process.argv.includes('--configure-only')) process.exit(0);
 runCmakeJs('build');
+// The addon is now current for every source, even when ninja had nothing to relink (a source's
+// mtime changed, not its effect): ensure.mjs compares mtimes and would build again each time.
+const addon = path.resolve(root, buildDir, 'Release', 'rpo.node');
+if (existsSync(addon)) utimesSync(addon, new Date(), new Date());
 // Record what the addon was built against, for `rpo info` and error messages at load time.
 mkdirSync(path.resolve(root, buildDir), { recursive: true });
 writeFileSync(path.resolve(root, buildDir, 'libtorch.json'), JSON.stringify(found, null, 2) + '\n');
