@@ -4,7 +4,7 @@
 // only in how the models load.
 import path from 'node:path';
 
-import { engineLossConfig, engineOptimizer, lossUsesReference, precisionDtype, precisionNotices, resolvePrecision, type RunConfig } from '../config/index.js';
+import { engineLossConfig, engineOptimizer, lossEvalBatchSize, lossUsesReference, precisionDtype, precisionNotices, resolvePrecision, type RunConfig } from '../config/index.js';
 import type { Groups } from '../data/batch/index.js';
 import { loadModel } from '../model/io.js';
 import { isAdapterDir } from '../model/lora.js';
@@ -71,7 +71,7 @@ async function referenceTable(config: RunConfig, data: RunData, device: string, 
   try {
     const usableExamples = examples.filter((ex) => !ex.chosen.dropped && !ex.rejected.dropped);
     const table = await computeReferenceTableSharded(par, reference, usableExamples, {
-      batchSize: config.model.eval_batch_size,
+      batchSize: lossEvalBatchSize(config.model),
       padTokenId: data.model.tokenizer.padTokenId ?? 0,
       chunkTokens: config.chunk_tokens,
       adapters: loraBase === null,

@@ -3,7 +3,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-import { engineLossConfig, saveConfig, type RunConfig } from '../config/index.js';
+import { engineLossConfig, lossEvalBatchSize, saveConfig, type RunConfig } from '../config/index.js';
 import { examplesPerEpoch, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { peakRssBytes } from '../memory.js';
 import { lossGroups, lossHasValueHead, lossIsUnpaired, lossUsesControlTokens, lossUsesReference } from '../loss/table.js';
@@ -490,7 +490,7 @@ class TrainingRun {
     if (data.test.length === 0) return;
     const t0 = Date.now();
     this.lastEval = await evaluateSplit(engine.trainer, data.test, {
-      batchSize: config.model.eval_batch_size,
+      batchSize: lossEvalBatchSize(config.model),
       groups: data.groups,
       padTokenId: this.padTokenId,
       table: engine.table,
