@@ -174,10 +174,10 @@ function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cf
     fitting,
   });
 
-  const check = (x: PlanInputs): void => {
-    if (!Number.isInteger(x.batchSize / (x.gradientAccumulationSteps * x.worldSize))) {
+  const check = (inputs: PlanInputs): void => {
+    if (!Number.isInteger(inputs.batchSize / (inputs.gradientAccumulationSteps * inputs.worldSize))) {
       throw new ConfigError(
-        `model.batch_size ${x.batchSize} does not split into model.gradient_accumulation_steps ${x.gradientAccumulationSteps} × world size ${x.worldSize} micro-batches of whole pairs`,
+        `model.batch_size ${inputs.batchSize} does not split into model.gradient_accumulation_steps ${inputs.gradientAccumulationSteps} × world size ${inputs.worldSize} micro-batches of whole pairs`,
       );
     }
   };

@@ -23,12 +23,12 @@ function positive(flag: string, v: number, orZero: boolean): void {
 }
 
 /** Throws a UsageError naming the first flag with a value it cannot take. */
-export function checkCompareNumbers(a: CompareNumbers): void {
-  integer('-s/--seed', a.seed, 0);
-  integer('-mc/--max_comp', a.maxComp, 1);
-  integer('--batch-size', a.batchSize, 1);
-  integer('--concurrency', a.concurrency, 1);
-  positive('--timeout', a.timeout, false);
-  integer('--retries', a.retries, 0);
-  positive('--backoff-ms', a.backoffMs, true);
+export function checkCompareNumbers(args: CompareNumbers): void {
+  integer('-s/--seed', args.seed, 0);
+  integer('-mc/--max_comp', args.maxComp, 1);
+  integer('--batch-size', args.batchSize, 1);
+  integer('--concurrency', args.concurrency, 1);
+  positive('--timeout', args.timeout, false);
+  integer('--retries', args.retries, 0);
+  positive('--backoff-ms', args.backoffMs, true);
 }

@@ -141,8 +141,8 @@ class CompareJournal {
     return new CompareJournal(file, fd, previous);
   }
 
-  append(o: Outcome): void {
-    writeSync(this.fd, JSON.stringify(o) + '\n');
+  append(outcome: Outcome): void {
+    writeSync(this.fd, JSON.stringify(outcome) + '\n');
     fsyncSync(this.fd);
   }
 
@@ -188,46 +188,46 @@ async function judgeLocally(
   }
 }
 
-export async function runCompare(o: CompareOptions): Promise<CompareResult> {
-  const samples = readSamples(o.file);
-  if (o.candidateKey === o.baselineKey) throw new Error(`-ck and -bk are both "${o.candidateKey}": compare two different keys`);
-  if (samples.rows.length === 0) throw new Error(`${o.file} holds no samples: nothing to compare`);
-  const n = o.maxComparisons === null ? samples.rows.length : Math.min(o.maxComparisons, samples.rows.length);
+export async function runCompare(options: CompareOptions): Promise<CompareResult> {
+  const samples = readSamples(options.file);
+  if (options.candidateKey === options.baselineKey) throw new Error(`-ck and -bk are both "${options.candidateKey}": compare two different keys`);
+  if (samples.rows.length === 0) throw new Error(`${options.file} holds no samples: nothing to compare`);
+  const n = options.maxComparisons === null ? samples.rows.length : Math.min(options.maxComparisons, samples.rows.length);
   const rows = samples.rows.slice(0, n).map((r, i) => ({
-    history: textOf(o.file, r, i, o.historyKey),
-    candidate: textOf(o.file, r, i, o.candidateKey),
-    baseline: textOf(o.file, r, i, o.baselineKey),
+    history: textOf(options.file, r, i, options.historyKey),
+    candidate: textOf(options.file, r, i, options.candidateKey),
+    baseline: textOf(options.file, r, i, options.baselineKey),
   }));
   const cfg = samples.config;
   const prefixes = {
     humanPrefix: typeof cfg?.human_prefix === 'string' ? cfg.human_prefix : DEFAULT_PREFIXES.humanPrefix,
     assistantPrefix: typeof cfg?.assistant_prefix === 'string' ? cfg.assistant_prefix : DEFAULT_PREFIXES.assistantPrefix,
   };
-  const template = { labels: o.labels, ...prefixes };
-  if (o.labels.length < 2 || new Set(o.labels).size !== o.labels.length) throw new Error(`--labels needs two distinct labels, got ${JSON.stringify(o.labels)}`);
+  const template = { labels: options.labels, ...prefixes };
+  if (options.labels.length < 2 || new Set(options.labels).size !== options.labels.length) throw new Error(`--labels needs two distinct labels, got ${JSON.stringify(options.labels)}`);
 
   // Everything that decides the outcomes: a restart with other arguments starts its own journal.
-  const args = { file: readFileSync(o.file, 'utf8'), ck: o.candidateKey, bk: o.baselineKey, hk: o.historyKey, labels: o.labels, seed: o.seed, n, judge: o.judge, baseUrl: o.baseUrl };
+  const args = { file: readFileSync(options.file, 'utf8'), ck: options.candidateKey, bk: options.baselineKey, hk: options.historyKey, labels: options.labels, seed: options.seed, n, judge: options.judge, baseUrl: options.baseUrl };
   const hash = hashArgs(args);
-  const journal = CompareJournal.open(`${o.resultsFile}.progress-${hash.slice(0, 12)}.jsonl`, hash, { ...args, file: o.file }, n);
+  const journal = CompareJournal.open(`${options.resultsFile}.progress-${hash.slice(0, 12)}.jsonl`, hash, { ...args, file: options.file }, n);
   const outcomes = new Map<number, Outcome>([...journal.previous].filter(([, v]) => !('error' in v)));
 
-  const local = o.judge.startsWith('local:') ? o.judge.slice('local:'.length) : null;
+  const local = options.judge.startsWith('local:') ? options.judge.slice('local:'.length) : null;
   const judge = new OpenAIGenerator({
-    baseUrl: o.baseUrl,
-    model: o.judge,
-    apiKey: o.apiKey,
-    secrets: o.secrets,
-    concurrency: Math.max(1, o.concurrency),
-    timeoutMs: o.timeoutMs,
-    retries: o.retries,
-    backoffMs: o.backoffMs,
+    baseUrl: options.baseUrl,
+    model: options.judge,
+    apiKey: options.apiKey,
+    secrets: options.secrets,
+    concurrency: Math.max(1, options.concurrency),
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+    backoffMs: options.backoffMs,
     maxNewTokens: 10, // the seed's max_tokens
     temperature: 0,
     topP: 1,
     topK: 0,
-    seed: o.seed,
-    onRetry: o.onRetry,
+    seed: options.seed,
+    onRetry: options.onRetry,
   });
   const wins = () => {
     const w = { candidate: 0, baseline: 0 };
@@ -236,33 +236,33 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   };
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   let fatal: Error | null = null;
   try {
     const queue = rows.map((_, i) => i).filter((i) => !outcomes.has(i));
     const record = (outcome: Outcome): void => {
       journal.append(outcome);
       outcomes.set(outcome.i, outcome);
-      o.onProgress?.(outcomes.size, rows.length, wins());
+      options.onProgress?.(outcomes.size, rows.length, wins());
     };
     if (local !== null) {
-      await judgeLocally(local, queue, (i) => judgeMessages(rows[i]!.history, presentationOrder(o.seed, i).map((m) => rows[i]![m]), template), o, record, stop.signal);
+      await judgeLocally(local, queue, (i) => judgeMessages(rows[i]!.history, presentationOrder(options.seed, i).map((m) => rows[i]![m]), template), options, record, stop.signal);
     }
     let next = local !== null ? queue.length : 0;
     const worker = async (): Promise<void> => {
       while (!stop.signal.aborted) {
         const i = queue[next++];
         if (i === undefined) return;
-        const order = presentationOrder(o.seed, i);
+        const order = presentationOrder(options.seed, i);
         const r = rows[i]!;
         const messages = judgeMessages(r.history, order.map((m) => r[m]), template);
         let outcome: Outcome;
         try {
           // The seed sent the same seed with every request.
-          const c = await judge.complete(`comparison ${i}`, messages, o.seed, stop.signal);
-          const pos = parseChoice(c.text, o.labels);
+          const c = await judge.complete(`comparison ${i}`, messages, options.seed, stop.signal);
+          const pos = parseChoice(c.text, options.labels);
           outcome = { i, choice: pos === null ? null : order[pos]!, reply: c.text };
-          o.onReply?.(i, c.text);
+          options.onReply?.(i, c.text);
         } catch (err) {
           if (stop.signal.aborted) return;
           const e = err as OpenAIError;
@@ -276,13 +276,13 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         record(outcome);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, o.concurrency), Math.max(1, queue.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, options.concurrency), Math.max(1, queue.length)) }, worker));
   } finally {
-    o.signal?.removeEventListener('abort', onAbort);
+    options.signal?.removeEventListener('abort', onAbort);
     journal.close();
   }
   if (fatal) throw fatal;
-  if (o.signal?.aborted) throw new CompareInterrupted(`interrupted after ${outcomes.size} of ${rows.length} comparisons; the same command resumes`);
+  if (options.signal?.aborted) throw new CompareInterrupted(`interrupted after ${outcomes.size} of ${rows.length} comparisons; the same command resumes`);
 
   const w = wins();
   const failed = [...outcomes.values()].filter((v) => 'error' in v).length;
@@ -292,28 +292,28 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     const first = [...outcomes.values()].find((v): v is Extract<Outcome, { error: string }> => 'error' in v);
     throw new Error(
       `no comparison was judged: all ${rows.length} request(s) to the judge failed (first: ${first?.error ?? '?'}); ` +
-        `nothing was appended to ${o.resultsFile}; ${journal.file} keeps them and the same command tries them again`,
+        `nothing was appended to ${options.resultsFile}; ${journal.file} keeps them and the same command tries them again`,
     );
   }
   const decided = w.candidate + w.baseline;
   const result: CompareResult = {
     date: new Date().toISOString(),
     total: rows.length,
-    seed: o.seed,
+    seed: options.seed,
     exp_name: samples.expName,
-    judge: o.judge,
-    candidate: { name: o.candidateKey, wins: w.candidate, lengths: [] },
-    baseline: { name: o.baselineKey, wins: w.baseline, lengths: [] },
+    judge: options.judge,
+    candidate: { name: options.candidateKey, wins: w.candidate, lengths: [] },
+    baseline: { name: options.baselineKey, wins: w.baseline, lengths: [] },
     p_value: binomialTwoSidedP(w.candidate, decided),
     undecided: rows.length - decided,
     failed,
     config: cfg,
   };
   for (const r of rows) {
-    result.candidate.lengths.push(await countTokens(o.tokenizer, r.candidate));
-    result.baseline.lengths.push(await countTokens(o.tokenizer, r.baseline));
+    result.candidate.lengths.push(await countTokens(options.tokenizer, r.candidate));
+    result.baseline.lengths.push(await countTokens(options.tokenizer, r.baseline));
   }
-  appendFileSync(o.resultsFile, JSON.stringify(result) + '\n');
+  appendFileSync(options.resultsFile, JSON.stringify(result) + '\n');
   rmSync(journal.file, { force: true });
   return result;
 }

@@ -83,21 +83,21 @@ export function freePort(): Promise<number> {
 }
 
 /** The environment of local rank `local`. */
-export function rankEnv(o: LaunchOptions, local: number, port: number, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function rankEnv(options: LaunchOptions, local: number, port: number, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...base,
-    RANK: String(o.nodeRank * o.nprocPerNode + local),
-    WORLD_SIZE: String(o.nnodes * o.nprocPerNode),
+    RANK: String(options.nodeRank * options.nprocPerNode + local),
+    WORLD_SIZE: String(options.nnodes * options.nprocPerNode),
     LOCAL_RANK: String(local),
-    LOCAL_WORLD_SIZE: String(o.nprocPerNode),
-    GROUP_RANK: String(o.nodeRank),
-    MASTER_ADDR: o.masterAddr,
+    LOCAL_WORLD_SIZE: String(options.nprocPerNode),
+    GROUP_RANK: String(options.nodeRank),
+    MASTER_ADDR: options.masterAddr,
     MASTER_PORT: String(port),
-    ...(o.zero ? { RPO_ZERO: String(o.zero) } : {}),
+    ...(options.zero ? { RPO_ZERO: String(options.zero) } : {}),
   };
   // CPU ranks share the cores: each gets its share unless the threads were chosen.
   if (!base.RPO_NUM_THREADS && !base.OMP_NUM_THREADS) {
-    const cores = Math.max(1, Math.floor(os.availableParallelism() / o.nprocPerNode));
+    const cores = Math.max(1, Math.floor(os.availableParallelism() / options.nprocPerNode));
     env.RPO_NUM_THREADS = String(cores);
   }
   return env;
@@ -124,10 +124,10 @@ export function launchExitCode(exits: readonly { code: number | null; signal: No
 }
 
 /** Runs the ranks of this machine and returns the launcher's exit code (launchExitCode). */
-export async function launch(o: LaunchOptions, log: (line: string) => void = (l) => console.error(l)): Promise<number> {
-  const port = o.masterPort || (await freePort());
-  const world = o.nnodes * o.nprocPerNode;
-  log(`rpo launch: ${o.nprocPerNode} rank(s) on this machine (node ${o.nodeRank} of ${o.nnodes}, world size ${world}), rendezvous at ${o.masterAddr}:${port}`);
+export async function launch(options: LaunchOptions, log: (line: string) => void = (l) => console.error(l)): Promise<number> {
+  const port = options.masterPort || (await freePort());
+  const world = options.nnodes * options.nprocPerNode;
+  log(`rpo launch: ${options.nprocPerNode} rank(s) on this machine (node ${options.nodeRank} of ${options.nnodes}, world size ${world}), rendezvous at ${options.masterAddr}:${port}`);
   // Each rank runs this same CLI (node, its flags such as --import tsx, the entry script).
   const entry = process.argv[1]!;
   const children: { rank: number; child: ChildProcess; done: boolean; code: number | null; signal: NodeJS.Signals | null }[] = [];
@@ -137,11 +137,11 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
   let killTimer: NodeJS.Timeout | null = null;
 
   const exited = new Promise<void>((resolveAll) => {
-    let remaining = o.nprocPerNode;
-    for (let local = 0; local < o.nprocPerNode; local++) {
-      const rank = o.nodeRank * o.nprocPerNode + local;
+    let remaining = options.nprocPerNode;
+    for (let local = 0; local < options.nprocPerNode; local++) {
+      const rank = options.nodeRank * options.nprocPerNode + local;
       // Own process group: a terminal's Ctrl-C reaches the launcher only, which passes it on once.
-      const child = spawn(process.execPath, [...process.execArgv, entry, ...o.command], { env: rankEnv(o, local, port, process.env), stdio: 'inherit', detached: true });
+      const child = spawn(process.execPath, [...process.execArgv, entry, ...options.command], { env: rankEnv(options, local, port, process.env), stdio: 'inherit', detached: true });
       const entryRec = { rank, child, done: false, code: null as number | null, signal: null as NodeJS.Signals | null };
       children.push(entryRec);
       child.on('exit', (code, signal) => {
@@ -152,13 +152,13 @@ export async function launch(o: LaunchOptions, log: (line: string) => void = (l)
         if ((code !== 0 && code !== 130) || signal) {
           if (!firstFailure) {
             firstFailure = { rank };
-            log(`rpo launch: rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; the other ranks stop at their next collective (killed after ${o.graceSeconds} s)`);
+            log(`rpo launch: rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; the other ranks stop at their next collective (killed after ${options.graceSeconds} s)`);
             killTimer = setTimeout(() => {
               for (const c of children) if (!c.done) {
-                log(`rpo launch: rank ${c.rank} (pid ${c.child.pid}) still running ${o.graceSeconds} s after rank ${rank} failed: killing it`);
+                log(`rpo launch: rank ${c.rank} (pid ${c.child.pid}) still running ${options.graceSeconds} s after rank ${rank} failed: killing it`);
                 c.child.kill('SIGKILL');
               }
-            }, o.graceSeconds * 1000);
+            }, options.graceSeconds * 1000);
           }
         }
         remaining -= 1;

@@ -396,11 +396,11 @@ export function forwardsOf(pairs: number, groups: number, seqLen: number, labels
 }
 
 /** What one train micro-step adds at its worst, beyond weights, gradients and optimizer state. */
-export function estimateMicroStep(x: MicroStepInputs): MicroStepEstimate {
-  const s = x.shape;
-  const e = x.computeBytes;
-  const ck = x.checkpointing;
-  const forwards = forwardsOf(x.pairs, x.groups, x.seqLen, x.labelsPerRow ?? x.seqLen - 1, x.masked ?? false, x.plain ?? false);
+export function estimateMicroStep(inputs: MicroStepInputs): MicroStepEstimate {
+  const s = inputs.shape;
+  const e = inputs.computeBytes;
+  const ck = inputs.checkpointing;
+  const forwards = forwardsOf(inputs.pairs, inputs.groups, inputs.seqLen, inputs.labelsPerRow ?? inputs.seqLen - 1, inputs.masked ?? false, inputs.plain ?? false);
   const saved = forwards.map((f) => forwardSavedBytes(s, f, e, ck));
   const savedTotal = saved.reduce((a, b) => a + b.total, 0);
   const params = parameterCounts(s);
@@ -409,11 +409,11 @@ export function estimateMicroStep(x: MicroStepInputs): MicroStepEstimate {
 
   // The live reference model runs first, without grad, over the response rows in its own dtype:
   // its temporaries are gone before the policy's forward starts.
-  if (x.referenceBytes !== null) {
+  if (inputs.referenceBytes !== null) {
     const f = forwards[0]!;
-    const er = x.referenceBytes;
+    const er = inputs.referenceBytes;
     const N = f.rows * f.seqLen;
-    const head = N * s.hidden * er + headSavedBytes(s, f, er) + chunkForwardBytes(s, chunkRows(x.chunkTokens, f.labels), er, x.headPath);
+    const head = N * s.hidden * er + headSavedBytes(s, f, er) + chunkForwardBytes(s, chunkRows(inputs.chunkTokens, f.labels), er, inputs.headPath);
     const batch = (3 * N + 3 * f.labels + f.rows) * 8;
     phases.push(phase('reference forward (before the policy)', 0, 0, 0, batch + Math.max(noGradLayerBytes(s, f, er), head)));
   }
@@ -423,31 +423,31 @@ export function estimateMicroStep(x: MicroStepInputs): MicroStepEstimate {
   forwards.forEach((f, i) => {
     const own = saved[i]!;
     if (ck) phases.push(phase(`${label(i)}: a checkpointed layer`, before + own.layers + own.other, 0, 0, noGradLayerBytes(s, f, e)));
-    phases.push(phase(`${label(i)}: log-prob head`, before + own.total, headForwardBytes(s, f, e, x.chunkTokens, x.headPath), 0, 0));
+    phases.push(phase(`${label(i)}: log-prob head`, before + own.total, headForwardBytes(s, f, e, inputs.chunkTokens, inputs.headPath), 0, 0));
     before += own.total;
   });
 
   // Backward, last forward first. Its head, then its top layer.
   const last = forwards.length - 1;
   const fl = forwards[last]!;
-  phases.push(phase(`backward, ${label(last)}: log-prob head`, savedTotal, headBackwardBytes(s, fl, e, x.chunkTokens, x.headPath), 0, 0));
+  phases.push(phase(`backward, ${label(last)}: log-prob head`, savedTotal, headBackwardBytes(s, fl, e, inputs.chunkTokens, inputs.headPath), 0, 0));
   const top = (i: number): number => saved[i]!.head + saved[i]!.finalNorm; // freed before the top layer's backward
   // Tied embeddings: the head's weight gradient waits for the embedding's (the last node).
-  const tiedWait = s.tied ? params.embedding * x.gradBytes : 0;
+  const tiedWait = s.tied ? params.embedding * inputs.gradBytes : 0;
   phases.push(phase(`backward, ${label(last)}: top layer`, savedTotal - top(last), 0, tiedWait, layerBackwardBytes(s, fl, e, ck)));
 
   // The response forward's own backward, after the rationale forward's (which has added its
   // gradients into .grad and freed its activations).
   if (forwards.length > 1) {
     const f0 = forwards[0]!;
-    phases.push(phase('backward, response forward: log-prob head', saved[0]!.total, headBackwardBytes(s, f0, e, x.chunkTokens, x.headPath), 0, 0));
+    phases.push(phase('backward, response forward: log-prob head', saved[0]!.total, headBackwardBytes(s, f0, e, inputs.chunkTokens, inputs.headPath), 0, 0));
     phases.push(phase('backward, response forward: top layer', saved[0]!.total - top(0), 0, tiedWait, layerBackwardBytes(s, f0, e, ck)));
   }
 
   const peak = phases.reduce((a, b) => (b.total > a.total ? b : a));
   const f0 = forwards[0]!;
-  const c0 = chunkRows(x.chunkTokens, f0.labels);
-  const head = { forward: chunkForwardBytes(s, c0, e, x.headPath), backward: headBackwardBytes(s, f0, e, x.chunkTokens, x.headPath) };
+  const c0 = chunkRows(inputs.chunkTokens, f0.labels);
+  const head = { forward: chunkForwardBytes(s, c0, e, inputs.headPath), backward: headBackwardBytes(s, f0, e, inputs.chunkTokens, inputs.headPath) };
   return { peak, phases, forwards, savedTotal, head };
 }
 
@@ -553,41 +553,41 @@ export function microPairs(batchSize: number, gradientAccumulationSteps: number,
 }
 
 /** The per-device memory budget of a training run. */
-export function estimatePlan(x: PlanInputs): Plan {
-  const parameters = parameterCounts(x.shape);
-  const bpp = bytesPerParam(x.precision, x.optimizer);
+export function estimatePlan(inputs: PlanInputs): Plan {
+  const parameters = parameterCounts(inputs.shape);
+  const bpp = bytesPerParam(inputs.precision, inputs.optimizer);
   const P = parameters.total;
-  const W = x.worldSize;
-  const pairs = microPairs(x.batchSize, x.gradientAccumulationSteps, W);
+  const W = inputs.worldSize;
+  const pairs = microPairs(inputs.batchSize, inputs.gradientAccumulationSteps, W);
   const weights = P * bpp.weights;
-  const gradients = (P * bpp.grads) / (x.zeroStage === 2 ? W : 1);
+  const gradients = (P * bpp.grads) / (inputs.zeroStage === 2 ? W : 1);
   const master = (P * bpp.master) / W;
   const optimizerState = (P * bpp.moments) / W;
-  const reference = x.referenceBytes === null ? 0 : P * x.referenceBytes;
-  const valueHead = x.valueHead ? valueHeadBudget(x.shape.hidden, x.optimizer) : null;
+  const reference = inputs.referenceBytes === null ? 0 : P * inputs.referenceBytes;
+  const valueHead = inputs.valueHead ? valueHeadBudget(inputs.shape.hidden, inputs.optimizer) : null;
   const stepInputs = (checkpointing: boolean): MicroStepInputs => ({
-    shape: x.shape,
+    shape: inputs.shape,
     pairs,
-    groups: x.groups,
-    seqLen: x.seqLen,
-    labelsPerRow: x.labelsPerRow,
-    computeBytes: computeBytes(x.precision),
+    groups: inputs.groups,
+    seqLen: inputs.seqLen,
+    labelsPerRow: inputs.labelsPerRow,
+    computeBytes: computeBytes(inputs.precision),
     gradBytes: bpp.grads,
     checkpointing,
-    chunkTokens: x.chunkTokens,
-    headPath: x.headPath,
-    referenceBytes: x.referenceBytes,
-    masked: x.masked,
+    chunkTokens: inputs.chunkTokens,
+    headPath: inputs.headPath,
+    referenceBytes: inputs.referenceBytes,
+    masked: inputs.masked,
   });
-  const step = estimateMicroStep(stepInputs(x.checkpointing));
-  const stepOther = estimateMicroStep(stepInputs(!x.checkpointing));
-  const optimizerStepTransient = optimizerStepBytes(x.precision, x.optimizer, parameters);
+  const step = estimateMicroStep(stepInputs(inputs.checkpointing));
+  const stepOther = estimateMicroStep(stepInputs(!inputs.checkpointing));
+  const optimizerStepTransient = optimizerStepBytes(inputs.precision, inputs.optimizer, parameters);
   const persistent = weights + gradients + master + optimizerState + reference + (valueHead ? valueHeadBytes(valueHead) : 0);
   const total = persistent + Math.max(step.peak.total, optimizerStepTransient);
-  const headroomBytes = x.headroom.context + x.headroom.fragmentation * total + (W > 1 ? x.headroom.communication : 0);
+  const headroomBytes = inputs.headroom.context + inputs.headroom.fragmentation * total + (W > 1 ? inputs.headroom.communication : 0);
   const required = total + headroomBytes;
   return {
-    inputs: x,
+    inputs: inputs,
     parameters,
     bytesPerParam: bpp,
     microPairs: pairs,
@@ -604,7 +604,7 @@ export function estimatePlan(x: PlanInputs): Plan {
     total,
     headroomBytes,
     required,
-    fits: x.deviceBytes === null ? null : required <= x.deviceBytes,
+    fits: inputs.deviceBytes === null ? null : required <= inputs.deviceBytes,
   };
 }
 
@@ -628,13 +628,13 @@ export function divisorsOf(n: number): number[] {
  * Only divisors of the per-rank batch are tried, and one pair per micro-step (the cheapest
  * micro-step) first: a hostile batch_size (1e12) costs √(batch) steps, not one plan per count.
  */
-export function largestFittingMicroBatch(x: PlanInputs): { pairs: number; gradientAccumulationSteps: number; required: number } | null {
-  if (x.deviceBytes === null) return null;
-  const perRank = x.batchSize / x.worldSize;
+export function largestFittingMicroBatch(inputs: PlanInputs): { pairs: number; gradientAccumulationSteps: number; required: number } | null {
+  if (inputs.deviceBytes === null) return null;
+  const perRank = inputs.batchSize / inputs.worldSize;
   if (!Number.isSafeInteger(perRank) || perRank < 1) return null;
-  if (!estimatePlan({ ...x, gradientAccumulationSteps: perRank }).fits) return null;
+  if (!estimatePlan({ ...inputs, gradientAccumulationSteps: perRank }).fits) return null;
   for (const gas of divisorsOf(perRank)) {
-    const p = estimatePlan({ ...x, gradientAccumulationSteps: gas });
+    const p = estimatePlan({ ...inputs, gradientAccumulationSteps: gas });
     if (p.fits) return { pairs: p.microPairs, gradientAccumulationSteps: gas, required: p.required };
   }
   return null;
