@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import os from 'node:os';
 
+import { UsageError } from '../util/usage_error.js';
+
 export interface LaunchOptions {
   nprocPerNode: number;
   nnodes: number;
@@ -22,8 +24,8 @@ export interface LaunchOptions {
   zero: 0 | 1 | 2;
 }
 
-export class LaunchUsageError extends Error {
-  override name = 'LaunchUsageError';
+export class LaunchUsageError extends UsageError {
+  override readonly name: string = 'LaunchUsageError';
 }
 
 function intFlag(name: string, raw: string | undefined, min: number, max: number): number {

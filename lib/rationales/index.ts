@@ -44,6 +44,7 @@ import {
 } from './output.js';
 import { checkOutAgainstSource } from './paths.js';
 import { listNames, overwriteNotice } from '../util/out_dir.js';
+import { UsageError } from '../util/usage_error.js';
 import { TemplateError, loadTemplate, type RationaleTemplate } from './prompts.js';
 import { RowProgress } from './progress.js';
 
@@ -52,8 +53,8 @@ export { FILTER_REASONS, filterReason, prefersRejected, type FilterReason } from
 export { SIDECAR, OUTPUT_FORMATS, type OutputFormat, type Sidecar, type SplitSummary } from './output.js';
 
 /** Arguments that cannot work (exit code 2: nothing was generated). */
-export class RationalesUsageError extends Error {
-  override name = 'RationalesUsageError';
+export class RationalesUsageError extends UsageError {
+  override readonly name: string = 'RationalesUsageError';
 }
 
 /** Ctrl-C / SIGTERM: the journal holds every finished row; the same command resumes. */
