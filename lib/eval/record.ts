@@ -1,6 +1,7 @@
 // The sidecar beside a samples file: how the samples were made (decoding settings, model and
 // checkpoint) and what came out (output lengths, finish reasons, time), so a reader can tell a
 // run cut by max_length from one that stopped, and compare two sampling runs fairly.
+import { lengthStats } from '../data/batch/index.js';
 import type { GenerateOptions } from '../native.js';
 import type { Completion } from './sampling.js';
 
@@ -27,12 +28,6 @@ export interface SamplingRecord {
   tokens_per_second: number;
 }
 
-/** The q-quantile (0..1) of sorted values, nearest rank. */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
 /** The record of one sampling run's completions. */
 export function samplingRecord(o: {
   samplesFile: string;
@@ -43,8 +38,10 @@ export function samplingRecord(o: {
   completions: readonly Completion[];
   seconds: number;
 }): SamplingRecord {
-  const lengths = o.completions.map((c) => c.tokens).sort((a, b) => a - b);
-  const total = lengths.reduce((s, n) => s + n, 0);
+  // Nearest-rank percentiles, as `rpo data` reports token lengths.
+  const tokens = o.completions.map((c) => c.tokens);
+  const lengths = lengthStats(tokens);
+  const total = tokens.reduce((sum, n) => sum + n, 0);
   const s = o.settings;
   return {
     samples_file: o.samplesFile,
@@ -63,14 +60,7 @@ export function samplingRecord(o: {
       slots: o.slots,
     },
     prompts: o.completions.length,
-    output_tokens: {
-      total,
-      mean: lengths.length ? total / lengths.length : 0,
-      p50: quantile(lengths, 0.5),
-      p90: quantile(lengths, 0.9),
-      p99: quantile(lengths, 0.99),
-      max: lengths.length ? lengths[lengths.length - 1]! : 0,
-    },
+    output_tokens: { total, mean: lengths.mean, p50: lengths.p50, p90: lengths.p90, p99: lengths.p99, max: lengths.max },
     finish_reasons: {
       stop: o.completions.filter((c) => c.finishReason === 'stop').length,
       length: o.completions.filter((c) => c.finishReason === 'length').length,
