@@ -19,6 +19,7 @@ import {
 import { formatPlan, formatTable, planJson, type PlanContext, type TableRow } from '../plan/format.js';
 import { resolveModelShape, type Shape } from '../plan/models.js';
 import { lossHasValueHead, lossIsUnpaired } from '../loss/table.js';
+import { ZERO_RULES, parseZeroStage, type ZeroStage } from '../parallel/zero_stages.js';
 import type { OptionTable } from './options.js';
 import { PLAN_OPTIONS } from './plan_options.js';
 
@@ -29,12 +30,15 @@ export interface PlanOptions {
   deviceBytes: number | null;
   /** null: the config's model.activation_checkpointing. */
   activationCheckpointing: boolean | null;
-  zeroStage: 1 | 2;
+  /** What is sharded when world size > 1 (lib/parallel/zero_stages.ts). */
+  zeroStage: ZeroStage;
   json: boolean;
   table: boolean;
 }
 
 export const DEFAULT_DEVICE_MEMORY = '80GiB';
+/** The stage planned when --zero is not given: ZeRO-1 (with world size 1 nothing is sharded anyway). */
+export const DEFAULT_ZERO_STAGE: ZeroStage = 1;
 
 /** The options as typed: PLAN_OPTIONS', and --no-activation-checkpointing (= --activation-checkpointing=false). */
 const FLAGS: readonly string[] = [...Object.keys(PLAN_OPTIONS).map((k) => `--${k}`), '--no-activation-checkpointing'];
@@ -100,8 +104,12 @@ export function splitPlanArgs(args: readonly string[]): { options: PlanOptions; 
   } catch (e) {
     throw new ConfigError(`--device-memory: ${(e as Error).message}`);
   }
-  const zero = raw.get('--zero') ?? '1';
-  if (zero !== '1' && zero !== '2') throw new ConfigError(`--zero: expected 1 or 2, got ${JSON.stringify(zero)}`);
+  let zeroStage: ZeroStage;
+  try {
+    zeroStage = parseZeroStage(raw.get('--zero') ?? String(DEFAULT_ZERO_STAGE), '--zero');
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   let activationCheckpointing: boolean | null = null;
   if (raw.has('--activation-checkpointing')) activationCheckpointing = raw.get('--activation-checkpointing') === 'true';
   if (raw.has('--no-activation-checkpointing')) activationCheckpointing = false;
@@ -112,7 +120,7 @@ export function splitPlanArgs(args: readonly string[]): { options: PlanOptions; 
       worldSizes: parseWorldSizes(raw.get('--world-size') ?? (table ? '1,2,8' : '1'), table),
       deviceBytes,
       activationCheckpointing,
-      zeroStage: zero === '2' ? 2 : 1,
+      zeroStage,
       json: raw.has('--json'),
       table,
     },
@@ -148,23 +156,15 @@ export function planFromArgs(args: readonly string[]): PlanRun | { cfg: string }
 
 /** The plan (or the table) for plan options and the Hydra overrides that pick the run. */
 function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cfg: string } {
-  const loaded = loadConfigFromArgv(withPlaceholders(hydra));
-  for (const n of loaded.notices) console.error(`rpo: notice: ${n}`);
-  if (loaded.args.cfg) return { cfg: formatConfig(loaded.raw) };
-  const config = loaded.config;
-  let resolved: ReturnType<typeof resolveModelShape>;
-  try {
-    resolved = resolveModelShape(config.model, loaded.choices.model ?? null);
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
-  const device: 'cuda' | 'cpu' = config.device === 'cpu' ? 'cpu' : 'cuda';
-  const fromConfig = configPrecision(config, loaded.raw as Record<string, unknown>);
+  const loaded = loadPlanConfig(hydra);
+  if ('cfg' in loaded) return loaded;
+  const { config, resolved, device } = loaded;
+  const fromConfig = loaded.configPrecision;
   const auto: Precision = device === 'cpu' ? 'fp32' : 'bf16-mixed';
   const precisions = options.precisions ?? [fromConfig ?? auto];
   const precisionSource = options.precisions ? '--precision' : fromConfig ? 'the config\'s precision key' : `auto: ${device === 'cpu' ? 'fp32 on the CPU' : 'bf16-mixed on CUDA'}`;
   const checkpointing = options.activationCheckpointing ?? config.model.activation_checkpointing;
-  const inputs = (precision: Precision, worldSize: number, ck: boolean): PlanInputs => planInputs(config, precision, worldSize, ck, options, device, resolved.config);
+  const inputs = (precision: Precision, worldSize: number, ck: boolean): PlanInputs => loaded.inputs(precision, worldSize, ck, options);
   const ctx = (fitting: PlanContext['fitting']): PlanContext => ({
     loss: config.loss.name,
     modelSource: resolved.source,
@@ -195,7 +195,7 @@ function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cf
     const head =
       `rpo plan --table: ${config.loss.name} on ${resolved.source}; batch_size ${config.model.batch_size}, max_length ${config.model.max_length}, ` +
       `chunk_tokens ${config.chunk_tokens}, ${first.inputs.optimizer}, ${device === 'cpu' ? 'CPU' : 'CUDA'} device of ${(options.deviceBytes! / 2 ** 30).toFixed(2)} GiB; ` +
-      `reference model ${first.inputs.referenceBytes === null ? 'none' : `live (${config.model.reference_dtype})`}; ZeRO-${options.zeroStage} sharding when world size > 1; GiB per device`;
+      `reference model ${first.inputs.referenceBytes === null ? 'none' : `live (${config.model.reference_dtype})`}; ZeRO-${options.zeroStage} when world size > 1 (${ZERO_RULES[options.zeroStage].summary}); GiB per device`;
     return {
       text: `${head}\n\n${formatTable(rows)}`,
       json: rows.map((r) => ({ ...planJson(r.plan, ctx(r.fitting)) })),
@@ -217,13 +217,45 @@ function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cf
   return { text: formatPlan(plan, c), json: planJson(plan, c) };
 }
 
+/** A run's config and model shape, loaded once, and the estimator's inputs for any cell of its plan. */
+export interface PlanConfig {
+  config: RunConfig;
+  resolved: ReturnType<typeof resolveModelShape>;
+  device: 'cuda' | 'cpu';
+  /** The config's `precision` key when it names a mode (auto, or no key: null). */
+  configPrecision: Precision | null;
+  inputs: (precision: Precision, worldSize: number, checkpointing: boolean, options: Pick<PlanOptions, 'zeroStage' | 'deviceBytes'>) => PlanInputs;
+}
+
+/** Loads the run the Hydra overrides pick (or, with --cfg, its printed config); usage errors as ConfigError. */
+export function loadPlanConfig(hydra: readonly string[]): PlanConfig | { cfg: string } {
+  const loaded = loadConfigFromArgv(withPlaceholders(hydra));
+  for (const n of loaded.notices) console.error(`rpo: notice: ${n}`);
+  if (loaded.args.cfg) return { cfg: formatConfig(loaded.raw) };
+  const config = loaded.config;
+  let resolved: ReturnType<typeof resolveModelShape>;
+  try {
+    resolved = resolveModelShape(config.model, loaded.choices.model ?? null);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const device: 'cuda' | 'cpu' = config.device === 'cpu' ? 'cpu' : 'cuda';
+  return {
+    config,
+    resolved,
+    device,
+    configPrecision: configPrecision(config, loaded.raw as Record<string, unknown>),
+    inputs: (precision, worldSize, ck, options) => planInputs(config, precision, worldSize, ck, options, device, resolved.config),
+  };
+}
+
 /** The estimator's inputs for one cell of the plan: the config at a precision, world size and checkpointing. */
 function planInputs(
   config: RunConfig,
   precision: Precision,
   worldSize: number,
   checkpointing: boolean,
-  options: PlanOptions,
+  options: Pick<PlanOptions, 'zeroStage' | 'deviceBytes'>,
   device: 'cuda' | 'cpu',
   shape: Shape,
 ): PlanInputs {

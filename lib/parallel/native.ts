@@ -2,6 +2,7 @@
 // a ProcessGroup (c10d: TCPStore rendezvous + Gloo or NCCL) and a GradSync (bucketed gradient
 // all-reduce launched during backward).
 import { addon, type Model, type Trainer } from '../native.js';
+import { GRAD_BUCKET_BYTES } from './zero_stages.js';
 
 export interface ConnectOptions {
   rank: number;
@@ -118,7 +119,7 @@ export class ProcessGroup {
 /** Sums the policy's gradients over the ranks: arm() before the last micro-step, finish() before the optimizer step. */
 export class GradSync {
   private readonly raw: RawGradSync;
-  constructor(policy: Model, group: ProcessGroup, bucketBytes = 25 * 2 ** 20) {
+  constructor(policy: Model, group: ProcessGroup, bucketBytes = GRAD_BUCKET_BYTES) {
     this.raw = new (distAddon().GradSync)(policy.raw, group.handle, { bucketBytes });
   }
   arm(): void { this.raw.arm(); }

@@ -64,6 +64,8 @@
 import type { LossName, ModelConfig } from '../native.js';
 import { lossGroups, type LossChoice } from '../loss/table.js';
 import { valueHeadBudget, valueHeadBytes, type ValueHeadBudget } from './value_head.js';
+import { zeroBudget, type ZeroBudget } from './zero.js';
+import type { ZeroStage } from '../parallel/zero_stages.js';
 
 export const PRECISIONS = ['fp32', 'bf16-pure', 'bf16-mixed', 'bf16-sr'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -477,8 +479,8 @@ export interface PlanInputs {
   batchSize: number;
   gradientAccumulationSteps: number;
   worldSize: number;
-  /** 1: optimizer state and master weights sharded over ranks; 2: gradients too. */
-  zeroStage: 1 | 2;
+  /** What is sharded over the ranks (lib/parallel/zero_stages.ts); with world size 1, nothing. */
+  zeroStage: ZeroStage;
   groups: number;
   seqLen: number;
   labelsPerRow?: number;
@@ -508,6 +510,10 @@ export interface Plan {
   optimizerState: number;
   /** A live reference model's weights (0: none). */
   reference: number;
+  /** The rank's share under the ZeRO stage: the shards above, and what it holds whole for a while. */
+  zero: ZeroBudget;
+  /** ZeRO-3's gathered parameters + ZeRO-2/3's gradients awaiting their reduce: alive during the micro-step. */
+  zeroTransient: number;
   /** loss=ppo's value head: fp32 weights, gradients and optimizer state (null: none). */
   valueHead: ValueHeadBudget | null;
   /** The micro-step's peak with the chosen checkpointing, and with the other setting. */
@@ -517,7 +523,7 @@ export interface Plan {
   optimizerStepTransient: number;
   /** weights + gradients + master + optimizer state + reference (+ the value head's). */
   persistent: number;
-  /** persistent + max(micro-step peak, optimizer-step transient). */
+  /** persistent + max(micro-step peak + ZeRO transient, optimizer-step transient). */
   total: number;
   /** Headroom added: context, fragmentation, communication. */
   headroomBytes: number;
@@ -556,14 +562,11 @@ export function microPairs(batchSize: number, gradientAccumulationSteps: number,
 export function estimatePlan(inputs: PlanInputs): Plan {
   const parameters = parameterCounts(inputs.shape);
   const bpp = bytesPerParam(inputs.precision, inputs.optimizer);
-  const P = parameters.total;
   const W = inputs.worldSize;
   const pairs = microPairs(inputs.batchSize, inputs.gradientAccumulationSteps, W);
-  const weights = P * bpp.weights;
-  const gradients = (P * bpp.grads) / (inputs.zeroStage === 2 ? W : 1);
-  const master = (P * bpp.master) / W;
-  const optimizerState = (P * bpp.moments) / W;
-  const reference = inputs.referenceBytes === null ? 0 : P * inputs.referenceBytes;
+  const zero = zeroBudget(parameters, bpp, inputs.referenceBytes, inputs.zeroStage, W);
+  const { weights, gradients, master, optimizerState, reference } = zero;
+  const zeroTransient = zero.gathered + zero.gradientsInFlight;
   const valueHead = inputs.valueHead ? valueHeadBudget(inputs.shape.hidden, inputs.optimizer) : null;
   const stepInputs = (checkpointing: boolean): MicroStepInputs => ({
     shape: inputs.shape,
@@ -583,7 +586,8 @@ export function estimatePlan(inputs: PlanInputs): Plan {
   const stepOther = estimateMicroStep(stepInputs(!inputs.checkpointing));
   const optimizerStepTransient = optimizerStepBytes(inputs.precision, inputs.optimizer, parameters);
   const persistent = weights + gradients + master + optimizerState + reference + (valueHead ? valueHeadBytes(valueHead) : 0);
-  const total = persistent + Math.max(step.peak.total, optimizerStepTransient);
+  // The optimizer step comes after backward: nothing gathered or in flight then.
+  const total = persistent + Math.max(step.peak.total + zeroTransient, optimizerStepTransient);
   const headroomBytes = inputs.headroom.context + inputs.headroom.fragmentation * total + (W > 1 ? inputs.headroom.communication : 0);
   const required = total + headroomBytes;
   return {
@@ -596,6 +600,8 @@ export function estimatePlan(inputs: PlanInputs): Plan {
     master,
     optimizerState,
     reference,
+    zero,
+    zeroTransient,
     valueHead,
     step,
     stepOther,

@@ -44,7 +44,8 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
   const row = (label: string, bytes: number | null, note = ''): void => {
     lines.push(`  ${label.padEnd(76)}${bytes === null ? '' : num(bytes).padStart(10)}${note}`.trimEnd());
   };
-  const shard = W > 1 ? ` / ${W} ranks` : '';
+  const rule = p.zero.rule;
+  const shard = (sharded: boolean): string => (sharded ? ` / ${W} ranks` : '');
   lines.push(`rpo plan: ${ctx.loss} on ${ctx.modelSource}`);
   lines.push(
     `  model      ${billions(p.parameters.total)} parameters (${ctx.architecture}: ${s.layers} layers, hidden ${s.hidden}, MLP ${s.intermediate}, ` +
@@ -52,7 +53,7 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
   );
   lines.push(
     `  precision  ${x.precision} (${ctx.precisionSource}), ${x.optimizer}, world size ${W}` +
-      (W > 1 ? ` (ZeRO-${x.zeroStage}: optimizer state and master weights${x.zeroStage === 2 ? ' and gradients' : ''} sharded)` : ''),
+      (W > 1 ? ` (ZeRO-${x.zeroStage}: ${rule.summary})` : ''),
   );
   lines.push(
     `  batch      ${x.batchSize} pairs per optimizer step = ${x.gradientAccumulationSteps} micro-step(s) × ${plural(W, 'device')} × ${plural(p.microPairs, 'pair')}; ` +
@@ -64,11 +65,11 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
   );
   lines.push('');
   row('per device', null, unit.name.padStart(10));
-  row(`weights (${DTYPE_NAME[bpp.weights]}, ${bpp.weights} B/param)`, p.weights);
-  row(`gradients (${DTYPE_NAME[bpp.grads]}, ${bpp.grads} B/param${x.zeroStage === 2 ? shard : ''})`, p.gradients);
-  row(bpp.master > 0 ? `master weights (fp32, ${bpp.master} B/param${shard})` : 'master weights (none)', p.master);
-  row(`optimizer state (${x.optimizer}: ${x.optimizer === 'RMSprop' ? '1 moment' : '2 moments'}, ${bpp.moments} B/param${shard})`, p.optimizerState);
-  row(x.referenceBytes !== null ? `reference model (live, ${x.referenceBytes} B/param)` : 'reference model (none: not used by the loss, or precomputed)', p.reference);
+  row(`weights (${DTYPE_NAME[bpp.weights]}, ${bpp.weights} B/param${shard(rule.weights)})`, p.weights);
+  row(`gradients (${DTYPE_NAME[bpp.grads]}, ${bpp.grads} B/param${shard(rule.gradients)})`, p.gradients);
+  row(bpp.master > 0 ? `master weights (fp32, ${bpp.master} B/param${shard(rule.masterWeights)})` : 'master weights (none)', p.master);
+  row(`optimizer state (${x.optimizer}: ${x.optimizer === 'RMSprop' ? '1 moment' : '2 moments'}, ${bpp.moments} B/param${shard(rule.optimizerState)})`, p.optimizerState);
+  row(x.referenceBytes !== null ? `reference model (live, ${x.referenceBytes} B/param${shard(rule.weights)})` : 'reference model (none: not used by the loss, or precomputed)', p.reference);
   if (p.valueHead) {
     const v = p.valueHead;
     row(`value head (ppo: ${billions(v.parameters)} parameters, fp32 in every precision)`, null);
@@ -76,6 +77,8 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
     row(`  optimizer state (${x.optimizer}, ${v.optimizerState / v.parameters} B/param)`, v.optimizerState);
   }
   const pk = p.step.peak;
+  if (rule.weights) row('gathered whole (ZeRO-3: 2 layers, one prefetched; embedding, norm, head)', p.zero.gathered);
+  if (rule.gradients) row(`gradients awaiting their reduce (ZeRO-${rule.weights ? '3: 2 units, whole' : '2: 2 buckets'})`, p.zero.gradientsInFlight);
   row(`micro-step peak, activation checkpointing ${x.checkpointing ? 'on' : 'off'}`, pk.total);
   row(`  at: ${pk.name}`, null);
   row('  activations saved for backward, alive then', pk.saved);
@@ -111,7 +114,7 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
         );
       }
     } else {
-      lines.push(`  no micro-batch fits, not even 1 pair per device (of which weights, gradients, master weights, optimizer state, reference${p.valueHead ? ' and value head' : ''}: ${gib(p.persistent)} GiB)`);
+      lines.push(`  no micro-batch fits, not even 1 pair per device (of which weights, gradients, master weights, optimizer state, reference${p.valueHead ? ' and value head' : ''}: ${gib(p.persistent)} GiB${p.zeroTransient > 0 ? `; held whole during a micro-step: ${gib(p.zeroTransient)} GiB` : ''})`);
     }
   }
   lines.push('');
@@ -159,6 +162,8 @@ export function planJson(p: Plan, ctx: PlanContext): Record<string, unknown> {
       master: p.master,
       optimizerState: p.optimizerState,
       reference: p.reference,
+      gathered: p.zero.gathered,
+      gradientsInFlight: p.zero.gradientsInFlight,
       valueHead: p.valueHead,
       persistent: p.persistent,
       microStepPeak: p.step.peak.total,
@@ -190,14 +195,14 @@ export function formatTable(rows: TableRow[]): string {
   const first = rows[0]!.plan;
   const micro = first.inputs.gradientAccumulationSteps;
   out.push(
-    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference, value head) | micro-step peak at ${micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
+    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference, value head${first.inputs.zeroStage >= 2 ? '; + what ZeRO-2/3 hold whole during a micro-step' : ''}) | micro-step peak at ${micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
   );
   out.push('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const p = r.plan;
     const fit = r.fitting ? `${r.fitting.pairs} (gas ${r.fitting.gradientAccumulationSteps}): ${gib(r.fitting.required)} GiB` : 'none: not even 1 pair';
     out.push(
-      `| ${r.precision} | ${r.worldSize} | ${r.checkpointing ? 'on' : 'off'} | ${gib(p.persistent)} | ${gib(p.step.peak.total)} (${p.microPairs} pairs) | ${gib(p.required)} | ${p.fits === null ? '-' : p.fits ? 'yes' : 'no'} | ${fit} |`,
+      `| ${r.precision} | ${r.worldSize} | ${r.checkpointing ? 'on' : 'off'} | ${gib(p.persistent + p.zeroTransient)} | ${gib(p.step.peak.total)} (${p.microPairs} pairs) | ${gib(p.required)} | ${p.fits === null ? '-' : p.fits ? 'yes' : 'no'} | ${fit} |`,
     );
   }
   return out.join('\n');

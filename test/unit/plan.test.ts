@@ -311,7 +311,8 @@ describe('rpo plan: options and config', () => {
     expect(() => splitPlanArgs(['--world-size', '0'])).toThrow(ConfigError);
     expect(() => splitPlanArgs(['--world-size', '1,2'])).toThrow(/only with --table/);
     expect(() => splitPlanArgs(['--device-memory', 'big'])).toThrow(ConfigError);
-    expect(() => splitPlanArgs(['--zero', '3'])).toThrow(ConfigError);
+    expect(() => splitPlanArgs(['--zero', '4'])).toThrow(ConfigError);
+    expect(() => splitPlanArgs(['--zero', '1.5'])).toThrow(/--zero: expected one of 0, 1, 2, 3/);
     expect(() => splitPlanArgs(['--precision'])).toThrow(/needs a value/);
   });
 
