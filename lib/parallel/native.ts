@@ -27,9 +27,24 @@ export interface GradSyncResult {
   resent: number;
 }
 
+/** What ProcessGroup.collectives brings back (native/binding/dist_wrap.cpp). */
+export interface CollectiveResults {
+  /** Where the tensors were: "cpu" for Gloo, "cuda:<LOCAL_RANK>" for NCCL. */
+  device: string;
+  /** Sum over ranks of x·(rank + 1). */
+  allReduce: Float64Array;
+  /** This rank's block of the sum over ranks of [x·(rank + 1)·1, ..., x·(rank + 1)·worldSize]. */
+  reduceScatter: Float64Array;
+  /** Every rank's x·(rank + 1), rank after rank. */
+  allGather: Float64Array;
+  /** Rank 0's x·1. */
+  broadcast: Float64Array;
+}
+
 interface RawProcessGroup {
   connect(options: ConnectOptions): Promise<void>;
   allReduce(values: Float64Array, op: 'sum' | 'max' | 'min'): Promise<Float64Array>;
+  collectives(values: Float64Array, dtype: 'float32' | 'bfloat16'): Promise<CollectiveResults>;
   barrier(): Promise<void>;
   storeSet(key: string, value: string): Promise<void>;
   storeGet(key: string): Promise<string>;
@@ -106,6 +121,13 @@ export class ProcessGroup {
 
   allReduce(values: readonly number[], op: 'sum' | 'max' | 'min' = 'sum'): Promise<Float64Array> {
     return this.raw.allReduce(Float64Array.from(values), op);
+  }
+  /**
+   * The backend's tensor collectives, once each, on the device it communicates on (a check: the
+   * NCCL GPU test, test/gpu/nccl.test.ts): rank r sends x·(r + 1), x = values in `dtype`.
+   */
+  collectives(values: readonly number[], dtype: 'float32' | 'bfloat16' = 'float32'): Promise<CollectiveResults> {
+    return this.raw.collectives(Float64Array.from(values), dtype);
   }
   barrier(): Promise<void> { return this.raw.barrier(); }
   storeSet(key: string, value: string): Promise<void> { return this.raw.storeSet(key, value); }

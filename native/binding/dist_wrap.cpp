@@ -7,6 +7,7 @@
 #include "binding/task.h"
 #include "binding/wraps.h"
 #include "parallel/dist.h"
+#include "parallel/process_group_impl.h"
 
 namespace rpo_binding {
 
@@ -19,6 +20,7 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
                            {
                                InstanceMethod<&ProcessGroupWrap::Connect>("connect"),
                                InstanceMethod<&ProcessGroupWrap::AllReduce>("allReduce"),
+                               InstanceMethod<&ProcessGroupWrap::Collectives>("collectives"),
                                InstanceMethod<&ProcessGroupWrap::Barrier>("barrier"),
                                InstanceMethod<&ProcessGroupWrap::StoreSet>("storeSet"),
                                InstanceMethod<&ProcessGroupWrap::StoreGet>("storeGet"),
@@ -74,6 +76,67 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
     return Task::run(env, "rpo.ProcessGroup.allReduce", Lease(env, {{busy_, "ProcessGroup"}}), [g, values, op]() -> Task::Finish {
       auto r = std::make_shared<std::vector<double>>(g->all_reduce(values, op));
       return [r](Napi::Env env) -> Napi::Value { return to_float64_array(env, *r); };
+    });
+  }
+
+  // collectives(values: Float64Array, dtype: 'float32' | 'bfloat16'): Promise<{device, allReduce,
+  // reduceScatter, allGather, broadcast}>: a check of the backend's tensor collectives on the
+  // device it communicates on (NCCL: this rank's GPU). Rank r contributes x·(r + 1), x = values
+  // in `dtype`: all-reduce (sum) of it; reduce-scatter (sum) of [x·(r + 1)·1, ..., x·(r + 1)·W]
+  // (W = world size), this rank's block; all-gather of it (W blocks); broadcast of it from rank 0.
+  // Each result comes back as float64, for the test to compare with its own arithmetic.
+  Napi::Value Collectives(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto g = group(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw Napi::TypeError::New(env, "collectives(values, dtype): values must be a Float64Array");
+    auto in = info[0].As<Napi::Float64Array>();
+    std::vector<double> values(in.Data(), in.Data() + in.ElementLength());
+    const std::string dtype = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "float32";
+    if (dtype != "float32" && dtype != "bfloat16") throw Napi::TypeError::New(env, "collectives(values, dtype): dtype must be float32 or bfloat16");
+    return Task::run(env, "rpo.ProcessGroup.collectives", Lease(env, {{busy_, "ProcessGroup"}}), [g, values, dtype]() -> Task::Finish {
+#ifdef RPO_WITH_GLOO
+      auto& impl = g->impl();
+      const int64_t W = g->world_size();
+      const int64_t n = static_cast<int64_t>(values.size());
+      const auto st = dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+      const auto x = impl.to_comm(at::tensor(values, at::kDouble).to(st) * static_cast<double>(g->rank() + 1));
+      std::vector<at::Tensor> reduced{x.clone()};
+      impl.run(impl.backend->allreduce(reduced, c10d::AllreduceOptions()), "allReduce");
+      std::vector<at::Tensor> blocks;
+      for (int64_t b = 0; b < W; ++b) blocks.push_back(x * static_cast<double>(b + 1));
+      auto scatter_in = at::cat(blocks).contiguous();
+      auto scattered = at::empty({n}, x.options());
+      impl.run(impl.backend->_reduce_scatter_base(scattered, scatter_in, c10d::ReduceScatterOptions()), "reduceScatter");
+      auto gathered = at::empty({W * n}, x.options());
+      auto x_in = x.clone();
+      impl.run(impl.backend->_allgather_base(gathered, x_in, c10d::AllgatherOptions()), "allGather");
+      std::vector<at::Tensor> cast{x.clone()};
+      c10d::BroadcastOptions bo;
+      bo.rootRank = 0;
+      impl.run(impl.backend->broadcast(cast, bo), "broadcast");
+      auto host = [](const at::Tensor& t) {
+        auto c = t.to(at::kCPU, at::kDouble).contiguous();
+        return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+      };
+      auto device = std::make_shared<std::string>(x.device().str());
+      auto out = std::make_shared<std::vector<std::vector<double>>>(
+          std::vector<std::vector<double>>{host(reduced[0]), host(scattered), host(gathered), host(cast[0])});
+      return [device, out](Napi::Env env) -> Napi::Value {
+        auto o = Napi::Object::New(env);
+        o.Set("device", *device);
+        o.Set("allReduce", to_float64_array(env, (*out)[0]));
+        o.Set("reduceScatter", to_float64_array(env, (*out)[1]));
+        o.Set("allGather", to_float64_array(env, (*out)[2]));
+        o.Set("broadcast", to_float64_array(env, (*out)[3]));
+        return o;
+      };
+#else
+      (void)g;
+      (void)values;
+      (void)dtype;
+      throw std::runtime_error(rpo::dist_unavailable_reason());
+#endif
     });
   }
 
