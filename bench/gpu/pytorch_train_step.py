@@ -8,6 +8,9 @@ random-token rows as train_step.ts, random init. Prints one JSON line (and write
     python3 bench/gpu/pytorch_train_step.py --model llama-1b [--pairs 32] [--micro-pairs 8] [--seq 1024]
         [--prompt 256] [--reference precomputed|live] [--no-ckpt] [--steps 2] [--out f.json]
     python3 bench/gpu/pytorch_train_step.py --tiny      (CPU smoke test)
+    python3 bench/gpu/pytorch_train_step.py --model mistral-7b --length-mix mix.json
+        (the rows of length_mix.ts's file, each micro-batch right-padded to its longest row; tokens/s
+        of the real tokens)
 
 RDPO (docs/design.md): dpo(beta) - log sigmoid(gamma * pi_r), pi = summed response log-probs, the
 reference on chosen and rejected rows only. TRL's DPO loss would be the same sigmoid formula; TRL
@@ -73,6 +76,23 @@ def full_rows(seed: int, rows: int, seq: int, vocab: int, prompt: int, device):
     return input_ids.to(device), loss_mask.to(device)
 
 
+def mix_rows(mix: dict, i: int, micro_pairs: int, vocab: int, device):
+    """Micro-batch i of a length-mix file (length_mix.ts): chosen, rejected and rationale rows of
+    its pairs, right-padded to the longest (causal attention: real tokens never see the padding,
+    as in rpo's padded path), labels the response tokens. Returns ids, loss mask, real tokens."""
+    ps = mix["pairs"][i * micro_pairs:(i + 1) * micro_pairs]
+    rows = ([(p["prompt"] + p["chosen"], p["prompt"]) for p in ps] + [(p["prompt"] + p["rejected"], p["prompt"]) for p in ps]
+            + [(p["prompt"] + p["rationale"], p["prompt"]) for p in ps])
+    seq = max(n for n, _ in rows)
+    g = torch.Generator().manual_seed(1000 + i)
+    input_ids = torch.randint(3, vocab, (len(rows), seq), generator=g)
+    loss_mask = torch.zeros(len(rows), seq, dtype=torch.bool)
+    for k, (n, prompt) in enumerate(rows):
+        loss_mask[k, prompt:n] = True
+        input_ids[k, n:] = 0
+    return input_ids.to(device), loss_mask.to(device), sum(n for n, _ in rows)
+
+
 def row_logps(model, input_ids, loss_mask):
     """Summed log-probs of the label tokens per row: full logits, log_softmax in fp32 (HALOs/TRL)."""
     logits = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), use_cache=False).logits
@@ -95,13 +115,15 @@ def main() -> int:
     ap.add_argument("--no-ckpt", action="store_true")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--length-mix", help="rows from length_mix.ts's file, each micro-batch padded to its longest row")
     ap.add_argument("--out")
     args = ap.parse_args()
 
     name = "tiny" if args.tiny else args.model
-    pairs = args.pairs or (4 if args.tiny else 32)
+    mix = json.load(open(args.length_mix)) if args.length_mix else None
+    pairs = len(mix["pairs"]) if mix else (args.pairs or (4 if args.tiny else 32))
     micro_pairs = args.micro_pairs or (2 if args.tiny else (4 if name == "mistral-7b" else 8))
-    seq = args.seq or (64 if args.tiny else 1024)
+    seq = mix["maxLength"] if mix else (args.seq or (64 if args.tiny else 1024))
     prompt = args.prompt if args.prompt is not None else seq // 4
     steps = args.steps or (1 if args.tiny or name == "mistral-7b" else 2)
     live = args.reference == "live"
@@ -114,6 +136,7 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name() if cuda else None, "dtype": "bfloat16", "loss": "rdpo",
         "pairs": pairs, "seq": seq, "prompt": prompt, "reference": args.reference, "activationCheckpointing": ckpt,
         "attn": args.attn, "torch": torch.__version__, "transformers": transformers.__version__,
+        "rows": "length mix" if mix else "full", "paddingFree": False,
     }
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True  # as rpo on GPUs (only fp32 matmuls: none here in bf16)
@@ -138,14 +161,18 @@ def main() -> int:
 
     def run(micro_pairs: int):
         micro = pairs // micro_pairs
-        batches = [full_rows(1000 + i, micro_pairs * GROUPS, seq, config.vocab_size, prompt, device) for i in range(micro)]
+        if mix:
+            batches = [mix_rows(mix, i, micro_pairs, config.vocab_size, device) for i in range(micro)]
+        else:
+            batches = [(*full_rows(1000 + i, micro_pairs * GROUPS, seq, config.vocab_size, prompt, device), micro_pairs * GROUPS * seq)
+                       for i in range(micro)]
         n = seq - prompt
         pre = {
             "chosen": torch.tensor([-2.5 * n + 0.5 + i * 0.01 for i in range(micro_pairs)], device=device),
             "rejected": torch.tensor([-2.5 * n - 0.5 + i * 0.01 for i in range(micro_pairs)], device=device),
         }
 
-        def micro_step(ids, mask):
+        def micro_step(ids, mask, real_tokens):
             mp = micro_pairs
             # Response rows and rationale rows as two forwards, as rpo's trainer does.
             pi = row_logps(policy, ids[: 2 * mp], mask[: 2 * mp])
@@ -159,12 +186,12 @@ def main() -> int:
             logits = beta * ((pi[:mp] - pi[mp:]) - (ref_w - ref_l))
             loss = (-F.logsigmoid(logits) - F.logsigmoid(gamma * pi_r)).mean()
             (loss * (mp / pairs)).backward()
-            return float(loss.detach()), int(ids.numel())
+            return float(loss.detach()), real_tokens
 
         def full_step():
             tokens, last = 0, 0.0
-            for ids, mask in batches:
-                last, t = micro_step(ids, mask)
+            for ids, mask, real in batches:
+                last, t = micro_step(ids, mask, real)
                 tokens += t
             gn = torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
             opt.step()

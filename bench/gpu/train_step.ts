@@ -5,6 +5,12 @@
 //   node --import tsx bench/gpu/train_step.ts --model llama-1b --reference live
 //   node --import tsx bench/gpu/train_step.ts --model mistral-7b --micro-pairs 4      (the 7B memory target)
 //   node --import tsx bench/gpu/train_step.ts --tiny                                  (CPU smoke test)
+//   node --import tsx bench/gpu/train_step.ts --model mistral-7b --length-mix mix.json --padding-free false
+//
+// --length-mix FILE (written by length_mix.ts): the pairs' rows have the lengths drawn there
+// instead of full `--seq` rows (--pairs is the file's), each micro-batch right-padded to its
+// longest row; --padding-free true|false sets the Trainer's paddingFree (packed rows, or padded;
+// without the flag, the engine's default). tokens/s and MFU are then of the real tokens.
 //
 // The step: `--pairs` (32) preference pairs of chosen, rejected and rationale rows, each row
 // `--seq` (1024) tokens with the first `--prompt` (256) masked, in micro-batches of
@@ -31,7 +37,10 @@ import {
   type RowBatch,
 } from '../../lib/native.js';
 import { modelFlopsUtilization, stepFlops } from '../../lib/train/throughput.js';
-import { GiB, bf16PeakTflops, fullRows, median, modelShape, writeResult } from './common.js';
+import { readFileSync } from 'node:fs';
+
+import { GiB, bf16PeakTflops, fullRows, median, modelShape, rng, writeResult } from './common.js';
+import { microBatchRows, paddingFraction, type LengthMixFile } from './length_mix.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -48,15 +57,21 @@ const { values: a } = parseArgs({
     device: { type: 'string' },
     'peak-tflops': { type: 'string' },
     'chunk-tokens': { type: 'string', default: '1024' },
+    'length-mix': { type: 'string' },
+    'padding-free': { type: 'string' },
     out: { type: 'string' },
   },
 });
 
 const tiny = a.tiny;
 const modelName = tiny ? 'tiny' : a.model!;
-const pairs = Number(a.pairs ?? (tiny ? 4 : 32));
+const mix: LengthMixFile | null = a['length-mix'] ? (JSON.parse(readFileSync(a['length-mix'], 'utf8')) as LengthMixFile) : null;
+const pairs = mix ? mix.pairs.length : Number(a.pairs ?? (tiny ? 4 : 32));
+if (a['padding-free'] !== undefined && a['padding-free'] !== 'true' && a['padding-free'] !== 'false') throw new Error('--padding-free is true or false');
+/** The Trainer's paddingFree, when given (the engine's option; its default otherwise). */
+const paddingFree = a['padding-free'] === undefined ? undefined : a['padding-free'] === 'true';
 const microPairs = Number(a['micro-pairs'] ?? (tiny ? 2 : modelName === 'mistral-7b' ? 4 : 8));
-const seq = Number(a.seq ?? (tiny ? 64 : 1024));
+const seq = mix ? mix.maxLength : Number(a.seq ?? (tiny ? 64 : 1024));
 const prompt = Number(a.prompt ?? Math.floor(seq / 4));
 const steps = Number(a.steps ?? (tiny ? 1 : modelName === 'mistral-7b' ? 1 : 2));
 const live = a.reference === 'live';
@@ -71,9 +86,24 @@ const loss = { name: 'rdpo' as const, beta: 0.1, gamma: 0.001 };
 const GROUPS = 3; // chosen, rejected, rationale
 const micro = pairs / microPairs;
 
-/** Micro-batch i: [chosen x mp, rejected x mp, rationale x mp], full rows. */
+/** Micro-batch i: [chosen x mp, rejected x mp, rationale x mp], full rows or the length mix's. */
 function microBatch(i: number, vocab: number): RowBatch {
-  return fullRows(1000 + i, microPairs * GROUPS, seq, vocab, prompt);
+  if (!mix) return fullRows(1000 + i, microPairs * GROUPS, seq, vocab, prompt);
+  const rows = microBatchRows(mix.pairs, i * microPairs, microPairs);
+  const seqLen = Math.max(...rows.map((r) => r.length));
+  const r = rng(1000 + i);
+  const n = rows.length * seqLen;
+  const inputIds = new Int32Array(n);
+  const attentionMask = new Uint8Array(n);
+  const lossMask = new Uint8Array(n);
+  rows.forEach((row, k) => {
+    for (let t = 0; t < row.length; t++) {
+      inputIds[k * seqLen + t] = 3 + Math.floor(r() * (vocab - 3));
+      attentionMask[k * seqLen + t] = 1;
+      lossMask[k * seqLen + t] = t >= row.prompt ? 1 : 0;
+    }
+  });
+  return { rows: rows.length, seqLen, inputIds, attentionMask, lossMask };
 }
 
 /** Precomputed reference log-probs for a micro-batch (their values do not change the cost). */
@@ -97,6 +127,8 @@ async function main() {
   const base = {
     bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelName, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
     pairs, microPairs, seq, prompt, reference: live ? 'live' : 'precomputed', activationCheckpointing: ckpt,
+    rows: mix ? 'length mix' : 'full', paddingFree: paddingFree ?? 'engine default',
+    ...(mix ? { paddingFraction: paddingFraction(mix.pairs, microPairs) } : {}),
   };
   const t0 = performance.now();
   let policy: Model | undefined;
@@ -106,7 +138,9 @@ async function main() {
     policy = await Model.create(config, { seed: 1, device, dtype });
     reference = live ? await Model.create(config, { seed: 2, device, dtype }) : null;
     const createSeconds = (performance.now() - t0) / 1e3;
-    trainer = new Trainer(policy, reference, { loss, activationCheckpointing: ckpt, chunkTokens: Number(a['chunk-tokens']) });
+    // paddingFree spread in: an engine option of the packed path (older addons ignore it).
+    const packing = paddingFree === undefined ? {} : { paddingFree };
+    trainer = new Trainer(policy, reference, { loss, activationCheckpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), ...packing });
     const N = policy.numParameters;
     const batches = Array.from({ length: micro }, (_, i) => microBatch(i, config.vocab_size));
     const ref = live ? undefined : precomputed();
