@@ -47,28 +47,45 @@ const train = results.filter((r) => r.bench === 'train_step');
 if (train.length) {
   out('### RDPO train step (one global batch: micro-batches + AdamW step; bf16, activation checkpointing)');
   out();
-  out('| model | params | impl | reference | pairs × seq (micro) | s/step | policy tokens/s | MFU | peak allocated GiB | peak reserved GiB | of GiB |');
-  out('|---|---|---|---|---|---|---|---|---|---|---|');
+  // Rows: full (every row max_length tokens) or the length mix (length_mix.ts; tokens/s and MFU
+  // of the real tokens); rpo packed (paddingFree true) or padded.
+  const layout = (r: R): string => (r.impl === 'pytorch' ? 'padded' : r.paddingFree === true ? 'packed' : r.paddingFree === false ? 'padded' : 'default');
+  out('| model | params | impl | layout | precision | reference | rows | pairs × seq (micro) | padding | s/step | real tokens/s | MFU (real tokens) | peak allocated GiB | peak reserved GiB | `rpo plan` total GiB | of GiB |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of train) {
+    const head = `| ${r.model} | ${fix((num(r.params) ?? 0) / 1e9, 2)} B | ${r.impl} | ${layout(r)} | ${r.precision ?? 'bf16-pure'} | ${r.reference} | ${r.rows ?? 'full'} | ${r.pairs} × ${r.seq} (${r.microPairs}) | ${r.paddingFraction === undefined ? '' : pct(r.paddingFraction)}`;
     if (r.error) {
-      out(`| ${r.model} | | ${r.impl} | ${r.reference} | ${r.pairs} × ${r.seq} (${r.microPairs}) | **${r.error}** | | | | | |`);
+      out(`${head} | **${r.error}** | | | | | | |`);
       continue;
     }
     const mfu = peak && num(peak.tflops) ? (num(r.achievedTflops) ?? 0) / num(peak.tflops)! : r.mfu;
-    out(`| ${r.model} | ${fix((num(r.params) ?? 0) / 1e9, 2)} B | ${r.impl} | ${r.reference} | ${r.pairs} × ${r.seq} (${r.microPairs}) | ${fix(r.stepSeconds, 2)} | ${fix(r.tokensPerSecond)} | ${pct(mfu)} | ${gib(r.peakAllocatedBytes)} | ${gib(r.peakReservedBytes)} | ${gib(r.deviceTotalBytes)} |`);
+    out(`${head} | ${fix(r.stepSeconds, 2)} | ${fix(r.tokensPerSecond)} | ${pct(mfu)} | ${gib(r.peakAllocatedBytes)} | ${gib(r.peakReservedBytes)} | ${gib(r.planTotalBytes)} | ${gib(r.deviceTotalBytes)} |`);
   }
   out();
-  out('| model | reference | rpo ÷ PyTorch tokens/s | rpo ÷ PyTorch peak reserved |');
-  out('|---|---|---|---|');
-  const keys = [...new Set(train.map((r) => `${r.model}|${r.reference}`))];
+  out('| model | reference | rows | side ÷ PyTorch eager padded | real tokens/s | peak reserved |');
+  out('|---|---|---|---|---|---|');
+  const keys = [...new Set(train.map((r) => `${r.model}|${r.reference}|${r.rows ?? 'full'}`))];
   for (const k of keys) {
-    const [model, reference] = k.split('|');
-    const rpo = train.find((r) => r.impl === 'rpo' && r.model === model && r.reference === reference && !r.error);
-    const pt = train.find((r) => r.impl === 'pytorch' && r.model === model && r.reference === reference && !r.error);
-    if (!rpo || !pt) continue;
-    out(`| ${model} | ${reference} | **${ratio(rpo.tokensPerSecond, pt.tokensPerSecond)}** | ${ratio(rpo.peakReservedBytes, pt.peakReservedBytes)} |`);
+    const [model, reference, rows] = k.split('|');
+    const same = (r: R) => r.model === model && r.reference === reference && (r.rows ?? 'full') === rows && (r.precision ?? 'bf16-pure') === 'bf16-pure' && !r.error;
+    const pt = train.find((r) => r.impl === 'pytorch' && same(r));
+    if (!pt) continue;
+    for (const rpo of train.filter((r) => r.impl === 'rpo' && same(r))) {
+      out(`| ${model} | ${reference} | ${rows} | rpo ${layout(rpo)} | **${ratio(rpo.tokensPerSecond, pt.tokensPerSecond)}** | ${ratio(rpo.peakReservedBytes, pt.peakReservedBytes)} |`);
+    }
   }
   out();
+  const memory = train.filter((r) => r.impl === 'rpo' && r.model === 'mistral-7b' && (r.rows ?? 'full') === 'full');
+  if (memory.length) {
+    out('### 7B memory: measured against `rpo plan` (the same step: rows full, one device)');
+    out();
+    out('| precision | micro-batch pairs | peak allocated GiB | `rpo plan` total GiB | allocated ÷ plan | plan required (with headroom) GiB | plan says fits | ran |');
+    out('|---|---|---|---|---|---|---|---|');
+    for (const r of memory) {
+      out(`| ${r.precision ?? 'bf16-pure'} | ${r.microPairs} | ${gib(r.peakAllocatedBytes)} | ${gib(r.planTotalBytes)} | ${ratio(r.peakAllocatedBytes, r.planTotalBytes)} | ${gib(r.planRequiredBytes)} | ${r.planFits === undefined ? 'n/a' : r.planFits ? 'yes' : 'no'} | ${r.error ? `**${r.error}**` : 'yes'} |`);
+    }
+    out();
+  }
   for (const model of [...new Set(train.map((r) => r.model))]) {
     const k = train.find((r) => r.impl === 'rpo' && r.model === model && r.reference === 'precomputed' && r.logprobHead === 'cuda kernel' && !r.error);
     const c = train.find((r) => r.impl === 'rpo (chunked head)' && r.model === model && r.reference === 'precomputed' && !r.error);
@@ -106,6 +123,27 @@ if (gen.length) {
     if (rpo && hf) out(`${model}: rpo ÷ transformers generate tokens/s = **${ratio(rpo.tokensPerSecond, hf.tokensPerSecond)}**`);
   }
   out();
+}
+
+const profiles = results.filter((r) => r.bench === 'profile');
+if (profiles.length) {
+  out('### torch.profiler (bench/gpu/torch_profile.py; the PyTorch side of each comparison)');
+  out();
+  for (const r of profiles) {
+    if (r.error) {
+      out(`${r.what} (${r.model}): **${r.error}**`);
+      continue;
+    }
+    const shape = r.what === 'decode' ? `${r.batch} rows after a ${r.promptTokens}-token prompt` : `${r.rows} rows × ${r.seq} tokens, checkpointing`;
+    out(`**${r.impl} ${r.what} step, ${r.model}** (${shape}): device ${fix(r.deviceMsPerStep, 2)} ms a step of ${fix(r.wallMsPerStep, 2)} ms wall (GPU busy ${pct(r.busy)})`);
+    out();
+    out('| kernel or op | calls | self ms | share |');
+    out('|---|---|---|---|');
+    for (const k of (r.top as { name: string; calls: number; selfMs: number; share: number | null }[] | undefined) ?? []) {
+      out(`| \`${k.name.replace(/\|/g, '/')}\` | ${k.calls} | ${fix(k.selfMs, 2)} | ${pct(k.share)} |`);
+    }
+    out();
+  }
 }
 
 const text = lines.join('\n');

@@ -36,6 +36,8 @@ import {
   type PairLogps,
   type RowBatch,
 } from '../../lib/native.js';
+import { precisionDtype } from '../../lib/config/index.js';
+import { CUDA_HEADROOM, PRECISIONS, estimatePlan, shapeOf, type Precision } from '../../lib/plan/estimate.js';
 import { modelFlopsUtilization, stepFlops } from '../../lib/train/throughput.js';
 import { readFileSync } from 'node:fs';
 
@@ -58,6 +60,7 @@ const { values: a } = parseArgs({
     'peak-tflops': { type: 'string' },
     'chunk-tokens': { type: 'string', default: '1024' },
     'length-mix': { type: 'string' },
+    precision: { type: 'string', default: 'bf16-pure' },
     'padding-free': { type: 'string' },
     out: { type: 'string' },
   },
@@ -76,7 +79,10 @@ const prompt = Number(a.prompt ?? Math.floor(seq / 4));
 const steps = Number(a.steps ?? (tiny ? 1 : modelName === 'mistral-7b' ? 1 : 2));
 const live = a.reference === 'live';
 const ckpt = !a['no-ckpt'];
-const dtype = a.dtype as Dtype;
+if (!(PRECISIONS as readonly string[]).includes(a.precision!)) throw new Error(`--precision is one of ${PRECISIONS.join(', ')}`);
+const precision = a.precision as Precision;
+// bf16-pure (the default) trains the --dtype weights as they are; the other modes their own dtype.
+const dtype = (precision === 'bf16-pure' ? a.dtype : precisionDtype(precision)) as Dtype;
 const cuda = cudaAvailable();
 const device = a.device ?? (cuda ? 'cuda' : 'cpu');
 if (pairs % microPairs !== 0) throw new Error(`--pairs ${pairs} is not a multiple of --micro-pairs ${microPairs}`);
@@ -127,7 +133,7 @@ async function main() {
   const base = {
     bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelName, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
     pairs, microPairs, seq, prompt, reference: live ? 'live' : 'precomputed', activationCheckpointing: ckpt,
-    rows: mix ? 'length mix' : 'full', paddingFree: paddingFree ?? 'engine default',
+    precision, rows: mix ? 'length mix' : 'full', paddingFree: paddingFree ?? 'engine default',
     ...(mix ? { paddingFraction: paddingFraction(mix.pairs, microPairs) } : {}),
   };
   const t0 = performance.now();
@@ -140,7 +146,7 @@ async function main() {
     const createSeconds = (performance.now() - t0) / 1e3;
     // paddingFree spread in: an engine option of the packed path (older addons ignore it).
     const packing = paddingFree === undefined ? {} : { paddingFree };
-    trainer = new Trainer(policy, reference, { loss, activationCheckpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), ...packing });
+    trainer = new Trainer(policy, reference, { loss, precision, activationCheckpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), ...packing });
     const N = policy.numParameters;
     const batches = Array.from({ length: micro }, (_, i) => microBatch(i, config.vocab_size));
     const ref = live ? undefined : precomputed();
@@ -180,6 +186,12 @@ async function main() {
     const refTokens = live ? (tokens * 2) / 3 : 0;
     const flops = stepFlops({ params: N, trainableParams: N, trainedPasses: 1, extraForwards: 0 }, { real: tokens, reference: refTokens });
     const mem = device.startsWith('cuda') ? cudaMemoryStats(0) : null;
+    // What `rpo plan` says this step needs (rows planned full: max_length tokens), beside the peak.
+    const plan = estimatePlan({
+      shape: shapeOf(config), precision, optimizer: 'AdamW', batchSize: pairs, gradientAccumulationSteps: micro, worldSize: 1, zeroStage: 0,
+      groups: GROUPS, seqLen: seq, checkpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), headPath: kernels ? 'cuda-kernel' : 'chunked',
+      referenceBytes: live ? 2 : null, headroom: CUDA_HEADROOM, deviceBytes: mem?.total ?? null,
+    });
     const result = {
       ...base,
       params: N,
@@ -200,6 +212,9 @@ async function main() {
       deviceTotalBytes: mem?.total ?? null,
       peakRssBytes: mem ? null : process.resourceUsage().maxRSS * 1024,
       lastLoss,
+      planTotalBytes: plan.total,
+      planRequiredBytes: plan.required,
+      planFits: plan.fits,
     };
     writeResult(a.out, result);
     console.error(
