@@ -116,7 +116,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   const device = par.device(resolveDevice(config.device));
   // Only rank 0 prints and owns the run directory.
   if (!par.isMain) options = { signal: options.signal, stopAfterSteps: options.stopAfterSteps };
-  else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x gradient_accumulation_steps ${config.model.gradient_accumulation_steps}`);
+  else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x ${config.model.tokens_per_micro_batch === null ? `gradient_accumulation_steps ${config.model.gradient_accumulation_steps}` : `micro-batches of ≤ ${config.model.tokens_per_micro_batch} tokens (balanced token counts per rank)`}`);
   const runDir = config.local_run_dir;
   try {
     // The job's first collective: every rank runs the same config (lib/parallel/agree.ts).
