@@ -16,8 +16,8 @@ export function tokenBudgetRules(model: Pick<ModelSection, 'tokens_per_micro_bat
   const budget = model.tokens_per_micro_batch;
   if (budget === null) return { errors: [], notices: [] };
   const errors: string[] = [];
-  if (lossIsUnpaired(loss)) errors.push(`model.tokens_per_micro_batch=${budget}: loss=${loss} lays out its micro-batches over the whole global batch (KL rows, balanced kinds), so a token cut would change its update; use model.gradient_accumulation_steps`);
-  else if (lossHasValueHead(loss)) errors.push(`model.tokens_per_micro_batch=${budget}: loss=${loss}'s loss is a mean over each micro-batch's tokens, so a token cut would change its update; use model.gradient_accumulation_steps`);
+  if (lossHasValueHead(loss)) errors.push(`model.tokens_per_micro_batch=${budget}: loss=${loss}'s loss is a mean over each micro-batch's tokens, so a token cut would change its update; use model.gradient_accumulation_steps`);
+  else if (lossIsUnpaired(loss)) errors.push(`model.tokens_per_micro_batch=${budget}: loss=${loss} lays out its micro-batches over the whole global batch (KL rows, balanced kinds), so a token cut would change its update; use model.gradient_accumulation_steps`);
   const notices = model.gradient_accumulation_steps > 1 ? [`model.gradient_accumulation_steps=${model.gradient_accumulation_steps} ignored: model.tokens_per_micro_batch=${budget} cuts each global batch by tokens`] : [];
   return { errors, notices };
 }

@@ -26,6 +26,8 @@ export interface StepTotals {
   /** Real positions a live reference model read. */
   referenceTokens: number;
   pairs: number;
+  /** Micro-steps trained (summed over ranks). */
+  microBatches: number;
   /** Σ metric · pairs, for each metric name. */
   metricSums: Record<string, number>;
   /** Micro-steps with a NaN or infinite loss. */
@@ -121,12 +123,12 @@ export class Parallel {
   async reduceStep(local: StepTotals, metricNames: readonly string[]): Promise<StepTotals> {
     if (!this.group) return local;
     const sums = await this.group.allReduce(
-      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, local.computed, local.referenceTokens, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
+      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, local.computed, local.referenceTokens, local.microBatches, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
       'sum',
     );
     const max = await this.group.allReduce([local.peakMemoryBytes, local.seconds], 'max');
     const metricSums: Record<string, number> = {};
-    metricNames.forEach((k, i) => (metricSums[k] = sums[7 + i]!));
+    metricNames.forEach((k, i) => (metricSums[k] = sums[8 + i]!));
     return {
       lossSum: sums[0]!,
       tokens: sums[1]!,
@@ -135,6 +137,7 @@ export class Parallel {
       stop: sums[4]!,
       computed: sums[5]!,
       referenceTokens: sums[6]!,
+      microBatches: sums[7]!,
       metricSums,
       peakMemoryBytes: max[0]!,
       seconds: max[1]!,
