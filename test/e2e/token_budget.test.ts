@@ -151,9 +151,6 @@ describe('model.tokens_per_micro_batch: the update whatever the cut', () => {
     expect(r.step).toBe(4);
     const logged = records(exp);
     expect(logged.map((x) => x.micro_batches)).toEqual([cuts, cuts, cuts, cuts]);
-    // Gradients summed in another order and rows padded to other lengths: fp32 rounding apart,
-    // carried by 4 AdamW steps of lr 1e-3 (measured ≤ 3e-8 on this machine). A micro-step
-    // scaled by 1/k instead of its pairs / 7 moves the 3-cut run by ~1e-3 (AdamW's step: lr).
     // Gradients summed in another order, rows padded to other lengths: fp32 rounding apart. AdamW
     // divides each gradient by its own running size, so an element whose gradient is rounding
     // noise (~1e-9 against eps 1e-8) takes a noise-sized step of up to lr: a few elements of the
