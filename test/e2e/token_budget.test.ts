@@ -27,10 +27,12 @@ let modelDir: string;
 let data: string;
 /** Real tokens of every pair (chosen + rejected rows), the same for all. */
 let T: number;
+/** With rdpo's rationale row (its prompt quotes both responses, so it is one length for all pairs too). */
+let T3: number;
 
 /** 14 pairs: chosen of k '~', rejected of 16 − k, k = 1..14 (two global batches of 7 per epoch). */
-const TRAIN = Array.from({ length: 14 }, (_, i) => ({ prompt: 'Say tildes.', chosen: '~'.repeat(i + 1), rejected: '~'.repeat(15 - i) }));
-const TEST = [{ prompt: 'Say tildes.', chosen: '~~~', rejected: '~~~~~~~~~~~~~' }];
+const TRAIN = Array.from({ length: 14 }, (_, i) => ({ prompt: 'Say tildes.', chosen: '~'.repeat(i + 1), rejected: '~'.repeat(15 - i), rationale: 'Tildes.' }));
+const TEST = [{ prompt: 'Say tildes.', chosen: '~~~', rejected: '~~~~~~~~~~~~~', rationale: 'Tildes.' }];
 
 /** One thread: each run's arithmetic is the same from run to run. */
 const ENV = { RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60' };
@@ -129,6 +131,10 @@ beforeAll(async () => {
   T = totals[0]!;
   expect(new Set(totals)).toEqual(new Set([T]));
   expect(new Set(run.train.map((ex) => ex.chosen.ids.length)).size).toBe(14);
+  const withRationale = await buildRunData(config('lengths', ['loss=rdpo']), { splits: ['train'], withRationale: true, weights: false });
+  const totals3 = withRationale.train.map((ex) => ex.chosen.ids.length + ex.rejected.ids.length + ex.rationale!.ids.length);
+  T3 = totals3[0]!;
+  expect(new Set(totals3)).toEqual(new Set([T3]));
   // The un-cut run: each global batch one micro-batch of 7 pairs.
   const uncut = await train(config('uncut'));
   expect(uncut.step).toBe(4);
@@ -164,6 +170,16 @@ describe('model.tokens_per_micro_batch: the update whatever the cut', () => {
     logged.forEach((x, i) => {
       for (const k of ['loss', 'rewards/accuracies', 'rewards/margins', 'grad_norm']) expect(Math.abs(x[k]! - uncut[i]![k]!), `step ${i + 1} ${k}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(uncut[i]![k]!)));
     });
+  }, 600_000);
+
+  it('rdpo (rationale rows, a forward of their own): 3 micro-batches train to the un-cut run\'s weights', async () => {
+    await train(config('rdpo-uncut', ['loss=rdpo']));
+    const r = await train(config('rdpo-cut3', ['loss=rdpo', `model.tokens_per_micro_batch=${3 * T3}`]));
+    expect(r.step).toBe(4);
+    expect(records('rdpo-cut3').map((x) => x.micro_batches)).toEqual([3, 3, 3, 3]);
+    expect(relativeDiff('rdpo-uncut', 'rdpo-cut3')).toBeLessThan(1e-3);
+    const a = records('rdpo-uncut');
+    records('rdpo-cut3').forEach((x, i) => expect(Math.abs(x.loss! - a[i]!.loss!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(a[i]!.loss!))));
   }, 600_000);
 
   it('a run stopped mid-epoch resumes to the uninterrupted run\'s weights and metrics', async () => {
