@@ -77,6 +77,26 @@ def trimmed(ids, att, lm, begin, count):
     return ids[begin : begin + count, :T], a[:, :T], lm[begin : begin + count, :T]
 
 
+def timed_steps(step, steps, tokens):
+    """1 warmup step, then `steps` timed ones (the fastest counts: the machine may be shared, and
+    interference only adds time); `step()` returns (loss, grad norm)."""
+    w0 = time.perf_counter()
+    loss, gn = step()
+    warmup = time.perf_counter() - w0
+    losses, grad_norms, times = [loss], [gn], []
+    for _ in range(steps):
+        t = time.perf_counter()
+        loss, gn = step()
+        times.append(time.perf_counter() - t)
+        losses.append(loss)
+        grad_norms.append(gn)
+    step_seconds = min(times)
+    return {
+        "impl": "pytorch", "tokens": tokens, "warmupSeconds": warmup, "stepTimes": times, "stepSeconds": step_seconds,
+        "tokensPerSecond": tokens / step_seconds, "losses": losses, "gradNorms": grad_norms, "peakRssBytes": peak_rss(),
+    }
+
+
 def train(c):
     with open(c["rowsFile"], encoding="utf-8") as f:
         rows = json.load(f)
@@ -112,23 +132,8 @@ def train(c):
         opt.zero_grad(set_to_none=True)
         return float(loss.detach()), float(gn)
 
-    w0 = time.perf_counter()
-    loss, gn = step()
-    warmup = time.perf_counter() - w0
-    losses, grad_norms, times = [loss], [gn], []
-    for _ in range(c["steps"]):
-        t = time.perf_counter()
-        loss, gn = step()
-        times.append(time.perf_counter() - t)
-        losses.append(loss)
-        grad_norms.append(gn)
-    step_seconds = min(times)  # the machine may be shared: interference only adds time
-    return {
-        "impl": "pytorch", "params": sum(p.numel() for p in model.parameters()), "tokens": tokens,
-        "loadSeconds": load_seconds, "warmupSeconds": warmup, "stepTimes": times, "stepSeconds": step_seconds,
-        "tokensPerSecond": tokens / step_seconds, "losses": losses, "gradNorms": grad_norms,
-        "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
-    }
+    return {**timed_steps(step, c["steps"], tokens), "params": sum(p.numel() for p in model.parameters()),
+            "loadSeconds": load_seconds, "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak}
 
 
 def padded(seqs, pad):
@@ -197,24 +202,9 @@ def train_pairs(c):
         opt.zero_grad(set_to_none=True)
         return total, float(gn)
 
-    w0 = time.perf_counter()
-    loss, gn = step()
-    warmup = time.perf_counter() - w0
-    losses, grad_norms, times = [loss], [gn], []
-    for _ in range(c["steps"]):
-        t = time.perf_counter()
-        loss, gn = step()
-        times.append(time.perf_counter() - t)
-        losses.append(loss)
-        grad_norms.append(gn)
-    step_seconds = min(times)  # the machine may be shared: interference only adds time
-    return {
-        "impl": "pytorch", "params": sum(p.numel() for p in model.parameters()), "tokens": tokens,
-        "paddingFraction": 1 - tokens / computed, "loadSeconds": load_seconds, "warmupSeconds": warmup,
-        "stepTimes": times, "stepSeconds": step_seconds, "tokensPerSecond": tokens / step_seconds,
-        "losses": losses, "gradNorms": grad_norms, "rssAfterLoadBytes": rss_after_load,
-        "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
-    }
+    return {**timed_steps(step, c["steps"], tokens), "params": sum(p.numel() for p in model.parameters()),
+            "paddingFraction": 1 - tokens / computed, "loadSeconds": load_seconds,
+            "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak}
 
 
 def generate(c):
