@@ -34,6 +34,16 @@ export const SHAPES: Record<string, { label: string; hf: Record<string, unknown>
       initializer_range: 0.041666666666666664, hidden_act: 'silu',
     },
   },
+  // A quick check of a bench itself (npm run bench -- --packing --only llama-tiny), not a result.
+  'llama-tiny': {
+    label: 'tiny Llama (a check)',
+    hf: {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 512, hidden_size: 64,
+      intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
+      max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000.0, tie_word_embeddings: false,
+      initializer_range: 0.02, hidden_act: 'silu',
+    },
+  },
 };
 
 export const modelConfig = (shape: string) => parseHfConfig(SHAPES[shape]!.hf, `bench shape ${shape}`);

@@ -13,6 +13,8 @@ same HF model directory and reading the same rows / prompts file as the rpo case
             backward; clip_grad_norm_(max_grad_norm); torch.optim.AdamW (torch defaults: betas
             (0.9, 0.999), eps 1e-8, weight_decay 0.01 -- LibTorch's AdamWOptions defaults, which rpo
             uses); zero_grad(set_to_none).
+  train-pairs  the packing bench's padded side (bench/packing.ts): pairs of their own lengths, in
+            micro-batches of pairs, each padded to its longest row (train_pairs below).
   generate  model.generate, greedy, KV cache, left padding, pad 0, no EOS, exactly new_tokens,
             `repeats` times after a short warm-up (the fastest counts). With stopTokenIds: those are
             the EOS ids (a list, as generation_config takes), up to new_tokens, each row's answer
@@ -75,6 +77,26 @@ def trimmed(ids, att, lm, begin, count):
     return ids[begin : begin + count, :T], a[:, :T], lm[begin : begin + count, :T]
 
 
+def timed_steps(step, steps, tokens):
+    """1 warmup step, then `steps` timed ones (the fastest counts: the machine may be shared, and
+    interference only adds time); `step()` returns (loss, grad norm)."""
+    w0 = time.perf_counter()
+    loss, gn = step()
+    warmup = time.perf_counter() - w0
+    losses, grad_norms, times = [loss], [gn], []
+    for _ in range(steps):
+        t = time.perf_counter()
+        loss, gn = step()
+        times.append(time.perf_counter() - t)
+        losses.append(loss)
+        grad_norms.append(gn)
+    step_seconds = min(times)
+    return {
+        "impl": "pytorch", "tokens": tokens, "warmupSeconds": warmup, "stepTimes": times, "stepSeconds": step_seconds,
+        "tokensPerSecond": tokens / step_seconds, "losses": losses, "gradNorms": grad_norms, "peakRssBytes": peak_rss(),
+    }
+
+
 def train(c):
     with open(c["rowsFile"], encoding="utf-8") as f:
         rows = json.load(f)
@@ -110,23 +132,79 @@ def train(c):
         opt.zero_grad(set_to_none=True)
         return float(loss.detach()), float(gn)
 
-    w0 = time.perf_counter()
-    loss, gn = step()
-    warmup = time.perf_counter() - w0
-    losses, grad_norms, times = [loss], [gn], []
-    for _ in range(c["steps"]):
-        t = time.perf_counter()
-        loss, gn = step()
-        times.append(time.perf_counter() - t)
-        losses.append(loss)
-        grad_norms.append(gn)
-    step_seconds = min(times)  # the machine may be shared: interference only adds time
-    return {
-        "impl": "pytorch", "params": sum(p.numel() for p in model.parameters()), "tokens": tokens,
-        "loadSeconds": load_seconds, "warmupSeconds": warmup, "stepTimes": times, "stepSeconds": step_seconds,
-        "tokensPerSecond": tokens / step_seconds, "losses": losses, "gradNorms": grad_norms,
-        "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
-    }
+    return {**timed_steps(step, c["steps"], tokens), "params": sum(p.numel() for p in model.parameters()),
+            "loadSeconds": load_seconds, "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak}
+
+
+def padded(seqs, pad):
+    """Sequences ({ids, promptLength}) as one right-padded batch cut to its longest row; the
+    label mask is 1 on the response tokens (ids[promptLength:], EOS included), as rpo's rows."""
+    T = max(len(s["ids"]) for s in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    att = torch.zeros(len(seqs), T, dtype=torch.long)
+    lm = torch.zeros(len(seqs), T, dtype=torch.float32)
+    for i, s in enumerate(seqs):
+        n = len(s["ids"])
+        ids[i, :n] = torch.tensor(s["ids"])
+        att[i, :n] = 1
+        lm[i, s["promptLength"] : n] = 1
+    return ids, att, lm
+
+
+def train_pairs(c):
+    """The packing bench's PyTorch side (bench/packing.ts): pairs of rows of their own lengths
+    (rpo's tokenization), one global batch of all of them a step, in `accumulation` micro-batches
+    of near-equal pair counts, each padded to its longest row (the chosen and rejected rows as one
+    forward, the rationale rows as another); each micro-batch's loss scaled by its pairs / the
+    batch's, so the step is the batch's mean; reference log-prob sums from the starting weights,
+    computed once before the steps."""
+    with open(c["pairsFile"], encoding="utf-8") as f:
+        pairs = json.load(f)["pairs"]
+    loss_name = c["loss"]["name"]
+    beta = c["loss"]["beta"]
+    gamma = c["loss"].get("gamma", 0.1)
+    B, G, pad = len(pairs), c["accumulation"], c["padTokenId"]
+    n_micro = max(1, min(G, B))
+    sizes = [B // n_micro + (1 if i < B % n_micro else 0) for i in range(n_micro)]
+    micros, start = [], 0
+    for n in sizes:
+        part = pairs[start : start + n]
+        start += n
+        resp = padded([p["chosen"] for p in part] + [p["rejected"] for p in part], pad)
+        rat = padded([p["rationale"] for p in part], pad) if loss_name == "rdpo" else None
+        micros.append({"n": n, "resp": resp, "rat": rat})
+    forwards = [m["resp"] for m in micros] + [m["rat"] for m in micros if m["rat"] is not None]
+    tokens = sum(int(a.sum()) for _, a, _ in forwards)
+    computed = sum(a.numel() for _, a, _ in forwards)
+
+    model, load_seconds = load(c["modelDir"])
+    rss_after_load, load_peak = status_bytes("VmRSS"), status_bytes("VmHWM")
+    model.train()
+    with torch.no_grad():
+        for m in micros:
+            ref = row_logps(model, *m["resp"])
+            m["ref_w"], m["ref_l"] = ref[: m["n"]], ref[m["n"] :]
+    opt = torch.optim.AdamW(model.parameters(), lr=c["lr"])
+
+    def step():
+        total = 0.0
+        for m in micros:
+            n = m["n"]
+            pi = row_logps(model, *m["resp"])
+            per_pair = -F.logsigmoid(beta * ((pi[:n] - pi[n:]) - (m["ref_w"] - m["ref_l"])))
+            if m["rat"] is not None:
+                per_pair = per_pair - F.logsigmoid(gamma * row_logps(model, *m["rat"]))
+            loss = per_pair.mean() * (n / B)
+            loss.backward()
+            total += float(loss.detach())
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), c["maxGradNorm"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return total, float(gn)
+
+    return {**timed_steps(step, c["steps"], tokens), "params": sum(p.numel() for p in model.parameters()),
+            "paddingFraction": 1 - tokens / computed, "loadSeconds": load_seconds,
+            "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak}
 
 
 def generate(c):
@@ -170,7 +248,7 @@ def main() -> int:
     c = json.loads(sys.argv[1])
     torch.set_num_threads(c["threads"])
     torch.manual_seed(0)
-    r = train(c) if c["kind"] == "train" else generate(c)
+    r = train(c) if c["kind"] == "train" else train_pairs(c) if c["kind"] == "train-pairs" else generate(c)
     r.update(torch=torch.__version__, transformers=transformers.__version__, threads=torch.get_num_threads())
     print(json.dumps(r))
     return 0

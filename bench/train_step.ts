@@ -6,6 +6,8 @@
 //                                   64 prompts with EOS at spread lengths (continuous batching)
 //   npm run bench -- --heads        rpo's fused log-prob head vs its naive full-logits head
 //   npm run bench -- --lora         LoRA r=16 on all linears vs full fine-tuning (DPO, ~100M Llama)
+//   npm run bench -- --packing      rows of a stated length mix: rpo packed (token-budget micro-
+//                                   batches) vs rpo padded vs PyTorch eager padded (bench/packing.ts)
 //   npm run bench -- --only llama-100m/dpo,generate     (case names as printed)
 //   RPO_BENCH_STEPS=N               timed steps per train case (default 2; 1 warmup step before)
 //   RPO_BENCH_THREADS=N             intra-op threads on both sides (default 2)
@@ -21,59 +23,19 @@
 // A train step = forward of the rows, the loss, backward, clipping (max norm 10) and AdamW
 // (lr 1e-6, torch defaults), with precomputed reference log-prob sums given to both; the loss
 // of the warmup step (before any update) and of every timed step is compared ("check").
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { mulberry32 } from '../lib/util/random.js';
-import { CACHE, HERE, SHAPES, makePrompts, makeRows, modelConfig, python, removeQuietly, writeJsonOnce } from './common.js';
+import { SEED, attempt, log, mib, modelDir, ratio, runNode, runPython, steps, threads } from './cases.js';
+import { CACHE, HERE, SHAPES, makePrompts, makeRows, modelConfig, python, writeJsonOnce } from './common.js';
+import { packingBench } from './packing.js';
 import { chooseStopTokens, stopLengths } from './stop_tokens.js';
 
 const { values: args } = parseArgs({
-  options: { heads: { type: 'boolean', default: false }, lora: { type: 'boolean', default: false }, only: { type: 'string' } },
+  options: { heads: { type: 'boolean', default: false }, lora: { type: 'boolean', default: false }, packing: { type: 'boolean', default: false }, only: { type: 'string' } },
 });
-const steps = Number(process.env.RPO_BENCH_STEPS ?? 2);
-const threads = Number(process.env.RPO_BENCH_THREADS ?? 2);
-const caseScript = path.join(HERE, 'train_step_case.ts');
-const env = {
-  ...process.env,
-  RPO_NUM_THREADS: String(threads),
-  OMP_NUM_THREADS: String(threads),
-  MKL_NUM_THREADS: String(threads),
-  TOKENIZERS_PARALLELISM: 'false',
-  HF_HUB_DISABLE_PROGRESS_BARS: '1',
-};
-
-const mib = (b: number | null | undefined) => (b == null ? 'n/a' : `${(b / 2 ** 20).toFixed(0)} MiB`);
-const log = (s: string) => process.stderr.write(`${s}\n`);
-
-function runNode(c: unknown): Record<string, unknown> {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', caseScript, JSON.stringify(c)], {
-    encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-}
-
-function runPython(c: unknown): Record<string, unknown> {
-  const out = execFileSync(python(), [path.join(HERE, 'pytorch_case.py'), JSON.stringify(c)], {
-    encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
-  });
-  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-}
-
-function attempt(what: string, run: () => Record<string, unknown>): Record<string, unknown> {
-  const t0 = performance.now();
-  try {
-    const r = run();
-    log(`  ${what}: ${((performance.now() - t0) / 1e3).toFixed(0)} s`);
-    return r;
-  } catch (err) {
-    const message = (err as Error).message.split('\n').slice(0, 3).join(' ');
-    log(`  ${what}: FAILED: ${message}`);
-    return { error: message };
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The fused-vs-naive head comparison (npm run bench -- --heads).
@@ -112,7 +74,6 @@ function headsBench(): void {
 // ---------------------------------------------------------------------------------------------
 // rpo vs PyTorch.
 
-const SEED = 1;
 const PAIRS = 2;
 const SEQ = 512;
 const GEN_PROMPTS = 8;
@@ -130,19 +91,6 @@ const LOSSES = {
   dpo: { name: 'dpo', beta: 0.1 },
   rdpo: { name: 'rdpo', beta: 0.1, gamma: 0.1, rationale_form: 'code' }, // configs/loss/rdpo.yaml
 } as const;
-
-/** The HF model dir of a shape (written once, by a child process: the driver never loads LibTorch). */
-function modelDir(shape: string): string {
-  const dir = path.join(CACHE, `${shape}-seed${SEED}`);
-  if (existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'model.safetensors'))) return dir;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  removeQuietly(tmp);
-  mkdirSync(CACHE, { recursive: true });
-  attempt(`write ${shape} (random init, seed ${SEED}) to ${dir}`, () => runNode({ kind: 'init', config: modelConfig(shape), seed: SEED, dir: tmp, threads }));
-  removeQuietly(dir);
-  renameSync(tmp, dir);
-  return dir;
-}
 
 function rowsFile(shape: string): string {
   const vocab = modelConfig(shape).vocab_size;
@@ -224,7 +172,6 @@ interface Case {
  */
 const agree = (a: number, b: number) => Math.abs(a - b) <= 2e-4 + 1e-5 * Math.abs(b);
 const sig = (x: number) => x.toPrecision(Math.abs(x) >= 100 ? 7 : 6);
-const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? (a / b).toFixed(2) : 'n/a');
 
 function compareBench(): void {
   const wall0 = performance.now();
@@ -374,4 +321,5 @@ DPO train step on the CPU, ${shape}: LoRA vs full fine-tuning (${PAIRS} pairs ×
 
 if (args.heads) headsBench();
 else if (args.lora) loraBench();
+else if (args.packing) packingBench(args.only);
 else compareBench();

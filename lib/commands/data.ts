@@ -22,8 +22,8 @@ export function paddingLine(config: RunConfig, train: readonly TokenizedExample[
   // csft's control tokens are not in the tokenizer until a run adds them; only their count
   // (one token after each prompt) matters to the lengths, so any id stands in for them.
   const csft = lossUsesControlTokens(config.loss.name) ? { chosenId: padTokenId, rejectedId: padTokenId } : null;
-  const { batch_size: B, gradient_accumulation_steps: G } = config.model;
-  const where = `model.batch_size ${B}, gradient_accumulation_steps ${G}`;
+  const { batch_size: B, gradient_accumulation_steps: G, tokens_per_micro_batch: budget } = config.model;
+  const where = `model.batch_size ${B}, ${budget === null ? `gradient_accumulation_steps ${G}` : `tokens_per_micro_batch ${budget}`}`;
   let p: EpochPadding;
   try {
     p = epochPadding(config, lossExamples(config, train, { groups, unpaired }, csft), { groups, unpaired, padTokenId });

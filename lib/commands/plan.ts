@@ -175,6 +175,8 @@ function planFor(options: PlanOptions, hydra: readonly string[]): PlanRun | { cf
   });
 
   const check = (inputs: PlanInputs): void => {
+    // A token budget cuts the batch by tokens: no pair count to divide.
+    if (inputs.tokensPerMicroBatch !== null && inputs.tokensPerMicroBatch !== undefined) return;
     if (!Number.isInteger(inputs.batchSize / (inputs.gradientAccumulationSteps * inputs.worldSize))) {
       throw new ConfigError(
         `model.batch_size ${inputs.batchSize} does not split into model.gradient_accumulation_steps ${inputs.gradientAccumulationSteps} × world size ${inputs.worldSize} micro-batches of whole pairs`,
@@ -267,6 +269,7 @@ function planInputs(
     optimizer: engineOptimizer(config).optimizer,
     batchSize: config.model.batch_size,
     gradientAccumulationSteps: config.model.gradient_accumulation_steps,
+    tokensPerMicroBatch: config.model.tokens_per_micro_batch,
     worldSize,
     zeroStage: options.zeroStage,
     groups: lossRowGroups(config.loss),

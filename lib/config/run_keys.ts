@@ -100,6 +100,12 @@ export const MODEL_KEYS = {
   activation_checkpointing: bool({ doc: 'recompute activations in backward to save memory', default: true, optional: true, absent: false }),
   batch_size: num({ doc: 'global batch (pairs per optimizer step)', default: 32, int: true, min: 1 }),
   gradient_accumulation_steps: num({ doc: 'micro-batches per optimizer step; divides batch_size', default: 1, int: true, min: 1, optional: true }),
+  tokens_per_micro_batch: numOrNull({
+    doc: "cut each global batch into micro-batches of at most this many real (non-padding) tokens instead of gradient_accumulation_steps equal pair counts (a pair longer than it gets a micro-batch of its own); null: off",
+    default: null,
+    int: true,
+    min: 1,
+  }),
   eval_batch_size: custom<number | 'auto'>({
     doc: "rows per evaluation batch; for sampling, the slots decoded at once (continuous batching); 'auto': sampling takes as many slots as fit in memory (lib/plan/generation.ts), loss evaluation the training micro-batch",
     default: 16,

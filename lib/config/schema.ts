@@ -22,6 +22,7 @@ import type { LossConfig, LossName, TrainPrecision } from '../native.js';
 import { ConfigError, closest, suggestKey } from './errors.js';
 import { LORA_KEYS, readLora, type LoraSection } from './lora.js';
 import { readFields, tableFields, tableKeys, type NumOpts } from './fields.js';
+import { tokenBudgetRules } from './token_budget.js';
 import { allPaths } from './interpolate.js';
 import { MODEL_KEYS, TOP_KEYS, type Dtype, type ModelSection, type Precision, type TopKeys } from './run_keys.js';
 import { isMap, type ConfigMap, type ConfigValue } from './yaml.js';
@@ -382,7 +383,8 @@ function readModel(m: Section, errors: string[]): ModelSection {
   if (model.max_prompt_length >= model.max_length) {
     errors.push(`model.max_prompt_length (${model.max_prompt_length}) must be < model.max_length (${model.max_length}): the response needs room`);
   }
-  if (model.gradient_accumulation_steps >= 1 && model.batch_size % model.gradient_accumulation_steps !== 0) {
+  // A token budget replaces gradient_accumulation_steps (lib/config/token_budget.ts).
+  if (model.tokens_per_micro_batch === null && model.gradient_accumulation_steps >= 1 && model.batch_size % model.gradient_accumulation_steps !== 0) {
     errors.push(
       `model.batch_size (${model.batch_size}) must be divisible by model.gradient_accumulation_steps (${model.gradient_accumulation_steps})`,
     );
@@ -500,6 +502,9 @@ function readTop(
     top.eval_every = adjusted;
   }
   if (top.debug) notices.push('debug=true: no checkpoints and no final model will be written');
+  const budget = tokenBudgetRules(model, loss.name);
+  errors.push(...budget.errors);
+  notices.push(...budget.notices);
 
   return { ...top, model, loss, lora: readLora(root, errors, notices) };
 }

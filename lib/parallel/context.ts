@@ -5,9 +5,12 @@
 // it is cut into world_size × gradient_accumulation_steps micro-batches exactly as one process
 // with that many accumulation steps would cut it, and rank r trains pieces [r·g, (r+1)·g). Each
 // micro-step's loss is scaled by its pairs / the global batch's pairs, so the gradients summed
-// over ranks are the single process's accumulated gradient.
-import { makeBatches, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
+// over ranks are the single process's accumulated gradient. With a token budget
+// (model.tokens_per_micro_batch) ranks take contiguous shards of balanced token counts and each
+// cuts its own by the budget: the cut differs from one process's, the sum does not.
+import { makeBatches, pairTokens, type Batch, type Groups, type TokenizedExample } from '../data/batch/index.js';
 import { microBatchSizes } from '../data/batch/micro_batches.js';
+import { balancedShards, budgetCut } from '../data/batch/token_budget.js';
 import { ConfigError } from '../config/errors.js';
 import { distEnv, type DistEnv } from './env.js';
 import { ProcessGroup } from './native.js';
@@ -23,6 +26,8 @@ export interface StepTotals {
   /** Real positions a live reference model read. */
   referenceTokens: number;
   pairs: number;
+  /** Micro-steps trained (summed over ranks). */
+  microBatches: number;
   /** Σ metric · pairs, for each metric name. */
   metricSums: Record<string, number>;
   /** Micro-steps with a NaN or infinite loss. */
@@ -89,23 +94,41 @@ export class Parallel {
     return pieces.slice(this.rank * accumulation, (this.rank + 1) * accumulation);
   }
 
-  /** microShards laid out for the engine. */
-  microBatches(examples: readonly TokenizedExample[], accumulation: number, groups: Groups, padTokenId: number): Batch[] {
-    return this.microShards(examples, accumulation).map(
-      (part) => makeBatches(part, { batchSize: part.length, groups, seed: 0, shuffle: false, padTokenId })[0]!,
-    );
+  /**
+   * With a token budget (model.tokens_per_micro_batch): this rank's examples of each of its
+   * micro-batches. The global batch is first shared out in contiguous shards of balanced token
+   * counts (balancedShards), one per rank; each rank cuts its shard by the budget (budgetCut).
+   * `tokens`: each example's real tokens.
+   */
+  budgetShards<T>(examples: readonly T[], tokens: readonly number[], budget: number): T[][] {
+    const shards = balancedShards(tokens, this.worldSize);
+    const start = shards.slice(0, this.rank).reduce((a, b) => a + b, 0);
+    const mine = examples.slice(start, start + shards[this.rank]!);
+    const pieces: T[][] = [];
+    let at = 0;
+    for (const n of budgetCut(tokens.slice(start, start + mine.length), budget)) {
+      pieces.push(mine.slice(at, at + n));
+      at += n;
+    }
+    return pieces;
+  }
+
+  /** microShards laid out for the engine; with `budget`, budgetShards. */
+  microBatches(examples: readonly TokenizedExample[], accumulation: number, groups: Groups, padTokenId: number, budget: number | null = null): Batch[] {
+    const pieces = budget === null ? this.microShards(examples, accumulation) : this.budgetShards(examples, examples.map((ex) => pairTokens(ex, groups)), budget);
+    return pieces.map((part) => makeBatches(part, { batchSize: part.length, groups, seed: 0, shuffle: false, padTokenId })[0]!);
   }
 
   /** Sums (maxima for memory and seconds) over the ranks; `metricNames` fixes the order every rank sends. */
   async reduceStep(local: StepTotals, metricNames: readonly string[]): Promise<StepTotals> {
     if (!this.group) return local;
     const sums = await this.group.allReduce(
-      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, local.computed, local.referenceTokens, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
+      [local.lossSum, local.tokens, local.pairs, local.nonFinite, local.stop, local.computed, local.referenceTokens, local.microBatches, ...metricNames.map((k) => local.metricSums[k] ?? 0)],
       'sum',
     );
     const max = await this.group.allReduce([local.peakMemoryBytes, local.seconds], 'max');
     const metricSums: Record<string, number> = {};
-    metricNames.forEach((k, i) => (metricSums[k] = sums[7 + i]!));
+    metricNames.forEach((k, i) => (metricSums[k] = sums[8 + i]!));
     return {
       lossSum: sums[0]!,
       tokens: sums[1]!,
@@ -114,6 +137,7 @@ export class Parallel {
       stop: sums[4]!,
       computed: sums[5]!,
       referenceTokens: sums[6]!,
+      microBatches: sums[7]!,
       metricSums,
       peakMemoryBytes: max[0]!,
       seconds: max[1]!,

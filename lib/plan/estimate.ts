@@ -478,6 +478,12 @@ export interface PlanInputs {
   /** Pairs per optimizer step over all devices (model.batch_size). */
   batchSize: number;
   gradientAccumulationSteps: number;
+  /**
+   * model.tokens_per_micro_batch: micro-batches cut by real tokens (then gradientAccumulationSteps
+   * is not used). A micro-step is planned as max(budget, one pair's full rows) tokens laid out
+   * in full rows (budgetPairs); null or absent: equal pair counts.
+   */
+  tokensPerMicroBatch?: number | null;
   worldSize: number;
   /** What is sharded over the ranks (lib/parallel/zero_stages.ts); with world size 1, nothing. */
   zeroStage: ZeroStage;
@@ -502,7 +508,7 @@ export interface Plan {
   inputs: PlanInputs;
   parameters: ParameterCounts;
   bytesPerParam: BytesPerParam;
-  /** Pairs per micro-step on one device. */
+  /** Pairs per micro-step on one device (with a token budget: budgetPairs, fractional). */
   microPairs: number;
   weights: number;
   gradients: number;
@@ -558,12 +564,25 @@ export function microPairs(batchSize: number, gradientAccumulationSteps: number,
   return batchSize / per;
 }
 
+/**
+ * A token budget's micro-step as pairs of full rows (groups × seqLen tokens each), fractional:
+ * the most tokens a micro-batch holds is the budget, or one pair's rows when a pair is longer
+ * (it gets a micro-batch of its own). Activations grow with the tokens, so full rows holding
+ * that many tokens bound the micro-step where its rows are not padded (packed rows), or padded
+ * little (rows near one length). Padded rows of mixed lengths compute their padding on top.
+ */
+export function budgetPairs(budget: number, groups: number, seqLen: number): number {
+  const pair = groups * seqLen;
+  return Math.max(budget, pair) / pair;
+}
+
 /** The per-device memory budget of a training run. */
 export function estimatePlan(inputs: PlanInputs): Plan {
   const parameters = parameterCounts(inputs.shape);
   const bpp = bytesPerParam(inputs.precision, inputs.optimizer);
   const W = inputs.worldSize;
-  const pairs = microPairs(inputs.batchSize, inputs.gradientAccumulationSteps, W);
+  const budget = inputs.tokensPerMicroBatch ?? null;
+  const pairs = budget !== null ? budgetPairs(budget, inputs.groups, inputs.seqLen) : microPairs(inputs.batchSize, inputs.gradientAccumulationSteps, W);
   const zero = zeroBudget(parameters, bpp, inputs.referenceBytes, inputs.zeroStage, W);
   const { weights, gradients, master, optimizerState, reference } = zero;
   const zeroTransient = zero.gathered + zero.gradientsInFlight;
@@ -638,9 +657,11 @@ export function largestFittingMicroBatch(inputs: PlanInputs): { pairs: number; g
   if (inputs.deviceBytes === null) return null;
   const perRank = inputs.batchSize / inputs.worldSize;
   if (!Number.isSafeInteger(perRank) || perRank < 1) return null;
-  if (!estimatePlan({ ...inputs, gradientAccumulationSteps: perRank }).fits) return null;
+  // Pair counts, not a token budget: the answer is a gradient_accumulation_steps.
+  const byPairs: PlanInputs = { ...inputs, tokensPerMicroBatch: null };
+  if (!estimatePlan({ ...byPairs, gradientAccumulationSteps: perRank }).fits) return null;
   for (const gas of divisorsOf(perRank)) {
-    const p = estimatePlan({ ...inputs, gradientAccumulationSteps: gas });
+    const p = estimatePlan({ ...byPairs, gradientAccumulationSteps: gas });
     if (p.fits) return { pairs: p.microPairs, gradientAccumulationSteps: gas, required: p.required };
   }
   return null;

@@ -22,7 +22,9 @@ function billions(n: number): string {
 
 const DTYPE_NAME: Record<number, string> = { 2: 'bf16', 4: 'fp32' };
 
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** A count as printed: whole, or to two decimals (a token budget's fractional pairs, lib/plan/estimate.ts's budgetPairs). */
+const count = (n: number): string => (Number.isInteger(n) ? `${n}` : n.toFixed(2));
+const plural = (n: number, word: string): string => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 
 function rowsLine(step: MicroStepEstimate, groups: number): string {
   const [a, b] = step.forwards;
@@ -55,9 +57,13 @@ export function formatPlan(p: Plan, ctx: PlanContext): string {
     `  precision  ${x.precision} (${ctx.precisionSource}), ${x.optimizer}, world size ${W}` +
       (W > 1 ? ` (ZeRO-${x.zeroStage}: ${rule.summary})` : ''),
   );
+  const budget = x.tokensPerMicroBatch ?? null;
   lines.push(
-    `  batch      ${x.batchSize} pairs per optimizer step = ${x.gradientAccumulationSteps} micro-step(s) × ${plural(W, 'device')} × ${plural(p.microPairs, 'pair')}; ` +
-      `a micro-step runs ${rowsLine(p.step, x.groups)}`,
+    budget === null
+      ? `  batch      ${x.batchSize} pairs per optimizer step = ${x.gradientAccumulationSteps} micro-step(s) × ${plural(W, 'device')} × ${plural(p.microPairs, 'pair')}; ` +
+          `a micro-step runs ${rowsLine(p.step, x.groups)}`
+      : `  batch      ${x.batchSize} pairs per optimizer step over ${plural(W, 'device')}, in micro-batches of ≤ ${budget} real tokens (model.tokens_per_micro_batch; ` +
+          `a longer pair alone): a micro-step planned as ${Math.max(budget, x.groups * x.seqLen)} tokens in full rows, ${rowsLine(p.step, x.groups)} (padded rows of mixed lengths compute their padding on top)`,
   );
   lines.push(
     `  device     ${ctx.device === 'cuda' ? 'CUDA' : 'CPU'}${x.deviceBytes === null ? '' : `, ${gib(x.deviceBytes)} GiB`}; log-prob head chunk ${x.chunkTokens} tokens ` +
@@ -149,6 +155,7 @@ export function planJson(p: Plan, ctx: PlanContext): Record<string, unknown> {
     zeroStage: x.zeroStage,
     batchSize: x.batchSize,
     gradientAccumulationSteps: x.gradientAccumulationSteps,
+    tokensPerMicroBatch: x.tokensPerMicroBatch ?? null,
     microPairs: p.microPairs,
     groups: x.groups,
     seqLen: x.seqLen,
@@ -194,15 +201,17 @@ export function formatTable(rows: TableRow[]): string {
   const out: string[] = [];
   const first = rows[0]!.plan;
   const micro = first.inputs.gradientAccumulationSteps;
+  const budget = first.inputs.tokensPerMicroBatch ?? null;
+  const at = budget !== null ? `tokens_per_micro_batch=${budget}` : micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`;
   out.push(
-    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference, value head${first.inputs.zeroStage >= 2 ? '; + what ZeRO-2/3 hold whole during a micro-step' : ''}) | micro-step peak at ${micro === 1 ? 'the full batch' : `gradient_accumulation_steps=${micro}`} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
+    `| precision | world size | checkpointing | weights + grads + master + optimizer (+ reference, value head${first.inputs.zeroStage >= 2 ? '; + what ZeRO-2/3 hold whole during a micro-step' : ''}) | micro-step peak at ${at} | required | fits | largest micro-batch that fits (pairs per device, accumulation steps) |`,
   );
   out.push('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const p = r.plan;
     const fit = r.fitting ? `${r.fitting.pairs} (gas ${r.fitting.gradientAccumulationSteps}): ${gib(r.fitting.required)} GiB` : 'none: not even 1 pair';
     out.push(
-      `| ${r.precision} | ${r.worldSize} | ${r.checkpointing ? 'on' : 'off'} | ${gib(p.persistent + p.zeroTransient)} | ${gib(p.step.peak.total)} (${p.microPairs} pairs) | ${gib(p.required)} | ${p.fits === null ? '-' : p.fits ? 'yes' : 'no'} | ${fit} |`,
+      `| ${r.precision} | ${r.worldSize} | ${r.checkpointing ? 'on' : 'off'} | ${gib(p.persistent + p.zeroTransient)} | ${gib(p.step.peak.total)} (${count(p.microPairs)} pairs) | ${gib(p.required)} | ${p.fits === null ? '-' : p.fits ? 'yes' : 'no'} | ${fit} |`,
     );
   }
   return out.join('\n');

@@ -38,7 +38,11 @@ export function epochBatches(config: RunConfig, train: readonly TokenizedExample
     : epochOrder(train, { batchSize, seed: config.seed, epoch, dropLast: config.drop_last });
 }
 
-/** This rank's micro-batches of a global batch (all of them in a single process). */
+/**
+ * This rank's micro-batches of a global batch (all of them in a single process): equal pair
+ * counts, or with model.tokens_per_micro_batch cut by real tokens (lib/data/batch/token_budget.ts;
+ * the config refuses it for the unpaired losses).
+ */
 export function rankMicroBatches(config: RunConfig, examples: readonly TokenizedExample[], layout: BatchLayout, par: Parallel): Batch[] {
   const accumulation = config.model.gradient_accumulation_steps;
   // Unpaired: KL rows pair examples across the whole global batch, so every rank lays out
@@ -48,7 +52,7 @@ export function rankMicroBatches(config: RunConfig, examples: readonly Tokenized
         padTokenId: layout.padTokenId,
         maxLength: config.model.max_length,
       }).slice(par.rank * accumulation, (par.rank + 1) * accumulation)
-    : par.microBatches(examples, accumulation, layout.groups, layout.padTokenId);
+    : par.microBatches(examples, accumulation, layout.groups, layout.padTokenId, config.model.tokens_per_micro_batch);
 }
 
 /** What the padded path computes over an epoch (lib/train/throughput.ts's positions). */

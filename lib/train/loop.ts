@@ -116,7 +116,7 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   const device = par.device(resolveDevice(config.device));
   // Only rank 0 prints and owns the run directory.
   if (!par.isMain) options = { signal: options.signal, stopAfterSteps: options.stopAfterSteps };
-  else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x gradient_accumulation_steps ${config.model.gradient_accumulation_steps}`);
+  else if (par.distributed) options.onMessage?.(`data parallel: ${par.worldSize} ranks (${par.group ? 'c10d' : ''} ${device.startsWith('cuda') ? 'NCCL' : 'Gloo'}), batch_size ${config.model.batch_size} split over ranks x ${config.model.tokens_per_micro_batch === null ? `gradient_accumulation_steps ${config.model.gradient_accumulation_steps}` : `micro-batches of ≤ ${config.model.tokens_per_micro_batch} tokens (balanced token counts per rank)`}`);
   const runDir = config.local_run_dir;
   try {
     // The job's first collective: every rank runs the same config (lib/parallel/agree.ts).
@@ -414,6 +414,8 @@ class TrainingRun {
       learning_rate: lr,
       tokens_per_second: tokens / Math.max(seconds, 1e-9),
       padding_fraction: padding,
+      // With a token budget the micro-steps per step vary with the batch's lengths.
+      ...(config.model.tokens_per_micro_batch !== null ? { micro_batches: totals.microBatches } : {}),
       ...(mfu !== undefined ? { mfu } : {}),
       step_seconds: seconds,
       peak_memory_bytes: par.distributed ? totals.peakMemoryBytes : peakRssBytes(),
@@ -425,7 +427,7 @@ class TrainingRun {
   /** This rank's micro-steps of a global batch: forward and backward each, gradients summed. */
   private async accumulateGradients(examples: TokenizedExample[]): Promise<LocalStep> {
     const { engine, state, par } = this;
-    const local: StepTotals = { lossSum: 0, tokens: 0, computed: 0, referenceTokens: 0, pairs: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
+    const local: StepTotals = { lossSum: 0, tokens: 0, computed: 0, referenceTokens: 0, pairs: 0, microBatches: 0, metricSums: {}, nonFinite: 0, stop: 0, peakMemoryBytes: 0, seconds: 0 };
     let positions: Positions = NO_POSITIONS;
     let badLoss: LocalStep['badLoss'] = null;
     const micros = this.microBatchesOf(examples);
@@ -448,6 +450,7 @@ class TrainingRun {
       }
       for (const [k, v] of Object.entries(r.metrics)) local.metricSums[k] = (local.metricSums[k] ?? 0) + v * micro.nPairs;
       local.pairs += micro.nPairs;
+      local.microBatches += 1;
       local.lossSum += r.loss * micro.nPairs;
       // Counted from the batch (lib/train/throughput.ts); its real positions are the engine's r.tokens.
       positions = addPositions(positions, batchPositions(micro, this.liveReference));

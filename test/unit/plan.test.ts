@@ -215,6 +215,28 @@ describe('the per-device budget', () => {
     expect(p.microPairs).toBe(1);
   });
 
+  it('a token budget plans the micro-step as that many tokens in full rows (a longer pair: its own rows)', () => {
+    // rdpo at 2048 tokens a row: a pair is 3 × 2048 = 6144 tokens. A budget of 4 pairs' tokens
+    // plans as batch_size 32 over 8 devices × 1 step does (4 pairs a micro-step), activations and all.
+    const byPairs = estimatePlan(base);
+    const budget = estimatePlan({ ...base, gradientAccumulationSteps: 7, tokensPerMicroBatch: 4 * 6144 });
+    expect(budget.microPairs).toBe(4);
+    expect(budget.step.peak.total).toBe(byPairs.step.peak.total);
+    expect(budget.required).toBe(byPairs.required);
+    // Half a pair's tokens: a pair longer than the budget trains alone, so one pair is planned.
+    expect(estimatePlan({ ...base, tokensPerMicroBatch: 3072 }).microPairs).toBe(1);
+    // 1.5 pairs' tokens: rows × tokens, hence the activations, 1.5 times one pair's (the linear terms).
+    const one = estimatePlan({ ...base, tokensPerMicroBatch: 6144 });
+    const oneAndHalf = estimatePlan({ ...base, tokensPerMicroBatch: 9216 });
+    expect(oneAndHalf.microPairs).toBe(1.5);
+    expect(oneAndHalf.step.savedTotal).toBeGreaterThan(one.step.savedTotal);
+    expect(oneAndHalf.step.savedTotal).toBeLessThan(2 * one.step.savedTotal);
+    // The budget replaces gradient_accumulation_steps: a batch that does not split by it is fine.
+    expect(() => estimatePlan({ ...base, batchSize: 30, gradientAccumulationSteps: 4, tokensPerMicroBatch: 8192 })).not.toThrow();
+    // The largest micro-batch that fits is still counted in pairs (a gradient_accumulation_steps).
+    expect(largestFittingMicroBatch({ ...base, precision: 'bf16-pure', worldSize: 1, tokensPerMicroBatch: 6144 })).toEqual(largestFittingMicroBatch({ ...base, precision: 'bf16-pure', worldSize: 1 }));
+  });
+
   it('the largest fitting micro-batch fits, and the next larger one does not', () => {
     const x = { ...base, precision: 'bf16-pure' as const, worldSize: 1 };
     const fit = largestFittingMicroBatch(x)!;
@@ -326,6 +348,15 @@ describe('rpo plan: options and config', () => {
     expect(j).toMatchObject({ precision: 'bf16-mixed', worldSize: 8, microPairs: 4, groups: 3, seqLen: 2048, activationCheckpointing: true, headPath: 'cuda-kernel' });
     expect(out.text).toMatch(/weights \(bf16, 2 B\/param\) +13\.49/);
     expect(out.text).not.toMatch(/gradients waiting in autograd/); // each forward backwarded on its own
+  });
+
+  it('model.tokens_per_micro_batch: the plan says the budget and plans its tokens', () => {
+    const out = planFromArgs(['loss=rdpo', 'model=mistral7bv2', '--world-size', '8', '--precision', 'bf16-mixed', 'model.tokens_per_micro_batch=12288', 'model.batch_size=30']);
+    if ('cfg' in out) throw new Error('unexpected --cfg');
+    const j = out.json as Record<string, any>;
+    // 12288 tokens = 2 pairs of three 2048-token rows.
+    expect(j).toMatchObject({ tokensPerMicroBatch: 12288, microPairs: 2, batchSize: 30 });
+    expect(out.text).toMatch(/30 pairs per optimizer step over 8 devices, in micro-batches of ≤ 12288 real tokens \(model\.tokens_per_micro_batch; a longer pair alone\): a micro-step planned as 12288 tokens in full rows, 4 response rows \+ 2 rationale rows/);
   });
 
   it('auto precision: bf16-mixed on CUDA, fp32 with device=cpu; a precomputed reference is no model', () => {

@@ -321,6 +321,11 @@ function usedSequences(ex: TokenizedExample, groups: Groups): TokenizedSequence[
   return [ex.chosen, ex.rejected, ex.rationale];
 }
 
+/** The real (non-padding) tokens of the rows `groups` trains of an example: what a token budget counts. */
+export function pairTokens(ex: TokenizedExample, groups: Groups): number {
+  return usedSequences(ex, groups).reduce((n, s) => n + s.ids.length, 0);
+}
+
 /** Whether the batches of `groups` can use the example (no used sequence dropped). */
 export function usableFor(ex: TokenizedExample, groups: Groups): boolean {
   return usedSequences(ex, groups).every((s) => !s.dropped);
