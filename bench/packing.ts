@@ -31,7 +31,7 @@
 //   RPO_BENCH_BUDGET=4096       rpo packed's tokens_per_micro_batch
 //   RPO_BENCH_MAX_LENGTH=1024   max_length; the mix scales with it (a quick check: 128)
 //   --only llama-100m/dpo,...   cases (shapes llama-100m, smollm2-135m; llama-tiny for checks)
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { isKnownKey } from '../lib/config/schema.js';
@@ -102,7 +102,7 @@ function paddedPositions(rowsByForward: number[][]): { real: number; computed: n
 }
 
 /** The padding fraction padded batches of `PADDED_BATCH` pairs of the mix see, over `batches` draws (rows by the length rule above, without rpo's turn markers). */
-function mixPadding(rationale: boolean, batches = 2000): number {
+export function mixPadding(rationale: boolean, batches = 2000): number {
   let real = 0;
   let computed = 0;
   for (let b = 0; b < batches; b++) {
@@ -120,11 +120,14 @@ function mixPadding(rationale: boolean, batches = 2000): number {
 function dataDir(): string {
   const dir = path.join(CACHE, `packing-rows-n${PAIRS}-L${MAX_LENGTH}-seed${SEED}`);
   if (existsSync(path.join(dir, 'train.jsonl'))) return dir;
-  mkdirSync(dir, { recursive: true });
+  // Written beside, then renamed: a dataset directory is whole or absent.
+  const tmp = `${dir}.tmp-${process.pid}`;
+  mkdirSync(tmp, { recursive: true });
   const tilde = (n: number) => '~'.repeat(n);
   const rows = drawPairs(SEED, PAIRS).map((p) => ({ prompt: tilde(p.prompt), chosen: tilde(p.chosen), rejected: tilde(p.rejected), rationale: tilde(p.rationale) }));
-  writeFileSync(path.join(dir, 'test.jsonl'), JSON.stringify({ prompt: '~', chosen: '~', rejected: '~~', rationale: '~' }) + '\n');
-  writeFileSync(path.join(dir, 'train.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(path.join(tmp, 'test.jsonl'), JSON.stringify({ prompt: '~', chosen: '~', rejected: '~~', rationale: '~' }) + '\n');
+  writeFileSync(path.join(tmp, 'train.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  renameSync(tmp, dir);
   return dir;
 }
 

@@ -7,7 +7,7 @@
 //             config's overrides deciding the side (padded micro-batches of pairs, or packed
 //             token-budget micro-batches); reports each step's loss, seconds and real tokens
 //             from its metrics.jsonl
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadConfig } from '../lib/config/index.js';
@@ -82,7 +82,9 @@ async function tokenize(c: TokenizeCase) {
   const seq = (s: { ids: number[]; promptLength: number }) => ({ ids: s.ids, promptLength: s.promptLength });
   const pairs = data.train.map((ex) => ({ chosen: seq(ex.chosen), rejected: seq(ex.rejected), ...(ex.rationale ? { rationale: seq(ex.rationale) } : {}) }));
   if (pairs.length !== c.pairs) throw new Error(`tokenize: ${pairs.length} pairs, expected ${c.pairs}`);
-  writeFileSync(c.out, JSON.stringify({ loss: c.loss, pairs }));
+  // Atomically: the driver reuses the file when it exists.
+  writeFileSync(`${c.out}.tmp-${process.pid}`, JSON.stringify({ loss: c.loss, pairs }));
+  renameSync(`${c.out}.tmp-${process.pid}`, c.out);
   return { pairs: pairs.length, padTokenId: data.model.tokenizer.padTokenId ?? 0 };
 }
 

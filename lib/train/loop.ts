@@ -439,6 +439,8 @@ class TrainingRun {
       if (i === micros.length - 1) engine.sync?.arm();
       const r: StepResult = await engine.trainer.microStep(micro, {
         nPairs: micro.nPairs,
+        // By its pairs, not 1 / micro-batches: token-budget micro-batches are unequal, and the
+        // step's gradient must stay the global batch's mean whatever the cut.
         scale: micro.nPairs / examples.length,
         reference: engine.table ? referenceForBatch(engine.table, micro.exampleIds) : undefined,
       });

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { paddingLine } from '../../lib/commands/data.js';
 import { loadConfig } from '../../lib/config/index.js';
 import { distInfo } from '../../lib/parallel/native.js';
 import { buildRunData } from '../../lib/train/data.js';
@@ -159,6 +160,13 @@ describe('model.tokens_per_micro_batch: the update whatever the cut', () => {
     const a = records('rdpo-uncut');
     records('rdpo-cut3').forEach((x, i) => expect(Math.abs(x.loss! - a[i]!.loss!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(a[i]!.loss!))));
   }, 600_000);
+
+  it('rpo data lays an epoch out in the budget\'s micro-batches', async () => {
+    const c = config('data', [`model.tokens_per_micro_batch=${3 * T}`]);
+    const run = await buildRunData(c, { splits: ['train'], withRationale: false, weights: false });
+    // Two global batches of 7, each 3 + 3 + 1.
+    expect(paddingLine(c, run.train, 0)).toMatch(/an epoch of 2 batches, 6 micro-batches; model\.batch_size 7, tokens_per_micro_batch \d+\)$/);
+  });
 
   it('a run stopped mid-epoch resumes to the uninterrupted run\'s weights and metrics', async () => {
     const budget = `model.tokens_per_micro_batch=${3 * T}`;
