@@ -125,6 +125,16 @@ if (gen.length) {
   out();
 }
 
+const steps = results.filter((r) => r.bench === 'step');
+if (steps.length) {
+  out('### Steps of this run (bench/gpu/run_all.sh: each bounded; a row missing above is skipped or failed here)');
+  out();
+  out('| step | status | s |');
+  out('|---|---|---|');
+  for (const r of steps) out(`| ${r.name} | ${r.status} | ${fix(r.seconds)} |`);
+  out();
+}
+
 const profiles = results.filter((r) => r.bench === 'profile');
 if (profiles.length) {
   out('### torch.profiler (bench/gpu/torch_profile.py; the PyTorch side of each comparison)');
