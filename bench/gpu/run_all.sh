@@ -117,6 +117,15 @@ done
 # torch.profiler: where the anchors' time goes, for the decode step and the 7B micro-step.
 bench profile-decode 15 45 $PY $T/torch_profile.py --what decode --model llama-1b "${TINY[@]}" --out "$WORK/profile-decode.json"
 bench profile-train-7b 20 60 $PY $T/torch_profile.py --what train --model mistral-7b "${TINY[@]}" --out "$WORK/profile-train-7b.json"
+# TRL's DPOTrainer (Liger on and off) on the same length mix, where its wheels were carried
+# (.device/wheels, scripts/device-run.sh --prepare) or are installed: last, the least wanted.
+TRL_SITE=/tmp/rpo-trl-site
+if compgen -G ".device/wheels/*.whl" > /dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$TRL_SITE" .device/wheels/*.whl || echo "TRL wheels: install failed"
+fi
+TRL_ENV=(env PYTHONPATH="$TRL_SITE${PYTHONPATH:+:$PYTHONPATH}")
+bench trl-7b 60 120 "${TRL_ENV[@]}" $PY $T/trl_dpo.py --model mistral-7b "${ON_MIX[@]}" ${PEAK:+--peak-tflops $PEAK} "${TINY[@]}" --out "$WORK/trl-7b.json"
+[[ ${#TINY[@]} -eq 0 ]] && bench trl-7b-liger 60 120 "${TRL_ENV[@]}" $PY $T/trl_dpo.py --model mistral-7b "${ON_MIX[@]}" --liger ${PEAK:+--peak-tflops $PEAK} --out "$WORK/trl-7b-liger.json"
 
 phase "table"
 cat "$WORK"/*.json "$WORK"/*.jsonl > "$OUT/results.jsonl" 2>/dev/null || true

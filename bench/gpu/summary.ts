@@ -73,6 +73,10 @@ if (train.length) {
     for (const rpo of train.filter((r) => r.impl === 'rpo' && same(r))) {
       out(`| ${model} | ${reference} | ${rows} | rpo ${layout(rpo)} | **${ratio(rpo.tokensPerSecond, pt.tokensPerSecond)}** | ${ratio(rpo.peakReservedBytes, pt.peakReservedBytes)} |`);
     }
+    // TRL trains DPO (no rationale rows): its real tokens/s, of its own rows, beside the same anchor.
+    for (const trl of train.filter((r) => String(r.impl).startsWith('TRL') && same(r))) {
+      out(`| ${model} | ${reference} | ${rows} | ${trl.impl} (dpo) | ${ratio(trl.tokensPerSecond, pt.tokensPerSecond)} | ${ratio(trl.peakReservedBytes, pt.peakReservedBytes)} |`);
+    }
   }
   out();
   const memory = train.filter((r) => r.impl === 'rpo' && r.model === 'mistral-7b' && (r.rows ?? 'full') === 'full');
