@@ -73,6 +73,10 @@ if (train.length) {
     for (const rpo of train.filter((r) => r.impl === 'rpo' && same(r))) {
       out(`| ${model} | ${reference} | ${rows} | rpo ${layout(rpo)} | **${ratio(rpo.tokensPerSecond, pt.tokensPerSecond)}** | ${ratio(rpo.peakReservedBytes, pt.peakReservedBytes)} |`);
     }
+    // TRL trains DPO (no rationale rows): its real tokens/s, of its own rows, beside the same anchor.
+    for (const trl of train.filter((r) => String(r.impl).startsWith('TRL') && same(r))) {
+      out(`| ${model} | ${reference} | ${rows} | ${trl.impl} (dpo) | ${ratio(trl.tokensPerSecond, pt.tokensPerSecond)} | ${ratio(trl.peakReservedBytes, pt.peakReservedBytes)} |`);
+    }
   }
   out();
   const memory = train.filter((r) => r.impl === 'rpo' && r.model === 'mistral-7b' && (r.rows ?? 'full') === 'full');
@@ -122,6 +126,16 @@ if (gen.length) {
     const hf = gen.find((r) => r.impl === 'transformers' && r.model === model && !r.error);
     if (rpo && hf) out(`${model}: rpo ÷ transformers generate tokens/s = **${ratio(rpo.tokensPerSecond, hf.tokensPerSecond)}**`);
   }
+  out();
+}
+
+const steps = results.filter((r) => r.bench === 'step');
+if (steps.length) {
+  out('### Steps of this run (bench/gpu/run_all.sh: each bounded; a row missing above is skipped or failed here)');
+  out();
+  out('| step | status | s |');
+  out('|---|---|---|');
+  for (const r of steps) out(`| ${r.name} | ${r.status} | ${fix(r.seconds)} |`);
   out();
 }
 
