@@ -25,6 +25,7 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/rpo-bench.XXXXXX)
 LOG="$OUT/run_all.log"
 exec > >(tee -a "$LOG") 2>&1
+exec 3>&1  # the steps' own lines, whatever their command's output is redirected to
 DEADLINE=${RPO_DEADLINE:-$(( $(date +%s) + 3600 ))}
 export PYTHONUNBUFFERED=1
 PY=${RPO_GPU_PYTHON:-python3}
@@ -43,7 +44,7 @@ step() {
   local budget=$(( $(left) - RESERVE ))
   (( budget > cap )) && budget=$cap
   if (( budget < needs )); then
-    echo "--- $name: SKIPPED, ${budget} s left, it needs ~${needs} s"
+    echo "--- $name: SKIPPED, ${budget} s left, it needs ~${needs} s" >&3
     echo "{\"bench\":\"step\",\"name\":\"$name\",\"status\":\"skipped: ${budget} s left before the deadline, needs ~${needs} s\"}" >> "$WORK/steps.jsonl"
     return 0
   fi
@@ -51,9 +52,9 @@ step() {
   timeout --kill-after=10 "$budget" "$@"
   local rc=$?
   local took=$(( $(date +%s) - t0 ))
-  echo "--- $name: exit $rc after $took s"
+  echo "--- $name: exit $rc after $took s" >&3
   local what="exit $rc"
-  (( rc == 124 || rc == 137 )) && { echo "--- $name: TIMED OUT after its ${budget} s"; what="timed out after ${budget} s"; }
+  (( rc == 124 || rc == 137 )) && { echo "--- $name: TIMED OUT after its ${budget} s" >&3; what="timed out after ${budget} s"; }
   echo "{\"bench\":\"step\",\"name\":\"$name\",\"status\":\"$what\",\"seconds\":$took}" >> "$WORK/steps.jsonl"
   return $rc
 }
@@ -77,7 +78,7 @@ node --import tsx -e "import('./lib/parallel/native.ts').then((n) => console.log
 
 if [[ "${RPO_SKIP_TESTS:-0}" != 1 ]]; then
   phase "npm run test:gpu"
-  step test:gpu 60 170 npx vitest run --project gpu > "$OUT/test_gpu.log" 2>&1 || status=1
+  step test:gpu 60 180 npx vitest run --project gpu > "$OUT/test_gpu.log" 2>&1 || status=1
   grep -E '\[[a-z0-9-]+\]|✓|✗|×|FAIL|Test Files|Tests |skipped' "$OUT/test_gpu.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -90
 fi
 
