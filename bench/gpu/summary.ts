@@ -79,7 +79,7 @@ if (train.length) {
     }
   }
   out();
-  const memory = train.filter((r) => r.impl === 'rpo' && r.model === 'mistral-7b' && (r.rows ?? 'full') === 'full');
+  const memory = train.filter((r) => r.impl === 'rpo' && String(r.model).includes('mistral-7b') && (r.rows ?? 'full') === 'full');
   if (memory.length) {
     out('### 7B memory: measured against `rpo plan` (the same step: rows full, one device)');
     out();

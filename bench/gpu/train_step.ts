@@ -68,6 +68,8 @@ const { values: a } = parseArgs({
 
 const tiny = a.tiny;
 const modelName = tiny ? 'tiny' : a.model!;
+/** The row's model: with --tiny, the tiny shape standing in for --model (a rehearsal's rows stay apart). */
+const modelLabel = tiny ? `tiny (as ${a.model})` : modelName;
 const mix: LengthMixFile | null = a['length-mix'] ? (JSON.parse(readFileSync(a['length-mix'], 'utf8')) as LengthMixFile) : null;
 const pairs = mix ? mix.pairs.length : Number(a.pairs ?? (tiny ? 4 : 32));
 if (a['padding-free'] !== undefined && a['padding-free'] !== 'true' && a['padding-free'] !== 'false') throw new Error('--padding-free is true or false');
@@ -131,7 +133,7 @@ async function main() {
   // RPO_CUDA_LOGPROB_KERNEL=0: run_all.sh times both).
   const kernels = device.startsWith('cuda') && cudaInfo().kernels && process.env.RPO_CUDA_LOGPROB_KERNEL !== '0';
   const base = {
-    bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelName, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
+    bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelLabel, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
     pairs, microPairs, seq, prompt, reference: live ? 'live' : 'precomputed', activationCheckpointing: ckpt,
     precision, rows: mix ? 'length mix' : 'full', paddingFree: paddingFree ?? 'engine default',
     ...(mix ? { paddingFraction: paddingFraction(mix.pairs, microPairs) } : {}),
