@@ -86,7 +86,7 @@ if (train.length) {
     out('| precision | micro-batch pairs | peak allocated GiB | `rpo plan` total GiB | allocated ÷ plan | plan required (with headroom) GiB | plan says fits | ran |');
     out('|---|---|---|---|---|---|---|---|');
     for (const r of memory) {
-      out(`| ${r.precision ?? 'bf16-pure'} | ${r.microPairs} | ${gib(r.peakAllocatedBytes)} | ${gib(r.planTotalBytes)} | ${ratio(r.peakAllocatedBytes, r.planTotalBytes)} | ${gib(r.planRequiredBytes)} | ${r.planFits === undefined ? 'n/a' : r.planFits ? 'yes' : 'no'} | ${r.error ? `**${r.error}**` : 'yes'} |`);
+      out(`| ${r.precision ?? 'bf16-pure'} | ${r.microPairs} | ${gib(r.peakAllocatedBytes)} | ${gib(r.planTotalBytes)} | ${ratio(r.peakAllocatedBytes, r.planTotalBytes)} | ${gib(r.planRequiredBytes)} | ${r.planFits === undefined || r.planFits === null ? 'n/a' : r.planFits ? 'yes' : 'no'} | ${r.error ? `**${r.error}**` : 'yes'} |`);
     }
     out();
   }
