@@ -50,7 +50,7 @@ if [[ "${1:-}" == --prepare ]]; then  # here, not on the device
   [[ -n "$gloo" ]] || { echo "device-run: no gloo headers here (the setup's .cache/gloo, the system's, or RPO_GLOO_INCLUDE=<dir>): run npm install or set RPO_GLOO_INCLUDE" >&2; exit 1; }
   rm -rf .device/gloo && mkdir -p .device/gloo && cp -r "$gloo/gloo" .device/gloo/
   grep -q RPO_GLOO_INCLUDE .device/env.sh || echo 'export RPO_GLOO_INCLUDE="$_d/gloo"' >> .device/env.sh
-  # TRL + Liger for the TRL rows (scripts/device-trl-requirements.txt; ~3.5 MB of wheels).
+  # TRL + Liger for the TRL rows (scripts/device-trl-requirements.txt; 2.7 MB of wheels).
   rm -rf .device/wheels && mkdir -p .device/wheels
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \

@@ -120,6 +120,7 @@ def main() -> int:
     args = ap.parse_args()
 
     name = "tiny" if args.tiny else args.model
+    label = f"tiny (as {args.model})" if args.tiny else name  # a rehearsal's rows stay apart
     mix = json.load(open(args.length_mix)) if args.length_mix else None
     pairs = len(mix["pairs"]) if mix else (args.pairs or (4 if args.tiny else 32))
     micro_pairs = args.micro_pairs or (2 if args.tiny else (4 if name == "mistral-7b" else 8))
@@ -132,7 +133,7 @@ def main() -> int:
     device = torch.device("cuda" if cuda else "cpu")
     beta, gamma = 0.1, 0.001
     base = {
-        "bench": "train_step", "impl": "pytorch", "model": name, "device": str(device),
+        "bench": "train_step", "impl": "pytorch", "model": label, "device": str(device),
         "gpu": torch.cuda.get_device_name() if cuda else None, "dtype": "bfloat16", "loss": "rdpo",
         "pairs": pairs, "seq": seq, "prompt": prompt, "reference": args.reference, "activationCheckpointing": ckpt,
         "attn": args.attn, "torch": torch.__version__, "transformers": transformers.__version__,

@@ -6,14 +6,14 @@
 #   bash bench/gpu/run_all.sh                      (writes under $OUT, default /tmp/rpo-bench-gpu-out)
 #
 # Under $OUT (at most 8 files: the device tool brings back 8): run_all.log (everything), build.log,
-# test_gpu.log, results.jsonl (one JSON line per benchmark), table.md.
+# test_gpu.log, results.jsonl (one JSON line per benchmark), table.md, ncu-decode.csv (where ncu is).
 #
 # Time: RPO_DEADLINE (epoch seconds) bounds the whole run; each step has its own cap, is skipped
 # when less time is left than it needs and is killed at the deadline (less RPO_RESERVE_SECONDS,
 # 25, for the table), so the table is always printed and says which steps were skipped or cut.
-# The steps run most wanted first: build, test:gpu, then the benches (issue 26's order: 7B
-# training on the length mix, 1.1B sampling, 1B training, 7B sampling, the 7B memory table
-# against `rpo plan`, torch.profiler summaries). Default deadline: one hour from now.
+# The steps run most wanted first: build, test:gpu, then the benches: 7B training on the length
+# mix, 1.1B sampling, the 7B memory table against `rpo plan`, the profiles (torch.profiler of
+# the anchors, Nsight Compute of rpo's decode step), 1B training, 7B sampling, TRL. Default deadline: one hour from now.
 # RPO_GPU_DRY_RUN=cpu (with RPO_BENCH_TINY=1): a rehearsal on the CPU; the build is then skipped
 # unless RPO_SKIP_BUILD=0. RPO_SKIP_BUILD=1 / RPO_SKIP_TESTS=1 skip those phases; RPO_BENCH="a b ..." picks
 # benchmarks by name (default: all, in the order below); RPO_BENCH_TINY=1 runs them on their tiny
@@ -25,6 +25,7 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/rpo-bench.XXXXXX)
 LOG="$OUT/run_all.log"
 exec > >(tee -a "$LOG") 2>&1
+exec 3>&1  # the steps' own lines, whatever their command's output is redirected to
 DEADLINE=${RPO_DEADLINE:-$(( $(date +%s) + 3600 ))}
 export PYTHONUNBUFFERED=1
 PY=${RPO_GPU_PYTHON:-python3}
@@ -43,7 +44,7 @@ step() {
   local budget=$(( $(left) - RESERVE ))
   (( budget > cap )) && budget=$cap
   if (( budget < needs )); then
-    echo "--- $name: SKIPPED, ${budget} s left, it needs ~${needs} s"
+    echo "--- $name: SKIPPED, ${budget} s left, it needs ~${needs} s" >&3
     echo "{\"bench\":\"step\",\"name\":\"$name\",\"status\":\"skipped: ${budget} s left before the deadline, needs ~${needs} s\"}" >> "$WORK/steps.jsonl"
     return 0
   fi
@@ -51,9 +52,9 @@ step() {
   timeout --kill-after=10 "$budget" "$@"
   local rc=$?
   local took=$(( $(date +%s) - t0 ))
-  echo "--- $name: exit $rc after $took s"
+  echo "--- $name: exit $rc after $took s" >&3
   local what="exit $rc"
-  (( rc == 124 || rc == 137 )) && { echo "--- $name: TIMED OUT after its ${budget} s"; what="timed out after ${budget} s"; }
+  (( rc == 124 || rc == 137 )) && { echo "--- $name: TIMED OUT after its ${budget} s" >&3; what="timed out after ${budget} s"; }
   echo "{\"bench\":\"step\",\"name\":\"$name\",\"status\":\"$what\",\"seconds\":$took}" >> "$WORK/steps.jsonl"
   return $rc
 }
@@ -77,7 +78,7 @@ node --import tsx -e "import('./lib/parallel/native.ts').then((n) => console.log
 
 if [[ "${RPO_SKIP_TESTS:-0}" != 1 ]]; then
   phase "npm run test:gpu"
-  step test:gpu 60 170 npx vitest run --project gpu > "$OUT/test_gpu.log" 2>&1 || status=1
+  step test:gpu 60 180 npx vitest run --project gpu > "$OUT/test_gpu.log" 2>&1 || status=1
   grep -E '\[[a-z0-9-]+\]|✓|✗|×|FAIL|Test Files|Tests |skipped' "$OUT/test_gpu.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -90
 fi
 
@@ -104,19 +105,29 @@ bench train-7b-pytorch 40 90 $PY $T/pytorch_train_step.py --model mistral-7b "${
 # Sampling (issue 23): rpo (slots 35 and auto) vs transformers generate (dynamic cache; static
 # cache + torch.compile), answers forced to spread stop points; a sample of AlpacaEval's 805
 # prompts, the minutes for 805 extrapolated (RPO_GEN_PROMPTS=805 for all of them).
-bench gen-1b 60 120 env RPO_GPU_PYTHON="$PY" node --import tsx $T/generate.ts --model llama-1b --prompts "${RPO_GEN_PROMPTS:-140}" --decode greedy --slots 35,auto --batch 35 --hf dynamic,static-compile "${TINY[@]}" --out "$WORK/gen-1b.jsonl"
-bench train-1b-packed 20 45 node --import tsx $T/train_step.ts --model llama-1b "${ON_MIX[@]}" --padding-free true "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-1b-packed.json"
-bench train-1b-padded 20 45 node --import tsx $T/train_step.ts --model llama-1b "${ON_MIX[@]}" --padding-free false "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-1b-padded.json"
-bench train-1b-pytorch 20 50 $PY $T/pytorch_train_step.py --model llama-1b "${ON_MIX[@]}" "${TINY[@]}" --out "$WORK/train-1b-pytorch.json"
-bench gen-7b 45 100 env RPO_GPU_PYTHON="$PY" node --import tsx $T/generate.ts --model mistral-7b --prompts "${RPO_GEN_PROMPTS_7B:-70}" --decode greedy --slots 35,auto --batch 35 --hf dynamic "${TINY[@]}" --out "$WORK/gen-7b.jsonl"
+bench gen-1b 60 150 env RPO_GPU_PYTHON="$PY" node --import tsx $T/generate.ts --model llama-1b --prompts "${RPO_GEN_PROMPTS:-140}" --decode greedy --slots 35,auto --batch 35 --hf dynamic,static-compile "${TINY[@]}" --out "$WORK/gen-1b.jsonl"
 # The 7B memory table against `rpo plan` (full rows of 1024, micro-batches of 4 pairs, one device):
-# each precision that the plan says fits the card (bf16-pure, bf16-mixed; fp32 only on a large one).
+# each precision where the plan says it fits the card (--if-plan-fits: else the row says so, not run).
 for precision in bf16-pure bf16-mixed fp32; do
-  bench mem-7b-$precision 30 60 node --import tsx $T/train_step.ts --model mistral-7b --precision $precision --pairs 8 --micro-pairs 4 --steps 1 "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/mem-7b-$precision.json"
+  bench mem-7b-$precision 30 60 node --import tsx $T/train_step.ts --model mistral-7b --precision $precision --if-plan-fits --pairs 8 --micro-pairs 4 --steps 1 "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/mem-7b-$precision.json"
 done
 # torch.profiler: where the anchors' time goes, for the decode step and the 7B micro-step.
 bench profile-decode 15 45 $PY $T/torch_profile.py --what decode --model llama-1b "${TINY[@]}" --out "$WORK/profile-decode.json"
 bench profile-train-7b 20 60 $PY $T/torch_profile.py --what train --model mistral-7b "${TINY[@]}" --out "$WORK/profile-train-7b.json"
+# rpo's own decode step, kernel by kernel (LibTorch's profiler is not reachable from Node):
+# Nsight Compute's per-kernel summary of 300 kernels after the first 1000, where ncu is
+# installed (ncu-decode.csv comes back beside the table; ncu's replay makes this run slow, so it
+# writes no result line).
+if command -v ncu > /dev/null && [[ ${#TINY[@]} -eq 0 ]]; then
+  bench profile-rpo-decode 20 60 ncu --clock-control none --launch-skip 1000 --launch-count 300 --metrics gpu__time_duration.sum \
+    --print-summary per-kernel --csv --log-file "$OUT/ncu-decode.csv" \
+    node --import tsx $T/generate.ts --model llama-1b --prompts 35 --slots 35 --decode greedy --hf none --max-new 64 --out "$WORK/ncu-run.ignored"
+  [[ -s "$OUT/ncu-decode.csv" ]] && head -45 "$OUT/ncu-decode.csv"
+fi
+bench train-1b-packed 20 45 node --import tsx $T/train_step.ts --model llama-1b "${ON_MIX[@]}" --padding-free true "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-1b-packed.json"
+bench train-1b-padded 20 45 node --import tsx $T/train_step.ts --model llama-1b "${ON_MIX[@]}" --padding-free false "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-1b-padded.json"
+bench train-1b-pytorch 20 50 $PY $T/pytorch_train_step.py --model llama-1b "${ON_MIX[@]}" "${TINY[@]}" --out "$WORK/train-1b-pytorch.json"
+bench gen-7b 45 100 env RPO_GPU_PYTHON="$PY" node --import tsx $T/generate.ts --model mistral-7b --prompts "${RPO_GEN_PROMPTS_7B:-70}" --decode greedy --slots 35,auto --batch 35 --hf dynamic "${TINY[@]}" --out "$WORK/gen-7b.jsonl"
 # TRL's DPOTrainer (Liger on and off) on the same length mix, where its wheels were carried
 # (.device/wheels, scripts/device-run.sh --prepare) or are installed: last, the least wanted.
 TRL_SITE=/tmp/rpo-trl-site

@@ -79,14 +79,14 @@ if (train.length) {
     }
   }
   out();
-  const memory = train.filter((r) => r.impl === 'rpo' && r.model === 'mistral-7b' && (r.rows ?? 'full') === 'full');
+  const memory = train.filter((r) => r.impl === 'rpo' && String(r.model).includes('mistral-7b') && (r.rows ?? 'full') === 'full');
   if (memory.length) {
     out('### 7B memory: measured against `rpo plan` (the same step: rows full, one device)');
     out();
     out('| precision | micro-batch pairs | peak allocated GiB | `rpo plan` total GiB | allocated ÷ plan | plan required (with headroom) GiB | plan says fits | ran |');
     out('|---|---|---|---|---|---|---|---|');
     for (const r of memory) {
-      out(`| ${r.precision ?? 'bf16-pure'} | ${r.microPairs} | ${gib(r.peakAllocatedBytes)} | ${gib(r.planTotalBytes)} | ${ratio(r.peakAllocatedBytes, r.planTotalBytes)} | ${gib(r.planRequiredBytes)} | ${r.planFits === undefined ? 'n/a' : r.planFits ? 'yes' : 'no'} | ${r.error ? `**${r.error}**` : 'yes'} |`);
+      out(`| ${r.precision ?? 'bf16-pure'} | ${r.microPairs} | ${gib(r.peakAllocatedBytes)} | ${gib(r.planTotalBytes)} | ${ratio(r.peakAllocatedBytes, r.planTotalBytes)} | ${gib(r.planRequiredBytes)} | ${r.planFits === undefined || r.planFits === null ? 'n/a' : r.planFits ? 'yes' : 'no'} | ${r.error ? `**${r.error}**` : 'yes'} |`);
     }
     out();
   }

@@ -61,6 +61,7 @@ const { values: a } = parseArgs({
     'chunk-tokens': { type: 'string', default: '1024' },
     'length-mix': { type: 'string' },
     precision: { type: 'string', default: 'bf16-pure' },
+    'if-plan-fits': { type: 'boolean', default: false },
     'padding-free': { type: 'string' },
     out: { type: 'string' },
   },
@@ -68,6 +69,8 @@ const { values: a } = parseArgs({
 
 const tiny = a.tiny;
 const modelName = tiny ? 'tiny' : a.model!;
+/** The row's model: with --tiny, the tiny shape standing in for --model (a rehearsal's rows stay apart). */
+const modelLabel = tiny ? `tiny (as ${a.model})` : modelName;
 const mix: LengthMixFile | null = a['length-mix'] ? (JSON.parse(readFileSync(a['length-mix'], 'utf8')) as LengthMixFile) : null;
 const pairs = mix ? mix.pairs.length : Number(a.pairs ?? (tiny ? 4 : 32));
 if (a['padding-free'] !== undefined && a['padding-free'] !== 'true' && a['padding-free'] !== 'false') throw new Error('--padding-free is true or false');
@@ -131,11 +134,24 @@ async function main() {
   // RPO_CUDA_LOGPROB_KERNEL=0: run_all.sh times both).
   const kernels = device.startsWith('cuda') && cudaInfo().kernels && process.env.RPO_CUDA_LOGPROB_KERNEL !== '0';
   const base = {
-    bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelName, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
+    bench: 'train_step', impl: kernels || !device.startsWith('cuda') ? 'rpo' : 'rpo (chunked head)', logprobHead: kernels ? 'cuda kernel' : 'chunked', model: modelLabel, device, gpu: gpu?.name ?? null, dtype, loss: loss.name,
     pairs, microPairs, seq, prompt, reference: live ? 'live' : 'precomputed', activationCheckpointing: ckpt,
     precision, rows: mix ? 'length mix' : 'full', paddingFree: paddingFree ?? 'engine default',
     ...(mix ? { paddingFraction: paddingFraction(mix.pairs, microPairs) } : {}),
   };
+  // What `rpo plan` says this step needs (rows planned full: max_length tokens), beside the peak.
+  const deviceTotal = device.startsWith('cuda') ? cudaMemoryStats(0).total : null;
+  const plan = estimatePlan({
+    shape: shapeOf(config), precision, optimizer: 'AdamW', batchSize: pairs, gradientAccumulationSteps: micro, worldSize: 1, zeroStage: 0,
+    groups: GROUPS, seqLen: seq, checkpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), headPath: kernels ? 'cuda-kernel' : 'chunked',
+    referenceBytes: live ? 2 : null, headroom: CUDA_HEADROOM, deviceBytes: deviceTotal,
+  });
+  const planned = { planTotalBytes: plan.total, planRequiredBytes: plan.required, planFits: plan.fits };
+  if (a['if-plan-fits'] && plan.fits === false) {
+    // --if-plan-fits: the memory table's row says what the plan says, and the card's time is not spent on an OOM.
+    writeResult(a.out, { ...base, ...planned, deviceTotalBytes: deviceTotal, error: `not run: rpo plan says it needs ${(plan.required / GiB).toFixed(1)} GiB of ${((deviceTotal ?? 0) / GiB).toFixed(1)}` });
+    return;
+  }
   const t0 = performance.now();
   let policy: Model | undefined;
   let reference: Model | null = null;
@@ -186,12 +202,6 @@ async function main() {
     const refTokens = live ? (tokens * 2) / 3 : 0;
     const flops = stepFlops({ params: N, trainableParams: N, trainedPasses: 1, extraForwards: 0 }, { real: tokens, reference: refTokens });
     const mem = device.startsWith('cuda') ? cudaMemoryStats(0) : null;
-    // What `rpo plan` says this step needs (rows planned full: max_length tokens), beside the peak.
-    const plan = estimatePlan({
-      shape: shapeOf(config), precision, optimizer: 'AdamW', batchSize: pairs, gradientAccumulationSteps: micro, worldSize: 1, zeroStage: 0,
-      groups: GROUPS, seqLen: seq, checkpointing: ckpt, chunkTokens: Number(a['chunk-tokens']), headPath: kernels ? 'cuda-kernel' : 'chunked',
-      referenceBytes: live ? 2 : null, headroom: CUDA_HEADROOM, deviceBytes: mem?.total ?? null,
-    });
     const result = {
       ...base,
       params: N,
@@ -212,9 +222,7 @@ async function main() {
       deviceTotalBytes: mem?.total ?? null,
       peakRssBytes: mem ? null : process.resourceUsage().maxRSS * 1024,
       lastLoss,
-      planTotalBytes: plan.total,
-      planRequiredBytes: plan.required,
-      planFits: plan.fits,
+      ...planned,
     };
     writeResult(a.out, result);
     console.error(

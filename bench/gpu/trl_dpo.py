@@ -79,11 +79,12 @@ def main() -> int:
     ap.add_argument("--out")
     args = ap.parse_args()
     name = "tiny" if args.tiny else args.model
+    label = f"tiny (as {args.model})" if args.tiny else name  # a rehearsal's rows stay apart
     mix = json.load(open(args.length_mix))
     pairs = len(mix["pairs"])
     mp = args.micro_pairs or (2 if args.tiny else 4)
     cuda = torch.cuda.is_available()
-    base = {"bench": "train_step", "impl": f"TRL DPOTrainer{' + Liger' if args.liger else ''}", "model": name, "loss": "dpo",
+    base = {"bench": "train_step", "impl": f"TRL DPOTrainer{' + Liger' if args.liger else ''}", "model": label, "loss": "dpo",
             "device": "cuda" if cuda else "cpu", "gpu": torch.cuda.get_device_name() if cuda else None, "dtype": "bfloat16",
             "pairs": pairs, "microPairs": mp, "seq": mix["maxLength"], "reference": "precomputed", "activationCheckpointing": True,
             "rows": "length mix", "paddingFree": False, "torch": torch.__version__, "transformers": transformers.__version__}

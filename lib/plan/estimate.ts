@@ -60,6 +60,8 @@
 //   bf16-mixed  weights 2, grads 2, fp32 master 4, moments 8 (fp32)
 //   bf16-sr     weights 2, grads 2, moments 4 (bf16; stochastic rounding of the update), no master
 // RMSprop keeps one moment (square average) instead of AdamW's two.
+// What a rank holds of each under data parallelism is its ZeRO stage's (lib/parallel/zero_stages.ts
+// declares the stages, lib/plan/zero.ts the per-rank shares and ZeRO-2/3's transients).
 
 import type { LossName, ModelConfig } from '../native.js';
 import { lossGroups, type LossChoice } from '../loss/table.js';
