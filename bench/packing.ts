@@ -36,10 +36,10 @@ import path from 'node:path';
 
 import { isKnownKey } from '../lib/config/schema.js';
 import { writeByteLevelTokenizer } from '../lib/model/byte_tokenizer.js';
-import { mulberry32 } from '../lib/util/random.js';
 import { attempt, log, mib, modelDir, ratio, runNode, runPython, SEED, steps, threads } from './cases.js';
 import { CACHE, HERE, SHAPES, python } from './common.js';
 import type { PackingRun } from './packing_case.js';
+import { drawLengths, LENGTH_MIX, type PairLengths } from './gpu/length_mix.js';
 
 const PAIRS = Number(process.env.RPO_BENCH_PAIRS ?? 16);
 const ACCUMULATION = Number(process.env.RPO_BENCH_ACCUMULATION ?? 4);
@@ -51,31 +51,8 @@ const MAX_GRAD_NORM = 10;
 /** The batch the padding fraction is stated for. */
 const PADDED_BATCH = 16;
 
-/** The length mix at max_length 1024: lognormal per field, by median and 90th percentile (tokens). */
-export const LENGTH_MIX = {
-  prompt: { median: 120, p90: 600 },
-  response: { median: 180, p90: 700 },
-  rationale: { median: 90, p90: 250 },
-} as const;
-
-/** z of the normal distribution's 90th percentile. */
-const Z90 = 1.2815515655446004;
-
-/** A lognormal length with this median and p90 (scaled with max_length), at least 1 token. */
-function lognormal(r: () => number, mix: { median: number; p90: number }): number {
-  const scale = MAX_LENGTH / 1024;
-  const sigma = Math.log(mix.p90 / mix.median) / Z90;
-  // Box–Muller: a standard normal from two uniforms.
-  const z = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-  return Math.max(1, Math.round(scale * mix.median * Math.exp(sigma * z)));
-}
-
-interface PairLengths { prompt: number; chosen: number; rejected: number; rationale: number }
-
-function drawPairs(seed: number, n: number): PairLengths[] {
-  const r = mulberry32(seed);
-  return Array.from({ length: n }, () => ({ prompt: lognormal(r, LENGTH_MIX.prompt), chosen: lognormal(r, LENGTH_MIX.response), rejected: lognormal(r, LENGTH_MIX.response), rationale: lognormal(r, LENGTH_MIX.rationale) }));
-}
+/** The bench's pairs: the length mix's draw (bench/gpu/length_mix.ts, shared with the GPU bench), uncut; rowLength cuts. */
+const drawPairs = (seed: number, n: number): PairLengths[] => drawLengths(seed, n, MAX_LENGTH);
 
 /**
  * A row's tokens as `rpo train` cuts prompt + response (+ BOS and EOS) to max_length: the prompt

@@ -42,8 +42,8 @@ export interface LengthMixFile {
   pairs: PairLengths[];
 }
 
-/** `n` pairs' field lengths from the mix, cut to max_length as `rpo train` cuts them. */
-export function drawPairs(seed: number, n: number, maxLength: number): PairLengths[] {
+/** `n` pairs' field lengths drawn from the mix at max_length (scaled with it), before any cut. */
+export function drawLengths(seed: number, n: number, maxLength: number): PairLengths[] {
   const r = mulberry32(seed);
   const scale = maxLength / 1024;
   const lognormal = (mix: { median: number; p90: number }): number => {
@@ -51,10 +51,15 @@ export function drawPairs(seed: number, n: number, maxLength: number): PairLengt
     const z = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()); // Box–Muller
     return Math.max(1, Math.round(scale * mix.median * Math.exp(sigma * z)));
   };
-  return Array.from({ length: n }, () => {
-    const prompt = Math.min(lognormal(LENGTH_MIX.prompt), maxLength / 2);
+  return Array.from({ length: n }, () => ({ prompt: lognormal(LENGTH_MIX.prompt), chosen: lognormal(LENGTH_MIX.response), rejected: lognormal(LENGTH_MIX.response), rationale: lognormal(LENGTH_MIX.rationale) }));
+}
+
+/** `n` pairs' field lengths from the mix, cut to max_length as `rpo train` cuts them. */
+export function drawPairs(seed: number, n: number, maxLength: number): PairLengths[] {
+  return drawLengths(seed, n, maxLength).map((p) => {
+    const prompt = Math.min(p.prompt, maxLength / 2);
     const cut = (x: number): number => Math.min(x, maxLength - prompt);
-    return { prompt, chosen: cut(lognormal(LENGTH_MIX.response)), rejected: cut(lognormal(LENGTH_MIX.response)), rationale: cut(lognormal(LENGTH_MIX.rationale)) };
+    return { prompt, chosen: cut(p.chosen), rejected: cut(p.rejected), rationale: cut(p.rationale) };
   });
 }
 
