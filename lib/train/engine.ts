@@ -45,8 +45,12 @@ export interface Engine {
 
 /** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
 export function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
-  const one = { sum: Float64Array.of(-1), mean: Float64Array.of(-1), count: Float64Array.of(1) };
-  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}) };
+  // Unpaired losses (kto) read each example's kind and report some metrics per kind: two
+  // examples, one of each, name them all.
+  const unpaired = lossIsUnpaired(loss.name);
+  const n = unpaired ? 2 : 1;
+  const one = { sum: new Float64Array(n).fill(-1), mean: new Float64Array(n).fill(-1), count: new Float64Array(n).fill(1) };
+  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}), ...(unpaired ? { desirable: Uint8Array.of(1, 0) } : {}) };
   return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
 }
 

@@ -465,6 +465,10 @@ class Zero3Impl {
     bool any = false;
     for (auto& u : units) any = any || u.grad.defined();
     if (!any) return 0.0;
+    // The reduced float32 gradients in the trainable dtype, as the one process holds its
+    // gradients (bf16 under bf16-mixed and bf16-pure): the norm and the update read those.
+    for (auto& u : units)
+      if (u.grad.defined() && u.w.scalar_type() != at::kFloat) u.grad = u.grad.to(u.w.scalar_type()).to(at::kFloat);
     auto& pg = group->impl();
     at::Tensor sq = at::zeros({1}, units[0].w.options().dtype(at::kDouble));
     for (auto& u : units)
@@ -476,21 +480,37 @@ class Zero3Impl {
       const bool mixed = opt->precision_.mode == Precision::kMixed;
       double coef = 1.0;
       if (max_grad_norm > 0) coef = std::min(1.0, max_grad_norm / (norm + 1e-6));
+      // One kernel call over per-parameter pieces of the shards, not over whole shards: the
+      // fused kernel computes a tensor's last (numel mod vector width) elements on its scalar
+      // path, which rounds differently from its vector lanes, so a parameter held whole by this
+      // rank is updated bit for bit as in the one process; only the pieces of parameters cut by
+      // a shard boundary may differ there in the last bit of an element or two.
+      const int64_t rank = group->rank();
       std::vector<at::Tensor> w, g, m, v, s;
       for (auto& u : units) {
         if (!u.grad.defined()) continue;
         ensure_state(u);
         u.step += 1;
-        auto grad = u.grad;
+        u.step_t.add_(1);
+        // bf16-mixed updates the fp32 master with the float32 view of the bf16 gradient;
+        // bf16-pure the bf16 weights with the bf16 gradient.
+        auto grad = mixed || u.w.scalar_type() == at::kFloat ? u.grad : u.grad.to(u.w.scalar_type());
         if (coef < 1.0) grad.mul_(coef);
-        w.push_back(mixed ? u.master : u.w);
-        g.push_back(mixed || u.w.scalar_type() == at::kFloat ? grad : grad.to(u.w.scalar_type()));
-        m.push_back(u.m);
-        v.push_back(u.v);
-        s.push_back(u.step_t);
+        const int64_t begin = rank * u.shard, end = begin + u.shard;
+        for (size_t j = 0; j < u.members.size(); ++j) {
+          const int64_t lo = std::max(begin, u.offset[j]);
+          const int64_t hi = std::min(end, u.offset[j] + policy->params[u.members[j]].numel());
+          if (lo >= hi) continue;
+          auto piece = [&](const at::Tensor& t) { return t.narrow(0, lo - begin, hi - lo); };
+          w.push_back(piece(mixed ? u.master : u.w));
+          g.push_back(piece(grad));
+          m.push_back(piece(u.m));
+          v.push_back(piece(u.v));
+          s.push_back(u.step_t);
+        }
       }
-      at::_foreach_add_(s, 1);
-      at::_fused_adamw_(w, g, m, v, {}, s, lr, opt->beta1_, opt->beta2_, opt->weight_decay_, opt->eps_, /*amsgrad=*/false, /*maximize=*/false);
+      if (!w.empty())
+        at::_fused_adamw_(w, g, m, v, {}, s, lr, opt->beta1_, opt->beta2_, opt->weight_decay_, opt->eps_, /*amsgrad=*/false, /*maximize=*/false);
       if (mixed)
         for (auto& u : units)
           if (u.grad.defined()) u.w.copy_(u.master);  // round to nearest even, as the unsharded step
