@@ -57,25 +57,6 @@ export function maxWeightDiff(a: string, b: string): number {
   return max;
 }
 
-/**
- * bfloat16 weights: the largest difference in bf16 steps (units in the last place of the larger
- * magnitude: 2^(exponent - 7)), and the fraction of elements that differ at all.
- */
-export function bf16StepDiff(a: string, b: string): { maxSteps: number; differing: number } {
-  let maxSteps = 0;
-  let differing = 0;
-  let total = 0;
-  pairs(a, b, (x, y) => {
-    total += 1;
-    if (x === y) return;
-    differing += 1;
-    const m = Math.max(Math.abs(x), Math.abs(y));
-    const step = 2 ** (Math.floor(Math.log2(m)) - 7);
-    maxSteps = Math.max(maxSteps, Math.abs(x - y) / step);
-  });
-  return { maxSteps, differing: differing / Math.max(total, 1) };
-}
-
 const TIMING = new Set(['tokens_per_second', 'step_seconds', 'peak_memory_bytes', 'eval_seconds', 'comm_wait_seconds']);
 
 /**

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../lib/parallel/launch.js';
 import { distInfo } from '../../lib/parallel/native.js';
 import { REPO, rpo, rpoAsync, rpoLive } from './cli.js';
-import { bf16StepDiff, maxMetricDiff, maxWeightDiff, metrics, safetensorsWeights, weights } from './run_compare.js';
+import { maxMetricDiff, maxWeightDiff, metrics, safetensorsWeights, weights } from './run_compare.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
 const entry = path.join(REPO, 'test', 'e2e', 'cli_entry.ts');
@@ -93,6 +93,32 @@ afterAll(() => {
   else console.log(work);
 });
 
+describe.skipIf(!available)('ZeRO-3: 2 ranks x 1 micro-batch = 1 process x 2, bit for bit', () => {
+  for (const precision of ['fp32', 'bf16-mixed'] as const) {
+    it(`dpo with its live reference sharded too (${precision})`, async () => {
+      const args = ['loss=dpo', `precision=${precision}`, 'n_examples=16', 'eval_every=8'];
+      const one = rpo(['train', ...base(`x-one-${precision}`, [...args, 'model.gradient_accumulation_steps=2'])], { env: ENV });
+      expect(one.code, one.stderr).toBe(0);
+      const two = await rpoAsync(zero3(`x-z3-${precision}`, [...args, 'model.gradient_accumulation_steps=1']), { env: ENV });
+      expect(two.code, two.stderr).toBe(0);
+      // Each rank's micro-step is the one process's (the same gathered weights), the
+      // reduce-scatter adds the two float32 gradients as the accumulation does (a + b), rounded
+      // to the trainable dtype as the one process holds them, and AdamW runs per parameter
+      // piece with the one process's arithmetic: the same weights (the bound of the ZeRO-1/2
+      // tests). Only grad_norm is summed otherwise: a float64 sum of the shards' squares
+      // against a float32 norm of per-parameter norms.
+      expect(maxWeightDiff(run(`x-one-${precision}`), run(`x-z3-${precision}`))).toBeLessThanOrEqual(4 * 2 ** -24);
+      const strip = (rows: ReturnType<typeof metrics>) => rows.map(({ grad_norm: _g, ...rest }) => rest);
+      const m1 = metrics(run(`x-one-${precision}`));
+      const m2 = metrics(run(`x-z3-${precision}`));
+      expect(maxMetricDiff(strip(m1), strip(m2))).toBeLessThanOrEqual(1e-12);
+      m1.forEach((r, i) => {
+        if (r.grad_norm !== undefined) expect(Math.abs(r.grad_norm - m2[i]!.grad_norm!) / r.grad_norm).toBeLessThan(1e-5);
+      });
+    });
+  }
+});
+
 describe.skipIf(!available)('ZeRO-3: 2 ranks x 2 micro-batches = 1 process x 4', () => {
   const cases = [
     ['rdpo', 'fp32', true],
@@ -132,16 +158,15 @@ describe.skipIf(!available)('ZeRO-3: 2 ranks x 2 micro-batches = 1 process x 4',
         expect(maxWeightDiff(run(`one-${name}`), run(`z3-${name}`))).toBeLessThan(1e-6);
         expect(maxMetricDiff(m1, m2)).toBeLessThan(1e-5);
       } else {
-        // bf16-mixed: the fp32 masters are as close as the fp32 runs' weights, and the bf16
-        // weights are those masters rounded: a master near the midpoint of two bf16 neighbours
-        // can round to the other one, so a few elements differ by one bf16 step (2^-7 of their
-        // magnitude's power of two), never more. The one-process gradients are summed in bf16
-        // (the policy's dtype), ZeRO-3's in float32; ZeRO-2 on this same run differs from the
-        // one process by the same one step. Metrics: bf16 log-probs of weights one step apart
-        // (measured up to 1.8e-3 relative on kto's KL term).
-        const { maxSteps, differing } = bf16StepDiff(run(`one-${name}`), run(`z3-${name}`));
-        expect(maxSteps).toBeLessThanOrEqual(1);
-        expect(differing).toBeLessThan(0.01);
+        // bf16-mixed: the one process sums its micro-steps' gradients in bf16 (the policy's
+        // dtype), one rounding per addition in its order; ZeRO-3 sums them in float32 over
+        // ranks and micro-steps and rounds once. Those gradients differ in their last bf16 bits,
+        // and AdamW's normalised update turns an element's small gradient difference into a
+        // difference of up to 2 lr per step (measured 1.6e-3 after 3 steps here); exactness is
+        // the 2 x 1 test below. Metrics: bf16 log-probs (2^-8 relative precision) of weights
+        // that far apart (measured 1.1e-3 relative).
+        const steps = m2.filter((r) => r.loss !== undefined).length;
+        expect(maxWeightDiff(run(`one-${name}`), run(`z3-${name}`))).toBeLessThanOrEqual(2 * 1e-3 * steps);
         expect(maxMetricDiff(m1, m2)).toBeLessThan(5e-3);
       }
     });
