@@ -253,7 +253,8 @@ class ShardedModel : public ParamUnits {
     while (!pending.empty()) drain_one();
   }
 
-  // All-gathers `shard` ([u.shard] per rank) of unit i into a [world * u.shard] buffer.
+  // All-gathers a [u.shard] tensor of unit u's layout (its AdamW state) from every rank into a
+  // [world * u.shard] buffer (checkpoints).
   at::Tensor all_gather(const Unit& u, const at::Tensor& shard) {
     auto flat = at::empty({u.shard * group->world_size()}, shard.options());
     auto& pg = group->impl();
@@ -377,7 +378,7 @@ class Zero3Impl {
       if (opt->names_[k] != policy->names[k]) throw std::logic_error("ZeRO-3: the optimizer's parameter order is not the policy's");
     adopt_state();
     plan.stage = 3;
-    const int64_t world = group->world_size(), rank = group->rank();
+    const int64_t rank = group->rank();
     const bool mixed = opt->precision_.mode == Precision::kMixed;
     const int64_t elem = policy->params.empty() ? 4 : policy->params[0].element_size();
     plan.state_bytes_per_element = mixed ? 12 : 2 * elem;
@@ -388,7 +389,6 @@ class Zero3Impl {
       plan.owned_numel += mine;
       plan.owned_params += mine > 0 ? 1 : 0;
     }
-    (void)world;
     pm.lm->param_units = policy;
     if (ti.reference) {
       auto& rm = ti.reference->impl();
