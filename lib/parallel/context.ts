@@ -73,6 +73,12 @@ export class Parallel {
   get distributed(): boolean { return this.group !== null; }
   get rank(): number { return this.env?.rank ?? 0; }
   get worldSize(): number { return this.env?.worldSize ?? 1; }
+  /**
+   * ZeRO-3: every policy or reference forward is a collective (each layer's parameters are
+   * gathered from all ranks), so every rank runs the same number of micro-steps and evaluation
+   * batches, the short ones padding with forwards whose results they drop.
+   */
+  get lockstep(): boolean { return this.group !== null && this.env?.zero === 3; }
   /** Rank 0: the one that prints, writes metrics.jsonl, checkpoints and the report. */
   get isMain(): boolean { return this.rank === 0; }
 
@@ -177,6 +183,12 @@ export class Parallel {
   async min(values: readonly number[]): Promise<number[]> {
     if (!this.group) return [...values];
     return Array.from(await this.group.allReduce(values, 'min'));
+  }
+
+  /** Element-wise maxima over the ranks (ZeRO-3: the micro-steps every rank runs). */
+  async max(values: readonly number[]): Promise<number[]> {
+    if (!this.group) return [...values];
+    return Array.from(await this.group.allReduce(values, 'max'));
   }
 
   async barrier(): Promise<void> {

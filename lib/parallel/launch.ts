@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 
 import { UsageError } from '../util/usage_error.js';
+import type { ZeroStage } from './env.js';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -20,8 +21,8 @@ export interface LaunchOptions {
   command: string[];
   /** Seconds the other ranks get to exit after one failed (default 30). */
   graceSeconds: number;
-  /** ZeRO stage: 1 shards the optimizer state over the ranks, 2 the gradients too (RPO_ZERO for each rank). */
-  zero: 0 | 1 | 2;
+  /** ZeRO stage: 1 shards the optimizer state over the ranks, 2 the gradients too, 3 the parameters too (RPO_ZERO for each rank). */
+  zero: ZeroStage;
 }
 
 export class LaunchUsageError extends UsageError {
@@ -59,7 +60,7 @@ export function parseLaunchArgs(args: readonly string[], env: NodeJS.ProcessEnv 
         break;
       case 'master-port': o.masterPort = intFlag('--master-port', value, 1, 65535); break;
       case 'grace': o.graceSeconds = intFlag('--grace', value, 1, 86400); break;
-      case 'zero': o.zero = intFlag('--zero', value, 0, 2) as 0 | 1 | 2; break;
+      case 'zero': o.zero = intFlag('--zero', value, 0, 3) as ZeroStage; break;
       default: throw new LaunchUsageError(`rpo launch: unknown option --${name} (options: --nproc-per-node --nnodes --node-rank --master-addr --master-port --grace --zero)`);
     }
   }

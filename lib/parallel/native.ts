@@ -75,8 +75,8 @@ export interface ZeroPlan {
   stateBytesPerElement: number;
   /** Bytes of a gradient's element (the trainable dtype). */
   gradBytesPerElement: number;
-  /** 1: optimizer state sharded; 2: gradients too. */
-  stage: 1 | 2;
+  /** 1: optimizer state sharded; 2: gradients too; 3: parameters too (flat shards of each unit: ownedParams counts units). */
+  stage: 1 | 2 | 3;
 }
 
 interface RawZeroShard {
@@ -91,6 +91,7 @@ interface RawZeroShard {
 interface DistAddon {
   ProcessGroup: new () => RawProcessGroup;
   ZeroShard: new (trainer: unknown, group: RawProcessGroup, options: { stage: 1 | 2 }) => RawZeroShard;
+  Zero3: new (trainer: unknown, group: RawProcessGroup) => RawZeroShard;
   GradSync: new (policy: unknown, group: RawProcessGroup, options: { bucketBytes: number }) => RawGradSync;
   distInfo(): DistInfo;
 }
@@ -155,14 +156,18 @@ export class GradSync {
  * ZeRO stage 1 (native/parallel/zero.cpp): this rank keeps and updates the optimizer state of its
  * share of the parameters; broadcastParams() after each optimizer step; gatherState() on every
  * rank before rank 0 writes a checkpoint (in the one-process format), releaseState() after.
- * Stage 2 also keeps only the share's gradients (with GradSync.reduceToOwners).
+ * Stage 2 also keeps only the share's gradients (with GradSync.reduceToOwners). Stage 3
+ * (native/parallel/zero3.cpp) shards the parameters too: the trainer's policy and live reference
+ * keep only this rank's flat shards, gathered layer by layer for each forward and backward; it
+ * replaces GradSync (gradients are reduce-scattered as each layer's backward ends), and every
+ * rank must run the same forwards (lockstep micro-steps and evaluation batches).
  */
 export class ZeroShard {
   private readonly raw: RawZeroShard;
-  constructor(trainer: Trainer, group: ProcessGroup, stage: 1 | 2 = 1) {
+  constructor(trainer: Trainer, group: ProcessGroup, stage: 1 | 2 | 3 = 1) {
     // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
     const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
-    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle, { stage });
+    this.raw = stage === 3 ? new (distAddon().Zero3)(rawTrainer, group.handle) : new (distAddon().ZeroShard)(rawTrainer, group.handle, { stage });
   }
   /** @internal the addon object, for GradSync.reduceToOwners. */
   get handle(): RawZeroShard { return this.raw; }

@@ -45,8 +45,12 @@ export interface Engine {
 
 /** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
 export function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
-  const one = { sum: Float64Array.of(-1), mean: Float64Array.of(-1), count: Float64Array.of(1) };
-  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}) };
+  // Unpaired losses (kto) read each example's kind and report some metrics per kind: two
+  // examples, one of each, name them all.
+  const unpaired = lossIsUnpaired(loss.name);
+  const n = unpaired ? 2 : 1;
+  const one = { sum: new Float64Array(n).fill(-1), mean: new Float64Array(n).fill(-1), count: new Float64Array(n).fill(1) };
+  const pair = { chosen: one, ...(groups >= 2 ? { rejected: one } : {}), ...(groups >= 3 ? { rationale: one } : {}), ...(unpaired ? { desirable: Uint8Array.of(1, 0) } : {}) };
   return Object.keys(evaluateLoss(loss, pair, { chosen: one, ...(groups >= 2 ? { rejected: one } : {}) }).metrics).sort();
 }
 
@@ -126,13 +130,14 @@ export async function buildEngine(config: RunConfig, data: RunData, device: stri
     reference?.dispose();
     throw err;
   }
-  const sync = par.group ? new GradSync(policy, par.group) : null;
-  // After loadState: a checkpoint's state is cut down to this rank's share.
   const stage = par.env?.zero ?? 0;
-  const zero = par.group && stage > 0 ? new ZeroShard(trainer, par.group, stage === 2 ? 2 : 1) : null;
+  // ZeRO-3 reduce-scatters the gradients itself, layer by layer.
+  const sync = par.group && stage !== 3 ? new GradSync(policy, par.group) : null;
+  // After loadState: a checkpoint's state is cut down to this rank's share.
+  const zero = par.group && stage !== 0 ? new ZeroShard(trainer, par.group, stage) : null;
   // ZeRO-2: gradients reduced to their owners, not all-reduced.
   if (zero && sync && stage === 2) sync.reduceToOwners(zero);
-  if (zero) await announceZeroPlan(zero, par, events);
+  if (zero) await announceZeroPlan(zero, par, events, precisionDtype(models.precision) === 'float32' ? 4 : 2);
   return { policy, reference, trainer, table, sync, zero, adapters };
 }
 
@@ -155,14 +160,15 @@ async function loadFullModels(config: RunConfig, data: RunData, device: string, 
 }
 
 /** The per-rank optimizer-state plan, printed by rank 0 at start. */
-async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: EngineEvents): Promise<void> {
+async function announceZeroPlan(zero: ZeroShard, par: Parallel, events: EngineEvents, paramBytesPerElement: number): Promise<void> {
   const p = zero.plan;
   const owned = await par.sum(Array.from({ length: par.worldSize }, (_, r) => (r === par.rank ? p.ownedNumel : 0)));
   const formatBytes = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`);
   const stateSize = (elements: number) => formatBytes(elements * p.stateBytesPerElement);
   const gradientSize = (elements: number) => formatBytes(elements * p.gradBytesPerElement);
   const grads = p.stage === 2 ? `; gradients ${gradientSize(p.totalNumel)} unsharded, kept after the reduce per rank: ${owned.map((n, r) => `rank ${r} ${gradientSize(n)}`).join(', ')}` : '';
-  events.onMessage?.(`ZeRO-${p.stage}: optimizer state ${stateSize(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${stateSize(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}${grads}`);
+  const params = p.stage === 3 ? `; parameters ${formatBytes(p.totalNumel * paramBytesPerElement)} unsharded, kept between uses per rank: ${owned.map((n, r) => `rank ${r} ${formatBytes(n * paramBytesPerElement)}`).join(', ')} (one layer gathered at a time)` : '';
+  events.onMessage?.(`ZeRO-${p.stage}: optimizer state ${stateSize(p.totalNumel)} unsharded; per rank: ${owned.map((n, r) => `rank ${r} ${stateSize(n)} (${((100 * n) / p.totalNumel).toFixed(1)} %)`).join(', ')}${grads}${params}`);
 }
 
 /**

@@ -45,6 +45,15 @@ export async function evaluateSplit(
     }
     avg.add({ ...r.metrics, loss: r.loss }, b.nPairs);
   }
+  // ZeRO-3: every rank runs ceil(batches / world) forwards (each gathers the layers from all
+  // ranks); a rank with one batch fewer repeats the first and drops its result.
+  if (par?.lockstep && batches.length > 0) {
+    const mine = Math.ceil((batches.length - par.rank) / par.worldSize);
+    for (let k = Math.max(0, mine); k < Math.ceil(batches.length / par.worldSize); k++) {
+      const b = batches[0]!;
+      await trainer.evalStep(b, { nPairs: b.nPairs, reference: opts.table ? referenceForBatch(opts.table, b.exampleIds) : undefined });
+    }
+  }
   if (!par) return avg.count > 0 ? avg.mean('eval_') : {};
   const names = [...(opts.metricNames ?? []), 'loss'];
   const local = avg.count > 0 ? avg.mean() : {};

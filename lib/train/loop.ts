@@ -13,7 +13,7 @@ import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.j
 import { Parallel, type StepTotals } from '../parallel/context.js';
 import { distEnv } from '../parallel/env.js';
 import { sampleSharded } from '../parallel/sampling.js';
-import { refuseUnsupportedDataParallel } from '../parallel/support.js';
+import { refuseUnsupportedDataParallel, refuseUnsupportedZero3 } from '../parallel/support.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { epochBatches, lossExamples, rankMicroBatches } from './batches.js';
@@ -110,7 +110,9 @@ export async function train(config: RunConfig, options: TrainOptions = {}): Prom
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
   // What a data-parallel job cannot train is refused before connecting or reading any data.
-  if (distEnv()) refuseUnsupportedDataParallel(config);
+  const dist = distEnv();
+  if (dist) refuseUnsupportedDataParallel(config);
+  if (dist) refuseUnsupportedZero3(config, dist.zero);
   // A rank of a data-parallel job when the torchrun environment says so (docs/distributed.md).
   const par = await Parallel.fromEnv(resolveDevice(config.device));
   const device = par.device(resolveDevice(config.device));
@@ -457,6 +459,7 @@ class TrainingRun {
       // Counted from the batch (lib/train/throughput.ts); its real positions are the engine's r.tokens.
       positions = addPositions(positions, batchPositions(micro, this.liveReference));
     }
+    await this.lockstepFillers(micros, examples);
     local.tokens = positions.real;
     local.computed = positions.computed;
     local.referenceTokens = positions.reference;
@@ -466,6 +469,23 @@ class TrainingRun {
       commWaitSeconds = (await engine.sync.finish()).waitSeconds;
     }
     return { local, badLoss, commWaitSeconds };
+  }
+
+  /**
+   * ZeRO-3 (par.lockstep): a rank with fewer micro-batches than the others (a global batch that
+   * does not divide evenly) runs filler micro-steps on a batch it has, scaled by 0 and not
+   * counted, so that every rank runs the same forwards and backwards, whose parameter
+   * all-gathers and gradient reduce-scatters then pair up.
+   */
+  private async lockstepFillers(micros: Batch[], examples: TokenizedExample[]): Promise<void> {
+    const { engine, par } = this;
+    if (!par.lockstep) return;
+    const most = (await par.max([micros.length]))[0]!;
+    const filler = micros[micros.length - 1] ?? rankMicroBatches(this.config, examples, { groups: this.data.groups, unpaired: this.data.unpaired, padTokenId: this.padTokenId }, Parallel.single())[0];
+    for (let i = micros.length; i < most; i++) {
+      if (!filler) throw new Error('ZeRO-3: a global batch without examples');
+      await engine.trainer.microStep(filler, { nPairs: filler.nPairs, scale: 0, reference: engine.table ? referenceForBatch(engine.table, filler.exampleIds) : undefined });
+    }
   }
 
   /** This rank's micro-batches of a global batch (all of them in a single process). */

@@ -8,6 +8,7 @@
 #include "binding/wraps.h"
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
+#include "parallel/zero3.h"
 
 namespace rpo_binding {
 
@@ -339,6 +340,87 @@ class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
   std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags_;
 };
 
+// new Zero3(trainer: Trainer, group: ProcessGroup): ZeRO-3 (parallel/zero3.h), with ZeroShard's
+// methods (broadcastParams does nothing: each rank's shard is all it keeps).
+class Zero3Wrap : public Napi::ObjectWrap<Zero3Wrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    auto cls = DefineClass(env, "Zero3",
+                           {
+                               InstanceMethod<&Zero3Wrap::Plan>("plan"),
+                               InstanceMethod<&Zero3Wrap::BroadcastParams>("broadcastParams"),
+                               InstanceMethod<&Zero3Wrap::GatherState>("gatherState"),
+                               InstanceMethod<&Zero3Wrap::ReleaseState>("releaseState"),
+                               InstanceMethod<&Zero3Wrap::StateNumel>("stateNumel"),
+                               InstanceMethod<&Zero3Wrap::Dispose>("dispose"),
+                           });
+    exports.Set("Zero3", cls);
+  }
+
+  explicit Zero3Wrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Zero3Wrap>(info) {
+    auto env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsObject()) throw Napi::TypeError::New(env, "Zero3(trainer, group)");
+    auto* tw = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>());
+    auto* pg = Napi::ObjectWrap<ProcessGroupWrap>::Unwrap(info[1].As<Napi::Object>());
+    auto t = tw->shared_trainer(env);
+    auto g = pg->group(env);
+    // On the engine thread: it cuts the parameters (and a loaded optimizer state) into shards.
+    guard(env, [&] { rpo::run_on_engine_thread([&] { zero_ = std::make_shared<rpo::Zero3>(t, g); }); });
+    flags_ = {{busy_, "Zero3"}, {tw->busy(), "Zero3's Trainer"}, {tw->policy_busy(), "Zero3's policy Model"}, {pg->busy(), "Zero3's ProcessGroup"}};
+  }
+
+ private:
+  std::shared_ptr<rpo::Zero3> zero(Napi::Env env) const {
+    if (!zero_) throw Napi::Error::New(env, "Zero3 was disposed");
+    return zero_;
+  }
+
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
+    const auto& p = zero(info.Env())->plan();
+    auto o = Napi::Object::New(info.Env());
+    o.Set("ownedParams", static_cast<double>(p.owned_params));
+    o.Set("ownedNumel", static_cast<double>(p.owned_numel));
+    o.Set("totalNumel", static_cast<double>(p.total_numel));
+    o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
+    o.Set("gradBytesPerElement", static_cast<double>(p.grad_bytes_per_element));
+    o.Set("stage", p.stage);
+    return o;
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info, const char* name, void (rpo::Zero3::*fn)()) {
+    auto env = info.Env();
+    auto z = zero(env);
+    return Task::run(env, name, Lease(env, flags_), [z, fn]() -> Task::Finish {
+      ((*z).*fn)();
+      return nullptr;
+    });
+  }
+  Napi::Value BroadcastParams(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    zero(env);
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Resolve(env.Undefined());
+    return d.Promise();
+  }
+  Napi::Value GatherState(const Napi::CallbackInfo& info) { return Run(info, "rpo.Zero3.gatherState", &rpo::Zero3::gather_state); }
+  Napi::Value ReleaseState(const Napi::CallbackInfo& info) { return Run(info, "rpo.Zero3.releaseState", &rpo::Zero3::release_state); }
+
+  Napi::Value StateNumel(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(zero(info.Env())->state_numel()));
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (busy_->busy) throw Napi::Error::New(info.Env(), "Zero3 is busy: dispose it after its calls finish");
+    auto z = std::move(zero_);
+    guard(info.Env(), [&] { rpo::run_on_engine_thread([&] { z.reset(); }); });
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<rpo::Zero3> zero_;
+  std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
+  std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags_;
+};
+
 Napi::Value DistInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
@@ -363,6 +445,7 @@ void init_dist(Napi::Env env, Napi::Object exports) {
   ProcessGroupWrap::Init(env, exports);
   GradSyncWrap::Init(env, exports);
   ZeroShardWrap::Init(env, exports);
+  Zero3Wrap::Init(env, exports);
   exports.Set("distInfo", Napi::Function::New<DistInfo>(env, "distInfo"));
 }
 

@@ -8,10 +8,13 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 
+#include <memory>
 #include <utility>
 #include <vector>
 
 namespace rpo {
+
+class ParamUnits;  // parallel/zero3_units.h
 
 // Generation's forward over the slot cache (generate.cpp): a packed prefill of prompts into
 // their slots, or a decode step of every slot. Each slot keeps its sequence from column 0 (no
@@ -66,6 +69,9 @@ struct CausalLMBase : torch::nn::Module {
                                    const ForwardOptions& opts) = 0;
   // The [vocab, hidden] matrix the logits are computed with (the LM head, or the tied embedding).
   virtual at::Tensor output_weight() const = 0;
+  // ZeRO-3 (parallel/zero3.cpp): when set, the parameters live sharded over the ranks and each
+  // layer of a forward without a cache runs through it; null otherwise.
+  std::shared_ptr<ParamUnits> param_units;
 };
 
 }  // namespace rpo

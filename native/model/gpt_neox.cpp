@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/checkpoint.h"
+#include "parallel/zero3_units.h"
 
 namespace rpo {
 
@@ -124,7 +125,10 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
     auto layer = gpt_neox->layers->ptr<NeoXLayerImpl>(i);
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
     if (cache) cache->forward = opts.slots;  // where this forward's keys and values go
-    if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
+    if (param_units && !cache) {
+      h = param_units->layer(i, [=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h,
+                             opts.activation_checkpointing && at::GradMode::is_enabled(), opts.preserve_rng);
+    } else if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
       h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
     } else {
       h = layer->forward(h, cos, sin, mask, cache);

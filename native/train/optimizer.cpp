@@ -232,6 +232,7 @@ double TrainOptimizer::clip_sharded(const std::vector<size_t>& with_grad, double
 
 double TrainOptimizer::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
+  if (sharded_step_) return sharded_step_(lr, max_grad_norm);
   std::vector<size_t> with_grad;
   for (size_t i = 0; i < params_.size(); ++i)
     if (params_[i].grad().defined()) with_grad.push_back(i);

@@ -80,7 +80,11 @@ class TrainOptimizer {
   // float32 [parameters] tensor of per-parameter gradient norms (zeros where this rank holds
   // none) over the ranks, so the clip norm and coefficient are the single process's.
   std::function<at::Tensor(const at::Tensor&)> sum_norms_;
+  // ZeRO-3 (zero3.cpp) sets it: the parameters, gradients and state live in its flat shards, and
+  // step() is its update (the same AdamW, on the shards).
+  std::function<double(double lr, double max_grad_norm)> sharded_step_;
   friend class ZeroShardImpl;
+  friend class Zero3Impl;
 
   enum class Kind { kFusedAdamW, kSrAdamW, kTorch };
 

@@ -14,6 +14,7 @@
 #include "loss/loss_spec.h"
 #include "loss/losses.h"
 #include "model/model_impl.h"
+#include "parallel/zero3_units.h"
 #include "train/split_backward.h"
 #include "train/trainer_impl.h"
 
@@ -57,9 +58,18 @@ LogpTensors from_vectors(const RowLogps& r, int64_t n, const at::Device& device,
 // positions, or the naive full-logits reference.
 RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, const LogpOptions& lp) {
   fwd.right_padded = t.right_padded;
-  auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
-  if (lp.naive) return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
-  return row_logprobs(hidden, m.lm->output_weight(), t.labels, lp);
+  auto run = [&] {
+    auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+    if (lp.naive) return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+    return row_logprobs(hidden, m.lm->output_weight(), t.labels, lp);
+  };
+  if (!m.lm->param_units) return run();
+  // ZeRO-3: the embeddings, final norm and head gathered around the forward (parallel/zero3.cpp).
+  auto out = m.lm->param_units->model([&] {
+    auto r = run();
+    return std::vector<at::Tensor>{r.sum, r.mean, r.count};
+  });
+  return {out[0], out[1], out[2]};
 }
 
 // An unpaired batch's kinds (RowBatch::desirable, one per example) as a bool tensor on the device.

@@ -20,7 +20,8 @@ describe('distEnv', () => {
     expect(distEnv({ ...torchrun, RPO_DIST_TIMEOUT_S: '2.5' })!.timeoutMs).toBe(2500);
     expect(distEnv({ ...torchrun, RPO_ZERO: '1' })!.zero).toBe(1);
     expect(distEnv({ ...torchrun, RPO_ZERO: '2' })!.zero).toBe(2);
-    expect(() => distEnv({ ...torchrun, RPO_ZERO: '3' })).toThrow(/RPO_ZERO=3/);
+    expect(distEnv({ ...torchrun, RPO_ZERO: '3' })!.zero).toBe(3);
+    expect(() => distEnv({ ...torchrun, RPO_ZERO: '4' })).toThrow(/RPO_ZERO=4/);
   });
   it('defaults LOCAL_* to one machine', () => {
     const d = distEnv({ RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'h', MASTER_PORT: '1' })!;
@@ -41,7 +42,8 @@ describe('rpo launch arguments', () => {
     expect(o).toMatchObject({ nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: 'h0', masterPort: 29511, zero: 1, command: ['train', 'loss=dpo'] });
     expect(rankEnv(o, 0, 29511, {}).RPO_ZERO).toBe('1');
     expect(rankEnv(parseLaunchArgs(['--zero', '2', '--', 'train'], {}), 0, 29511, {}).RPO_ZERO).toBe('2');
-    expect(() => parseLaunchArgs(['--zero', '3', '--', 'train'], {})).toThrow(/--zero/);
+    expect(rankEnv(parseLaunchArgs(['--zero', '3', '--', 'train'], {}), 0, 29511, {}).RPO_ZERO).toBe('3');
+    expect(() => parseLaunchArgs(['--zero', '4', '--', 'train'], {})).toThrow(/--zero/);
     expect(parseLaunchArgs(['--nproc-per-node=3', 'train'], {}).command).toEqual(['train']);
   });
   it('refuses what cannot run', () => {
