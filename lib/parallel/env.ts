@@ -1,8 +1,10 @@
 // The torchrun environment every rank reads (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT): set by `rpo launch`, torchrun, or a SLURM / Kubernetes wrapper.
 
-/** The ZeRO stages `rpo launch --zero` and RPO_ZERO take. */
-export type ZeroStage = 0 | 1 | 2 | 3;
+import { MAX_ZERO_STAGE, ZERO_STAGES, type ZeroStage } from './zero_stages.js';
+
+/** The ZeRO stages `rpo launch --zero` and RPO_ZERO take: declared once, in zero_stages.ts. */
+export type { ZeroStage };
 
 export interface DistEnv {
   rank: number;
@@ -13,7 +15,7 @@ export interface DistEnv {
   masterPort: number;
   /** RPO_DIST_TIMEOUT_S (default 300): rendezvous and collectives give up after it. */
   timeoutMs: number;
-  /** RPO_ZERO (0 to 3, default 0): 1 shards the optimizer state over the ranks (ZeRO stage 1), 2 the gradients too, 3 the parameters too. */
+  /** RPO_ZERO (a stage of ZERO_STAGES, default 0): 1 shards the optimizer state over the ranks (ZeRO stage 1), 2 the gradients too, 3 the parameters too. */
   zero: ZeroStage;
 }
 
@@ -41,6 +43,6 @@ export function distEnv(env: NodeJS.ProcessEnv = process.env): DistEnv | null {
   const masterPort = intVar(env, 'MASTER_PORT', 1, 65535);
   const timeoutS = env.RPO_DIST_TIMEOUT_S?.trim() ? Number(env.RPO_DIST_TIMEOUT_S) : 300;
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error(`distributed: RPO_DIST_TIMEOUT_S=${env.RPO_DIST_TIMEOUT_S} is not a positive number of seconds`);
-  const zero = env.RPO_ZERO?.trim() ? intVar(env, 'RPO_ZERO', 0, 3) : 0;
+  const zero = env.RPO_ZERO?.trim() ? intVar(env, 'RPO_ZERO', ZERO_STAGES[0], MAX_ZERO_STAGE) : 0;
   return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, timeoutMs: Math.round(timeoutS * 1000), zero: zero as ZeroStage };
 }

@@ -9,6 +9,7 @@ import os from 'node:os';
 
 import { UsageError } from '../util/usage_error.js';
 import type { ZeroStage } from './env.js';
+import { MAX_ZERO_STAGE, ZERO_STAGES } from './zero_stages.js';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -60,7 +61,7 @@ export function parseLaunchArgs(args: readonly string[], env: NodeJS.ProcessEnv 
         break;
       case 'master-port': o.masterPort = intFlag('--master-port', value, 1, 65535); break;
       case 'grace': o.graceSeconds = intFlag('--grace', value, 1, 86400); break;
-      case 'zero': o.zero = intFlag('--zero', value, 0, 3) as ZeroStage; break;
+      case 'zero': o.zero = intFlag('--zero', value, ZERO_STAGES[0], MAX_ZERO_STAGE) as ZeroStage; break;
       default: throw new LaunchUsageError(`rpo launch: unknown option --${name} (options: --nproc-per-node --nnodes --node-rank --master-addr --master-port --grace --zero)`);
     }
   }

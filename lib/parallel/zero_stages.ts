@@ -5,6 +5,8 @@
 
 export const ZERO_STAGES = [0, 1, 2, 3] as const;
 export type ZeroStage = (typeof ZERO_STAGES)[number];
+/** The highest stage: the bound of `--zero` and RPO_ZERO. */
+export const MAX_ZERO_STAGE = Math.max(...ZERO_STAGES) as ZeroStage;
 
 /** What one stage shards over the ranks (each rank keeps 1/N of it). */
 export interface ZeroRule {
