@@ -24,6 +24,8 @@ export interface GradSyncResult {
   launchedEarly: number;
   /** Buckets finish() sent again: a gradient grew after its bucket had left (a parameter reached twice). */
   resent: number;
+  /** ZeRO-2: buckets whose reduce was seen complete, and their buffer dropped, during backward. */
+  settledEarly: number;
 }
 
 interface RawProcessGroup {
@@ -123,7 +125,7 @@ export class GradSync {
   }
   arm(): void { this.raw.arm(); }
   finish(): Promise<GradSyncResult> { return this.raw.finish(); }
-  /** ZeRO-2: each gradient is reduced to its owner only; the other ranks' copies are freed after finish(). */
+  /** ZeRO-2: each gradient is reduced to its owner only; every rank frees it when its bucket leaves (during backward), the owner gets the sums. */
   reduceToOwners(zero: ZeroShard): void { this.raw.reduceToOwners(zero.handle); }
   dispose(): void { this.raw.dispose(); }
 }

@@ -174,6 +174,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
         o.Set("bytes", static_cast<double>(r.bytes));
         o.Set("launchedEarly", static_cast<double>(r.launched_early));
         o.Set("resent", static_cast<double>(r.resent));
+        o.Set("settledEarly", static_cast<double>(r.settled_early));
         return o;
       };
     });

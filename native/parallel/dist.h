@@ -60,6 +60,7 @@ struct GradSyncResult {
   int64_t bytes = 0;            // float32 bytes all-reduced
   int64_t launched_early = 0;   // buckets launched during backward (the rest at finish)
   int64_t resent = 0;           // buckets sent again by finish: a gradient grew after its bucket left
+  int64_t settled_early = 0;    // ZeRO-2: buckets whose reduce was seen complete (buffer dropped) during backward
 };
 
 class GradSyncImpl;
@@ -76,7 +77,8 @@ class GradSync {
   void arm();
   GradSyncResult finish();
   // ZeRO-2: from now on each bucket holds one owner's parameters and is reduced to that rank
-  // only; finish() leaves the sums in the owner's gradients and frees the others' (not armed).
+  // only; its gradients are freed on every rank when it is launched (during backward), its buffer
+  // as soon as the reduce completes, and the owner keeps the sums as its gradients (not armed).
   void reduce_to_owners(const ZeroShard& zero);
 
  private:

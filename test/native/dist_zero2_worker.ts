@@ -32,6 +32,10 @@ const zero = new ZeroShard(dp.trainer, pg, 2);
 sync.reduceToOwners(zero);
 sync.arm();
 await dp.trainer.microStep(batches[r]!, { nPairs, scale: 0.5 });
+// After backward, before finish: every bucket left during backward, and with it this rank's
+// gradients (the buffers in flight carry them): none is held (a real gradient is never all zeros).
+const afterBackward = await dp.trainer.gradSnapshot(names);
+const heldAfterBackward = afterBackward.filter((g) => g !== 0).length;
 const result = await sync.finish();
 const held = await dp.trainer.gradSnapshot(names);
 
@@ -72,4 +76,4 @@ const plan = zero.plan;
 zero.dispose();
 sync.dispose();
 pg.dispose();
-console.log(JSON.stringify({ rank: r, result, heldParams, nParams: params.length, maxAbs, maxRef, gradNorm, refGradNorm: ref.gradNorm, logitDiff, plan }));
+console.log(JSON.stringify({ rank: r, result, heldAfterBackward, heldParams, nParams: params.length, maxAbs, maxRef, gradNorm, refGradNorm: ref.gradNorm, logitDiff, plan }));
