@@ -3,7 +3,6 @@ import { EXIT } from '../exit.js';
 import { loadConfigFromArgv } from '../config/index.js';
 import { distInfo } from '../parallel/native.js';
 import { launch, parseLaunchArgs, LaunchUsageError } from '../parallel/launch.js';
-import { refuseUnsupportedDataParallel } from '../parallel/support.js';
 
 export async function runLaunchCommand(args: readonly string[]): Promise<number> {
   let options;
@@ -19,8 +18,7 @@ export async function runLaunchCommand(args: readonly string[]): Promise<number>
   // The ranks' config, read once here: a config error is reported once, before any rank starts
   // (a ConfigError reaches the CLI's handler: exit 2).
   const train = options.command.slice(1);
-  const { config } = loadConfigFromArgv(train.some((a) => /^\+{0,2}mode=/.test(a)) ? train : [...train, '++mode=train']);
-  refuseUnsupportedDataParallel(config);
+  loadConfigFromArgv(train.some((a) => /^\+{0,2}mode=/.test(a)) ? train : [...train, '++mode=train']);
   const info = distInfo();
   if (!info.available) {
     console.error(`rpo launch: ${info.reason}`);

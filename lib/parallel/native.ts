@@ -41,6 +41,7 @@ interface RawGradSync {
   arm(): void;
   finish(): Promise<GradSyncResult>;
   reduceToOwners(zero: RawZeroShard): void;
+  attachValueHead(trainer: unknown): void;
   dispose(): void;
 }
 
@@ -89,6 +90,11 @@ export function distInfo(): DistInfo {
   return distAddon().distInfo();
 }
 
+/** The addon object inside lib/native.ts's Trainer (private there: only the parallel classes need it). */
+function rawTrainer(trainer: Trainer): unknown {
+  return (trainer as unknown as { raw: unknown }).raw;
+}
+
 /** One rank's membership of the job. */
 export class ProcessGroup {
   private constructor(
@@ -127,6 +133,8 @@ export class GradSync {
   finish(): Promise<GradSyncResult> { return this.raw.finish(); }
   /** ZeRO-2: each gradient is reduced to its owner only; every rank frees it when its bucket leaves (during backward), the owner gets the sums. */
   reduceToOwners(zero: ZeroShard): void { this.raw.reduceToOwners(zero.handle); }
+  /** loss=ppo: finish() sums the value head's gradients too, and ppoPrepare whitens over every rank's micro-batches. */
+  attachValueHead(trainer: Trainer): void { this.raw.attachValueHead(rawTrainer(trainer)); }
   dispose(): void { this.raw.dispose(); }
 }
 
@@ -139,9 +147,7 @@ export class GradSync {
 export class ZeroShard {
   private readonly raw: RawZeroShard;
   constructor(trainer: Trainer, group: ProcessGroup, stage: 1 | 2 = 1) {
-    // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
-    const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
-    this.raw = new (distAddon().ZeroShard)(rawTrainer, group.handle, { stage });
+    this.raw = new (distAddon().ZeroShard)(rawTrainer(trainer), group.handle, { stage });
   }
   /** @internal the addon object, for GradSync.reduceToOwners. */
   get handle(): RawZeroShard { return this.raw; }

@@ -64,6 +64,7 @@ struct GradSyncResult {
 };
 
 class GradSyncImpl;
+class Trainer;
 class ZeroShard;
 
 // Sums the gradients of `policy`'s parameters across the group's ranks. Call arm() before the
@@ -80,12 +81,15 @@ class GradSync {
   // only; its gradients are freed on every rank when it is launched (during backward), its buffer
   // as soon as the reduce completes, and the owner keeps the sums as its gradients (not armed).
   void reduce_to_owners(const ZeroShard& zero);
+  // loss=ppo: the trainer's value head (replicated, stepped by every rank with its own optimizer)
+  // has its gradients all-reduced by finish() too, and ppo_prepare whitens the advantages with
+  // the statistics of every rank's micro-batches. Not armed; the trainer must outlive the sync.
+  void attach_value_head(std::shared_ptr<Trainer> trainer);
 
  private:
   std::unique_ptr<GradSyncImpl> impl_;
 };
 
-class Trainer;
 class ZeroShardImpl;
 
 struct ZeroPlan {

@@ -28,7 +28,9 @@
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
 #include "model/model_impl.h"
+#include "train/ppo_step.h"
 #include "train/split_backward.h"
+#include "train/trainer_impl.h"
 
 namespace rpo {
 
@@ -70,7 +72,8 @@ class GradSyncImpl {
       : policy(std::move(p)), group(std::move(g)) {
     if (bucket_bytes < 1) throw std::invalid_argument("GradSync: bucket bytes must be positive");
     auto& pm = policy->impl();
-    for (auto& [name, t] : pm.params)
+    // The trained parameters: with LoRA the adapters only (the frozen base has no gradient).
+    for (auto& [name, t] : pm.trainable())
       if (t.requires_grad()) params.push_back(t);
     bucket_of.assign(params.size(), 0);
     fired.assign(params.size(), false);
@@ -116,6 +119,54 @@ class GradSyncImpl {
 
   ~GradSyncImpl() {
     for (size_t k = 0; k < accumulators.size(); ++k) accumulators[k]->del_post_hook(keys[k]);
+    if (value_head_of) value_head_of->impl().ppo->sum_over_ranks = nullptr;
+  }
+
+  void attach_value_head(std::shared_ptr<Trainer> trainer) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (armed) throw std::logic_error("GradSync.attach_value_head: armed (call it between steps)");
+    if (!trainer->impl().ppo) throw std::invalid_argument("GradSync.attach_value_head: the trainer has no value head (loss " + trainer->impl().options.loss.name + ")");
+    if (trainer->impl().policy.get() != policy.get()) throw std::invalid_argument("GradSync.attach_value_head: the trainer trains another policy");
+    value_head_of = std::move(trainer);
+    auto g = group;
+    value_head_of->impl().ppo->sum_over_ranks = [g](const at::Tensor& local) {
+      auto& pg = g->impl();
+      std::vector<at::Tensor> ts{pg.to_comm(local.to(at::kFloat).contiguous().clone())};
+      pg.run(pg.backend->allreduce(ts), "ppo advantage statistics");
+      return ts[0].to(local.device());
+    };
+  }
+
+  // ppo: the value head's gradients (a few thousand elements) summed over the ranks in one
+  // all-reduce, with a count of the ranks that had any, so a head no rank trained keeps none.
+  void sum_value_head() {
+    if (!value_head_of) return;
+    auto ps = value_head_of->impl().ppo->head->parameters();
+    int64_t n = 1;
+    for (const auto& p : ps) n += p.numel();
+    auto& pg = group->impl();
+    auto buf = at::zeros({n}, at::kFloat);
+    int64_t off = 0;
+    bool any = false;
+    for (const auto& p : ps) {
+      if (p.grad().defined()) {
+        buf.narrow(0, off, p.numel()).copy_(p.grad().reshape({-1}));
+        any = true;
+      }
+      off += p.numel();
+    }
+    buf[n - 1] = any ? 1.0f : 0.0f;
+    std::vector<at::Tensor> ts{pg.to_comm(buf)};
+    pg.run(pg.backend->allreduce(ts), "value head gradient all-reduce");
+    auto sum = ts[0].cpu();
+    if (sum[n - 1].item<float>() == 0.0f) return;
+    off = 0;
+    for (auto& p : ps) {
+      auto s = sum.narrow(0, off, p.numel()).view(p.sizes()).to(p.device(), p.scalar_type());
+      if (p.grad().defined()) p.mutable_grad().copy_(s);
+      else p.mutable_grad() = s.clone();
+      off += p.numel();
+    }
   }
 
   void arm() {
@@ -171,6 +222,7 @@ class GradSyncImpl {
     }
     r.buckets = static_cast<int64_t>(buckets.size());
     r.settled_early = settled_early;
+    sum_value_head();
     return r;
   }
 
@@ -260,6 +312,7 @@ class GradSyncImpl {
  public:
   std::shared_ptr<Model> policy;
   std::shared_ptr<ProcessGroup> group;
+  std::shared_ptr<Trainer> value_head_of;  // ppo (attach_value_head)
   std::vector<at::Tensor> params;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
   std::vector<uintptr_t> keys;
@@ -279,6 +332,7 @@ GradSync::~GradSync() = default;
 void GradSync::arm() { impl_->arm(); }
 GradSyncResult GradSync::finish() { return impl_->finish(); }
 void GradSync::reduce_to_owners(const ZeroShard& zero) { impl_->reduce_to_owners(zero); }
+void GradSync::attach_value_head(std::shared_ptr<Trainer> trainer) { impl_->attach_value_head(std::move(trainer)); }
 
 #else
 
@@ -288,6 +342,7 @@ GradSync::~GradSync() = default;
 void GradSync::arm() {}
 GradSyncResult GradSync::finish() { return {}; }
 void GradSync::reduce_to_owners(const ZeroShard&) {}
+void GradSync::attach_value_head(std::shared_ptr<Trainer>) {}
 
 #endif
 
