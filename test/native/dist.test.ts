@@ -91,7 +91,7 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
     const out = results.map((x) => {
       expect(x.code, x.stderr).toBe(0);
       return JSON.parse(x.stdout.trim().split('\n').pop()!) as {
-        rank: number; heldAfterBackward: number; heldParams: number[]; nParams: number; maxAbs: number; maxRef: number; gradNorm: number; refGradNorm: number; logitDiff: number;
+        rank: number; heldAfterBackward: number[]; heldParams: number[]; nParams: number; maxAbs: number; maxRef: number; gradNorm: number; refGradNorm: number; logitDiff: number;
         result: { buckets: number; launchedEarly: number; bytes: number; settledEarly: number };
         plan: { ownedParams: number; stage: number };
       };
@@ -108,9 +108,10 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
       // Buckets of a sixth, cut at the owners' boundary too, all launched from backward.
       expect(o.result.buckets).toBeGreaterThanOrEqual(6);
       expect(o.result.launchedEarly).toBe(o.result.buckets);
-      // Freed during backward: when backward returns, no gradient is left on either rank (each
-      // went into its bucket's buffer at launch; the owner gets the sums back at the reduce).
-      expect(o.heldAfterBackward).toBe(0);
+      // Freed during backward: when backward returns, no rank holds a gradient of a parameter it
+      // does not own (each went into its bucket's buffer at launch); only the owner's sums of
+      // buckets whose reduce completed during backward may be back already.
+      expect(o.heldAfterBackward.filter((k) => !o.heldParams.includes(k))).toEqual([]);
       // Buffers whose reduce finished while backward went on were dropped then (timing-dependent
       // which; at most all but the last bucket, launched by backward's last hook).
       expect(o.result.settledEarly).toBeLessThan(o.result.buckets);

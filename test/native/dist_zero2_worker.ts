@@ -33,9 +33,9 @@ sync.reduceToOwners(zero);
 sync.arm();
 await dp.trainer.microStep(batches[r]!, { nPairs, scale: 0.5 });
 // After backward, before finish: every bucket left during backward, and with it this rank's
-// gradients (the buffers in flight carry them): none is held (a real gradient is never all zeros).
+// gradients (the buffers in flight carry them); only the sums of its own buckets whose reduce
+// completed during backward may be back (a real gradient is never all zeros).
 const afterBackward = await dp.trainer.gradSnapshot(names);
-const heldAfterBackward = afterBackward.filter((g) => g !== 0).length;
 const result = await sync.finish();
 const held = await dp.trainer.gradSnapshot(names);
 
@@ -46,6 +46,7 @@ const single = await one.trainer.gradSnapshot(names);
 // Per parameter: held here (non-zero: a real gradient is never all zeros) or not, and the
 // largest difference from the single process's gradient where held.
 const heldParams: number[] = [];
+const heldAfterBackward: number[] = [];
 let maxAbs = 0;
 let maxRef = 0;
 let off = 0;
@@ -56,6 +57,7 @@ params.forEach((p, k) => {
     if (held[i] !== 0) any = true;
     maxRef = Math.max(maxRef, Math.abs(single[i]!));
   }
+  if (afterBackward.subarray(off, off + n).some((g) => g !== 0)) heldAfterBackward.push(k);
   if (any) {
     heldParams.push(k);
     for (let i = off; i < off + n; i++) maxAbs = Math.max(maxAbs, Math.abs(held[i]! - single[i]!));
