@@ -3,7 +3,7 @@ import { EXIT } from '../exit.js';
 import { loadConfigFromArgv } from '../config/index.js';
 import { distInfo } from '../parallel/native.js';
 import { launch, parseLaunchArgs, LaunchUsageError } from '../parallel/launch.js';
-import { refuseUnsupportedDataParallel, refuseUnsupportedZero3 } from '../parallel/support.js';
+import { refuseUnsupportedZero3 } from '../parallel/support.js';
 
 export async function runLaunchCommand(args: readonly string[]): Promise<number> {
   let options;
@@ -20,7 +20,6 @@ export async function runLaunchCommand(args: readonly string[]): Promise<number>
   // (a ConfigError reaches the CLI's handler: exit 2).
   const train = options.command.slice(1);
   const { config } = loadConfigFromArgv(train.some((a) => /^\+{0,2}mode=/.test(a)) ? train : [...train, '++mode=train']);
-  refuseUnsupportedDataParallel(config);
   refuseUnsupportedZero3(config, options.zero);
   const info = distInfo();
   if (!info.available) {

@@ -25,6 +25,8 @@ export interface GradSyncResult {
   launchedEarly: number;
   /** Buckets finish() sent again: a gradient grew after its bucket had left (a parameter reached twice). */
   resent: number;
+  /** ZeRO-2: buckets whose reduce was seen complete, and their buffer dropped, during backward. */
+  settledEarly: number;
 }
 
 /** What ProcessGroup.collectives brings back (native/binding/dist_wrap.cpp). */
@@ -55,6 +57,7 @@ interface RawGradSync {
   arm(): void;
   finish(): Promise<GradSyncResult>;
   reduceToOwners(zero: RawZeroShard): void;
+  attachValueHead(trainer: unknown): void;
   dispose(): void;
 }
 
@@ -104,6 +107,11 @@ export function distInfo(): DistInfo {
   return distAddon().distInfo();
 }
 
+/** The addon object inside lib/native.ts's Trainer (private there: only the parallel classes need it). */
+function rawTrainer(trainer: Trainer): unknown {
+  return (trainer as unknown as { raw: unknown }).raw;
+}
+
 /** One rank's membership of the job. */
 export class ProcessGroup {
   private constructor(
@@ -147,8 +155,10 @@ export class GradSync {
   }
   arm(): void { this.raw.arm(); }
   finish(): Promise<GradSyncResult> { return this.raw.finish(); }
-  /** ZeRO-2: each gradient is reduced to its owner only; the other ranks' copies are freed after finish(). */
+  /** ZeRO-2: each gradient is reduced to its owner only; every rank frees it when its bucket leaves (during backward), the owner gets the sums. */
   reduceToOwners(zero: ZeroShard): void { this.raw.reduceToOwners(zero.handle); }
+  /** loss=ppo: finish() sums the value head's gradients too, and ppoPrepare whitens over every rank's micro-batches. */
+  attachValueHead(trainer: Trainer): void { this.raw.attachValueHead(rawTrainer(trainer)); }
   dispose(): void { this.raw.dispose(); }
 }
 
@@ -165,9 +175,7 @@ export class GradSync {
 export class ZeroShard {
   private readonly raw: RawZeroShard;
   constructor(trainer: Trainer, group: ProcessGroup, stage: 1 | 2 | 3 = 1) {
-    // The addon object inside lib/native.ts's Trainer (private there: nothing else needs it).
-    const rawTrainer = (trainer as unknown as { raw: unknown }).raw;
-    this.raw = stage === 3 ? new (distAddon().Zero3)(rawTrainer, group.handle) : new (distAddon().ZeroShard)(rawTrainer, group.handle, { stage });
+    this.raw = stage === 3 ? new (distAddon().Zero3)(rawTrainer(trainer), group.handle) : new (distAddon().ZeroShard)(rawTrainer(trainer), group.handle, { stage });
   }
   /** @internal the addon object, for GradSync.reduceToOwners. */
   get handle(): RawZeroShard { return this.raw; }

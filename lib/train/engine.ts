@@ -8,14 +8,14 @@ import { engineLossConfig, engineOptimizer, lossEvalBatchSize, lossUsesReference
 import type { Groups } from '../data/batch/index.js';
 import { loadModel } from '../model/io.js';
 import { isAdapterDir } from '../model/lora.js';
-import { Model, Trainer, evaluateLoss, type LossConfig, type TrainPrecision } from '../native.js';
+import { Model, Trainer, evaluateLoss, evaluatePpo, type LossConfig, type TrainPrecision } from '../native.js';
 import type { Parallel } from '../parallel/context.js';
 import { GradSync, ZeroShard } from '../parallel/native.js';
 import { computeReferenceTableSharded } from '../parallel/reference.js';
 import { OPTIMIZER_STATE } from './checkpoint.js';
 import type { RunData } from './data.js';
 import { loadLoraPolicy, type AdapterShape } from './lora.js';
-import { lossIsUnpaired } from '../loss/table.js';
+import { lossHasValueHead, lossIsUnpaired } from '../loss/table.js';
 import {
   examplesFingerprint,
   readReferenceCache,
@@ -45,6 +45,13 @@ export interface Engine {
 
 /** The metric names a loss's steps report, sorted: the order every rank sends its sums in. */
 export function lossMetricNames(loss: LossConfig, groups: Groups): string[] {
+  if (lossHasValueHead(loss.name)) {
+    // ppo's step (native/train/ppo_step.cpp): the loss's metrics on one token, and the per-kind
+    // log-ratios it adds; a micro-batch without one kind leaves that key out (a sum of 0 here).
+    const x = Float64Array.of(0);
+    const names = Object.keys(evaluatePpo(loss, { rows: 1, T: 1, logps: x, refLogps: x, values: x, oldValues: x, masks: Float64Array.of(1), scores: Float64Array.of(1) }).metrics);
+    return [...names, 'logratio/desirable', 'logratio/undesirable', 'logratio/margin'].sort();
+  }
   // Unpaired losses (kto) read each example's kind and report some metrics per kind: two
   // examples, one of each, name them all.
   const unpaired = lossIsUnpaired(loss.name);
@@ -108,7 +115,6 @@ export async function buildEngine(config: RunConfig, data: RunData, device: stri
         : `resume=${config.resume}: ${resumeFrom} is a LoRA adapter checkpoint; resume it with lora.enabled=true (its saved config.yaml has it)`,
     );
   }
-  // Data parallel: ppo and LoRA were refused before connecting (lib/parallel/support.ts).
   const models = config.lora.enabled
     ? await loadLoraModels(config, data, device, resumeFrom, events, par)
     : await loadFullModels(config, data, device, resumeFrom, events, par);
@@ -133,6 +139,8 @@ export async function buildEngine(config: RunConfig, data: RunData, device: stri
   const stage = par.env?.zero ?? 0;
   // ZeRO-3 reduce-scatters the gradients itself, layer by layer.
   const sync = par.group && stage !== 3 ? new GradSync(policy, par.group) : null;
+  // ppo: the value head's gradients and the advantages' whitening span the ranks too.
+  if (sync && lossHasValueHead(config.loss.name)) sync.attachValueHead(trainer);
   // After loadState: a checkpoint's state is cut down to this rank's share.
   const zero = par.group && stage !== 0 ? new ZeroShard(trainer, par.group, stage) : null;
   // ZeRO-2: gradients reduced to their owners, not all-reduced.

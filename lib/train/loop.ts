@@ -11,9 +11,8 @@ import { loadHfConfig } from '../model/config.js';
 import { setCpuGemmBackend, setNumThreads, type StepResult } from '../native.js';
 import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
-import { distEnv } from '../parallel/env.js';
 import { sampleSharded } from '../parallel/sampling.js';
-import { refuseUnsupportedDataParallel, refuseUnsupportedZero3 } from '../parallel/support.js';
+import { refuseUnsupportedZero3 } from '../parallel/support.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
 import { findCheckpoint, noCheckpointReason, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { epochBatches, lossExamples, rankMicroBatches } from './batches.js';
@@ -109,9 +108,8 @@ function withCpuGemm(config: RunConfig, events: TrainEvents): RunConfig {
 export async function train(config: RunConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const started = Date.now();
   if (config.threads) setNumThreads(config.threads);
-  // What a data-parallel job cannot train is refused before connecting or reading any data.
+  // What a ZeRO-3 job cannot train is refused before connecting or reading any data.
   const dist = distEnv();
-  if (dist) refuseUnsupportedDataParallel(config);
   if (dist) refuseUnsupportedZero3(config, dist.zero);
   // A rank of a data-parallel job when the torchrun environment says so (docs/distributed.md).
   const par = await Parallel.fromEnv(resolveDevice(config.device));

@@ -191,6 +191,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
                                InstanceMethod<&GradSyncWrap::Arm>("arm"),
                                InstanceMethod<&GradSyncWrap::Finish>("finish"),
                                InstanceMethod<&GradSyncWrap::ReduceToOwners>("reduceToOwners"),
+                               InstanceMethod<&GradSyncWrap::AttachValueHead>("attachValueHead"),
                                InstanceMethod<&GradSyncWrap::Dispose>("dispose"),
                            });
     exports.Set("GradSync", cls);
@@ -228,7 +229,9 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
   Napi::Value Finish(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     auto s = sync(env);
-    Lease lease(env, {{busy_, "GradSync"}, {policy_busy_, "GradSync's policy Model"}, {group_busy_, "GradSync's ProcessGroup"}});
+    std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>> flags{{busy_, "GradSync"}, {policy_busy_, "GradSync's policy Model"}, {group_busy_, "GradSync's ProcessGroup"}};
+    if (trainer_busy_) flags.emplace_back(trainer_busy_, "GradSync's ppo Trainer");
+    Lease lease(env, flags);
     return Task::run(env, "rpo.GradSync.finish", std::move(lease), [s]() -> Task::Finish {
       auto r = s->finish();
       return [r](Napi::Env env) -> Napi::Value {
@@ -238,6 +241,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
         o.Set("bytes", static_cast<double>(r.bytes));
         o.Set("launchedEarly", static_cast<double>(r.launched_early));
         o.Set("resent", static_cast<double>(r.resent));
+        o.Set("settledEarly", static_cast<double>(r.settled_early));
         return o;
       };
     });
@@ -245,6 +249,19 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
 
   // reduceToOwners(zero: ZeroShard): ZeRO-2 (dist.h); defined after ZeroShardWrap.
   Napi::Value ReduceToOwners(const Napi::CallbackInfo& info);
+
+  // attachValueHead(trainer: Trainer): loss=ppo (dist.h).
+  Napi::Value AttachValueHead(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    auto s = sync(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "GradSync.attachValueHead(trainer)");
+    auto* tw = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>());
+    auto t = tw->shared_trainer(env);
+    if (busy_->busy || tw->busy()->busy) throw Napi::Error::New(env, "GradSync.attachValueHead: the GradSync or the Trainer is busy");
+    guard(env, [&] { s->attach_value_head(t); });
+    trainer_busy_ = tw->busy();
+    return env.Undefined();
+  }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (busy_->busy) throw Napi::Error::New(info.Env(), "GradSync is busy: dispose it after its calls finish");
@@ -256,7 +273,7 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
 
   std::shared_ptr<rpo::GradSync> sync_;
   std::shared_ptr<BusyFlag> busy_ = std::make_shared<BusyFlag>();
-  std::shared_ptr<BusyFlag> policy_busy_, group_busy_;
+  std::shared_ptr<BusyFlag> policy_busy_, group_busy_, trainer_busy_;
 };
 
 class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {

@@ -31,8 +31,9 @@ PpoTargets ppo_targets(const at::Tensor& values, const at::Tensor& scores, const
   return out;
 }
 
-void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks) {
-  if (targets.size() != masks.size() || targets.empty()) throw std::invalid_argument("ppo: one mask per micro-batch's advantages");
+void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks,
+                       const std::function<at::Tensor(const at::Tensor&)>& sum_over_ranks) {
+  if (targets.size() != masks.size() || (targets.empty() && !sum_over_ranks)) throw std::invalid_argument("ppo: one mask per micro-batch's advantages");
   // Sums over the micro-batches, on the device: for one micro-batch these are masked_mean's and
   // masked_var's own operations.
   at::Tensor sum, count;
@@ -41,6 +42,14 @@ void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::
     sum = i == 0 ? s : sum + s;
     count = i == 0 ? c : count + c;
   }
+  if (sum_over_ranks) {
+    // This rank's sums (zeros without micro-batches), then the job's: one collective for both.
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(masks.empty() ? at::Device(at::kCPU) : masks[0].device());
+    const at::Tensor local = targets.empty() ? at::zeros({2}, opts) : at::stack({sum.to(at::kFloat), count.to(at::kFloat)});
+    const at::Tensor total = sum_over_ranks(local);
+    sum = total[0];
+    count = total[1];
+  }
   const at::Tensor mean = sum / count;
   at::Tensor sq;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -48,6 +57,7 @@ void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::
     const at::Tensor s = (centered * centered * masks[i]).sum();
     sq = i == 0 ? s : sq + s;
   }
+  if (sum_over_ranks) sq = sum_over_ranks(targets.empty() ? at::zeros({1}, mean.options()) : sq.reshape({1}).to(at::kFloat))[0];
   const at::Tensor var = sq / count;
   for (size_t i = 0; i < targets.size(); ++i)
     targets[i]->advantages = ((targets[i]->advantages - mean) * at::rsqrt(var + 1e-8) * masks[i]).detach();

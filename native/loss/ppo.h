@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <vector>
 
 #include "api.h"
@@ -31,8 +32,11 @@ PpoTargets ppo_gae(const at::Tensor& values, const at::Tensor& scores, const at:
 
 // Whitens the raw advantages of several micro-batches (targets[i] with masks[i]) in place, with
 // the mean and biased variance over all their response tokens together (the seed's masked_mean
-// and masked_var over its batch; one micro-batch: exactly ppo_targets' whitening).
-void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks);
+// and masked_var over its batch; one micro-batch: exactly ppo_targets' whitening). Data parallel,
+// `sum_over_ranks` sums the local sums over the ranks (each rank whitens its micro-batches with
+// the global batch's statistics; a rank with none still takes part).
+void whiten_advantages(std::vector<PpoTargets*>& targets, const std::vector<at::Tensor>& masks,
+                       const std::function<at::Tensor(const at::Tensor&)>& sum_over_ranks = nullptr);
 
 // One pass: logps / values from the policy (with gradients), ref_logps and old_values detached.
 // Metrics: the seed's loss/critic, loss/policy, clipfrac/policy, loss/policykl, loss/seqratio,

@@ -60,9 +60,11 @@ struct GradSyncResult {
   int64_t bytes = 0;            // float32 bytes all-reduced
   int64_t launched_early = 0;   // buckets launched during backward (the rest at finish)
   int64_t resent = 0;           // buckets sent again by finish: a gradient grew after its bucket left
+  int64_t settled_early = 0;    // ZeRO-2: buckets whose reduce was seen complete (buffer dropped) during backward
 };
 
 class GradSyncImpl;
+class Trainer;
 class ZeroShard;
 
 // Sums the gradients of `policy`'s parameters across the group's ranks. Call arm() before the
@@ -76,14 +78,18 @@ class GradSync {
   void arm();
   GradSyncResult finish();
   // ZeRO-2: from now on each bucket holds one owner's parameters and is reduced to that rank
-  // only; finish() leaves the sums in the owner's gradients and frees the others' (not armed).
+  // only; its gradients are freed on every rank when it is launched (during backward), its buffer
+  // as soon as the reduce completes, and the owner keeps the sums as its gradients (not armed).
   void reduce_to_owners(const ZeroShard& zero);
+  // loss=ppo: the trainer's value head (replicated, stepped by every rank with its own optimizer)
+  // has its gradients all-reduced by finish() too, and ppo_prepare whitens the advantages with
+  // the statistics of every rank's micro-batches. Not armed; the trainer must outlive the sync.
+  void attach_value_head(std::shared_ptr<Trainer> trainer);
 
  private:
   std::unique_ptr<GradSyncImpl> impl_;
 };
 
-class Trainer;
 class ZeroShardImpl;
 
 struct ZeroPlan {

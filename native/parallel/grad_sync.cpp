@@ -4,8 +4,14 @@
 // accumulator counts the bucket down, and the last parameter to arrive copies the bucket's
 // gradients into its buffer and launches its all-reduce while backward goes on with earlier
 // layers. finish() launches what never arrived (unused parameters, a rank with no micro-batch),
-// waits, and writes the sums back. ZeRO-2 (reduce_to_owners): buckets also cut where the owner
-// changes, each reduced to its owner only; the other ranks free those gradients after the wait.
+// waits, and writes the sums back.
+//
+// ZeRO-2 (reduce_to_owners): buckets are also cut where the owner changes, and each is reduced to
+// its owner only. Its gradients move into the bucket's buffer at launch (every rank frees them
+// then: the buffer is what is in flight), and the buffer is dropped as soon as the reduce is seen
+// complete (polled from the next hook, or at finish): the owner keeps the sums as its gradients
+// (views of the buffer in float32), the others keep nothing. So during backward a rank holds the
+// gradients of the buckets not yet launched, the buffers in flight, and its own share's sums.
 //
 // The sum, not the mean: each rank's micro-step loss is already scaled by its pairs / the global
 // batch's pairs (lib/train/loop.ts), so the sum over ranks is the single-process gradient.
@@ -22,7 +28,9 @@
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
 #include "model/model_impl.h"
+#include "train/ppo_step.h"
 #include "train/split_backward.h"
+#include "train/trainer_impl.h"
 
 namespace rpo {
 
@@ -50,7 +58,9 @@ struct Bucket {
   at::Tensor buffer;  // float32, on the collective's device
   int root = -1;  // ZeRO-2: the rank this bucket is reduced to (all of its parameters' owner); -1: all-reduced
   size_t pending = 0;
-  bool launched = false, late = false;
+  // launched: sent this step; late: a gradient grew after that; settled: a ZeRO-2 bucket's
+  // reduce seen complete and its buffer dropped (the owner's sums now in its gradients).
+  bool launched = false, late = false, settled = false;
   c10::intrusive_ptr<c10d::Work> work;
 };
 
@@ -62,7 +72,8 @@ class GradSyncImpl {
       : policy(std::move(p)), group(std::move(g)) {
     if (bucket_bytes < 1) throw std::invalid_argument("GradSync: bucket bytes must be positive");
     auto& pm = policy->impl();
-    for (auto& [name, t] : pm.params)
+    // The trained parameters: with LoRA the adapters only (the frozen base has no gradient).
+    for (auto& [name, t] : pm.trainable())
       if (t.requires_grad()) params.push_back(t);
     bucket_of.assign(params.size(), 0);
     fired.assign(params.size(), false);
@@ -108,6 +119,54 @@ class GradSyncImpl {
 
   ~GradSyncImpl() {
     for (size_t k = 0; k < accumulators.size(); ++k) accumulators[k]->del_post_hook(keys[k]);
+    if (value_head_of) value_head_of->impl().ppo->sum_over_ranks = nullptr;
+  }
+
+  void attach_value_head(std::shared_ptr<Trainer> trainer) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (armed) throw std::logic_error("GradSync.attach_value_head: armed (call it between steps)");
+    if (!trainer->impl().ppo) throw std::invalid_argument("GradSync.attach_value_head: the trainer has no value head (loss " + trainer->impl().options.loss.name + ")");
+    if (trainer->impl().policy.get() != policy.get()) throw std::invalid_argument("GradSync.attach_value_head: the trainer trains another policy");
+    value_head_of = std::move(trainer);
+    auto g = group;
+    value_head_of->impl().ppo->sum_over_ranks = [g](const at::Tensor& local) {
+      auto& pg = g->impl();
+      std::vector<at::Tensor> ts{pg.to_comm(local.to(at::kFloat).contiguous().clone())};
+      pg.run(pg.backend->allreduce(ts), "ppo advantage statistics");
+      return ts[0].to(local.device());
+    };
+  }
+
+  // ppo: the value head's gradients (a few thousand elements) summed over the ranks in one
+  // all-reduce, with a count of the ranks that had any, so a head no rank trained keeps none.
+  void sum_value_head() {
+    if (!value_head_of) return;
+    auto ps = value_head_of->impl().ppo->head->parameters();
+    int64_t n = 1;
+    for (const auto& p : ps) n += p.numel();
+    auto& pg = group->impl();
+    auto buf = at::zeros({n}, at::kFloat);
+    int64_t off = 0;
+    bool any = false;
+    for (const auto& p : ps) {
+      if (p.grad().defined()) {
+        buf.narrow(0, off, p.numel()).copy_(p.grad().reshape({-1}));
+        any = true;
+      }
+      off += p.numel();
+    }
+    buf[n - 1] = any ? 1.0f : 0.0f;
+    std::vector<at::Tensor> ts{pg.to_comm(buf)};
+    pg.run(pg.backend->allreduce(ts), "value head gradient all-reduce");
+    auto sum = ts[0].cpu();
+    if (sum[n - 1].item<float>() == 0.0f) return;
+    off = 0;
+    for (auto& p : ps) {
+      auto s = sum.narrow(0, off, p.numel()).view(p.sizes()).to(p.device(), p.scalar_type());
+      if (p.grad().defined()) p.mutable_grad().copy_(s);
+      else p.mutable_grad() = s.clone();
+      off += p.numel();
+    }
   }
 
   void arm() {
@@ -115,11 +174,12 @@ class GradSyncImpl {
     for (auto& b : buckets) {
       if (b.launched && b.work) wait(b);  // an unfinished step (an error between arm and finish)
       b.pending = b.params.size();
-      b.launched = b.late = false;
+      b.launched = b.late = b.settled = false;
       b.work.reset();
+      if (b.root >= 0) b.buffer.reset();
     }
     fired.assign(params.size(), false);
-    launched_early = 0;
+    launched_early = settled_early = 0;
     armed = true;
   }
 
@@ -133,24 +193,23 @@ class GradSyncImpl {
       if (b.launched && b.late) {
         // A parameter's gradient grew after its bucket left (a parameter reached twice by
         // backward): send the bucket again. Every rank runs the same graph, so all do this.
-        wait(b);
-        b.launched = false;
+        // ZeRO-2: what is sent again is what grew since (the others freed what they sent; the
+        // owner's gradients hold the first sums), so the owner gets first sums + the growth.
+        if (b.root >= 0) settle(b);
+        else wait(b);
+        b.launched = b.settled = false;
         ++r.resent;
       }
       if (!b.launched) launch(b);
     }
-    for (auto& b : buckets) wait(b);
+    for (auto& b : buckets) {
+      if (b.root >= 0) settle(b);
+      else wait(b);
+    }
     r.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int rank = group->rank();
     for (auto& b : buckets) {
       r.bytes += b.numel * 4;
-      if (b.root >= 0 && b.root != rank) {
-        // ZeRO-2: another rank's share. Its gradients and this bucket's buffer are freed (the
-        // buffer is made again at the next step's launch).
-        for (size_t k : b.params) params[k].mutable_grad().reset();
-        b.buffer.reset();
-        continue;
-      }
+      if (b.root >= 0) continue;  // ZeRO-2: settled above
       for (size_t j = 0; j < b.params.size(); ++j) {
         auto& p = params[b.params[j]];
         auto sum = b.buffer.narrow(0, b.offset[j], p.numel()).view(p.sizes());
@@ -162,6 +221,8 @@ class GradSyncImpl {
       }
     }
     r.buckets = static_cast<int64_t>(buckets.size());
+    r.settled_early = settled_early;
+    sum_value_head();
     return r;
   }
 
@@ -172,6 +233,7 @@ class GradSyncImpl {
     // rdpo, rorpo: the rationale forward's own backward runs first (train/split_backward.h); the
     // gradient is complete only once the response forward's backward reaches the parameter.
     if (in_partial_backward()) return;
+    settle_completed();
     auto& b = buckets[bucket_of[k]];
     if (fired[k]) {
       if (b.launched) b.late = true;
@@ -188,10 +250,13 @@ class GradSyncImpl {
     auto& pg = group->impl();
     if (!b.buffer.defined()) b.buffer = pg.to_comm(at::empty({b.numel}, at::kFloat));
     for (size_t j = 0; j < b.params.size(); ++j) {
-      const auto& p = params[b.params[j]];
+      auto& p = params[b.params[j]];
       auto dst = b.buffer.narrow(0, b.offset[j], p.numel());
       if (p.grad().defined()) dst.copy_(p.grad().reshape({-1}));
       else dst.zero_();
+      // ZeRO-2: the buffer now carries this rank's part of the sum; the gradient goes (on the
+      // owner too: its sums come back in the buffer).
+      if (b.root >= 0) p.mutable_grad().reset();
     }
     std::vector<at::Tensor> ts{b.buffer};
     try {
@@ -215,9 +280,39 @@ class GradSyncImpl {
     group->impl().run(w, "gradient all-reduce");
   }
 
+  // ZeRO-2: waits for the bucket's reduce, then drops its buffer; the owner first adds the sums
+  // to its gradients (a gradient that grew since launch, or the first sums of a bucket sent
+  // again, is kept and added to), as float32 views of the buffer when nothing is there to add to.
+  void settle(Bucket& b) {
+    if (!b.launched || b.settled) return;
+    wait(b);
+    if (b.root == group->rank()) {
+      for (size_t j = 0; j < b.params.size(); ++j) {
+        auto& p = params[b.params[j]];
+        auto sum = b.buffer.narrow(0, b.offset[j], p.numel()).view(p.sizes());
+        if (p.grad().defined()) p.mutable_grad() = p.grad() + sum.to(p.grad().device(), p.grad().scalar_type());
+        else if (sum.device() == p.device() && sum.scalar_type() == p.scalar_type()) p.mutable_grad() = sum;
+        else p.mutable_grad() = sum.to(p.device(), p.scalar_type());
+      }
+    }
+    b.buffer.reset();
+    b.settled = true;
+  }
+
+  // From backward's hooks: the ZeRO-2 buckets whose reduce has completed are settled now, so
+  // their buffers do not outlive the collective by the rest of backward.
+  void settle_completed() {
+    for (auto& b : buckets)
+      if (b.root >= 0 && b.launched && !b.settled && b.work && b.work->isCompleted()) {
+        settle(b);
+        ++settled_early;
+      }
+  }
+
  public:
   std::shared_ptr<Model> policy;
   std::shared_ptr<ProcessGroup> group;
+  std::shared_ptr<Trainer> value_head_of;  // ppo (attach_value_head)
   std::vector<at::Tensor> params;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
   std::vector<uintptr_t> keys;
@@ -228,6 +323,7 @@ class GradSyncImpl {
   int64_t cap = 1;
   bool armed = false;
   int64_t launched_early = 0;
+  int64_t settled_early = 0;
 };
 
 GradSync::GradSync(std::shared_ptr<Model> policy, std::shared_ptr<ProcessGroup> group, int64_t bucket_bytes)
@@ -236,6 +332,7 @@ GradSync::~GradSync() = default;
 void GradSync::arm() { impl_->arm(); }
 GradSyncResult GradSync::finish() { return impl_->finish(); }
 void GradSync::reduce_to_owners(const ZeroShard& zero) { impl_->reduce_to_owners(zero); }
+void GradSync::attach_value_head(std::shared_ptr<Trainer> trainer) { impl_->attach_value_head(std::move(trainer)); }
 
 #else
 
@@ -245,6 +342,7 @@ GradSync::~GradSync() = default;
 void GradSync::arm() {}
 GradSyncResult GradSync::finish() { return {}; }
 void GradSync::reduce_to_owners(const ZeroShard&) {}
+void GradSync::attach_value_head(std::shared_ptr<Trainer>) {}
 
 #endif
 

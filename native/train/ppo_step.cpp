@@ -91,15 +91,16 @@ void check_ppo_trainer(const TrainerImpl& s) {
   if (!s.reference) throw std::invalid_argument("loss 'ppo' needs a reference model (its log-probs are read per token; none precomputed)");
 }
 
-// Whitens the prepared micro-batches' advantages over all of them together.
-void whiten(std::deque<PpoPrepared>& prepared) {
+// Whitens the prepared micro-batches' advantages over all of them together (and, data
+// parallel, with the other ranks' micro-batches of the optimizer step: `sum_over_ranks`).
+void whiten(std::deque<PpoPrepared>& prepared, const std::function<at::Tensor(const at::Tensor&)>& sum_over_ranks = nullptr) {
   std::vector<PpoTargets*> targets;
   std::vector<at::Tensor> masks;
   for (auto& p : prepared) {
     targets.push_back(&p.targets);
     masks.push_back(p.masks);
   }
-  whiten_advantages(targets, masks);
+  whiten_advantages(targets, masks, sum_over_ranks);
 }
 
 }  // namespace
@@ -110,7 +111,8 @@ void Trainer::ppo_prepare(const std::vector<RowBatch>& batches) {
   check_ppo_trainer(s);
   std::deque<PpoPrepared> prepared;
   for (const auto& b : batches) prepared.push_back(prepare(s, b, b.rows, /*train=*/true));
-  if (!prepared.empty()) whiten(prepared);
+  // Data parallel, every rank takes part in the sums, also one with no micro-batch.
+  if (!prepared.empty() || s.ppo->sum_over_ranks) whiten(prepared, s.ppo->sum_over_ranks);
   s.ppo->prepared = std::move(prepared);
 }
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 
 #include "api.h"
@@ -46,6 +47,9 @@ struct PpoState {
   at::Generator dropout_gen;
   // The optimizer step's micro-batches, prepared and not yet trained, in order.
   std::deque<PpoPrepared> prepared;
+  // Data parallel (GradSync::attach_value_head): sums a tensor over the ranks, so that
+  // ppo_prepare whitens with the global batch's statistics; null in one process.
+  std::function<at::Tensor(const at::Tensor&)> sum_over_ranks;
 };
 
 std::unique_ptr<PpoState> make_ppo_state(const TrainerImpl& s);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../lib/parallel/launch.js';
 import { distInfo } from '../../lib/parallel/native.js';
 import { REPO, rpo, rpoAsync } from './cli.js';
+import { maxMetricDiff, maxTensorDiff, metrics as runMetrics, type MetricRecord } from './run_compare.js';
 
 const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
 const entry = path.join(REPO, 'test', 'e2e', 'cli_entry.ts');
@@ -42,61 +43,14 @@ function base(exp: string, extra: string[] = []): string[] {
   ];
 }
 
-type Record_ = Record<string, number>;
+type Record_ = MetricRecord;
 function metrics(run: string): Record_[] {
-  return readFileSync(path.join(work, run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record_);
+  return runMetrics(path.join(work, run));
 }
 
-/** The weights (float32 or bfloat16, as float32) of a run's LATEST checkpoint, by tensor name (read here, not by the code under test). */
-function weights(run: string): Map<string, Float32Array> {
-  const bytes = readFileSync(path.join(work, run, 'LATEST', 'model.safetensors'));
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [b, e] = t.data_offsets;
-    const raw = bytes.buffer.slice(bytes.byteOffset + 8 + n + b, bytes.byteOffset + 8 + n + e);
-    if (t.dtype === 'F32') out.set(name, new Float32Array(raw));
-    else {
-      // bfloat16: the high half of a float32's bits
-      expect(t.dtype).toBe('BF16');
-      const u16 = new Uint16Array(raw);
-      out.set(name, new Float32Array(Uint32Array.from(u16, (h) => h << 16).buffer));
-    }
-  }
-  return out;
-}
-
+/** The weights of two runs' LATEST checkpoints: the largest difference. */
 function maxWeightDiff(a: string, b: string): number {
-  const wa = weights(a);
-  const wb = weights(b);
-  expect([...wb.keys()].sort()).toEqual([...wa.keys()].sort());
-  let max = 0;
-  for (const [k, x] of wa) {
-    const y = wb.get(k)!;
-    for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]! - y[i]!));
-  }
-  return max;
-}
-
-const TIMING = new Set(['tokens_per_second', 'step_seconds', 'peak_memory_bytes', 'eval_seconds', 'comm_wait_seconds']);
-
-/**
- * Largest difference over the records' non-timing values, relative to max(|value|, 1): margins and
- * rewards are differences of float32 log-prob sums (~50 here), so their rounding is absolute, not
- * relative to their own small size. The records must match key for key.
- */
-function maxMetricDiff(a: Record_[], b: Record_[]): number {
-  expect(b.length).toBe(a.length);
-  let max = 0;
-  a.forEach((x, i) => {
-    const y = b[i]!;
-    const keys = Object.keys(x).filter((k) => !TIMING.has(k)).sort();
-    expect(Object.keys(y).filter((k) => !TIMING.has(k)).sort()).toEqual(keys);
-    for (const k of keys) max = Math.max(max, Math.abs(x[k]! - y[k]!) / Math.max(Math.abs(x[k]!), 1));
-  });
-  return max;
+  return maxTensorDiff(path.join(work, a, 'LATEST', 'model.safetensors'), path.join(work, b, 'LATEST', 'model.safetensors'));
 }
 
 function launchArgs(n: number, exp: string, extra: string[]): string[] {
@@ -364,24 +318,6 @@ describe('rpo launch checks before it starts ranks', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr.match(/config error: you must choose a 'loss'/g)?.length).toBe(1);
     expect(r.stderr).not.toMatch(/rank 0 pid/);
-  });
-  it('loss=ppo and lora.enabled=true are refused once, exit 2, before any rank starts (D15)', () => {
-    for (const [arg, message] of [['loss=ppo', /data-parallel training with a value head is not supported yet/g], ['lora.enabled=true', /data-parallel LoRA training is not supported yet/g]] as const) {
-      const r = rpo(['launch', '--nproc-per-node', '2', '--', 'train', ...base('refused', ['loss=dpo', arg])]);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr.match(message)?.length, r.stderr).toBe(1);
-      expect(r.stderr).not.toMatch(/rank 0 pid/);
-    }
-  });
-  it('a rank started by torchrun refuses LoRA before it connects or reads any data (D15)', async () => {
-    // WORLD_SIZE=2 and no rank 1: a rank that connected first would wait for it; one that read
-    // the data first would report the missing dataset.
-    const port = await freePort();
-    const r = await startRank(0, 2, port, base('refused-rank', ['loss=dpo', 'lora.enabled=true', `datasets=[${path.join(work, 'no-such-dataset')}]`])).done;
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/lora\.enabled=true with rpo launch: data-parallel LoRA training is not supported yet/);
-    expect(r.stderr).not.toMatch(/no-such-dataset/);
-    expect(r.seconds).toBeLessThan(30);
   });
   it('a usage error names the flag', () => {
     const r = rpo(['launch', '--nproc-per-node', 'two', '--', 'train']);

@@ -1,17 +1,18 @@
-// Reading two training runs' outputs to compare them (data-parallel and ZeRO tests): the LATEST
-// checkpoint's weights, read here from the safetensors bytes (not by the code under test), and
-// metrics.jsonl.
+// Comparing two training runs' outputs, read here (not by the code under test): the tensors of a
+// checkpoint's safetensors file and the records of metrics.jsonl. The data-parallel and ZeRO tests
+// use it to hold a run of N ranks against the one-process run it must equal.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 
-export type MetricRow = Record<string, number>;
+export type MetricRecord = Record<string, number>;
 
-export function metrics(runDir: string): MetricRow[] {
-  return readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricRow);
+/** A run directory's metrics.jsonl records. */
+export function metrics(runDir: string): MetricRecord[] {
+  return readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricRecord);
 }
 
-/** The weights (float32 or bfloat16, as float32) of a safetensors file, by tensor name, and their dtypes. */
+/** The tensors (float32 or bfloat16, as float32) of a safetensors file, by name, and their dtypes. */
 export function safetensorsWeights(file: string): { tensors: Map<string, Float32Array>; dtypes: Map<string, string> } {
   const bytes = readFileSync(file);
   const n = Number(bytes.readBigUInt64LE(0));
@@ -35,36 +36,47 @@ export function safetensorsWeights(file: string): { tensors: Map<string, Float32
   return { tensors, dtypes };
 }
 
-export function weights(runDir: string): Map<string, Float32Array> {
-  return safetensorsWeights(path.join(runDir, 'LATEST', 'model.safetensors')).tensors;
+/** The tensors of a safetensors file, by name (as float32). */
+export function safetensors(file: string): Map<string, Float32Array> {
+  return safetensorsWeights(file).tensors;
 }
 
-/** Element pairs of two runs' LATEST weights (same names required). */
-function pairs(a: string, b: string, each: (x: number, y: number) => void): void {
-  const wa = weights(a);
-  const wb = weights(b);
+/** A run's LATEST checkpoint weights. */
+export function weights(runDir: string): Map<string, Float32Array> {
+  return safetensors(path.join(runDir, 'LATEST', 'model.safetensors'));
+}
+
+/** The largest element-wise difference between two tensor maps holding the same tensors. */
+function maxDiff(wa: Map<string, Float32Array>, wb: Map<string, Float32Array>): number {
   expect([...wb.keys()].sort()).toEqual([...wa.keys()].sort());
+  let max = 0;
   for (const [k, x] of wa) {
     const y = wb.get(k)!;
     expect(y.length, k).toBe(x.length);
-    for (let i = 0; i < x.length; i++) each(x[i]!, y[i]!);
+    for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]! - y[i]!));
   }
-}
-
-export function maxWeightDiff(a: string, b: string): number {
-  let max = 0;
-  pairs(a, b, (x, y) => (max = Math.max(max, Math.abs(x - y))));
   return max;
 }
 
-const TIMING = new Set(['tokens_per_second', 'step_seconds', 'peak_memory_bytes', 'eval_seconds', 'comm_wait_seconds']);
+/** The largest element-wise difference between two safetensors files holding the same tensors. */
+export function maxTensorDiff(fileA: string, fileB: string): number {
+  return maxDiff(safetensors(fileA), safetensors(fileB));
+}
+
+/** The largest element-wise difference between two runs' LATEST weights. */
+export function maxWeightDiff(runA: string, runB: string): number {
+  return maxDiff(weights(runA), weights(runB));
+}
+
+/** Keys of metrics.jsonl that measure time or memory: they differ between any two runs. */
+export const TIMING = new Set(['tokens_per_second', 'step_seconds', 'peak_memory_bytes', 'eval_seconds', 'comm_wait_seconds']);
 
 /**
  * Largest difference over the records' non-timing values, relative to max(|value|, 1): margins and
  * rewards are differences of float32 log-prob sums (~50 here), so their rounding is absolute, not
  * relative to their own small size. The records must match key for key.
  */
-export function maxMetricDiff(a: MetricRow[], b: MetricRow[]): number {
+export function maxMetricDiff(a: MetricRecord[], b: MetricRecord[]): number {
   expect(b.length).toBe(a.length);
   let max = 0;
   a.forEach((x, i) => {

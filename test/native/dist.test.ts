@@ -85,14 +85,14 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
     }
   });
 
-  it('ZeRO-2: each gradient reduced to its owner only (the others freed), the clip norm and the step the single process\'s', async () => {
+  it('ZeRO-2: each gradient reduced to its owner only (freed on every rank during backward, the owner gets the sums), the clip norm and the step the single process\'s', async () => {
     const port = await freePort();
     const results = await Promise.all([runRank(0, port, {}, 'dist_zero2_worker.ts'), runRank(1, port, {}, 'dist_zero2_worker.ts')]);
     const out = results.map((x) => {
       expect(x.code, x.stderr).toBe(0);
       return JSON.parse(x.stdout.trim().split('\n').pop()!) as {
-        rank: number; heldParams: number[]; nParams: number; maxAbs: number; maxRef: number; gradNorm: number; refGradNorm: number; logitDiff: number;
-        result: { buckets: number; launchedEarly: number; bytes: number };
+        rank: number; heldAfterBackward: number[]; heldParams: number[]; nParams: number; maxAbs: number; maxRef: number; gradNorm: number; refGradNorm: number; logitDiff: number;
+        result: { buckets: number; launchedEarly: number; bytes: number; settledEarly: number };
         plan: { ownedParams: number; stage: number };
       };
     });
@@ -108,6 +108,13 @@ describe.skipIf(!available)('c10d Gloo, two processes', () => {
       // Buckets of a sixth, cut at the owners' boundary too, all launched from backward.
       expect(o.result.buckets).toBeGreaterThanOrEqual(6);
       expect(o.result.launchedEarly).toBe(o.result.buckets);
+      // Freed during backward: when backward returns, no rank holds a gradient of a parameter it
+      // does not own (each went into its bucket's buffer at launch); only the owner's sums of
+      // buckets whose reduce completed during backward may be back already.
+      expect(o.heldAfterBackward.filter((k) => !o.heldParams.includes(k))).toEqual([]);
+      // Buffers whose reduce finished while backward went on were dropped then (timing-dependent
+      // which; at most all but the last bucket, launched by backward's last hook).
+      expect(o.result.settledEarly).toBeLessThan(o.result.buckets);
       expect(o.maxRef).toBeGreaterThan(0);
       // The owner's sum is a + b as in the all-reduce test: one rounding allowed, measured 0.
       expect(o.maxAbs).toBeLessThanOrEqual(o.maxRef * 2 ** -23);

@@ -32,6 +32,10 @@ const zero = new ZeroShard(dp.trainer, pg, 2);
 sync.reduceToOwners(zero);
 sync.arm();
 await dp.trainer.microStep(batches[r]!, { nPairs, scale: 0.5 });
+// After backward, before finish: every bucket left during backward, and with it this rank's
+// gradients (the buffers in flight carry them); only the sums of its own buckets whose reduce
+// completed during backward may be back (a real gradient is never all zeros).
+const afterBackward = await dp.trainer.gradSnapshot(names);
 const result = await sync.finish();
 const held = await dp.trainer.gradSnapshot(names);
 
@@ -42,6 +46,7 @@ const single = await one.trainer.gradSnapshot(names);
 // Per parameter: held here (non-zero: a real gradient is never all zeros) or not, and the
 // largest difference from the single process's gradient where held.
 const heldParams: number[] = [];
+const heldAfterBackward: number[] = [];
 let maxAbs = 0;
 let maxRef = 0;
 let off = 0;
@@ -52,6 +57,7 @@ params.forEach((p, k) => {
     if (held[i] !== 0) any = true;
     maxRef = Math.max(maxRef, Math.abs(single[i]!));
   }
+  if (afterBackward.subarray(off, off + n).some((g) => g !== 0)) heldAfterBackward.push(k);
   if (any) {
     heldParams.push(k);
     for (let i = off; i < off + n; i++) maxAbs = Math.max(maxAbs, Math.abs(held[i]! - single[i]!));
@@ -72,4 +78,4 @@ const plan = zero.plan;
 zero.dispose();
 sync.dispose();
 pg.dispose();
-console.log(JSON.stringify({ rank: r, result, heldParams, nParams: params.length, maxAbs, maxRef, gradNorm, refGradNorm: ref.gradNorm, logitDiff, plan }));
+console.log(JSON.stringify({ rank: r, result, heldAfterBackward, heldParams, nParams: params.length, maxAbs, maxRef, gradNorm, refGradNorm: ref.gradNorm, logitDiff, plan }));
