@@ -11,6 +11,7 @@ import { loadHfConfig } from '../model/config.js';
 import { setCpuGemmBackend, setNumThreads, type StepResult } from '../native.js';
 import { agree, configFingerprint, objectFingerprint } from '../parallel/agree.js';
 import { Parallel, type StepTotals } from '../parallel/context.js';
+import { distEnv } from '../parallel/env.js';
 import { sampleSharded } from '../parallel/sampling.js';
 import { refuseUnsupportedZero3 } from '../parallel/support.js';
 import { rowPrompt, type SamplePrompt } from '../eval/sampling.js';
