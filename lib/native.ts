@@ -17,7 +17,7 @@ export type * from './gen/options.js';
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
 // A safetensors file's tensors and parameters: declared beside the file format's reader.
 export type { ParamInfo, TensorSpec } from './model/safetensors.js';
-import type { ParamInfo, TensorSpec } from './model/safetensors.js';
+import type { ParamInfo, TensorSpec, WritableTensor } from './model/safetensors.js';
 
 /**
  * Rows of token ids padded to seqLen, row-major. lossMask[r*seqLen + t] = 1 marks token t of
@@ -136,6 +136,7 @@ interface RawModel {
   params(): ParamInfo[];
   load(tensors: TensorSpec[]): Promise<void>;
   save(file: string, header: string, names: string[]): Promise<void>;
+  saveSafetensors(dir: string, maxShardBytes: number): Promise<void>;
   logits(batch: RowBatch): Promise<Float32Array>;
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
@@ -206,6 +207,8 @@ interface Addon {
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
   evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
   warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array;
+  readSafetensorsRanges(tensors: TensorSpec[], ranges: TensorRange[]): Promise<Float32Array>;
+  writeSafetensors(dir: string, tensors: WritableTensor[], options: { maxShardBytes: number; stem?: string }): Promise<void>;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -313,6 +316,14 @@ export class Model {
   load(tensors: TensorSpec[]): Promise<void> { return this.queue.run(() => this.raw.load(tensors)); }
   save(file: string, header: string, names: string[]): Promise<void> {
     return this.queue.run(() => this.raw.save(file, header, names));
+  }
+  /**
+   * The weights as transformers' save_pretrained writes them into `dir`: model.safetensors, or
+   * shards of at most `maxShardBytes` + model.safetensors.index.json; streamed tensor by tensor,
+   * each file atomic, the index last.
+   */
+  saveSafetensors(dir: string, maxShardBytes: number): Promise<void> {
+    return this.queue.run(() => this.raw.saveSafetensors(dir, maxShardBytes));
   }
   logits(batch: RowBatch): Promise<Float32Array> { return this.queue.run(() => this.raw.logits(batch)); }
   logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
@@ -432,6 +443,30 @@ export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
  */
 export function warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array {
   return addon().warpLogits(logits, context, options);
+}
+
+/** One tensor's element range [start, end) of its row-major flattening. */
+export interface TensorRange {
+  name: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * The engine's ranged reader: each range of a checkpoint's tensors (validated specs, from
+ * resolveCheckpoint) read with only its bytes, converted to float32, concatenated in order.
+ */
+export function readSafetensorsRanges(tensors: TensorSpec[], ranges: TensorRange[]): Promise<Float32Array> {
+  return addon().readSafetensorsRanges(tensors, ranges);
+}
+
+/**
+ * The engine's streamed writer over tensors held as bytes (state-dict order): the layout
+ * transformers writes under `stem` (default model), shards of at most maxShardBytes. A tensor
+ * whose bytes do not fit its shape fails the write when its turn comes, leaving `dir` as it was.
+ */
+export function writeSafetensors(dir: string, tensors: WritableTensor[], options: { maxShardBytes: number; stem?: string }): Promise<void> {
+  return addon().writeSafetensors(dir, tensors, options);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */

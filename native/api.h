@@ -29,6 +29,29 @@ struct TensorSpec {
   uint64_t end = 0;
 };
 
+// One tensor's element range [start, end) of its row-major flattening (model/sharded_io.h).
+struct TensorRange {
+  std::string name;
+  int64_t start = 0, end = 0;
+};
+
+// A tensor's bytes held by the caller, for write_safetensors_tensors.
+struct TensorBytes {
+  std::string name;
+  std::string dtype;  // safetensors dtype: F32 | BF16 | F16 | F64
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+};
+
+// model/sharded_io.h through plain values. The ranges of `ranges`, read one after another from
+// the checkpoint's tensors into one float32 vector (a rank's flat shard, converted).
+std::vector<float> read_safetensors_ranges(const std::vector<TensorSpec>& specs, const std::vector<TensorRange>& ranges);
+// Writes `tensors` (state-dict order) as transformers would into `dir` under `stem`; each is
+// handed to the writer only when its turn comes, and one whose bytes do not fit its dtype and
+// shape fails the write there, leaving `dir` as it was.
+void write_safetensors_tensors(const std::string& dir, const std::vector<TensorBytes>& tensors, uint64_t max_shard_bytes,
+                               const std::string& stem);
+
 struct ParamInfo {
   std::string name;
   std::string dtype;  // safetensors dtype
@@ -141,6 +164,10 @@ class Model {
   // Writes `header` (the safetensors header JSON, already padded) then the named parameters'
   // bytes, in order, to `path` via a temp file + rename.
   void save(const std::string& path, const std::string& header, const std::vector<std::string>& names) const;
+  // The parameters as transformers' save_pretrained writes them into `dir`: model.safetensors,
+  // or shards of at most max_shard_bytes + model.safetensors.index.json; streamed tensor by
+  // tensor, each file atomic, the index last (model/sharded_io.h).
+  void save_safetensors(const std::string& dir, uint64_t max_shard_bytes) const;
 
   // LoRA (model/lora.h): adds adapters and freezes the base; then params() and save() also
   // know the adapters' PEFT keys (adapter_params()), and load_adapters() fills them.
