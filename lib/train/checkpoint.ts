@@ -58,6 +58,8 @@ export interface SaveCheckpointOptions {
   keepStepCopy?: boolean;
   /** LoRA: the checkpoint is a PEFT adapter directory (adapter_config.json, adapter_model.safetensors). */
   adapter?: { shape: AdapterShape; baseModel: string };
+  /** The largest weights file (saveModel's maxShardBytes; transformers' max_shard_size). */
+  maxShardBytes?: number;
 }
 
 /** A write that failed, said as a user needs it: which file, and "no space left on device" for ENOSPC. */
@@ -82,7 +84,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
   try {
     mkdirSync(tmp);
     if (options.adapter) await saveAdapter(options.model, tmp, { lora: options.adapter.shape, baseModel: options.adapter.baseModel });
-    else await saveModel(options.model, tmp, { configExtras: options.configExtras ?? {} });
+    else await saveModel(options.model, tmp, { configExtras: options.configExtras ?? {}, maxShardBytes: options.maxShardBytes });
     const copy = (dir: string, names: readonly string[]) => {
       for (const name of names) {
         const src = path.join(dir, name);

@@ -1,4 +1,4 @@
-// SafetensorsReader / read_flat_shard / flat_ranges (model/sharded_io.h): element ranges of a
+// SafetensorsReader / read_flat_shard (model/sharded_io.h): element ranges of a
 // checkpoint's tensors, reading only their bytes. The header was parsed and validated in TS
 // (lib/model/safetensors.ts); every byte range is checked against the file once more before a
 // byte is read, so a file that changed underneath cannot cause an out-of-bounds read.
@@ -106,22 +106,6 @@ void SafetensorsReader::read(const TensorSpec& spec, int64_t start, int64_t end,
     auto src = at::from_blob(bounce_.data_ptr(), {k}, at::TensorOptions().dtype(dtype));
     flat.narrow(0, e0, k).copy_(src);  // blocking: the buffer is reused
   }
-}
-
-std::vector<TensorRange> flat_ranges(const std::vector<TensorMeta>& tensors, int64_t begin, int64_t end) {
-  int64_t total = 0;
-  for (const auto& t : tensors) total += t.numel();
-  if (begin < 0 || end < begin || end > total)
-    throw std::invalid_argument("flat_ranges: [" + std::to_string(begin) + ", " + std::to_string(end) + ") is not within the tensors' " +
-                                std::to_string(total) + " elements");
-  std::vector<TensorRange> out;
-  int64_t cursor = 0;
-  for (const auto& t : tensors) {
-    const int64_t lo = std::max(begin, cursor), hi = std::min(end, cursor + t.numel());
-    if (lo < hi) out.push_back({t.name, lo - cursor, hi - cursor});
-    cursor += t.numel();
-  }
-  return out;
 }
 
 at::Tensor read_flat_shard(const std::vector<TensorSpec>& specs, const std::vector<TensorRange>& ranges, const at::TensorOptions& options) {

@@ -12,7 +12,7 @@
 //
 // Reading (safetensors_read.cpp): SafetensorsReader copies elements [start, end) of one tensor
 // with pread of only those bytes; read_flat_shard() builds a rank's flat shard from per-tensor
-// ranges (flat_ranges() cuts a flat element range of a tensor list into them).
+// ranges (TensorRange, api.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -74,10 +74,6 @@ void write_safetensors(const std::string& dir, const SafetensorsLayout& layout, 
 // What a rank that does not write calls: `produce` for each tensor in write_order(), the
 // results dropped.
 void produce_in_order(const SafetensorsLayout& layout, const TensorProducer& produce);
-
-// The ranges a flat element range [begin, end) of `tensors` (concatenated, flattened, in the
-// given order) covers: one per tensor it touches, in order.
-std::vector<TensorRange> flat_ranges(const std::vector<TensorMeta>& tensors, int64_t begin, int64_t end);
 
 // Reads element ranges of a checkpoint's tensors (TensorSpec: byte ranges from the validated
 // header). Files are opened once and read with pread: only the bytes asked for are read, and a
