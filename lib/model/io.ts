@@ -5,15 +5,10 @@ import path from 'node:path';
 
 import { Model, type Dtype, type InitOptions } from '../native.js';
 import { loadHfConfig, modelConfigToHf, type HfConfigExtras } from './config.js';
-import { SINGLE_FILE, checkTensorsAgainstParams, resolveCheckpoint } from './safetensors.js';
+import { DEFAULT_MAX_SHARD_BYTES, SINGLE_FILE, checkTensorsAgainstParams, resolveCheckpoint } from './safetensors.js';
 import { writeFileAtomic } from '../util/files.js';
 
-/**
- * The largest data section of one weights file: huggingface_hub's MAX_SHARD_SIZE, "5GB" (decimal,
- * as it parses sizes), transformers 4's save_pretrained default (transformers 5 raised its own to
- * 50GB; smaller files resume and upload in pieces).
- */
-export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+export { DEFAULT_MAX_SHARD_BYTES };
 
 export interface LoadModelOptions {
   dtype?: Dtype;

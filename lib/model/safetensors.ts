@@ -52,6 +52,12 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 64;
 
 export const SINGLE_FILE = 'model.safetensors';
+/**
+ * The largest data section of one weights file: huggingface_hub's MAX_SHARD_SIZE, "5GB" (decimal,
+ * as it parses sizes), transformers 4's save_pretrained default (transformers 5 raised its own to
+ * 50GB; smaller files resume and upload in pieces).
+ */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 export const INDEX_FILE = 'model.safetensors.index.json';
 
 /** Bytes per element of a safetensors dtype, or undefined when the dtype is unknown. */
