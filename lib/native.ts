@@ -17,7 +17,7 @@ export type * from './gen/options.js';
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
 // A safetensors file's tensors and parameters: declared beside the file format's reader.
 export type { ParamInfo, TensorSpec } from './model/safetensors.js';
-import type { ParamInfo, TensorSpec, WritableTensor } from './model/safetensors.js';
+import { DEFAULT_MAX_SHARD_BYTES, type ParamInfo, type TensorSpec, type WritableTensor } from './model/safetensors.js';
 
 /**
  * Rows of token ids padded to seqLen, row-major. lossMask[r*seqLen + t] = 1 marks token t of
@@ -153,7 +153,7 @@ interface RawTrainer {
   evalStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   gradSnapshot(names: string[]): Promise<Float64Array>;
-  saveState(file: string): Promise<void>;
+  saveState(file: string, maxShardBytes: number): Promise<void>;
   loadState(file: string): Promise<string[]>;
   loadValueHead(dir: string): Promise<void>;
   ppoPrepare(batches: RowBatch[]): Promise<void>;
@@ -390,7 +390,13 @@ export class Trainer {
   /** The named parameters' gradients, concatenated, as float64 (tests). */
   gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
   /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
-  saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
+  /**
+   * The optimizer state into `file` (optimizer.pt) and, for AdamW, its moments and masters beside
+   * it, streamed into optimizer.safetensors or shards of at most maxShardBytes + index.
+   */
+  saveState(file: string, maxShardBytes: number = DEFAULT_MAX_SHARD_BYTES): Promise<void> {
+    return this.queue.run(() => this.raw.saveState(file, maxShardBytes));
+  }
   /**
    * Reads back what saveState wrote; resolves to warnings (loss=ppo: a checkpoint without the
    * value head's optimizer state resumes with fresh moments).

@@ -227,9 +227,11 @@ class Trainer {
   // The named parameters' gradients, concatenated, as float64 (tests).
   std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
   // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
+  // AdamW's moments and masters go beside it, streamed tensor by tensor into optimizer.safetensors
+  // (or shards of at most max_shard_bytes + index; train/optimizer_state.cpp).
   // loss=ppo: also the value head and its optimizer state, beside the file. load_state returns
   // warnings (a ppo checkpoint from before the head's optimizer state was saved).
-  void save_state(const std::string& path) const;
+  void save_state(const std::string& path, uint64_t max_shard_bytes) const;
   std::vector<std::string> load_state(const std::string& path);
   TrainerImpl& impl() const { return *impl_; }
   // loss=ppo: the value head from `dir`/value_head.safetensors (evaluating a ppo checkpoint).

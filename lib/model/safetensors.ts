@@ -398,17 +398,20 @@ function resolveSharded(dir: string, indexFile: string): { files: string[]; tens
 
 /**
  * The tensors of a checkpoint directory: `model.safetensors`, else the shards named by
- * `model.safetensors.index.json` (the order transformers looks in).
+ * `model.safetensors.index.json` (the order transformers looks in). `stem`: files of another
+ * name laid out the same way (`optimizer`: AdamW's state beside optimizer.pt).
  */
-export function resolveCheckpoint(dir: string): { files: string[]; tensors: TensorSpec[] } {
-  const single = path.join(dir, SINGLE_FILE);
+export function resolveCheckpoint(dir: string, stem = 'model'): { files: string[]; tensors: TensorSpec[] } {
+  const singleName = `${stem}.safetensors`;
+  const indexName = `${stem}.safetensors.index.json`;
+  const single = path.join(dir, singleName);
   if (isFile(single)) return { files: [single], tensors: readSafetensorsHeader(single).tensors };
-  const index = path.join(dir, INDEX_FILE);
+  const index = path.join(dir, indexName);
   if (isFile(index)) return resolveSharded(dir, index);
-  const hint = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].some((f) => existsSync(path.join(dir, f)))
+  const hint = stem === 'model' && ['pytorch_model.bin', 'pytorch_model.bin.index.json'].some((f) => existsSync(path.join(dir, f)))
     ? ' (found PyTorch .bin weights: convert them to safetensors first)'
     : '';
-  throw new Error(`no safetensors checkpoint in ${dir}: looked for ${SINGLE_FILE} and ${INDEX_FILE}${hint}`);
+  throw new Error(`no safetensors checkpoint in ${dir}: looked for ${singleName} and ${indexName}${hint}`);
 }
 
 // ---------------------------------------------------------------------------------------------

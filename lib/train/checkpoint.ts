@@ -93,7 +93,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     };
     copy(options.tokenizerDir, TOKENIZER_FILES);
     copy(options.modelDir, MODEL_FILES);
-    await options.trainer.saveState(path.join(tmp, OPTIMIZER_STATE));
+    await options.trainer.saveState(path.join(tmp, OPTIMIZER_STATE), options.maxShardBytes);
     writeFileAtomic(path.join(tmp, TRAINER_STATE), [Buffer.from(JSON.stringify(options.state, null, 2) + '\n')]);
     if (options.keepStepCopy) {
       // Hard links: a second directory entry for each file, no second copy of the weights.

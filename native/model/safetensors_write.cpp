@@ -239,9 +239,10 @@ SafetensorsLayout plan_safetensors(const std::vector<TensorMeta>& tensors, uint6
 void write_safetensors(const std::string& dir, const SafetensorsLayout& layout, const TensorProducer& produce) {
   // Every file stays a temp file until all are written: a producer that throws half-way (a rank
   // lost during a gather) or a full disk leaves the directory as it was.
+  const fs::path base = dir.empty() ? fs::path(".") : fs::path(dir);  // a bare file name's parent is ""
   std::vector<std::unique_ptr<AtomicFileWriter>> outs;
   for (const auto& f : layout.files) {
-    auto out = std::make_unique<AtomicFileWriter>((fs::path(dir) / f.file_name).string());
+    auto out = std::make_unique<AtomicFileWriter>((base / f.file_name).string());
     const uint64_t n = f.header.size();
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
@@ -254,7 +255,7 @@ void write_safetensors(const std::string& dir, const SafetensorsLayout& layout, 
     outs.push_back(std::move(out));
   }
   if (!layout.index_name.empty()) {
-    auto out = std::make_unique<AtomicFileWriter>((fs::path(dir) / layout.index_name).string());
+    auto out = std::make_unique<AtomicFileWriter>((base / layout.index_name).string());
     out->write(layout.index_json.data(), layout.index_json.size());
     outs.push_back(std::move(out));
   }
@@ -265,7 +266,7 @@ void write_safetensors(const std::string& dir, const SafetensorsLayout& layout, 
   std::set<std::string> keep;
   for (const auto& f : layout.files) keep.insert(f.file_name);
   if (!layout.index_name.empty()) keep.insert(layout.index_name);
-  for (const auto& entry : fs::directory_iterator(dir)) {
+  for (const auto& entry : fs::directory_iterator(base)) {
     const auto name = entry.path().filename().string();
     if (keep.count(name) || !entry.is_regular_file()) continue;
     if (name == stem + ".safetensors" || name == stem + ".safetensors.index.json" || is_shard_name(name, stem)) {

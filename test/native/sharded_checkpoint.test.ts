@@ -1,8 +1,9 @@
 // Checkpoints written and read without a whole model in one place (native/model/sharded_io.h):
 // the streamed sharded writer against transformers' own save_pretrained (byte for byte, and
 // from_pretrained loading it), the ranged reader against slices of the tensors read here from
-// the files' bytes, a write that fails half-way, and a resume from shards.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// the files' bytes, a write that fails half-way, and a resume from shards (weights and AdamW's
+// moments).
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,7 +201,26 @@ describe('resume from a sharded checkpoint', () => {
     trainer.dispose();
     model.dispose();
     expect(existsSync(path.join(fromOne, 'model.safetensors'))).toBe(true);
+    expect(existsSync(path.join(fromOne, 'optimizer.safetensors'))).toBe(true);
     expect(readdirSync(fromShards).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(4);
+    // AdamW's moments are sharded by the same cap, beside optimizer.pt.
+    expect(readdirSync(fromShards).filter((f) => /^optimizer-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(4);
+    expect(existsSync(path.join(fromShards, 'optimizer.safetensors.index.json'))).toBe(true);
+
+    // A rank's ranged read of the moments: the same numbers from the shards as from the one file.
+    const one = resolveCheckpoint(fromOne, 'optimizer').tensors;
+    const shards = resolveCheckpoint(fromShards, 'optimizer');
+    expect(one.map((t) => t.name).sort()).toEqual(shards.tensors.map((t) => t.name).sort());
+    expect(one.map((t) => t.name)).toContain('model.embed_tokens.weight.exp_avg_sq');
+    const ranges: TensorRange[] = [
+      { name: 'model.embed_tokens.weight.exp_avg', start: 3000, end: 3104 },
+      { name: 'model.layers.0.self_attn.q_proj.weight.exp_avg_sq', start: 0, end: 1024 },
+      { name: 'lm_head.weight.exp_avg', start: 0, end: 17 },
+    ];
+    expect(new Set(ranges.map((r) => shards.tensors.find((t) => t.name === r.name)!.file)).size).toBe(3);
+    const fromShardFiles = await readSafetensorsRanges(shards.tensors, ranges);
+    expect(fromShardFiles).toEqual(await readSafetensorsRanges(one, ranges));
+    expect(fromShardFiles.some((v) => v !== 0)).toBe(true);
 
     const finals: Buffer[] = [];
     for (const dir of [fromOne, fromShards]) {
@@ -216,5 +236,21 @@ describe('resume from a sharded checkpoint', () => {
       resumed.dispose();
     }
     expect(finals[0]!.equals(finals[1]!)).toBe(true);
+  });
+
+  it("refuses moments that are not the ones optimizer.pt describes, naming the file", async () => {
+    const dir = path.join(work, 'run-single', 'LATEST');
+    const other = path.join(work, 'swapped');
+    mkdirSync(other);
+    for (const f of readdirSync(dir)) writeFileSync(path.join(other, f), readFileSync(path.join(dir, f)));
+    // Another state's tensors: the model's weights under the optimizer's file name.
+    writeFileSync(path.join(other, 'optimizer.safetensors'), readFileSync(path.join(dir, 'model.safetensors')));
+    const model = await loadModel(other);
+    const t = new Trainer(model, null, { loss: { name: 'sft' } });
+    await expect(t.loadState(path.join(other, OPTIMIZER_STATE))).rejects.toThrow(
+      `${path.join(other, 'optimizer.safetensors')}: not the tensors of the optimizer state ${path.join(other, OPTIMIZER_STATE)}`,
+    );
+    t.dispose();
+    model.dispose();
   });
 });
