@@ -17,7 +17,7 @@ export type * from './gen/options.js';
 /** One tensor's bytes in a file: absolute offsets [begin, end). */
 // A safetensors file's tensors and parameters: declared beside the file format's reader.
 export type { ParamInfo, TensorSpec } from './model/safetensors.js';
-import type { ParamInfo, TensorSpec } from './model/safetensors.js';
+import { DEFAULT_MAX_SHARD_BYTES, type ParamInfo, type TensorSpec, type WritableTensor } from './model/safetensors.js';
 
 /**
  * Rows of token ids padded to seqLen, row-major. lossMask[r*seqLen + t] = 1 marks token t of
@@ -136,6 +136,7 @@ interface RawModel {
   params(): ParamInfo[];
   load(tensors: TensorSpec[]): Promise<void>;
   save(file: string, header: string, names: string[]): Promise<void>;
+  saveSafetensors(dir: string, maxShardBytes: number): Promise<void>;
   logits(batch: RowBatch): Promise<Float32Array>;
   logprobs(batch: RowBatch, options?: LogpOptions): Promise<RowLogps>;
   generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult>;
@@ -152,7 +153,7 @@ interface RawTrainer {
   evalStep(batch: RowBatch, options: MicroStepOptions): Promise<StepResult>;
   optimizerStep(options: OptimizerStepOptions): Promise<{ gradNorm: number }>;
   gradSnapshot(names: string[]): Promise<Float64Array>;
-  saveState(file: string): Promise<void>;
+  saveState(file: string, maxShardBytes: number): Promise<void>;
   loadState(file: string): Promise<string[]>;
   loadValueHead(dir: string): Promise<void>;
   ppoPrepare(batches: RowBatch[]): Promise<void>;
@@ -206,6 +207,8 @@ interface Addon {
   evaluateLoss(config: LossConfig, policy: PairLogps, reference: PairLogps | null): LossResult;
   evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult;
   warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array;
+  readSafetensorsRanges(tensors: TensorSpec[], ranges: TensorRange[]): Promise<Float32Array>;
+  writeSafetensors(dir: string, tensors: WritableTensor[], options: { maxShardBytes: number; stem?: string }): Promise<void>;
   lossTable(): EngineLossDecl[];
   setNumThreads(n: number): void;
   maxNumThreads(): number;
@@ -314,6 +317,14 @@ export class Model {
   save(file: string, header: string, names: string[]): Promise<void> {
     return this.queue.run(() => this.raw.save(file, header, names));
   }
+  /**
+   * The weights as transformers' save_pretrained writes them into `dir`: model.safetensors, or
+   * shards of at most `maxShardBytes` + model.safetensors.index.json; streamed tensor by tensor,
+   * each file atomic, the index last.
+   */
+  saveSafetensors(dir: string, maxShardBytes: number): Promise<void> {
+    return this.queue.run(() => this.raw.saveSafetensors(dir, maxShardBytes));
+  }
   logits(batch: RowBatch): Promise<Float32Array> { return this.queue.run(() => this.raw.logits(batch)); }
   logprobs(batch: RowBatch, options: LogpOptions = {}): Promise<RowLogps> {
     return this.queue.run(() => this.raw.logprobs(batch, options));
@@ -379,7 +390,13 @@ export class Trainer {
   /** The named parameters' gradients, concatenated, as float64 (tests). */
   gradSnapshot(names: string[]): Promise<Float64Array> { return this.queue.run(() => this.raw.gradSnapshot(names)); }
   /** The optimizer's state (moments, step counts, master weights, the SR generator), written atomically. */
-  saveState(file: string): Promise<void> { return this.queue.run(() => this.raw.saveState(file)); }
+  /**
+   * The optimizer state into `file` (optimizer.pt) and, for AdamW, its moments and masters beside
+   * it, streamed into optimizer.safetensors or shards of at most maxShardBytes + index.
+   */
+  saveState(file: string, maxShardBytes: number = DEFAULT_MAX_SHARD_BYTES): Promise<void> {
+    return this.queue.run(() => this.raw.saveState(file, maxShardBytes));
+  }
   /**
    * Reads back what saveState wrote; resolves to warnings (loss=ppo: a checkpoint without the
    * value head's optimizer state resumes with fresh moments).
@@ -432,6 +449,30 @@ export function evaluatePpo(config: LossConfig, tokens: PpoTokens): PpoResult {
  */
 export function warpLogits(logits: Float32Array, context: Int32Array[], options: GenerateOptions): Float32Array {
   return addon().warpLogits(logits, context, options);
+}
+
+/** One tensor's element range [start, end) of its row-major flattening. */
+export interface TensorRange {
+  name: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * The engine's ranged reader: each range of a checkpoint's tensors (validated specs, from
+ * resolveCheckpoint) read with only its bytes, converted to float32, concatenated in order.
+ */
+export function readSafetensorsRanges(tensors: TensorSpec[], ranges: TensorRange[]): Promise<Float32Array> {
+  return addon().readSafetensorsRanges(tensors, ranges);
+}
+
+/**
+ * The engine's streamed writer over tensors held as bytes (state-dict order): the layout
+ * transformers writes under `stem` (default model), shards of at most maxShardBytes. A tensor
+ * whose bytes do not fit its shape fails the write when its turn comes, leaving `dir` as it was.
+ */
+export function writeSafetensors(dir: string, tensors: WritableTensor[], options: { maxShardBytes: number; stem?: string }): Promise<void> {
+  return addon().writeSafetensors(dir, tensors, options);
 }
 
 /** Intra-op threads for the engine: an integer from 1 to maxNumThreads(), else a RangeError. */

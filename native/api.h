@@ -29,6 +29,29 @@ struct TensorSpec {
   uint64_t end = 0;
 };
 
+// One tensor's element range [start, end) of its row-major flattening (model/sharded_io.h).
+struct TensorRange {
+  std::string name;
+  int64_t start = 0, end = 0;
+};
+
+// A tensor's bytes held by the caller, for write_safetensors_tensors.
+struct TensorBytes {
+  std::string name;
+  std::string dtype;  // safetensors dtype: F32 | BF16 | F16 | F64
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+};
+
+// model/sharded_io.h through plain values. The ranges of `ranges`, read one after another from
+// the checkpoint's tensors into one float32 vector (a rank's flat shard, converted).
+std::vector<float> read_safetensors_ranges(const std::vector<TensorSpec>& specs, const std::vector<TensorRange>& ranges);
+// Writes `tensors` (state-dict order) as transformers would into `dir` under `stem`; each is
+// handed to the writer only when its turn comes, and one whose bytes do not fit its dtype and
+// shape fails the write there, leaving `dir` as it was.
+void write_safetensors_tensors(const std::string& dir, const std::vector<TensorBytes>& tensors, uint64_t max_shard_bytes,
+                               const std::string& stem);
+
 struct ParamInfo {
   std::string name;
   std::string dtype;  // safetensors dtype
@@ -141,6 +164,10 @@ class Model {
   // Writes `header` (the safetensors header JSON, already padded) then the named parameters'
   // bytes, in order, to `path` via a temp file + rename.
   void save(const std::string& path, const std::string& header, const std::vector<std::string>& names) const;
+  // The parameters as transformers' save_pretrained writes them into `dir`: model.safetensors,
+  // or shards of at most max_shard_bytes + model.safetensors.index.json; streamed tensor by
+  // tensor, each file atomic, the index last (model/sharded_io.h).
+  void save_safetensors(const std::string& dir, uint64_t max_shard_bytes) const;
 
   // LoRA (model/lora.h): adds adapters and freezes the base; then params() and save() also
   // know the adapters' PEFT keys (adapter_params()), and load_adapters() fills them.
@@ -200,9 +227,11 @@ class Trainer {
   // The named parameters' gradients, concatenated, as float64 (tests).
   std::vector<double> grad_snapshot(const std::vector<std::string>& names) const;
   // Optimizer state (moments, step counts) to / from a file; written via temp file + rename.
+  // AdamW's moments and masters go beside it, streamed tensor by tensor into optimizer.safetensors
+  // (or shards of at most max_shard_bytes + index; train/optimizer_state.cpp).
   // loss=ppo: also the value head and its optimizer state, beside the file. load_state returns
   // warnings (a ppo checkpoint from before the head's optimizer state was saved).
-  void save_state(const std::string& path) const;
+  void save_state(const std::string& path, uint64_t max_shard_bytes) const;
   std::vector<std::string> load_state(const std::string& path);
   TrainerImpl& impl() const { return *impl_; }
   // loss=ppo: the value head from `dir`/value_head.safetensors (evaluating a ppo checkpoint).

@@ -21,6 +21,7 @@ import {
   type FieldValues,
 } from './fields.js';
 import { isMap } from './yaml.js';
+import { DEFAULT_MAX_SHARD_BYTES } from '../model/safetensors.js';
 
 export const MODES = ['train', 'eval', 'sample', 'alpacaeval'] as const;
 export const OPTIMIZERS = ['AdamW', 'RMSprop', 'Adam'] as const;
@@ -138,6 +139,13 @@ export const TOP_KEYS = {
   eval_every: num({ doc: 'evaluate every this many training examples (a multiple of model.batch_size)', default: 20_000, int: true, min: 1 }),
   do_first_eval: bool({ doc: 'evaluate before the first step', default: true, optional: true }),
   intermediate_checkpoints: bool({ doc: 'save a checkpoint at every evaluation', default: false, optional: true }),
+  max_shard_size: num({
+    doc: "a checkpoint's largest weights file in bytes (transformers' max_shard_size): larger models are saved as model-0000k-of-0000n.safetensors + model.safetensors.index.json",
+    default: DEFAULT_MAX_SHARD_BYTES,
+    int: true,
+    min: 1,
+    optional: true,
+  }),
   sample_during_eval: bool({ doc: 'sample test prompts at each evaluation', default: false, optional: true }),
   n_eval_model_samples: num({ doc: 'test prompts sampled (greedy) at each evaluation when sample_during_eval is true', default: 16, int: true, min: 0, optional: true }),
   n_samples: num({ doc: 'samples `rpo eval ++mode=sample` generates', default: 128, int: true, min: 0 }),

@@ -5,18 +5,10 @@ import path from 'node:path';
 
 import { Model, type Dtype, type InitOptions } from '../native.js';
 import { loadHfConfig, modelConfigToHf, type HfConfigExtras } from './config.js';
-import {
-  INDEX_FILE,
-  SINGLE_FILE,
-  checkTensorsAgainstParams,
-  formatSafetensorsIndex,
-  planSafetensors,
-  resolveCheckpoint,
-} from './safetensors.js';
+import { DEFAULT_MAX_SHARD_BYTES, SINGLE_FILE, checkTensorsAgainstParams, resolveCheckpoint } from './safetensors.js';
 import { writeFileAtomic } from '../util/files.js';
 
-/** transformers' default shard size for save_pretrained. */
-export const DEFAULT_MAX_SHARD_BYTES = 5 * 1024 ** 3;
+export { DEFAULT_MAX_SHARD_BYTES };
 
 export interface LoadModelOptions {
   dtype?: Dtype;
@@ -51,13 +43,13 @@ export interface SaveModelOptions {
 
 /**
  * Writes config.json and the weights (model.safetensors, or shards + index above
- * maxShardBytes) into `dir`, each file atomically. Tensor names are the HF checkpoint keys.
+ * maxShardBytes, as transformers' save_pretrained writes them) into `dir`, each file
+ * atomically, the index after the shards. Tensor names are the HF checkpoint keys.
  */
 export async function saveModel(model: Model, dir: string, options: SaveModelOptions = {}): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const plan = planSafetensors(model.params(), { maxShardBytes: options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES });
-  for (const shard of plan.shards) await model.save(path.join(dir, shard.fileName), shard.header, shard.names);
-  if (plan.index) writeFileAtomic(path.join(dir, INDEX_FILE), [Buffer.from(formatSafetensorsIndex(plan.index))]);
+  // The engine lays the files out and streams each tensor as the writer reaches it.
+  await model.saveSafetensors(dir, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const hf = modelConfigToHf(model.config, model.dtype, options.configExtras ?? {});
   writeFileAtomic(path.join(dir, 'config.json'), [Buffer.from(JSON.stringify(hf, null, 2) + '\n')]);
 }

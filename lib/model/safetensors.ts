@@ -52,6 +52,12 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 export const MAX_JSON_DEPTH = 64;
 
 export const SINGLE_FILE = 'model.safetensors';
+/**
+ * The largest data section of one weights file: huggingface_hub's MAX_SHARD_SIZE, "5GB" (decimal,
+ * as it parses sizes), transformers 4's save_pretrained default (transformers 5 raised its own to
+ * 50GB; smaller files resume and upload in pieces).
+ */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 export const INDEX_FILE = 'model.safetensors.index.json';
 
 /** Bytes per element of a safetensors dtype, or undefined when the dtype is unknown. */
@@ -392,17 +398,20 @@ function resolveSharded(dir: string, indexFile: string): { files: string[]; tens
 
 /**
  * The tensors of a checkpoint directory: `model.safetensors`, else the shards named by
- * `model.safetensors.index.json` (the order transformers looks in).
+ * `model.safetensors.index.json` (the order transformers looks in). `stem`: files of another
+ * name laid out the same way (`optimizer`: AdamW's state beside optimizer.pt).
  */
-export function resolveCheckpoint(dir: string): { files: string[]; tensors: TensorSpec[] } {
-  const single = path.join(dir, SINGLE_FILE);
+export function resolveCheckpoint(dir: string, stem = 'model'): { files: string[]; tensors: TensorSpec[] } {
+  const singleName = `${stem}.safetensors`;
+  const indexName = `${stem}.safetensors.index.json`;
+  const single = path.join(dir, singleName);
   if (isFile(single)) return { files: [single], tensors: readSafetensorsHeader(single).tensors };
-  const index = path.join(dir, INDEX_FILE);
+  const index = path.join(dir, indexName);
   if (isFile(index)) return resolveSharded(dir, index);
-  const hint = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].some((f) => existsSync(path.join(dir, f)))
+  const hint = stem === 'model' && ['pytorch_model.bin', 'pytorch_model.bin.index.json'].some((f) => existsSync(path.join(dir, f)))
     ? ' (found PyTorch .bin weights: convert them to safetensors first)'
     : '';
-  throw new Error(`no safetensors checkpoint in ${dir}: looked for ${SINGLE_FILE} and ${INDEX_FILE}${hint}`);
+  throw new Error(`no safetensors checkpoint in ${dir}: looked for ${singleName} and ${indexName}${hint}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,8 +510,9 @@ export interface BuiltHeader {
 }
 
 /**
- * A header with the tensors laid out contiguously in the given order, the layout both the TS
- * writer and the engine's save use. Metadata comes first, as safetensors' own writer puts it.
+ * A header with the tensors laid out contiguously in the given order (writeSafetensorsFile, and
+ * the adapter file the engine's Model.save fills). Metadata comes first, as safetensors' own
+ * writer puts it.
  */
 export function buildSafetensorsHeader(
   tensors: readonly HeaderTensor[],
@@ -532,106 +542,14 @@ export function buildSafetensorsHeader(
   return { header: padded, headerLength: Buffer.byteLength(padded, 'utf8'), dataBytes: cursor, offsets };
 }
 
-export interface ShardPlan {
-  fileName: string;
-  /** The padded header JSON; the engine writes u64 LE byteLength(header), header, then `names`' bytes. */
-  header: string;
-  names: string[];
-  /** Data section size in bytes. */
-  dataBytes: number;
-}
-
-export interface SafetensorsIndex {
-  metadata: { total_parameters: number; total_size: number };
-  weight_map: Record<string, string>;
-}
-
-function shardFileName(i: number, n: number): string {
-  const pad = (k: number): string => String(k).padStart(5, '0');
-  return `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
-}
-
-/**
- * Splits parameters into shards of at most `maxShardBytes` data bytes (a larger tensor gets a
- * shard of its own), keeping the given order, as transformers/huggingface_hub split. One shard is
- * `model.safetensors` without an index.
- */
-export function planSafetensors(
-  params: readonly ParamInfo[],
-  opts: { maxShardBytes: number },
-): { shards: ShardPlan[]; index?: SafetensorsIndex } {
-  const max = opts.maxShardBytes;
-  if (!Number.isSafeInteger(max) || max <= 0) throw new Error(`planSafetensors: maxShardBytes must be a positive integer (got ${max})`);
-  const groups: ParamInfo[][] = [];
-  let current: ParamInfo[] = [];
-  let currentBytes = 0;
-  let totalSize = 0;
-  let totalParameters = 0;
-  for (const p of params) {
-    const size = DTYPE_BYTES.get(p.dtype);
-    if (size === undefined) throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: unknown dtype ${JSON.stringify(p.dtype)}`);
-    if (!isShape(p.shape)) throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: bad shape ${show(p.shape)}`);
-    const nbytes = Number(byteSize(p.shape, size));
-    if (nbytes !== p.nbytes) {
-      throw new Error(`planSafetensors: parameter ${JSON.stringify(p.name)}: nbytes ${p.nbytes} but shape ${fmtShape(p.shape)} of ${p.dtype} is ${nbytes} bytes`);
-    }
-    if (current.length > 0 && currentBytes + nbytes > max) {
-      groups.push(current);
-      current = [];
-      currentBytes = 0;
-    }
-    current.push(p);
-    currentBytes += nbytes;
-    totalSize += nbytes;
-    totalParameters += nbytes / size;
-  }
-  if (current.length > 0 || groups.length === 0) groups.push(current);
-
-  const n = groups.length;
-  const shards = groups.map((g, i): ShardPlan => {
-    const built = buildSafetensorsHeader(g);
-    return { fileName: n === 1 ? SINGLE_FILE : shardFileName(i, n), header: built.header, names: g.map((p) => p.name), dataBytes: built.dataBytes };
-  });
-  if (n === 1) return { shards };
-  const entries = shards.flatMap((s) => s.names.map((name) => [name, s.fileName] as const));
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return {
-    shards,
-    index: {
-      metadata: { total_parameters: totalParameters, total_size: totalSize },
-      weight_map: Object.fromEntries(entries),
-    },
-  };
-}
-
-/** JSON with keys sorted recursively, indented by 2, non-ASCII escaped: Python's json.dumps(indent=2, sort_keys=True). */
-function pythonJson(v: unknown, indent: string): string {
-  if (Array.isArray(v)) {
-    if (v.length === 0) return '[]';
-    const inner = indent + '  ';
-    return `[\n${v.map((x) => inner + pythonJson(x, inner)).join(',\n')}\n${indent}]`;
-  }
-  if (isPlainObject(v)) {
-    const keys = Object.keys(v).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    if (keys.length === 0) return '{}';
-    const inner = indent + '  ';
-    return `{\n${keys.map((k) => `${inner}${pythonJson(k, inner)}: ${pythonJson(v[k], inner)}`).join(',\n')}\n${indent}}`;
-  }
-  return (JSON.stringify(v) ?? 'null').replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** The index file's text, byte for byte as transformers writes it (sorted keys, indent 2, trailing newline). */
-export function formatSafetensorsIndex(index: SafetensorsIndex): string {
-  return `${pythonJson(index, '')}\n`;
-}
-
 export interface WritableTensor extends HeaderTensor {
   data: Uint8Array;
 }
 
 /**
- * A small pure-TS safetensors writer (tests, small files): the same header layout as
- * planSafetensors, tensors in the given order, written atomically.
+ * A small pure-TS safetensors writer (small files: csft's output, test fixtures): tensors in
+ * the given order, written atomically. Model checkpoints go through the engine's streamed
+ * writer (Model.saveSafetensors), which lays files out as transformers does.
  */
 export function writeSafetensorsFile(
   file: string,

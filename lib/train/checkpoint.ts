@@ -58,6 +58,8 @@ export interface SaveCheckpointOptions {
   keepStepCopy?: boolean;
   /** LoRA: the checkpoint is a PEFT adapter directory (adapter_config.json, adapter_model.safetensors). */
   adapter?: { shape: AdapterShape; baseModel: string };
+  /** The largest weights file (saveModel's maxShardBytes; transformers' max_shard_size). */
+  maxShardBytes?: number;
 }
 
 /** A write that failed, said as a user needs it: which file, and "no space left on device" for ENOSPC. */
@@ -82,7 +84,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
   try {
     mkdirSync(tmp);
     if (options.adapter) await saveAdapter(options.model, tmp, { lora: options.adapter.shape, baseModel: options.adapter.baseModel });
-    else await saveModel(options.model, tmp, { configExtras: options.configExtras ?? {} });
+    else await saveModel(options.model, tmp, { configExtras: options.configExtras ?? {}, maxShardBytes: options.maxShardBytes });
     const copy = (dir: string, names: readonly string[]) => {
       for (const name of names) {
         const src = path.join(dir, name);
@@ -91,7 +93,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     };
     copy(options.tokenizerDir, TOKENIZER_FILES);
     copy(options.modelDir, MODEL_FILES);
-    await options.trainer.saveState(path.join(tmp, OPTIMIZER_STATE));
+    await options.trainer.saveState(path.join(tmp, OPTIMIZER_STATE), options.maxShardBytes);
     writeFileAtomic(path.join(tmp, TRAINER_STATE), [Buffer.from(JSON.stringify(options.state, null, 2) + '\n')]);
     if (options.keepStepCopy) {
       // Hard links: a second directory entry for each file, no second copy of the weights.

@@ -544,7 +544,7 @@ class TrainingRun {
     const adapter = engine.adapters ? { shape: engine.adapters, baseModel: adapterBaseModel(config) } : undefined;
     const tok = this.data.run.model.tokenizer;
     const configExtras = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
-    this.checkpoint = await saveCheckpoint({ runDir: this.runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: this.data.run.model.tokenizerDir, modelDir: this.data.run.model.modelDir, configExtras, keepStepCopy, adapter });
+    this.checkpoint = await saveCheckpoint({ runDir: this.runDir, model: engine.policy, trainer: engine.trainer, state, tokenizerDir: this.data.run.model.tokenizerDir, modelDir: this.data.run.model.modelDir, configExtras, keepStepCopy, adapter, maxShardBytes: config.max_shard_size });
     if (engine.zero) await engine.zero.releaseState();
     this.options.onMessage?.(`checkpoint: ${this.checkpoint} (step ${state.step})`);
   }

@@ -56,6 +56,67 @@ Napi::Value WarpLogits(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// model/sharded_io.h's ranged reader: float32 elements of tensor ranges, concatenated.
+Napi::Value ReadSafetensorsRanges(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto specs = tensor_specs_from_js(info[0]);
+  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "readSafetensorsRanges(tensors, ranges): ranges must be an array");
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<rpo::TensorRange> ranges;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string w = "readSafetensorsRanges: ranges[" + std::to_string(i) + "]";
+    auto o = get_object(arr.Get(i), w);
+    ranges.push_back({get_string(o, "name", w), get_int(o, "start", w, 0), get_int(o, "end", w, 0)});
+  }
+  auto out = std::make_shared<std::vector<float>>();
+  return Task::run(env, "rpo.readSafetensorsRanges", Lease(env, {}), [specs, ranges, out]() -> Task::Finish {
+    *out = rpo::read_safetensors_ranges(specs, ranges);
+    return [out](Napi::Env e) -> Napi::Value {
+      auto a = Napi::Float32Array::New(e, out->size());
+      std::copy(out->begin(), out->end(), a.Data());
+      return a;
+    };
+  });
+}
+
+// model/sharded_io.h's streamed writer over tensors given as bytes.
+Napi::Value WriteSafetensors(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray())
+    throw Napi::TypeError::New(env, "writeSafetensors(dir, tensors, options): dir must be a string, tensors an array");
+  const auto dir = info[0].As<Napi::String>().Utf8Value();
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<rpo::TensorBytes> tensors;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string w = "writeSafetensors: tensors[" + std::to_string(i) + "]";
+    auto o = get_object(arr.Get(i), w);
+    rpo::TensorBytes t;
+    t.name = get_string(o, "name", w);
+    t.dtype = get_string(o, "dtype", w);
+    auto shape = o.Get("shape");
+    if (!shape.IsArray()) throw Napi::TypeError::New(env, w + ": shape must be an array of integers");
+    auto sa = shape.As<Napi::Array>();
+    for (uint32_t j = 0; j < sa.Length(); ++j) {
+      auto e = sa.Get(j);
+      if (!e.IsNumber()) throw Napi::TypeError::New(env, w + ": shape must be an array of non-negative integers");
+      t.shape.push_back(checked_int(env, e.As<Napi::Number>().DoubleValue(), w + ": shape[" + std::to_string(j) + "]", 0, kMaxSafeInteger));
+    }
+    auto data = o.Get("data");
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, w + ": data must be a Uint8Array");
+    auto bytes = data.As<Napi::Uint8Array>();
+    t.data.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());  // copied: the work runs off the JS thread
+    tensors.push_back(std::move(t));
+  }
+  auto opts = get_object(info[2], "writeSafetensors: options");
+  const auto max = static_cast<uint64_t>(get_int(opts, "maxShardBytes", "writeSafetensors: options", 1));
+  const auto stem = get_string_or(opts, "stem", "model", "writeSafetensors: options");
+  return Task::run(env, "rpo.writeSafetensors", Lease(env, {}), [dir, tensors, max, stem]() -> Task::Finish {
+    rpo::write_safetensors_tensors(dir, tensors, max, stem);
+    return nullptr;
+  });
+}
+
 Napi::Value LossTable(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto table = rpo::loss_declarations();
@@ -197,6 +258,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("evaluateLoss", Napi::Function::New<EvaluateLoss>(env, "evaluateLoss"));
   exports.Set("evaluatePpo", Napi::Function::New<EvaluatePpo>(env, "evaluatePpo"));
   exports.Set("warpLogits", Napi::Function::New<WarpLogits>(env, "warpLogits"));
+  exports.Set("readSafetensorsRanges", Napi::Function::New<ReadSafetensorsRanges>(env, "readSafetensorsRanges"));
+  exports.Set("writeSafetensors", Napi::Function::New<WriteSafetensors>(env, "writeSafetensors"));
   exports.Set("lossTable", Napi::Function::New<LossTable>(env, "lossTable"));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env, "setNumThreads"));
   exports.Set("maxNumThreads", Napi::Function::New<MaxNumThreads>(env, "maxNumThreads"));

@@ -19,6 +19,7 @@ void ModelWrap::Init(Napi::Env env, Napi::Object exports, AddonData& data) {
                              InstanceMethod<&ModelWrap::Params>("params"),
                              InstanceMethod<&ModelWrap::Load>("load"),
                              InstanceMethod<&ModelWrap::Save>("save"),
+                             InstanceMethod<&ModelWrap::SaveSafetensors>("saveSafetensors"),
                              InstanceMethod<&ModelWrap::Logits>("logits"),
                              InstanceMethod<&ModelWrap::Logprobs>("logprobs"),
                              InstanceMethod<&ModelWrap::Generate>("generate"),
@@ -101,6 +102,19 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
   auto names = get_string_array(info[2], "save: names");
   return Task::run(env, "rpo.Model.save", Lease(env, {{busy_, "Model"}}), [m, file, header, names]() -> Task::Finish {
     m->save(file, header, names);
+    return nullptr;
+  });
+}
+
+Napi::Value ModelWrap::SaveSafetensors(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto m = model(env);
+  if (!info[0].IsString() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "saveSafetensors(dir, maxShardBytes): dir must be a string, maxShardBytes a number");
+  auto dir = info[0].As<Napi::String>().Utf8Value();
+  const auto max = static_cast<uint64_t>(checked_int(env, info[1].As<Napi::Number>().DoubleValue(), "saveSafetensors: maxShardBytes", 1, kMaxSafeInteger));
+  return Task::run(env, "rpo.Model.saveSafetensors", Lease(env, {{busy_, "Model"}}), [m, dir, max]() -> Task::Finish {
+    m->save_safetensors(dir, max);
     return nullptr;
   });
 }

@@ -135,10 +135,12 @@ Napi::Value TrainerWrap::GradSnapshot(const Napi::CallbackInfo& info) {
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto t = trainer(env);
-  if (!info[0].IsString()) throw Napi::TypeError::New(env, "saveState(file): file must be a string");
+  if (!info[0].IsString() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "saveState(file, maxShardBytes): file must be a string, maxShardBytes a number");
   auto file = info[0].As<Napi::String>().Utf8Value();
-  return Task::run(env, "rpo.Trainer.saveState", lease(env), [t, file]() -> Task::Finish {
-    t->save_state(file);
+  const auto max = static_cast<uint64_t>(checked_int(env, info[1].As<Napi::Number>().DoubleValue(), "saveState: maxShardBytes", 1, kMaxSafeInteger));
+  return Task::run(env, "rpo.Trainer.saveState", lease(env), [t, file, max]() -> Task::Finish {
+    t->save_state(file, max);
     return nullptr;
   });
 }

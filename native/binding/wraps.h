@@ -34,6 +34,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Params(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Save(const Napi::CallbackInfo& info);
+  Napi::Value SaveSafetensors(const Napi::CallbackInfo& info);
   Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);

@@ -43,6 +43,13 @@ std::string safetensors_dtype(at::ScalarType t) {
     case at::kBFloat16: return "BF16";
     case at::kHalf: return "F16";
     case at::kDouble: return "F64";
+    // Optimizer state: step counts, generator states.
+    case at::kLong: return "I64";
+    case at::kInt: return "I32";
+    case at::kShort: return "I16";
+    case at::kChar: return "I8";
+    case at::kByte: return "U8";
+    case at::kBool: return "BOOL";
     default: throw std::invalid_argument("no safetensors dtype for " + std::string(c10::toString(t)));
   }
 }

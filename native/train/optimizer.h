@@ -54,6 +54,11 @@ struct AdamParamState {
   bool defined() const { return exp_avg.defined(); }
 };
 
+// AdamW's state tensors of a saved optimizer state (`<parameter>.exp_avg`, `.exp_avg_sq`, and
+// `.master` in bf16-mixed), located in the safetensors files beside `path` (optimizer.pt): for a
+// rank's ranged reads (SafetensorsReader, model/sharded_io.h). Empty for a torch::optim state.
+std::vector<TensorSpec> optimizer_state_tensors(const std::string& path);
+
 class TrainOptimizer {
  public:
   TrainOptimizer(ModelImpl& model, const TrainerOptions& options);
@@ -65,9 +70,11 @@ class TrainOptimizer {
   double step(double lr, double max_grad_norm);
 
   // The state (moments, step counts, master weights, the SR generator's seed and step) to an
-  // archive, and back. load() checks everything against the model and this optimizer's
-  // precision before it changes anything; errors name `path` and the parameter.
-  void save(torch::serialize::OutputArchive& archive) const;
+  // archive at `path`, and back. AdamW's tensors (fused, stochastic rounding) go beside it into
+  // safetensors files (stem "optimizer", shards of at most max_shard_bytes), streamed tensor by
+  // tensor, written before the archive. load() checks everything against the model and this
+  // optimizer's precision before it changes anything; errors name `path` and the parameter.
+  void save(torch::serialize::OutputArchive& archive, const std::string& path, uint64_t max_shard_bytes) const;
   void load(torch::serialize::InputArchive& archive, const std::string& path);
 
   const std::string& precision() const { return precision_.name; }

@@ -183,7 +183,8 @@ describe('a run directory belongs to one run (item 1)', () => {
 describe('a full disk while a checkpoint is written (item 2, real tmpfs)', () => {
   it('exits 1 naming the file, removes the temp directory and keeps the previous LATEST', () => {
     // Size the file system from a real checkpoint: one fits, a second one (written beside the
-    // first before the rename) runs out of space in optimizer.pt, the largest file.
+    // first before the rename) runs out of space in optimizer.safetensors (AdamW's moments), the
+    // largest file.
     const probe = rpo(['train', ...base('probe', ['n_examples=2'])]);
     expect(probe.code, probe.stderr).toBe(0);
     const checkpointBytes = dirBytes(path.join(work, 'probe', 'LATEST'));
@@ -195,7 +196,7 @@ describe('a full disk while a checkpoint is written (item 2, real tmpfs)', () =>
     const before = digest(path.join(latest, 'model.safetensors'));
     const r = rpo(['train', ...base('full', ['n_examples=6', `resume=${path.join(fs, 'full')}`], fs)]);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/no space left on device writing \S*optimizer\.pt/);
+    expect(r.stderr).toMatch(/no space left on device writing \S*optimizer\.safetensors/);
     expect(r.stderr).not.toMatch(/terminate called|Aborted|\bat::|c10::/);
     expect(readdirSync(path.join(fs, 'full')).filter((n) => n.includes('.tmp-'))).toEqual([]);
     expect(digest(path.join(latest, 'model.safetensors'))).toBe(before);

@@ -6,8 +6,6 @@ import {
   MAX_HEADER_BYTES,
   buildSafetensorsHeader,
   checkTensorsAgainstParams,
-  formatSafetensorsIndex,
-  planSafetensors,
   readSafetensorsHeader,
   resolveCheckpoint,
   writeSafetensorsFile,
@@ -412,90 +410,6 @@ describe('checkTensorsAgainstParams', () => {
   });
 });
 
-describe('planSafetensors', () => {
-  const params = [
-    param('model.embed_tokens.weight', 'BF16', [16, 8]), // 256 bytes
-    param('model.layers.0.input_layernorm.weight', 'BF16', [8]), // 16
-    param('model.layers.0.self_attn.q_proj.weight', 'BF16', [8, 8]), // 128
-    param('model.layers.0.mlp.down_proj.weight', 'BF16', [8, 24]), // 384
-    param('model.norm.weight', 'BF16', [8]), // 16
-    param('lm_head.weight', 'BF16', [16, 8]), // 256
-  ];
-
-  it('one shard: model.safetensors, no index, padded header with contiguous offsets in the given order', () => {
-    const plan = planSafetensors(params, { maxShardBytes: 10 * 2 ** 30 });
-    expect(plan.index).toBeUndefined();
-    expect(plan.shards).toHaveLength(1);
-    const [shard] = plan.shards;
-    expect(shard?.fileName).toBe('model.safetensors');
-    expect(shard?.names).toEqual(params.map((p) => p.name));
-    const header = shard?.header ?? '';
-    expect(Buffer.byteLength(header) % 8).toBe(0);
-    expect(header.trimEnd().length).toBeGreaterThan(header.length - 8);
-    expect(header.startsWith('{"__metadata__":{"format":"pt"},')).toBe(true);
-    const parsed = JSON.parse(header) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-    expect(Object.keys(parsed)).toEqual(['__metadata__', ...params.map((p) => p.name)]);
-    let cursor = 0;
-    for (const p of params) {
-      const e = parsed[p.name];
-      expect(e?.dtype).toBe('BF16');
-      expect(e?.shape).toEqual(p.shape);
-      expect(e?.data_offsets).toEqual([cursor, cursor + p.nbytes]);
-      cursor += p.nbytes;
-    }
-    expect(shard?.dataBytes).toBe(cursor);
-  });
-
-  it('splits by size as huggingface_hub does, keeping order; an oversized tensor gets its own shard', () => {
-    const plan = planSafetensors(params, { maxShardBytes: 300 });
-    expect(plan.shards.map((s) => s.names.length)).toEqual([2, 1, 1, 2]);
-    expect(plan.shards.map((s) => s.fileName)).toEqual([
-      'model-00001-of-00004.safetensors',
-      'model-00002-of-00004.safetensors',
-      'model-00003-of-00004.safetensors',
-      'model-00004-of-00004.safetensors',
-    ]);
-    expect(plan.shards.flatMap((s) => s.names)).toEqual(params.map((p) => p.name));
-    // 384-byte down_proj exceeds 300: alone in shard 3.
-    expect(plan.shards[2]?.names).toEqual(['model.layers.0.mlp.down_proj.weight']);
-    for (const s of plan.shards) {
-      expect(Buffer.byteLength(s.header) % 8).toBe(0);
-      const offsets = Object.entries(JSON.parse(s.header) as Record<string, { data_offsets?: number[] }>)
-        .filter(([k]) => k !== '__metadata__')
-        .map(([, v]) => v.data_offsets);
-      expect(offsets[0]?.[0]).toBe(0);
-      for (let i = 1; i < offsets.length; i++) expect(offsets[i]?.[0]).toBe(offsets[i - 1]?.[1]);
-    }
-    expect(plan.index?.metadata).toEqual({ total_parameters: 528, total_size: 1056 });
-    expect(Object.keys(plan.index?.weight_map ?? {})).toEqual([...params.map((p) => p.name)].sort());
-    expect(plan.index?.weight_map['lm_head.weight']).toBe('model-00004-of-00004.safetensors');
-  });
-
-  it('formats the index as transformers does (sorted keys, indent 2, newline)', () => {
-    const plan = planSafetensors([param('b', 'F32', [2]), param('a', 'F32', [2])], { maxShardBytes: 8 });
-    expect(plan.index).toBeDefined();
-    if (!plan.index) return;
-    expect(formatSafetensorsIndex(plan.index)).toBe(
-      '{\n  "metadata": {\n    "total_parameters": 4,\n    "total_size": 16\n  },\n  "weight_map": {\n' +
-        '    "a": "model-00002-of-00002.safetensors",\n    "b": "model-00001-of-00002.safetensors"\n  }\n}\n',
-    );
-  });
-
-  it('refuses a bad maxShardBytes and params whose nbytes disagree with the shape', () => {
-    expect(() => planSafetensors(params, { maxShardBytes: 0 })).toThrow(/maxShardBytes must be a positive integer/);
-    expect(() => planSafetensors([{ name: 'w', dtype: 'F32', shape: [3], nbytes: 8 }], { maxShardBytes: 100 })).toThrow(
-      /parameter "w": nbytes 8 but shape \[3\] of F32 is 12 bytes/,
-    );
-  });
-
-  it('builds the same header as the writer for the same tensors', () => {
-    const built = buildSafetensorsHeader(params);
-    const plan = planSafetensors(params, { maxShardBytes: 1e9 });
-    expect(plan.shards[0]?.header).toBe(built.header);
-    expect(built.headerLength).toBe(Buffer.byteLength(built.header));
-  });
-});
-
 describe('resolveCheckpoint', () => {
   const params = [
     param('model.embed_tokens.weight', 'F32', [6, 4]),
@@ -507,20 +421,40 @@ describe('resolveCheckpoint', () => {
   ];
   const dataOf = new Map(params.map((p, i) => [p.name, bytes(p.nbytes, i + 1)]));
 
-  /** Writes a sharded checkpoint from a plan, the way the engine will: header then bytes in order. */
-  function writePlan(dir: string, maxShardBytes: number): ReturnType<typeof planSafetensors> {
-    const plan = planSafetensors(params, { maxShardBytes });
-    const byName = new Map(params.map((p) => [p.name, p]));
-    for (const s of plan.shards) {
-      const tensors = s.names.map((n) => {
-        const p = byName.get(n);
-        if (!p) throw new Error(n);
-        return { name: n, dtype: p.dtype, shape: p.shape, data: dataOf.get(n) ?? new Uint8Array() };
-      });
-      writeSafetensorsFile(path.join(dir, s.fileName), tensors);
+  interface FixtureShard {
+    fileName: string;
+    names: string[];
+    header: string;
+  }
+
+  /**
+   * A checkpoint written with the TS writer: params in order, a new shard whenever the next one
+   * would pass maxShardBytes (the fixture's own split; the engine's, transformers' rule, is
+   * tested against transformers in test/native/sharded_checkpoint.test.ts), then the index.
+   */
+  function writePlan(dir: string, maxShardBytes: number): { shards: FixtureShard[] } {
+    const groups: ParamInfo[][] = [];
+    let bytesInLast = Infinity;
+    for (const p of params) {
+      if (bytesInLast + p.nbytes > maxShardBytes) {
+        groups.push([]);
+        bytesInLast = 0;
+      }
+      groups[groups.length - 1]?.push(p);
+      bytesInLast += p.nbytes;
     }
-    if (plan.index) writeFileSync(path.join(dir, 'model.safetensors.index.json'), formatSafetensorsIndex(plan.index));
-    return plan;
+    const n = groups.length;
+    const shards = groups.map((g, i): FixtureShard => {
+      const fileName = n === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+      const tensors = g.map((p) => ({ name: p.name, dtype: p.dtype, shape: p.shape, data: dataOf.get(p.name) ?? new Uint8Array() }));
+      writeSafetensorsFile(path.join(dir, fileName), tensors);
+      return { fileName, names: g.map((p) => p.name), header: buildSafetensorsHeader(tensors).header };
+    });
+    if (n > 1) {
+      const weightMap = Object.fromEntries(shards.flatMap((s) => s.names.map((name) => [name, s.fileName])));
+      writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
+    }
+    return { shards };
   }
 
   it('single file', () => {
@@ -531,7 +465,7 @@ describe('resolveCheckpoint', () => {
     expect(r.tensors.map((t) => t.name)).toEqual(params.map((p) => p.name));
   });
 
-  it('sharded round trip: plan, write, resolve, and the offsets point at the right bytes', () => {
+  it('sharded round trip: write, resolve, and the offsets point at the right bytes', () => {
     const dir = freshDir();
     const plan = writePlan(dir, 200);
     expect(plan.shards.length).toBeGreaterThan(2);
@@ -540,7 +474,7 @@ describe('resolveCheckpoint', () => {
     expect(r.tensors.map((t) => t.name)).toEqual(plan.shards.flatMap((s) => s.names));
     for (const s of plan.shards) {
       const file = path.join(dir, s.fileName);
-      // The written header is byte for byte the plan's header.
+      // The written header is byte for byte the one built for the shard.
       const raw = readFileSync(file);
       const len = Number(raw.readBigUInt64LE(0));
       expect(raw.subarray(8, 8 + len).toString('utf8')).toBe(s.header);
