@@ -2,7 +2,9 @@
 // of one micro-batch each, measured with rank_memory.ts (each rank's VmHWM over its whole run).
 // ZeRO-2 frees each gradient bucket during backward (when it leaves for its owner; the buffer
 // when the reduce completes), so its peak is below ZeRO-1's, which holds every gradient and the
-// all-reduce buffers after backward. The measured table is in docs/memory.md.
+// all-reduce buffers after backward. ZeRO-3 shards the weights as well, so its peak is below the
+// unsharded run's by the issue's 35% of the weight + gradient + AdamW bytes. The measured table is
+// in docs/memory.md.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -39,21 +41,41 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** Each rank's peak (bytes) of a 2-rank sft run of the ~50M model at ZeRO stage `zero`. */
+async function peaks(zero: number): Promise<number[]> {
+  const args = [
+    'loss=sft', 'model=tiny', `model.name_or_path=${modelDir}`, `datasets=[${path.join(REPO, 'test', 'fixtures', 'data', 'pairs')}]`,
+    `cache_dir=${work}`, 'exp_name=mem', 'overwrite=true', 'model.batch_size=2', 'model.gradient_accumulation_steps=1',
+    'n_examples=4', 'eval_every=100000', 'do_first_eval=false', 'debug=true', 'warmup_steps=1', 'lr=1e-4',
+  ];
+  return (await measureRankPeaks({ world: 2, args, env: { RPO_NUM_THREADS: '1', RPO_ZERO: String(zero) } })).peaks;
+}
+
+const mib = (ps: number[]): string => ps.map((p) => (p / 2 ** 20).toFixed(1)).join(' / ');
+
 describe.skipIf(!available)('ZeRO per-rank peak memory, ~50M parameters, fp32 AdamW, world 2', () => {
   it("ZeRO-2's peak is below ZeRO-1's on every rank", async () => {
     expect(gradientBytes / 4).toBeGreaterThan(45e6);
-    const args = [
-      'loss=sft', 'model=tiny', `model.name_or_path=${modelDir}`, `datasets=[${path.join(REPO, 'test', 'fixtures', 'data', 'pairs')}]`,
-      `cache_dir=${work}`, 'exp_name=mem', 'overwrite=true', 'model.batch_size=2', 'model.gradient_accumulation_steps=1',
-      'n_examples=4', 'eval_every=100000', 'do_first_eval=false', 'debug=true', 'warmup_steps=1', 'lr=1e-4',
-    ];
-    const peaks = async (zero: number) => (await measureRankPeaks({ world: 2, args, env: { RPO_NUM_THREADS: '1', RPO_ZERO: String(zero) } })).peaks;
     const z1 = await peaks(1);
     const z2 = await peaks(2);
-    console.log(`per-rank peak MiB: ZeRO-1 ${z1.map((p) => (p / 2 ** 20).toFixed(1)).join(' / ')}, ZeRO-2 ${z2.map((p) => (p / 2 ** 20).toFixed(1)).join(' / ')}; gradients ${(gradientBytes / 2 ** 20).toFixed(1)} MiB`);
+    console.log(`per-rank peak MiB: ZeRO-1 ${mib(z1)}, ZeRO-2 ${mib(z2)}; gradients ${(gradientBytes / 2 ** 20).toFixed(1)} MiB`);
     // Measured 166 MiB lower on each rank (of 192 MiB of gradients); before the buckets were freed
     // during backward, the two peaks were within 4 MiB. A third of the gradient bytes leaves
     // room for the run-to-run noise of a process's peak (~10 MiB).
     for (let r = 0; r < 2; r++) expect(z1[r]! - z2[r]!, `rank ${r}`).toBeGreaterThan(gradientBytes / 3);
+  });
+
+  it("ZeRO-3's peak is below the unsharded run's by 35% of the weight + gradient + AdamW bytes", async () => {
+    // fp32 AdamW: weights, gradients and two moments, 4 bytes each per parameter; ZeRO-3 keeps
+    // 1/2 of each at world 2 (the issue's bar is 35% of them, ideally 50%).
+    const stateBytes = 4 * gradientBytes;
+    const z0 = await peaks(0);
+    const z3 = await peaks(3);
+    console.log(`per-rank peak MiB: no ZeRO ${mib(z0)}, ZeRO-3 ${mib(z3)}; weights + gradients + AdamW ${(stateBytes / 2 ** 20).toFixed(1)} MiB`);
+    for (let r = 0; r < 2; r++) expect(z0[r]! - z3[r]!, `rank ${r}`).toBeGreaterThan(0.35 * stateBytes);
+    // ZeRO-2 clears this bar as well (measured 1097–1148 MiB): at this size the weights' own
+    // half (96 MiB) is mostly spent again on the two gathered layers and the gradients awaiting
+    // their reduce (78 MiB planned), within the ~50 MiB run-to-run spread of ZeRO-2's peak, so
+    // ZeRO-3 against ZeRO-2 is not asserted here.
   });
 });
