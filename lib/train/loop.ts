@@ -450,7 +450,7 @@ class TrainingRun {
       local.pairs += micro.nPairs;
       local.lossSum += r.loss * micro.nPairs;
       // Counted from the batch (lib/train/throughput.ts); its real positions are the engine's r.tokens.
-      positions = addPositions(positions, batchPositions(micro, this.liveReference));
+      positions = addPositions(positions, batchPositions(micro, this.liveReference, this.config.padding_free));
     }
     local.tokens = positions.real;
     local.computed = positions.computed;
