@@ -128,12 +128,12 @@ at::Tensor packed_attention(const at::Tensor& q, const at::Tensor& k, const at::
     const bool half = q.scalar_type() == at::kHalf || q.scalar_type() == at::kBFloat16;
     if (half && d % 8 == 0 && d <= 256) {
       // Flash, varlen: [T, heads, d] with grouped K/V heads in the kernel. A query sees keys
-      // (q - window, q]: window_size_left = window - 1, as transformers' flash path passes.
+      // (q - window, q]: the local window (window - 1, 0), as transformers' flash path passes;
+      // without a window, causal. torch.nn.attention.varlen calls the op the same way.
       auto flat = [](const at::Tensor& x) { return x.squeeze(0).transpose(0, 1); };
       auto r = at::_flash_attention_forward(flat(q), flat(k), flat(v), rows.cu_seqlens, rows.cu_seqlens, rows.max_length,
-                                            rows.max_length, 0.0, /*is_causal=*/true, /*return_debug_mask=*/false, scale,
-                                            windowed ? std::optional<int64_t>(window - 1) : std::nullopt,
-                                            windowed ? std::optional<int64_t>(0) : std::nullopt);
+                                            rows.max_length, 0.0, /*is_causal=*/!windowed, /*return_debug_mask=*/false, scale,
+                                            windowed ? window - 1 : -1, windowed ? 0 : -1);
       return std::get<0>(r).transpose(0, 1).unsqueeze(0);
     }
     if (!windowed) {

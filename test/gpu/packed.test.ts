@@ -3,7 +3,9 @@
 // (SDPA over [rows, T] with its masks) and against the per-row path the CPU uses
 // (RPO_PACKED_ATTENTION=rows): the loss (forward) and every parameter's gradient (backward,
 // the kernels' own through autograd), bf16 and fp32 (TF32 off), Llama with grouped-query
-// attention with and without a sliding window, and GPTNeoX.
+// attention with and without a sliding window, and GPTNeoX. (fp32 with a window that cuts into
+// the rows takes the per-row path on CUDA too: the memory-efficient kernel's window is not
+// transformers' one; that case is held to the padded path only.)
 //
 // Bounds: fp32, a few roundings (norm-wise 1e-5 on gradients, 1e-5 on the loss). bf16: the
 // kernels accumulate in fp32 but round their inputs and outputs to bf16 in other places than
