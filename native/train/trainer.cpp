@@ -140,9 +140,9 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
   lp.naive = s.options.naive_logprobs;
-  // Response rows and rationale rows go through the model as two batches, each cut to its own
-  // longest row on the host (rows are independent: the result is the same as one padded
-  // batch). Nothing below waits for the device until the one copy of the loss and metrics.
+  // Response rows and rationale rows go through the model as two batches, each packed without
+  // padding (padding_free, model/packed.h) or cut to its own longest row on the host (rows are
+  // independent: the result is the same as one padded batch). Nothing below waits for the device until the one copy of the loss and metrics.
   const int64_t response_rows = n_pairs * std::min<int64_t>(groups, 2);
 
   // The reference first: its activations are gone before the policy's exist (a lower peak).

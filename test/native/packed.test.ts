@@ -50,6 +50,8 @@ interface Case {
   loss: LossConfig;
   checkpointing?: boolean;
   lora?: boolean;
+  /** The full-logits reference head (naiveLogprobs) on both sides. */
+  naive?: boolean;
 }
 
 async function runSide(c: Case, batch: RowBatch, paddingFree: boolean): Promise<Side> {
@@ -59,7 +61,7 @@ async function runSide(c: Case, batch: RowBatch, paddingFree: boolean): Promise<
   // LoRA without dropout: dropout's masks are drawn over the layout's shape, so they differ.
   if (c.lora) await policy.addLora({ r: 4, alpha: 8, dropout: 0, targetModules: ['all-linear'], seed: 6 });
   const names = c.lora ? policy.adapterParams().map((p) => p.name) : policy.params().map((p) => p.name);
-  const trainer = new Trainer(policy, reference, { loss: c.loss, activationCheckpointing: c.checkpointing ?? false, seed: 4, paddingFree });
+  const trainer = new Trainer(policy, reference, { loss: c.loss, activationCheckpointing: c.checkpointing ?? false, seed: 4, paddingFree, naiveLogprobs: c.naive ?? false });
   try {
     if (c.lora) {
       // One update first, so the zero-initialized B matrices move and the adapters matter.
@@ -107,6 +109,9 @@ describe('packed micro-batches equal padded ones, every loss', () => {
       await expectPackedEqualsPadded({ config: NEOX, loss: lossConfig(name) });
     });
   }
+  it('rdpo with the naive (full-logits) head on both sides: Llama', async () => {
+    await expectPackedEqualsPadded({ config: LLAMA, loss: lossConfig('rdpo'), naive: true });
+  });
   it('simpo with a linear rationale term (three row groups): Llama', async () => {
     await expectPackedEqualsPadded({ config: LLAMA, loss: lossConfig('simpo', { gamma: 0.1, rationale: 'linear' }) });
   });
