@@ -142,6 +142,7 @@ export const STRUCTS = [
       { name: 'activation_checkpointing', type: 'bool', default: false, doc: '' },
       { name: 'chunk_tokens', type: 'int', default: 1024, min: 1, doc: 'label positions per logits chunk' },
       { name: 'naive_logprobs', type: 'bool', default: false, doc: 'full-logits reference head instead of the fused one (tests)' },
+      { name: 'padding_free', type: 'bool', default: true, doc: 'each micro-batch\'s rows packed into one sequence without padding (model/packed.h); false: padded to the longest row' },
     ],
   },
 ];

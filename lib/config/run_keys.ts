@@ -184,6 +184,7 @@ export const TOP_KEYS = {
   bf16_peak_tflops: numOrNull({ doc: "the GPU's bf16 peak in TFLOP/s that logged mfu is over; null: RPO_BF16_PEAK_TFLOPS, else no mfu", default: null, above: 0 }),
   resume: textOrNull({ doc: 'a checkpoint directory to resume from', default: null }),
   overwrite: bool({ doc: 'start a fresh run in a run directory that holds an earlier run, deleting what that run wrote', default: false, optional: true }),
+  padding_free: bool({ doc: "pack each micro-batch's rows into one sequence without padding (README \"Packing\"); false: pad each to its longest row", default: true, optional: true }),
   chunk_tokens: num({ doc: 'label positions per chunk of the fused log-prob head', default: 1024, int: true, min: 1, optional: true }),
   use_fsdp: bool({ doc: 'use FSDP', default: false, optional: true, ignored: FSDP }),
   fsdp_port: numOrNull({ doc: "FSDP's port", default: null, int: true, ignored: FSDP }),

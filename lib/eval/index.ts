@@ -114,7 +114,7 @@ async function evalMetrics(config: RunConfig, base: Base, policy: Awaited<Return
   // A LoRA policy's reference is its base with the adapters off (the trainer does it).
   const withAdapters = policy.adapterParams().length > 0;
   const reference = lossUsesReference(config.loss.name) && !withAdapters ? await loadModel(base.modelDir, { dtype: config.model.reference_dtype, device }) : null;
-  const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens });
+  const trainer = new Trainer(policy, reference, { loss: engineLossConfig(config.loss), chunkTokens: config.chunk_tokens, paddingFree: config.padding_free });
   try {
     // ppo: the checkpoint's value head (a fresh one, drawn from the seed, for a base model).
     if (lossHasValueHead(config.loss.name)) {

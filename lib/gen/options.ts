@@ -191,4 +191,6 @@ export interface TrainerOptions {
   chunkTokens?: number;
   /** full-logits reference head instead of the fused one (tests). Default false. */
   naiveLogprobs?: boolean;
+  /** each micro-batch's rows packed into one sequence without padding (model/packed.h); false: padded to the longest row. Default true. */
+  paddingFree?: boolean;
 }

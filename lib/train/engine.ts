@@ -128,6 +128,7 @@ export async function buildEngine(config: RunConfig, data: RunData, device: stri
       seed: config.seed,
       activationCheckpointing: config.model.activation_checkpointing,
       chunkTokens: config.chunk_tokens,
+      paddingFree: config.padding_free,
     });
     if (resumeFrom) for (const w of await trainer.loadState(path.join(resumeFrom, OPTIMIZER_STATE))) events.onMessage?.(`warning: ${w}`);
   } catch (err) {

@@ -456,7 +456,7 @@ class TrainingRun {
       local.microBatches += 1;
       local.lossSum += r.loss * micro.nPairs;
       // Counted from the batch (lib/train/throughput.ts); its real positions are the engine's r.tokens.
-      positions = addPositions(positions, batchPositions(micro, this.liveReference));
+      positions = addPositions(positions, batchPositions(micro, this.liveReference, this.config.padding_free));
     }
     await this.lockstepFillers(micros, examples);
     local.tokens = positions.real;

@@ -8,7 +8,8 @@
 // ppo) as one forward and its rationale rows as another, each cut to its own longest row
 // (native/train/trainer.cpp's step, batch_tensors' trim). So a micro-batch computes
 // rows × longest for each of those two groups; every position past a row's length is padding.
-// A live reference model runs on the response rows only and pads as they do.
+// A live reference model runs on the response rows only and pads as they do. Packed
+// (padding_free, native/model/packed.h), every computed position is a real token.
 import { ConfigError } from '../config/index.js';
 import { ROW_KIND, type Batch } from '../data/batch/index.js';
 import { lossHasValueHead } from '../loss/table.js';
@@ -30,8 +31,11 @@ export function addPositions(a: Positions, b: Positions): Positions {
   return { real: a.real + b.real, computed: a.computed + b.computed, reference: a.reference + b.reference };
 }
 
-/** A micro-batch's positions (see the top of this file); `liveReference`: a reference model runs on its response rows. */
-export function batchPositions(batch: Pick<Batch, 'rows' | 'kinds' | 'lengths'>, liveReference: boolean): Positions {
+/**
+ * A micro-batch's positions (see the top of this file); `liveReference`: a reference model runs on
+ * its response rows; `packed`: the engine packs the rows (padding_free), computing no padding.
+ */
+export function batchPositions(batch: Pick<Batch, 'rows' | 'kinds' | 'lengths'>, liveReference: boolean, packed = false): Positions {
   let real = 0;
   let responseReal = 0;
   const longest = { response: 0, rationale: 0 };
@@ -44,7 +48,8 @@ export function batchPositions(batch: Pick<Batch, 'rows' | 'kinds' | 'lengths'>,
     rows[group] += 1;
     longest[group] = Math.max(longest[group], n);
   }
-  return { real, computed: rows.response * longest.response + rows.rationale * longest.rationale, reference: liveReference ? responseReal : 0 };
+  const computed = packed ? real : rows.response * longest.response + rows.rationale * longest.rationale;
+  return { real, computed, reference: liveReference ? responseReal : 0 };
 }
 
 /** The share of computed positions that are padding (0 when nothing was computed). */

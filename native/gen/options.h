@@ -114,6 +114,7 @@ struct TrainerOptions {
   bool activation_checkpointing = false;
   int64_t chunk_tokens = 1024;  // label positions per logits chunk
   bool naive_logprobs = false;  // full-logits reference head instead of the fused one (tests)
+  bool padding_free = true;  // each micro-batch's rows packed into one sequence without padding (model/packed.h); false: padded to the longest row
 };
 
 }  // namespace rpo

@@ -145,9 +145,18 @@ RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, 
   if (hidden.dim() != 3) throw std::invalid_argument("log-probs: hidden states must be [rows, T, hidden]");
   if (weight.dim() != 2 || weight.size(1) != hidden.size(2))
     throw std::invalid_argument("log-probs: output weight must be [vocab, hidden]");
-  const int64_t rows = hidden.size(0), T = hidden.size(1);
-  auto h = hidden.reshape({rows * T, hidden.size(2)}).index_select(0, labels.source);
-  auto tok = token_logprobs_fused(h, weight, labels.label, options.chunk_tokens);
+  // Rows from the label counts: packed rows (model/packed.h) are one [1, T] sequence, and the
+  // label positions index it as they index a padded batch's [rows * T] positions.
+  const int64_t rows = labels.count.size(0);
+  at::Tensor tok;
+  if (options.naive) {
+    // The reference: every position's full logits, then the label positions' entries.
+    auto logits = at::matmul(hidden.reshape({-1, hidden.size(2)}), weight.t()).to(at::kFloat);
+    tok = at::log_softmax(logits, -1).index_select(0, labels.source).gather(1, labels.label.unsqueeze(1)).squeeze(1);
+  } else {
+    auto h = hidden.reshape({-1, hidden.size(2)}).index_select(0, labels.source);
+    tok = token_logprobs_fused(h, weight, labels.label, options.chunk_tokens);
+  }
   auto sum = at::zeros({rows}, hidden.options().dtype(at::kFloat)).index_add(0, labels.row, tok);
   return {sum, sum / labels.count.clamp_min(1), labels.count};
 }

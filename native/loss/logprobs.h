@@ -25,7 +25,8 @@ struct LabelIndex {
   at::Tensor count;   // [rows] float: labels per row
 };
 
-// The fused head on host-built label positions (options.naive is not consulted).
+// The fused head on host-built label positions (options.naive: the full-logits reference on
+// the same positions). hidden: [rows, T, H] padded, or [1, T, H] of packed rows.
 RowLogpTensors row_logprobs(const at::Tensor& hidden, const at::Tensor& weight, const LabelIndex& labels,
                             const LogpOptions& options);
 

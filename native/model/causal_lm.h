@@ -46,6 +46,8 @@ struct LayerCache {
   at::Tensor key_buffer_, value_buffer_;
 };
 
+struct PackedRows;  // model/packed.h
+
 struct ForwardOptions {
   bool activation_checkpointing = false;
   std::vector<LayerCache>* cache = nullptr;  // generation: one per layer, with `slots`
@@ -60,6 +62,9 @@ struct ForwardOptions {
   // Generators whose state activation checkpointing restores for a block's recompute, so it
   // draws the same dropout masks (LoRA dropout's).
   std::vector<at::Generator> preserve_rng;
+  // Training, padding-free: input_ids is [1, T] of packed rows (model/packed.h); positions and
+  // attention come from here, and attention_mask is not read.
+  std::shared_ptr<const PackedRows> packed;
 };
 
 struct CausalLMBase : torch::nn::Module {

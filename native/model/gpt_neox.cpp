@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/checkpoint.h"
+#include "model/packed.h"
 #include "parallel/zero3_units.h"
 
 namespace rpo {
@@ -38,7 +39,7 @@ static at::Tensor rotate_half(const at::Tensor& x) {
 }
 
 at::Tensor NeoXAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                      const at::Tensor& mask, LayerCache* cache) {
+                                      const at::Tensor& mask, LayerCache* cache, const PackedRows* packed) {
   const int64_t rows = x.size(0), T = x.size(1);
   // [rows, T, heads, 3 d] -> [rows, heads, T, 3 d]: each head's q, k, v are adjacent (HF's layout).
   // One split (HF's chunk): its backward concatenates dq, dk, dv into one buffer, where three
@@ -55,7 +56,8 @@ at::Tensor NeoXAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos
   k = rope(k);
   if (cache) std::tie(k, v) = cache->append(k, v);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  auto out = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale)
+  auto out = packed            ? packed_attention(q, k, v, *packed, /*sliding_window=*/0, scale)
+             : mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale)
                             : at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/T > 1, scale);
   return dense(out.transpose(1, 2).reshape({rows, T, num_heads * head_dim}));
 }
@@ -81,8 +83,8 @@ NeoXLayerImpl::NeoXLayerImpl(const ModelConfig& cfg, const at::TensorOptions& op
 }
 
 at::Tensor NeoXLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, LayerCache* cache) {
-  auto attn = attention(input_layernorm(x), cos, sin, mask, cache);
+                                  const at::Tensor& mask, LayerCache* cache, const PackedRows* packed) {
+  auto attn = attention(input_layernorm(x), cos, sin, mask, cache, packed);
   // HF's sums, in HF's order (mlp + attn + x), so float rounding matches too.
   if (parallel_residual) return mlp(post_attention_layernorm(x)) + attn + x;
   auto h = attn + x;
@@ -126,12 +128,16 @@ at::Tensor GPTNeoXForCausalLMImpl::hidden_states(const at::Tensor& input_ids, co
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
     if (cache) cache->forward = opts.slots;  // where this forward's keys and values go
     if (param_units && !cache) {
-      h = param_units->layer(i, [=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h,
+      // ZeRO-3 gathers the layer around its forward and its recompute; the packed rows are held by
+      // the recompute, which runs after this forward has returned.
+      h = param_units->layer(i, [=, packed = opts.packed](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr, packed.get()); }, h,
                              opts.activation_checkpointing && at::GradMode::is_enabled(), opts.preserve_rng);
     } else if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
-      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
+      // The packed rows are held by the recompute, which runs after this forward has returned.
+      h = checkpointed([=, packed = opts.packed](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr, packed.get()); },
+                       h, opts.preserve_rng);
     } else {
-      h = layer->forward(h, cos, sin, mask, cache);
+      h = layer->forward(h, cos, sin, mask, cache, opts.packed.get());
     }
   }
   return gpt_neox->final_layer_norm(h);

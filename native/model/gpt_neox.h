@@ -30,9 +30,9 @@ TORCH_MODULE(LayerNorm);
 
 struct NeoXAttentionImpl : torch::nn::Module {
   NeoXAttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options);
-  // cos, sin: [rows, T, rotary_ndims]; mask as AttentionImpl's (undefined: causal, no padding).
+  // cos, sin: [rows, T, rotary_ndims]; mask and packed as AttentionImpl's (undefined: causal, no padding).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     LayerCache* cache);
+                     LayerCache* cache, const PackedRows* packed = nullptr);
   Dense query_key_value{nullptr}, dense{nullptr};
   int64_t num_heads, head_dim, rotary_ndims;
 };
@@ -48,7 +48,7 @@ TORCH_MODULE(NeoXMLP);
 struct NeoXLayerImpl : torch::nn::Module {
   NeoXLayerImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     LayerCache* cache);
+                     LayerCache* cache, const PackedRows* packed = nullptr);
   LayerNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   NeoXAttention attention{nullptr};
   NeoXMLP mlp{nullptr};

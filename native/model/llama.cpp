@@ -11,6 +11,7 @@
 #include "parallel/zero3_units.h"
 #include "model/gemm.h"
 #include "model/lora.h"
+#include "model/packed.h"
 
 namespace rpo {
 
@@ -186,11 +187,13 @@ at::Tensor attention_mask_4d(const at::Tensor& attention_mask, int64_t query_len
 
 at::Tensor forward_positions(const at::Tensor& attention_mask, int64_t T, const ForwardOptions& opts) {
   if (opts.slots) return opts.slots->position_ids;
+  if (opts.packed) return opts.packed->position_ids;  // restarting at 0 for each row
   return position_ids_from_mask(attention_mask).narrow(1, opts.past_length, T);
 }
 
 at::Tensor forward_mask(const at::Tensor& attention_mask, int64_t T, int64_t sliding_window, const ForwardOptions& opts) {
   if (opts.slots) return opts.slots->mask;
+  if (opts.packed) return at::Tensor();  // packed_attention keeps each row to itself
   const int64_t key_length = opts.past_length + T;
   const bool window_cuts = sliding_window > 0 && sliding_window < key_length;
   const char* force = std::getenv("RPO_SDPA_MASK");
@@ -202,7 +205,10 @@ at::Tensor forward_mask(const at::Tensor& attention_mask, int64_t T, int64_t sli
 // ---------------------------------------------------------------- attention
 
 AttentionImpl::AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& options)
-    : num_heads(cfg.num_attention_heads), num_kv_heads(cfg.num_key_value_heads), head_dim(cfg.head_dim) {
+    : num_heads(cfg.num_attention_heads),
+      num_kv_heads(cfg.num_key_value_heads),
+      head_dim(cfg.head_dim),
+      sliding_window(cfg.sliding_window) {
   const bool qkv_bias = cfg.attention_bias || cfg.qkv_bias;
   const bool o_bias = cfg.attention_bias;
   q_proj = register_module("q_proj", Dense(cfg.hidden_size, num_heads * head_dim, qkv_bias, options));
@@ -212,7 +218,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg, const at::TensorOptions& op
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, LayerCache* cache) {
+                                  const at::Tensor& mask, LayerCache* cache, const PackedRows* packed) {
   const int64_t rows = x.size(0), T = x.size(1);
   auto q = q_proj(x).view({rows, T, num_heads, head_dim}).transpose(1, 2);
   auto k = k_proj(x).view({rows, T, num_kv_heads, head_dim}).transpose(1, 2);
@@ -224,7 +230,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const int64_t n_rep = num_heads / num_kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   at::Tensor out;
-  if (!mask.defined()) {
+  if (packed) {
+    out = packed_attention(q, k, v, *packed, sliding_window, scale);
+  } else if (!mask.defined()) {
     // Query head h reads kv head h / n_rep inside the kernel (enable_gqa); flash-eligible on CUDA.
     out = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/T > 1, scale,
                                            /*enable_gqa=*/n_rep > 1);
@@ -268,8 +276,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg, const at::TensorOptio
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, LayerCache* cache) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache);
+                                     const at::Tensor& mask, LayerCache* cache, const PackedRows* packed) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, packed);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -305,12 +313,16 @@ at::Tensor CausalLMImpl::hidden_states(const at::Tensor& input_ids, const at::Te
     LayerCache* cache = opts.cache ? &(*opts.cache)[i] : nullptr;
     if (cache) cache->forward = opts.slots;  // where this forward's keys and values go
     if (param_units && !cache) {
-      h = param_units->layer(i, [=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h,
+      // ZeRO-3 gathers the layer around its forward and its recompute; the packed rows are held by
+      // the recompute, which runs after this forward has returned.
+      h = param_units->layer(i, [=, packed = opts.packed](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr, packed.get()); }, h,
                              opts.activation_checkpointing && at::GradMode::is_enabled(), opts.preserve_rng);
     } else if (opts.activation_checkpointing && !cache && at::GradMode::is_enabled()) {
-      h = checkpointed([=](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h, opts.preserve_rng);
+      // The packed rows are held by the recompute, which runs after this forward has returned.
+      h = checkpointed([=, packed = opts.packed](const at::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr, packed.get()); },
+                       h, opts.preserve_rng);
     } else {
-      h = layer->forward(h, cos, sin, mask, cache);
+      h = layer->forward(h, cos, sin, mask, cache, opts.packed.get());
     }
   }
   return model->norm(h);

@@ -62,10 +62,11 @@ struct AttentionImpl : torch::nn::Module {
   // mask: bool [rows, 1, Tq, Tk], true = may attend; undefined: causal attention needs no mask
   // (no query has a padded key before it, no sliding window cuts in, and Tq == Tk or Tq == 1):
   // one SDPA call with is_causal and grouped K/V, no [rows, 1, T, T] mask and no repeated K/V.
+  // packed: x is [1, T] of packed rows (model/packed.h); mask and cache are not read.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     LayerCache* cache);
+                     LayerCache* cache, const PackedRows* packed = nullptr);
   Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  int64_t num_heads, num_kv_heads, head_dim;
+  int64_t num_heads, num_kv_heads, head_dim, sliding_window;
 };
 TORCH_MODULE(Attention);
 
@@ -79,7 +80,7 @@ TORCH_MODULE(MLP);
 struct DecoderLayerImpl : torch::nn::Module {
   DecoderLayerImpl(const ModelConfig& cfg, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     LayerCache* cache);
+                     LayerCache* cache, const PackedRows* packed = nullptr);
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};

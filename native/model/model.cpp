@@ -124,8 +124,7 @@ int64_t real_tokens(const RowBatch& b) {
   return n;
 }
 
-BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Device& device, int64_t row_begin,
-                           int64_t rows, bool trim) {
+void check_row_batch(const RowBatch& b, int64_t vocab_size) {
   if (b.rows <= 0 || b.seq_len <= 0) throw std::invalid_argument("batch: rows and seqLen must be positive");
   const auto n = static_cast<size_t>(b.rows * b.seq_len);
   if (b.input_ids.size() != n) throw std::invalid_argument("batch: inputIds has " + std::to_string(b.input_ids.size()) + " entries, rows x seqLen = " + std::to_string(n));
@@ -135,6 +134,11 @@ BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Devi
     if (b.input_ids[i] < 0 || b.input_ids[i] >= vocab_size)
       throw std::invalid_argument("batch: inputIds[row " + std::to_string(i / b.seq_len) + ", position " + std::to_string(i % b.seq_len) + "] = " + std::to_string(b.input_ids[i]) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
   }
+}
+
+BatchTensors batch_tensors(const RowBatch& b, int64_t vocab_size, const at::Device& device, int64_t row_begin,
+                           int64_t rows, bool trim) {
+  check_row_batch(b, vocab_size);
   if (rows < 0) rows = b.rows - row_begin;
   if (row_begin < 0 || rows <= 0 || row_begin + rows > b.rows) throw std::invalid_argument("batch: row range out of bounds");
   const int64_t S = b.seq_len;

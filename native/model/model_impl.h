@@ -12,6 +12,7 @@
 #include "loss/logprobs.h"
 #include "model/llama.h"  // and causal_lm.h (CausalLMBase)
 #include "model/lora.h"
+#include "model/packed.h"
 
 namespace rpo {
 
@@ -45,7 +46,13 @@ struct BatchTensors {
   at::Tensor input_ids, attention_mask, loss_mask;  // [rows, T]: long, each
   LabelIndex labels;                                 // the fused head's label positions
   bool right_padded = false;  // no row has padding before a real token (ForwardOptions)
+  // Packed rows (model/packed.h): input_ids is [1, T] of every row's real tokens, labels index
+  // it, and attention_mask and loss_mask are undefined. Null: the padded [rows, T] layout.
+  std::shared_ptr<const PackedRows> packed;
 };
+// Throws, naming the entry, unless the batch's buffers have rows x seqLen entries and every id
+// is inside the vocabulary.
+void check_row_batch(const RowBatch& batch, int64_t vocab_size);
 // Rows [row_begin, row_begin + rows) of `batch` (rows < 0: to the end). trim: cut the columns to
 // the longest real row of those rows (rows are independent, so the result is the same as the
 // padded batch's): rationale rows are often several times longer than response rows.

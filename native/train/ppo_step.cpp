@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -28,15 +29,29 @@ struct TokenPass {
   at::Tensor hidden;  // [rows, T, H]
 };
 
-TokenPass token_pass(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, int64_t chunk) {
+// `packed`: the same rows packed (padding_free), run through the model without padding and laid
+// out as `t`'s padded rows after it (zeros at padding, which the masks leave out of every sum).
+TokenPass token_pass(ModelImpl& m, const BatchTensors& t, const std::optional<BatchTensors>& packed, ForwardOptions fwd,
+                     int64_t chunk) {
   fwd.right_padded = t.right_padded;
   TokenPass out;
-  out.hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+  if (packed) {
+    fwd.packed = packed->packed;
+    out.hidden = unpack_rows(m.lm->hidden_states(packed->input_ids, at::Tensor(), fwd), *packed->packed);
+  } else {
+    out.hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
+  }
   const int64_t rows = out.hidden.size(0), T = out.hidden.size(1), H = out.hidden.size(2);
   const at::Tensor h = out.hidden.narrow(1, 0, T - 1).reshape({rows * (T - 1), H});
   const at::Tensor labels = t.input_ids.narrow(1, 1, T - 1).reshape({-1}).to(at::kLong);
   out.logps = token_logprobs_fused(h, m.lm->output_weight(), labels, chunk).view({rows, T - 1});
   return out;
+}
+
+// A micro-batch's rows packed for `m` when the run is padding-free (and the rows allow it).
+std::optional<BatchTensors> packed_rows(const TrainerImpl& s, const RowBatch& batch, const ModelImpl& m, int64_t n) {
+  if (!s.options.padding_free) return std::nullopt;
+  return packed_batch_tensors(batch, m.config.vocab_size, m.device, 0, n);
 }
 
 // The micro-batch's identity and its dropout seed: FNV-1a over (seed, tokens, mask, kinds).
@@ -73,8 +88,9 @@ PpoPrepared prepare(TrainerImpl& s, const RowBatch& batch, int64_t n, bool train
   out.masks = bt.loss_mask.narrow(1, 1, T - 1).to(at::kFloat);
   torch::NoGradGuard no_grad;
   auto& rm = s.reference->impl();
-  out.ref_logps = token_pass(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, n, true), {}, chunk).logps.to(pm.device);
-  const TokenPass first = token_pass(pm, bt, {}, chunk);
+  out.ref_logps = token_pass(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, n, true), packed_rows(s, batch, rm, n), {}, chunk)
+                      .logps.to(pm.device);
+  const TokenPass first = token_pass(pm, bt, packed_rows(s, batch, pm, n), {}, chunk);
   PpoState& p = *s.ppo;
   {
     std::lock_guard<std::mutex> lock(p.dropout_gen.mutex());
@@ -194,10 +210,11 @@ StepResult ppo_step(TrainerImpl& s, const RowBatch& batch, int64_t n, double sca
   ForwardOptions fwd;
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   const int64_t passes = backward ? cfg.ppo_epochs : 1;
+  const std::optional<BatchTensors> packed = packed_rows(s, batch, pm, n);
   std::map<std::string, at::Tensor> sums;
   at::Tensor loss_sum, last_logps;
   for (int64_t e = 0; e < passes; ++e) {
-    const TokenPass pass = token_pass(pm, bt, fwd, chunk);
+    const TokenPass pass = token_pass(pm, bt, packed, fwd, chunk);
     const at::Tensor values = head.forward(pass.hidden, backward, &s.ppo->dropout_gen).narrow(1, 0, T - 1);
     LossTensors out = ppo_loss(cfg, pass.logps, values, ref_logps, old_values, masks, targets);
     if (backward) (out.loss * scale).backward();

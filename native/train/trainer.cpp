@@ -58,9 +58,10 @@ LogpTensors from_vectors(const RowLogps& r, int64_t n, const at::Device& device,
 // positions, or the naive full-logits reference.
 RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, ForwardOptions fwd, const LogpOptions& lp) {
   fwd.right_padded = t.right_padded;
+  fwd.packed = t.packed;
   auto run = [&] {
     auto hidden = m.lm->hidden_states(t.input_ids, t.attention_mask, fwd);
-    if (lp.naive) return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
+    if (lp.naive && !t.packed) return row_logprobs(hidden, m.lm->output_weight(), t.input_ids, t.loss_mask, lp);
     return row_logprobs(hidden, m.lm->output_weight(), t.labels, lp);
   };
   if (!m.lm->param_units) return run();
@@ -70,6 +71,14 @@ RowLogpTensors forward_logps(ModelImpl& m, const BatchTensors& t, ForwardOptions
     return std::vector<at::Tensor>{r.sum, r.mean, r.count};
   });
   return {out[0], out[1], out[2]};
+}
+
+// Rows [begin, begin + rows) of a micro-batch as the model's input: packed (padding_free; a
+// batch with padding before a real token stays padded), else padded to their longest row.
+BatchTensors row_tensors(const TrainerImpl& s, const RowBatch& batch, const ModelImpl& m, int64_t begin, int64_t rows) {
+  if (s.options.padding_free)
+    if (auto packed = packed_batch_tensors(batch, m.config.vocab_size, m.device, begin, rows)) return std::move(*packed);
+  return batch_tensors(batch, m.config.vocab_size, m.device, begin, rows, /*trim=*/true);
 }
 
 // An unpaired batch's kinds (RowBatch::desirable, one per example) as a bool tensor on the device.
@@ -141,9 +150,9 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   LogpOptions lp;
   lp.chunk_tokens = s.options.chunk_tokens;
   lp.naive = s.options.naive_logprobs;
-  // Response rows and rationale rows go through the model as two batches, each cut to its own
-  // longest row on the host (rows are independent: the result is the same as one padded
-  // batch). Nothing below waits for the device until the one copy of the loss and metrics.
+  // Response rows and rationale rows go through the model as two batches, each packed without
+  // padding (padding_free, model/packed.h) or cut to its own longest row on the host (rows are
+  // independent: the result is the same as one padded batch). Nothing below waits for the device until the one copy of the loss and metrics.
   const int64_t response_rows = n_pairs * std::min<int64_t>(groups, 2);
 
   // The reference first: its activations are gone before the policy's exist (a lower peak).
@@ -157,7 +166,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
       // The reference runs on chosen and rejected rows only, never on rationale rows.
       torch::NoGradGuard no_grad;
       auto& rm = s.reference->impl();
-      auto rr = forward_logps(rm, batch_tensors(batch, rm.config.vocab_size, rm.device, 0, response_rows, true), {}, lp);
+      auto rr = forward_logps(rm, row_tensors(s, batch, rm, 0, response_rows), {}, lp);
       auto to_policy = [&](const LogpTensors& x) {
         return LogpTensors{x.sum.to(pm.device), x.mean.to(pm.device), x.count.to(pm.device)};
       };
@@ -167,7 +176,7 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
       // LoRA: the reference is the policy's base with its adapters off (no second model).
       torch::NoGradGuard no_grad;
       AdaptersOff off(pm.lora.get());
-      auto rr = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), {}, lp);
+      auto rr = forward_logps(pm, row_tensors(s, batch, pm, 0, response_rows), {}, lp);
       ref.chosen = slice(rr, 0, n_pairs);
       if (groups >= 2) ref.rejected = slice(rr, 1, n_pairs);
     } else {
@@ -180,12 +189,12 @@ StepResult Trainer::step(const RowBatch& batch, int64_t n_pairs, double scale, c
   fwd.activation_checkpointing = s.options.activation_checkpointing && backward;
   if (pm.lora && backward) lora_dropout_seed(s, batch, fwd);
   LoraTraining lora_training(backward ? pm.lora.get() : nullptr);
-  auto rows = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, 0, response_rows, true), fwd, lp);
+  auto rows = forward_logps(pm, row_tensors(s, batch, pm, 0, response_rows), fwd, lp);
   // Two forwards, trained: the loss reads leaf copies of their outputs and each forward is
   // backwarded on its own, rationale first, so no gradient set waits (train/split_backward.h).
   std::vector<LeafLogps> split;
   if (groups >= 3) {
-    auto rationale = forward_logps(pm, batch_tensors(batch, pm.config.vocab_size, pm.device, response_rows, n_pairs, true), fwd, lp);
+    auto rationale = forward_logps(pm, row_tensors(s, batch, pm, response_rows, n_pairs), fwd, lp);
     if (backward && !single_backward_requested()) {
       split = {as_leaves(rationale), as_leaves(rows)};
       rationale = split[0].leaves;

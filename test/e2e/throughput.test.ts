@@ -78,9 +78,22 @@ beforeAll(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('a training run logs its throughput', () => {
+  it('packed (padding_free, the default): padding_fraction 0 and the same real tokens at every step', () => {
+    const r = rpo(['train', 'loss=rdpo', ...overrides('packed', ['model.batch_size=4', 'model.gradient_accumulation_steps=1', 'n_epochs=2', 'do_first_eval=false'])]);
+    expect(r.code, r.stderr).toBe(0);
+    const steps = metrics('packed').filter((m) => typeof m.loss === 'number');
+    expect(steps).toHaveLength(2);
+    const hand = handCount(lengths, true);
+    for (const s of steps) {
+      expect(s.padding_fraction, `step ${s.step}`).toBe(0);
+      expect(s.tokens_per_second! * s.step_seconds!, `step ${s.step}`).toBeCloseTo(hand.real, 6);
+    }
+  });
+
   it('tokens_per_second and padding_fraction at every step, in metrics.jsonl and TensorBoard; no mfu on the CPU', () => {
-    // One global batch of all 4 pairs per step (its order does not change its padding), 2 epochs.
-    const r = rpo(['train', 'loss=rdpo', ...overrides('run', ['model.batch_size=4', 'model.gradient_accumulation_steps=1', 'n_epochs=2', 'do_first_eval=false'])]);
+    // One global batch of all 4 pairs per step (its order does not change its padding), 2 epochs;
+    // padded (padding_free=false), so the steps compute padding.
+    const r = rpo(['train', 'loss=rdpo', ...overrides('run', ['model.batch_size=4', 'model.gradient_accumulation_steps=1', 'n_epochs=2', 'do_first_eval=false', 'padding_free=false'])]);
     expect(r.code, r.stderr).toBe(0);
     const steps = metrics('run').filter((m) => typeof m.loss === 'number');
     expect(steps).toHaveLength(2);

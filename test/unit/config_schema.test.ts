@@ -93,6 +93,7 @@ describe('validateConfig: the typed result', () => {
       device: 'auto',
       resume: null,
       chunk_tokens: 1024,
+      padding_free: true,
       wandb: { enabled: false, entity: null, project: 'rpo' },
     });
     expect(config.loss).toEqual({

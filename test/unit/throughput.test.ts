@@ -33,6 +33,12 @@ describe('batchPositions', () => {
     expect(paddingFraction({ real: 27, computed: 38 })).toBeCloseTo(11 / 38, 15);
   });
 
+  it('packed (padding_free): every computed position is real, so padding_fraction is 0', () => {
+    const batch = makeBatches(PAIRS, { batchSize: 2, groups: 3, seed: 0, shuffle: false })[0]!;
+    expect(batchPositions(batch, true, true)).toEqual({ real: 27, computed: 27, reference: 18 });
+    expect(paddingFraction(batchPositions(batch, false, true))).toBe(0);
+  });
+
   it('dpo: chosen and rejected rows are one forward: 4 rows × 6', () => {
     const batch = makeBatches(PAIRS, { batchSize: 2, groups: 2, seed: 0, shuffle: false })[0]!;
     expect(batchPositions(batch, true)).toEqual({ real: 18, computed: 24, reference: 18 });
