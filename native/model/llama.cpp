@@ -8,10 +8,10 @@
 #include <cstring>
 
 #include "model/checkpoint.h"
-#include "parallel/zero3_units.h"
 #include "model/gemm.h"
 #include "model/lora.h"
 #include "model/packed.h"
+#include "parallel/zero3_units.h"
 
 namespace rpo {
 
