@@ -76,8 +76,10 @@ bench train-1b-rpo 45 node --import tsx $T/train_step.ts --model llama-1b "${PEA
 bench train-1b-pytorch 60 $PY $T/pytorch_train_step.py --model llama-1b "${TINY[@]}" --out "$WORK/train-1b-pytorch.json"
 bench train-7b-rpo 150 node --import tsx $T/train_step.ts --model mistral-7b "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-7b-rpo.json"
 bench train-7b-pytorch 90 $PY $T/pytorch_train_step.py --model mistral-7b "${TINY[@]}" --out "$WORK/train-7b-pytorch.json"
-bench gen-1b-rpo 40 node --import tsx $T/generate.ts --model llama-1b "${TINY[@]}" --out "$WORK/gen-1b-rpo.json"
-bench gen-1b-hf 45 $PY $T/hf_generate.py --model llama-1b "${TINY[@]}" --out "$WORK/gen-1b-hf.json"
+# Sampling: rpo (slots 35 and auto) vs transformers generate (dynamic cache; static cache + compile),
+# greedy and sampling, forced spread stop points (a sample of AlpacaEval's 805 prompts: the
+# minutes for all 805 are extrapolated; RPO_GEN_PROMPTS=805 for all of them).
+bench gen-1b 240 env RPO_GPU_PYTHON="$PY" node --import tsx $T/generate.ts --model llama-1b --prompts "${RPO_GEN_PROMPTS:-140}" "${TINY[@]}" --out "$WORK/gen-1b.json"
 bench train-1b-live-rpo 45 node --import tsx $T/train_step.ts --model llama-1b --reference live "${PEAKARG[@]}" "${TINY[@]}" --out "$WORK/train-1b-live-rpo.json"
 bench train-1b-live-pytorch 60 $PY $T/pytorch_train_step.py --model llama-1b --reference live "${TINY[@]}" --out "$WORK/train-1b-live-pytorch.json"
 # The fused head's CUDA kernel against the chunked LibTorch head, in the whole step.
