@@ -19,6 +19,9 @@ same HF model directory and reading the same rows / prompts file as the rpo case
             `repeats` times after a short warm-up (the fastest counts). With stopTokenIds: those are
             the EOS ids (a list, as generation_config takes), up to new_tokens, each row's answer
             cut before its stop token; the batch runs until its last row ends (generate's way).
+            batchSize B > 0: the prompts in consecutive batches of B (the seed's eval_batch_size
+            way), each left-padded to its own longest prompt and run until its own last row ends.
+            rowSteps: the token choices computed, sum over batches of rows x steps run.
 
     .venv/bin/python bench/pytorch_case.py '<json case>'
 """
@@ -207,15 +210,21 @@ def train_pairs(c):
             "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak}
 
 
-def generate(c):
-    with open(c["promptsFile"], encoding="utf-8") as f:
-        prompts = json.load(f)
+def left_padded(prompts):
     B, L = len(prompts), max(len(p) for p in prompts)
     ids = torch.zeros(B, L, dtype=torch.long)
     mask = torch.zeros(B, L, dtype=torch.long)
-    for i, p in enumerate(prompts):  # left padding, as rpo's generate
+    for i, p in enumerate(prompts):
         ids[i, L - len(p) :] = torch.tensor(p)
         mask[i, L - len(p) :] = 1
+    return ids, mask
+
+
+def generate(c):
+    with open(c["promptsFile"], encoding="utf-8") as f:
+        prompts = json.load(f)
+    size = c.get("batchSize") or len(prompts)
+    batches = [left_padded(prompts[i : i + size]) for i in range(0, len(prompts), size)]
     model, load_seconds = load(c["modelDir"])
     rss_after_load, load_peak = status_bytes("VmRSS"), status_bytes("VmHWM")
     model.eval()
@@ -227,18 +236,24 @@ def generate(c):
     # Without stop tokens every row runs exactly `new` steps; with them a row ends at its first.
     lengths = dict(max_new_tokens=new) if stops else dict(max_new_tokens=new, min_new_tokens=new)
     with torch.no_grad():
+        ids, mask = batches[0]
         model.generate(ids[:2], attention_mask=mask[:2], max_new_tokens=4, min_new_tokens=4, **{**kw, "eos_token_id": None})  # warm-up
         seconds = float("inf")
         for _ in range(c["repeats"]):
             t = time.perf_counter()
-            out = model.generate(ids, attention_mask=mask, **lengths, **kw)
+            outs = [model.generate(ids, attention_mask=mask, **lengths, **kw) for ids, mask in batches]
             seconds = min(seconds, time.perf_counter() - t)  # the fastest run
-    gen = out[:, L:].tolist()
+    gen, row_steps = [], 0
+    for (ids, _), out in zip(batches, outs):
+        steps = out.shape[1] - ids.shape[1]
+        row_steps += ids.shape[0] * steps
+        gen += out[:, ids.shape[1] :].tolist()
     if stops:  # each row's answer: the tokens before its stop token (padding follows it)
         gen = [next((row[:k] for k, t in enumerate(row) if t in stops), row) for row in gen]
     tokens = sum(len(row) for row in gen)
     return {
         "impl": "transformers", "params": sum(p.numel() for p in model.parameters()), "loadSeconds": load_seconds,
+        "batchSize": size, "rowSteps": row_steps,
         "seconds": seconds, "generatedTokens": tokens, "tokensPerSecond": tokens / seconds,
         "ids": gen, "rssAfterLoadBytes": rss_after_load, "loadPeakRssBytes": load_peak, "peakRssBytes": peak_rss(),
     }

@@ -11,7 +11,10 @@
 //   npm run bench -- --only llama-100m/dpo,generate     (case names as printed)
 //   RPO_BENCH_STEPS=N               timed steps per train case (default 2; 1 warmup step before)
 //   RPO_BENCH_THREADS=N             intra-op threads on both sides (default 2)
-//   RPO_BENCH_SLOTS=N               rpo's slots in generate-stops (default 16)
+//   RPO_BENCH_SLOTS=N|auto          rpo's slots in generate-stops (default auto: as many as fit in
+//                                   the free memory, lib/plan/generation.ts; here every prompt)
+//   RPO_BENCH_HF_BATCH=N            generate-stops' second transformers run: batches of N prompts,
+//                                   each until its longest row ends (default 16)
 //   RPO_BENCH_PYTHON=...            the Python with torch + transformers (default .venv/bin/python)
 //   RPO_BENCH_CACHE=dir             model dirs and rows (default bench/out/cache, gitignored)
 //   The environment passes to both sides (e.g. MALLOC_ARENA_MAX=1 npm run bench: one glibc arena).
@@ -84,7 +87,10 @@ const GEN_REPEATS = 2;
 const STOP_PROMPTS = 64;
 const STOP_MIN = 8;
 const STOP_MAX = 256;
-const STOP_SLOTS = Number(process.env.RPO_BENCH_SLOTS ?? 16);
+const STOP_SLOTS: number | 'auto' = (process.env.RPO_BENCH_SLOTS ?? 'auto') === 'auto' ? 'auto' : Number(process.env.RPO_BENCH_SLOTS);
+const STOP_HF_BATCH = Number(process.env.RPO_BENCH_HF_BATCH ?? 16);
+/** The issue's goal for generate-stops: rpo in at most this share of transformers' (one batch) time. */
+const STOP_GOAL = 0.25;
 const LR = 1e-6;
 const MAX_GRAD_NORM = 10; // configs/model/base_model.yaml
 const LOSSES = {
@@ -147,6 +153,12 @@ interface TrainResult {
 interface GenerateResult {
   error?: string;
   params: number;
+  /** Token choices computed (prefill's first choices and every decode step's rows). */
+  rowSteps?: number;
+  /** rpo: its slots; transformers: its batch size. */
+  slots?: number;
+  batchSize?: number;
+  finishReasons?: string[];
   loadSeconds: number;
   seconds: number;
   generatedTokens: number;
@@ -163,6 +175,8 @@ interface Case {
   kind: 'train' | 'generate';
   rpo?: TrainResult | GenerateResult;
   pytorch?: TrainResult | GenerateResult;
+  /** generate-stops: transformers in batches of STOP_HF_BATCH. */
+  pytorchBatched?: GenerateResult;
   firstImpl?: string;
 }
 
@@ -204,6 +218,9 @@ function compareBench(): void {
       const r = attempt(impl, () => (impl === 'rpo' ? runNode(spec) : runPython(spec)));
       c[impl] = r as unknown as TrainResult & GenerateResult;
     }
+    if (c.name === 'generate-stops') {
+      c.pytorchBatched = attempt(`pytorch, batches of ${STOP_HF_BATCH}`, () => runPython({ ...spec, batchSize: STOP_HF_BATCH })) as unknown as GenerateResult;
+    }
   });
   const wall = (performance.now() - wall0) / 1e3;
 
@@ -235,7 +252,7 @@ function compareBench(): void {
   if (gens.length) {
     console.log(`\nGeneration (model.generate, greedy, KV cache, prompts of 8..64 tokens): seconds, the fastest of the runs after a warm-up; ratios rpo / transformers`);
     console.log(`  generate: ${GEN_PROMPTS} prompts, no EOS, every row ${GEN_NEW_TOKENS} new tokens (fastest of ${GEN_REPEATS}); both left-pad-free for rpo, left-padded for transformers`);
-    console.log(`  generate-stops: ${STOP_PROMPTS} prompts, the same EOS ids on both sides ending the answers at spread lengths (below); rpo: ${STOP_SLOTS} slots, continuous batching; transformers: one batch until its last row ends\n`);
+    console.log(`  generate-stops: ${STOP_PROMPTS} prompts, the same EOS ids on both sides ending the answers at spread lengths (below); rpo: slots ${STOP_SLOTS}, continuous batching, finished rows leave the computed batch; transformers: one batch until its last row ends\n`);
     console.log('| case | rpo s | transformers s | ratio | rpo peak RSS | transformers peak RSS | ratio | identical ids |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const gen of gens) {
@@ -257,6 +274,7 @@ function compareBench(): void {
         const lengths = a.ids.map((x) => x.length).sort((x, y) => x - y);
         const q = (p: number) => lengths[Math.min(lengths.length - 1, Math.floor(p * lengths.length))]!;
         console.log(`\n  generate-stops answer lengths: min ${lengths[0]}, p25 ${q(0.25)}, median ${q(0.5)}, p75 ${q(0.75)}, max ${lengths.at(-1)}; ${a.generatedTokens} tokens in all (rpo ${a.tokensPerSecond.toFixed(0)} tokens/s, transformers ${b.tokensPerSecond.toFixed(0)})`);
+        stopsBound(a, b, gen.pytorchBatched);
       }
     }
   }
@@ -281,6 +299,41 @@ function compareBench(): void {
   mkdirSync(path.dirname(outFile), { recursive: true });
   writeFileSync(outFile, JSON.stringify({ steps, threads, wallSeconds: wall, cases: selected }, null, 1) + '\n');
   log(`results: ${outFile}`);
+}
+
+/**
+ * generate-stops' anchors and the bound: every run's seconds and computed row-steps (token
+ * choices: each prompt's first at its prefill, then each decode step's rows) against the real
+ * tokens (each answer's tokens and its stop token), the least any batching must compute. At
+ * transformers' own cost per row-step (one batch: its most efficient, compute-bound shape here),
+ * the real tokens alone take real / rowSteps of its time: below that no batching gets without a
+ * cheaper row-step.
+ */
+function stopsBound(a: GenerateResult, b: GenerateResult, batched: GenerateResult | undefined): void {
+  const real = a.ids.reduce((s, x, r) => s + x.length + (a.finishReasons?.[r] === 'stop' ? 1 : 0), 0);
+  const same = (x: GenerateResult) => x.ids.length === a.ids.length && x.ids.every((row, r) => JSON.stringify(row) === JSON.stringify(a.ids[r]));
+  console.log(`\n  generate-stops: seconds, and the row-steps each computed against the ${real} real token choices (answers + their stop tokens)\n`);
+  console.log('| run | s | rpo / this | row-steps computed | per real token | s per 1000 row-steps | identical ids |');
+  console.log('|---|---|---|---|---|---|---|');
+  const line = (name: string, x: GenerateResult | undefined) => {
+    if (!x || x.error) return console.log(`| ${name} | FAILED | | | | | ${x?.error ?? ''} |`);
+    const steps = x.rowSteps ?? NaN;
+    console.log(`| ${name} | ${x.seconds.toFixed(2)} | ${ratio(a.seconds, x.seconds)} | ${steps} | ${(steps / real).toFixed(2)} | ${((1000 * x.seconds) / steps).toFixed(2)} | ${x === a ? '-' : same(x) ? 'yes' : 'no'} |`);
+  };
+  line(`rpo, ${a.slots} slots, compacted`, a);
+  line(`transformers, one batch of ${b.batchSize}`, b);
+  line(`transformers, batches of ${batched?.batchSize ?? STOP_HF_BATCH}`, batched);
+  if (!b.rowSteps) return;
+  const bound = real / b.rowSteps;
+  console.log(
+    `\n  bound: at transformers' cost per row-step in its batch of ${b.batchSize} (${((1000 * b.seconds) / b.rowSteps).toFixed(2)} ms), the ${real} real token choices take ` +
+      `${((b.seconds * real) / b.rowSteps).toFixed(1)} s = ${bound.toFixed(2)}x its time; rpo computed ${a.rowSteps} row-steps and took ${ratio(a.seconds, b.seconds)}x.`,
+  );
+  console.log(
+    bound > STOP_GOAL
+      ? `  The goal (<= ${STOP_GOAL}x transformers' time) is out of reach at that cost on this CPU: it needs a row-step ${(bound / STOP_GOAL).toFixed(1)}x cheaper than transformers' batch-of-${b.batchSize} one, not only fewer row-steps.`
+      : `  The goal (<= ${STOP_GOAL}x) is within the bound.`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

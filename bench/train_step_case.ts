@@ -8,9 +8,12 @@
 //   heads     random model from a config, fused or naive log-prob head (npm run bench -- --heads)
 //   init      write a random-weight HF model dir (Model.create + saveModel), so that the driver
 //             never loads LibTorch itself
-import { Model, Trainer, setNumThreads, type ModelConfig, type PairLogps, type RowBatch } from '../lib/native.js';
+import { Model, Trainer, setNumThreads, type GenerateResult, type ModelConfig, type PairLogps, type RowBatch } from '../lib/native.js';
 import { loadModel, saveModel } from '../lib/model/io.js';
 import { peakRssBytes, rssBytes } from '../lib/memory.js';
+import { shapeOf } from '../lib/plan/estimate.js';
+import { slotsThatFit } from '../lib/plan/generation.js';
+import { freemem } from 'node:os';
 import { median, readJson, type RowsFile } from './common.js';
 
 interface TrainCase {
@@ -35,8 +38,9 @@ interface GenerateCase {
   threads: number;
   /** Stop tokens (EOS) ending each prompt where its answer should end; none: every row runs newTokens. */
   stopTokenIds?: number[];
-  /** Rows decoded at once (continuous batching); absent: every prompt at once. */
-  slots?: number;
+  /** Rows decoded at once (continuous batching); absent: every prompt at once; 'auto': as many as
+   * fit in the free memory (lib/plan/generation.ts, as model.eval_batch_size=auto). */
+  slots?: number | 'auto';
 }
 interface HeadsCase {
   kind: 'heads';
@@ -124,18 +128,26 @@ async function generate(c: GenerateCase) {
   const loadSeconds = now() - t0;
   const rssAfterLoad = rssBytes();
   const loadPeak = peakRssBytes();
-  const options = { maxNewTokens: c.newTokens, doSample: false, stopTokenIds: c.stopTokenIds ?? [], padTokenId: 0, useCache: true, slots: c.slots ?? 0 };
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const slots =
+    c.slots === 'auto'
+      ? slotsThatFit(shapeOf(model.config), { maxLength: longest + c.newTokens, e: 4, freeBytes: freemem(), prompts: prompts.length })
+      : (c.slots ?? 0);
+  const options = { maxNewTokens: c.newTokens, doSample: false, stopTokenIds: c.stopTokenIds ?? [], padTokenId: 0, useCache: true, slots };
   await model.generate(prompts.slice(0, 2), { ...options, maxNewTokens: 4 }); // warm-up
   let seconds = Infinity;
-  let r = { tokens: [] as Int32Array[] };
+  let r: GenerateResult = { tokens: [], finishReasons: [], steps: 0, rowSteps: 0, graphReplays: 0 };
   for (let i = 0; i < c.repeats; i++) {
     const t = now();
     r = await model.generate(prompts, options);
     seconds = Math.min(seconds, now() - t); // the fastest run: interference only adds time
   }
   const generated = r.tokens.reduce((s, x) => s + x.length, 0);
+  // Token choices the call computed: one per prompt at its prefill, one per row of each decode step.
+  const rowSteps = r.rowSteps + prompts.length;
   return {
-    slots: c.slots ?? prompts.length,
+    slots: slots || prompts.length, rowSteps, steps: r.steps,
+    finishReasons: r.finishReasons,
     impl: 'rpo', params: model.numParameters, loadSeconds, seconds, generatedTokens: generated, tokensPerSecond: generated / seconds,
     ids: r.tokens.map((x) => Array.from(x)), rssAfterLoadBytes: rssAfterLoad, loadPeakRssBytes: loadPeak, peakRssBytes: peakRssBytes(),
   };

@@ -115,6 +115,7 @@ export const STRUCTS = [
     fields: [
       { name: 'max_new_tokens', type: 'int', default: 0, min: 0, doc: 'new tokens at most; 0: bounded by max_length only' },
       { name: 'max_length', type: 'int', default: 0, min: 0, doc: 'each prompt\'s own length + its response (docs/departures.md); 0: none' },
+      { name: 'prompt_max_new_tokens', type: 'ints', min: 1, max: 'INT32', doc: 'per prompt (one each, or none): its new tokens at most, in place of max_new_tokens (benchmarks\' spread stop points)' },
       { name: 'do_sample', type: 'bool', default: true, doc: 'false: greedy' },
       { name: 'temperature', type: 'number', default: 1.0, doc: '' },
       { name: 'top_p', type: 'number', default: 1.0, doc: '' },

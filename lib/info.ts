@@ -97,7 +97,7 @@ function formatCuda(c: CudaInfo, driver: string): string[] {
   const drv = driver || c.driverVersion ? `${driver || '?'}${c.driverVersion ? ` (CUDA ${c.driverVersion})` : ''}` : c.available ? '?' : 'none';
   const lines = [
     `CUDA runtime ${c.runtimeVersion || '?'}, driver ${drv}, ` +
-      `kernels ${c.kernels ? 'built' : 'not built (no nvcc at build time)'}${c.available ? `, TF32 ${c.tf32 ? 'on' : 'off'}` : ''}`,
+      `kernels ${c.kernels ? 'built' : 'not built (no nvcc at build time)'}, decode graphs ${c.graphs ? 'built' : 'not built (no CUDA headers at build time)'}${c.available ? `, TF32 ${c.tf32 ? 'on' : 'off'}` : ''}`,
   ];
   for (const d of c.devices) {
     const cap = d.capability !== '0.0' ? `, sm ${d.capability}` : '';

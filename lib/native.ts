@@ -126,6 +126,12 @@ export interface GenerateProgress {
 export interface GenerateResult {
   tokens: Int32Array[];
   finishReasons: ('stop' | 'length')[];
+  /** Decode steps the call ran (0 without the cache). */
+  steps: number;
+  /** Rows computed, summed over the decode steps: running rows and the idle slots computed beside them. */
+  rowSteps: number;
+  /** Decode steps replayed from a CUDA graph (0 on the CPU, and with RPO_CUDA_GRAPHS=0). */
+  graphReplays: number;
 }
 
 interface RawModel {
@@ -177,6 +183,8 @@ export interface CudaInfo {
   built: boolean;
   /** native/kernels/*.cu were compiled in (the fused log-prob head's CUDA kernels). */
   kernels: boolean;
+  /** Generation's decode step can replay CUDA graphs (CUDA's runtime headers were complete at build time). */
+  graphs: boolean;
   /** A device is usable now. */
   available: boolean;
   /** CUDA runtime version, "13.0"; "" when unknown. */

@@ -138,6 +138,10 @@ struct GenerateProgress {
 struct GenerateResult {
   std::vector<std::vector<int32_t>> tokens;  // per row, without the stop token
   std::vector<std::string> finish_reasons;   // "stop" | "length"
+  // What the decode loop computed: decode steps, rows summed over them (a running row is one
+  // token chosen; the rest of a step's rows are idle slots up to its row count or CUDA graph
+  // bucket), and the steps replayed from a CUDA graph.
+  int64_t steps = 0, row_steps = 0, graph_replays = 0;
 };
 
 // The sampler's logits processors (repetition penalty, temperature, top-k, top-p, in
@@ -284,6 +288,7 @@ struct CudaDeviceInfo {
 struct CudaInfo {
   bool built = false;            // this LibTorch has CUDA and the addon links it (RPO_WITH_CUDA)
   bool kernels = false;          // native/kernels/*.cu were compiled in (RPO_WITH_CUDA_KERNELS)
+  bool graphs = false;           // generation's decode step can replay CUDA graphs (RPO_WITH_CUDA_GRAPHS)
   bool available = false;        // a device is usable now
   std::string runtime_version;   // CUDA runtime, "13.0"; "" when unknown
   std::string driver_version;    // the newest CUDA the driver supports, "13.0"; "" when unknown

@@ -112,19 +112,23 @@ if (train.length) {
 
 const gen = results.filter((r) => r.bench === 'generate');
 if (gen.length) {
-  out('### Generation (AlpacaEval-like prompts, batched, KV cache, every row to the full length)');
+  out('### Generation (AlpacaEval-like prompts, answers forced to spread stop points; bench/gpu/generate.ts)');
   out();
-  out('| model | impl | prompts × new tokens | s | tokens/s | ms/step | peak allocated GiB |');
-  out('|---|---|---|---|---|---|---|');
+  out('| model | impl | decode | slots / batch | prompts | s | ms/step | output tokens/s | min for 805 | peak allocated GiB |');
+  out('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of gen) {
-    if (r.error) out(`| ${r.model} | ${r.impl} | ${r.batch} × ${r.newTokens} | **${r.error}** | | | |`);
-    else out(`| ${r.model} | ${r.impl} | ${r.batch} × ${r.newTokens} | ${fix(r.seconds, 2)} | ${fix(r.tokensPerSecond)} | ${fix(r.msPerStep, 1)} | ${gib(r.peakAllocatedBytes)} |`);
+    const who = r.slots ?? r.batch;
+    if (r.error) out(`| ${r.model} | ${r.impl} | ${r.decode} | ${who} | ${r.prompts} | **${r.error}** | | | | |`);
+    else out(`| ${r.model} | ${r.impl} | ${r.decode} | ${who} | ${r.prompts} | ${fix(r.seconds, 2)} | ${fix(r.msPerStep, 2)} | ${fix(r.tokensPerSecond)} | ${fix(r.minutesFor805, 2)} | ${gib(r.peakAllocatedBytes)} |`);
   }
   out();
   for (const model of [...new Set(gen.map((r) => r.model))]) {
-    const rpo = gen.find((r) => r.impl === 'rpo' && r.model === model && !r.error);
-    const hf = gen.find((r) => r.impl === 'transformers' && r.model === model && !r.error);
-    if (rpo && hf) out(`${model}: rpo ÷ transformers generate tokens/s = **${ratio(rpo.tokensPerSecond, hf.tokensPerSecond)}**`);
+    for (const decode of ['greedy', 'sample']) {
+      const rpo = gen.filter((r) => r.impl === 'rpo' && r.model === model && r.decode === decode && !r.error).sort((x, y) => (num(y.tokensPerSecond) ?? 0) - (num(x.tokensPerSecond) ?? 0))[0];
+      for (const hf of gen.filter((r) => String(r.impl).startsWith('transformers') && r.model === model && r.decode === decode && !r.error)) {
+        if (rpo) out(`${model}, ${decode}: rpo (slots ${rpo.slots}) ÷ ${hf.impl} tokens/s = **${ratio(rpo.tokensPerSecond, hf.tokensPerSecond)}**`);
+      }
+    }
   }
   out();
 }

@@ -148,6 +148,8 @@ export interface GenerateOptions {
   maxNewTokens?: number;
   /** each prompt's own length + its response (docs/departures.md); 0: none. Default 0. */
   maxLength?: number;
+  /** per prompt (one each, or none): its new tokens at most, in place of max_new_tokens (benchmarks' spread stop points) */
+  promptMaxNewTokens?: number[];
   /** false: greedy. Default true. */
   doSample?: boolean;
   /** Default 1. */

@@ -190,6 +190,7 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("built", r.built);
   o.Set("kernels", r.kernels);
+  o.Set("graphs", r.graphs);
   o.Set("available", r.available);
   o.Set("runtimeVersion", r.runtime_version);
   o.Set("driverVersion", r.driver_version);

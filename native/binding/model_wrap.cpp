@@ -164,6 +164,9 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
       }
       o.Set("tokens", tokens);
       o.Set("finishReasons", reasons);
+      o.Set("steps", static_cast<double>(r->steps));
+      o.Set("rowSteps", static_cast<double>(r->row_steps));
+      o.Set("graphReplays", static_cast<double>(r->graph_replays));
       return o;
     };
   });

@@ -90,6 +90,7 @@ struct LossConfig {
 struct GenerateOptions {
   int64_t max_new_tokens = 0;  // new tokens at most; 0: bounded by max_length only
   int64_t max_length = 0;  // each prompt's own length + its response (docs/departures.md); 0: none
+  std::vector<int64_t> prompt_max_new_tokens;  // per prompt (one each, or none): its new tokens at most, in place of max_new_tokens (benchmarks' spread stop points)
   bool do_sample = true;  // false: greedy
   double temperature = 1.0;
   double top_p = 1.0;

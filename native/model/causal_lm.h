@@ -41,6 +41,9 @@ struct LayerCache {
   // Caches this forward's keys and values [rows, kv_heads, T, head_dim]; returns what attention
   // reads.
   std::pair<at::Tensor, at::Tensor> append(const at::Tensor& k, const at::Tensor& v);
+  // Copies slots src[i]'s first `columns` columns into slots dst[i] (generation's compaction:
+  // running rows move down into freed slots so a decode step computes a dense prefix).
+  void move_slots(const at::Tensor& src, const at::Tensor& dst, int64_t columns);
 
  private:
   at::Tensor key_buffer_, value_buffer_;

@@ -4,8 +4,11 @@
 // feeds every slot's last token, and the next token is chosen, recorded and checked against the
 // stop tokens and the prompt's budget on the device (sampler.h; the state tensors below); the host
 // reads the finished flags only every few steps (one small copy), takes the finished prompts'
-// tokens, and prefills the next waiting prompts into the freed slots. A prompt's tokens depend on
-// its own sequence only (and, sampling, on (seed, its index)): not on its slot or neighbours.
+// tokens, and prefills the next waiting prompts into the freed slots. When no prompt waits, the
+// running rows move down into the freed slots (their cache and state copied), so that a step
+// computes the running rows only, a dense prefix of the slots. On CUDA a step replays a CUDA graph
+// (decode_graph.h). A prompt's tokens depend on its own sequence only (and, sampling, on (seed,
+// its index)): not on its slot or neighbours.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -14,6 +17,7 @@
 #include <deque>
 #include <stdexcept>
 
+#include "model/decode_graph.h"
 #include "model/gemm.h"
 #include "model/model_impl.h"
 #include "model/sampler.h"
@@ -86,7 +90,7 @@ class SlotDecoder {
     out_ = at::zeros({slots, max_budget + 1}, lg);  // +1: a finished row's ignored write
     if (o.repetition_penalty != 1.0) seen_ = at::zeros({slots, m.config.vocab_size}, b);
     stop_ids_ = at::tensor(o.stop_token_ids, at::kLong).to(m.device);
-    columns_ = at::arange(capacity, lg);
+    columns_ = at::arange(std::max(capacity, slots), lg);  // cache columns, and slot indices
     weight_ = m.lm->output_weight();
   }
 
@@ -171,6 +175,26 @@ class SlotDecoder {
     record(columns_.narrow(0, 0, rows), next, /*fed=*/true);
   }
 
+  // Moves the sequences of slots src[i] (their first `columns` cache columns, their state) into
+  // the free slots dst[i]; the sources become free.
+  void move(const std::vector<int64_t>& src, const std::vector<int64_t>& dst, int64_t columns) {
+    auto from = at::tensor(src, at::kLong).to(m_.device), to = at::tensor(dst, at::kLong).to(m_.device);
+    for (auto& c : cache_) c.move_slots(from, to, columns);
+    for (auto* t : {&length_, &generated_, &budget_, &key_, &next_, &done_, &stopped_, &out_, &seen_})
+      if (t->defined()) t->index_copy_(0, to, t->index_select(0, from));
+    release(from);
+  }
+
+  // Marks slots free: finished, and at length 0 (an idle row's position then stays inside any
+  // step's columns, so its attention row is never empty).
+  void release(const at::Tensor& slots) {
+    done_.index_fill_(0, slots, true);
+    length_.index_fill_(0, slots, 0);
+  }
+  void release(const std::vector<int64_t>& slots) {
+    if (!slots.empty()) release(at::tensor(slots, at::kLong).to(m_.device));
+  }
+
   // The finished flags of slots [0, rows), on the host.
   std::vector<bool> finished(int64_t rows) const {
     auto d = done_.narrow(0, 0, rows).to(at::kCPU);
@@ -200,7 +224,8 @@ class SlotDecoder {
     auto count = generated_.index_select(0, sl);
     // A finished slot writes past its tokens (out_ has a spare column), where nothing reads.
     out_.index_put_({sl, count}, next);
-    auto is_stop = stop_ids_.numel() ? at::isin(next, stop_ids_) : at::zeros_like(running);
+    // A broadcast compare, not at::isin (whose sorting path may sync with the host: not in a graph).
+    auto is_stop = stop_ids_.numel() ? next.unsqueeze(-1).eq(stop_ids_).any(-1) : at::zeros_like(running);
     auto appended = running.logical_and(is_stop.logical_not());
     count = count + appended;
     generated_.index_copy_(0, sl, count);
@@ -264,7 +289,10 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
   if (n == 0) return {};
   check_options(o);
   check_token_ids(prompts, o, m.config.vocab_size);
-  if (o.max_new_tokens <= 0 && o.max_length <= 0) throw std::invalid_argument("generate: set max_new_tokens or max_length");
+  const bool per_prompt = !o.prompt_max_new_tokens.empty();
+  if (per_prompt && static_cast<int64_t>(o.prompt_max_new_tokens.size()) != n)
+    throw std::invalid_argument("generate: promptMaxNewTokens has " + std::to_string(o.prompt_max_new_tokens.size()) + " entries for " + std::to_string(n) + " prompts");
+  if (o.max_new_tokens <= 0 && o.max_length <= 0 && !per_prompt) throw std::invalid_argument("generate: set max_new_tokens or max_length");
   GenerateResult result;
   result.tokens.resize(n);
   result.finish_reasons.assign(n, "length");
@@ -275,7 +303,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
   for (int64_t i = 0; i < n; ++i) {
     const int64_t L = static_cast<int64_t>(prompts[i].size());
     if (L == 0) throw std::invalid_argument("generate: prompt " + std::to_string(i) + " is empty");
-    int64_t budget = o.max_new_tokens > 0 ? o.max_new_tokens : INT64_MAX;
+    int64_t budget = per_prompt ? o.prompt_max_new_tokens[i] : o.max_new_tokens > 0 ? o.max_new_tokens : INT64_MAX;
     if (o.max_length > 0) budget = std::min(budget, o.max_length - L);
     if (budget <= 0) {
       if (progress) progress->prompts += 1;
@@ -293,6 +321,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
   }
 
   const int64_t slots = o.slots > 0 ? std::min<int64_t>(o.slots, static_cast<int64_t>(jobs.size())) : static_cast<int64_t>(jobs.size());
+  DecodeGraphs graphs(m.device);  // on CUDA: the decode runs on a stream of its own from here
   SlotDecoder decoder(m, prompts, o, slots, capacity, max_budget);
   std::deque<Prompt> waiting(jobs.begin(), jobs.end());
   // The host's view of each slot: its prompt (-1: free), and upper bounds of its cache length and
@@ -302,7 +331,9 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
 
   // Fills the free slots, lowest first (so the running rows stay a prefix and an emptying batch
   // shrinks), packing prompts into prefills of up to kMaxPackedTokens tokens.
+  // Returns whether it prefilled any.
   auto fill = [&]() {
+    const size_t before = waiting.size();
     std::vector<std::pair<int64_t, Prompt>> group;
     int64_t tokens = 0;
     auto flush = [&]() {
@@ -324,10 +355,12 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
       budget[s] = p.budget;
     }
     flush();
+    return waiting.size() != before;
   };
   // Takes the finished prompts' tokens and frees their slots.
   auto collect = [&](int64_t rows) {
     auto finished = decoder.finished(rows);
+    std::vector<int64_t> freed;
     for (int64_t s = 0; s < rows; ++s) {
       if (occupant[s] < 0 || !finished[s]) continue;
       auto [tokens, reason] = decoder.result(s);
@@ -336,15 +369,37 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
       result.tokens[index] = std::move(tokens);
       result.finish_reasons[index] = reason;
       occupant[s] = -1;
+      freed.push_back(s);
     }
+    decoder.release(freed);
+  };
+  // Moves the highest running slots into the lowest free ones, so the running slots are
+  // [0, running): after fill() this happens only once no prompt waits.
+  auto compact = [&]() {
+    std::vector<int64_t> src, dst;
+    int64_t columns = 0;
+    for (int64_t lo = 0, hi = slots - 1;; ++lo, --hi) {
+      while (lo < slots && occupant[lo] >= 0) ++lo;
+      while (hi >= 0 && occupant[hi] < 0) --hi;
+      if (lo >= hi) break;
+      src.push_back(hi), dst.push_back(lo);
+      columns = std::max(columns, length_bound[hi] + 1);
+      for (auto* v : {&occupant, &length_bound, &generated_bound, &last_column, &budget}) std::swap((*v)[lo], (*v)[hi]);
+    }
+    if (!src.empty()) decoder.move(src, dst, columns);
   };
 
   fill();
   const int64_t interval = check_interval(m.device);
   int64_t since_look = 0;
   for (;;) {
-    collect(slots);  // a first token can be a stop token, or the whole budget
-    fill();
+    // A prefill's first token can be a stop token, or the whole budget. Where a look costs nothing
+    // (the CPU) the host looks again after each refill, so that no finished row is ever computed;
+    // on CUDA such a row waits, idle, for the next look.
+    do {
+      collect(slots);
+    } while (fill() && interval == 1);
+    compact();
     int64_t rows = 0;
     for (int64_t s = 0; s < slots; ++s)
       if (occupant[s] >= 0) rows = s + 1;
@@ -356,7 +411,10 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
     for (since_look = 0; since_look < interval; ++since_look) {
       int64_t columns = 0;
       for (int64_t s = 0; s < rows; ++s) columns = std::max(columns, length_bound[s] + 1);
-      decoder.step(rows, columns);
+      const auto [step_rows, step_columns] = graphs.bucket(rows, columns, slots, capacity);
+      graphs.run(step_rows, step_columns, [&, r = step_rows, c = step_columns]() { decoder.step(r, c); });
+      result.steps += 1;
+      result.row_steps += step_rows;
       bool spent = false;
       for (int64_t s = 0; s < rows; ++s) {
         if (occupant[s] < 0) continue;
@@ -367,6 +425,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int32_t>>& prompts,
       if (spent) break;
     }
   }
+  result.graph_replays = graphs.replays();
   return result;
 }
 

@@ -1,6 +1,7 @@
 // LayerCache::append: generation's per-layer keys and values in their slots (causal_lm.h).
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "model/causal_lm.h"
@@ -24,6 +25,15 @@ std::pair<at::Tensor, at::Tensor> LayerCache::append(const at::Tensor& k, const 
   if (f.read_slots == 0) return {k, v};
   return {key_buffer_.narrow(0, 0, f.read_slots).narrow(2, 0, f.read_columns),
           value_buffer_.narrow(0, 0, f.read_slots).narrow(2, 0, f.read_columns)};
+}
+
+void LayerCache::move_slots(const at::Tensor& src, const at::Tensor& dst, int64_t columns) {
+  if (!key_buffer_.defined()) return;  // nothing cached yet
+  for (auto* buffer : {&key_buffer_, &value_buffer_}) {
+    auto head = buffer->narrow(2, 0, std::min(columns, capacity));
+    // index_select copies first: a destination may be another pair's source.
+    head.index_copy_(0, dst, head.index_select(0, src));
+  }
 }
 
 }  // namespace rpo

@@ -31,6 +31,7 @@
 
 #include "api.h"
 #include "model/cpu_allocator.h"
+#include "model/decode_graph.h"
 
 namespace rpo {
 
@@ -173,6 +174,7 @@ CudaInfo cuda_info() {
 #ifdef RPO_WITH_CUDA_KERNELS
   info.kernels = true;
 #endif
+  info.graphs = cuda_graphs_built();
   if (!info.built) return info;
   info.available = cuda_available();
   try {

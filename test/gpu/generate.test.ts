@@ -6,9 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Model, allowTF32, setAllowTF32 } from '../../lib/native.js';
 import { rng, tinyConfig } from '../native/helpers.js';
-import { CUDA, DEVICE, announce } from './gpu.js';
+import { CUDA, DEVICE, DRY_RUN, GRAPHS, announce, withGraphs } from './gpu.js';
 
 announce('generate');
+if (CUDA && !GRAPHS) {
+  console.warn('test/gpu/generate: the CUDA graph test skipped: the addon was built without CUDA graphs (incomplete CUDA headers at build time: see `npm run build:native` output)');
+}
 
 const config = tinyConfig({ initializer_range: 0.2, num_hidden_layers: 3 });
 
@@ -104,6 +107,41 @@ describe.skipIf(!CUDA)('generation on CUDA', () => {
     } finally {
       cpu.dispose();
       gpu.dispose();
+    }
+  });
+
+  it.skipIf(!GRAPHS)('CUDA graphs: replayed decode steps give the eager steps\' tokens (fp32 and bf16, greedy and sampling), rows ending at varied steps and refilled', async () => {
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const model = await Model.create(config, { seed: 66, device: DEVICE, dtype });
+      try {
+        const r = rng(66);
+        const ps = Array.from({ length: 40 }, () => Int32Array.from({ length: 2 + Math.floor(r() * 27) }, () => 1 + Math.floor(r() * (config.vocab_size - 1))));
+        const free = asArrays((await withGraphs(false, () => model.generate(ps, { doSample: false, maxNewTokens: 24, slots: 8 }))).tokens);
+        const stops = [free[0]![5]!, free[1]![9]!, free[2]![14]!];
+        const cases = [
+          { name: '8 slots, refilled', doSample: false, maxNewTokens: 24, maxLength: 40, stopTokenIds: stops, slots: 8 },
+          { name: 'all at once, compacted', doSample: false, maxNewTokens: 24, maxLength: 40, stopTokenIds: stops },
+          { name: 'sampling, 7 slots', doSample: true, topP: 0.9, temperature: 1, repetitionPenalty: 1.2, seed: 3, maxNewTokens: 16, stopTokenIds: stops, slots: 7 },
+        ];
+        for (const { name, ...opts } of cases) {
+          const eager = await withGraphs(false, () => model.generate(ps, opts));
+          const graphed = await withGraphs(true, () => model.generate(ps, opts));
+          const what = `${dtype}, ${name}`;
+          expect(asArrays(graphed.tokens), what).toEqual(asArrays(eager.tokens));
+          expect(graphed.finishReasons, what).toEqual(eager.finishReasons);
+          // The same shapes ran (CUDA rounds a step's rows and columns up either way), the
+          // graphed call from graphs: each shape's first step is eager, its second captured and
+          // replayed, the rest replayed.
+          expect(graphed.steps, what).toBe(eager.steps);
+          expect(graphed.rowSteps, what).toBe(eager.rowSteps);
+          expect(eager.graphReplays, what).toBe(0);
+          if (!DRY_RUN) expect(graphed.graphReplays, what).toBeGreaterThan(graphed.steps / 2);
+          expect(new Set(graphed.tokens.map((t) => t.length)).size, what).toBeGreaterThan(4);
+          expect(graphed.finishReasons.filter((f) => f === 'stop').length, what).toBeGreaterThan(3);
+        }
+      } finally {
+        model.dispose();
+      }
     }
   });
 });

@@ -35,6 +35,8 @@ export const CUDA: boolean = probed.cuda || DRY_RUN;
 export const CUDA_INFO: CudaInfo | null = probed.info;
 /** The fused log-prob head's CUDA kernels were compiled in. */
 export const KERNELS: boolean = !!CUDA_INFO?.kernels || DRY_RUN;
+/** Generation's decode step can replay CUDA graphs (the addon was built with CUDA's runtime headers). */
+export const GRAPHS: boolean = !!CUDA_INFO?.graphs || DRY_RUN;
 
 /** Prints the visible skip line for a file of this suite when there is no CUDA. */
 export function announce(file: string): void {
@@ -57,6 +59,19 @@ export async function withKernel<T>(on: boolean, f: () => Promise<T>): Promise<T
   } finally {
     if (prev === undefined) delete process.env.RPO_CUDA_LOGPROB_KERNEL;
     else process.env.RPO_CUDA_LOGPROB_KERNEL = prev;
+  }
+}
+
+/** Runs f with generation's CUDA graphs on (the default) or off (RPO_CUDA_GRAPHS=0: the eager decode step). */
+export async function withGraphs<T>(on: boolean, f: () => Promise<T>): Promise<T> {
+  const prev = process.env.RPO_CUDA_GRAPHS;
+  if (on) delete process.env.RPO_CUDA_GRAPHS;
+  else process.env.RPO_CUDA_GRAPHS = '0';
+  try {
+    return await f();
+  } finally {
+    if (prev === undefined) delete process.env.RPO_CUDA_GRAPHS;
+    else process.env.RPO_CUDA_GRAPHS = prev;
   }
 }
 

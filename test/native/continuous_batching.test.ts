@@ -118,6 +118,43 @@ describe('continuous batching, greedy', () => {
     model.dispose();
   });
 
+  it('finished rows leave the computed batch: a decode step computes the running rows only (all at once, and after the queue empties)', async () => {
+    const model = await Model.create(LLAMA, { seed: 66 });
+    try {
+      const ps = prompts(66, LLAMA.vocab_size, 40);
+      const free = list(await model.generate(ps, { doSample: false, maxNewTokens: 24, slots: 8 }));
+      const options: GenerateOptions = { doSample: false, maxNewTokens: 24, maxLength: 40, stopTokenIds: stopTokensFor(free) };
+      for (const slots of [0, 8, 13]) {
+        const r = await model.generate(ps, { ...options, slots });
+        // Token choices: each prompt's answer and, when it stopped, its stop token; the prefill
+        // makes each prompt's first, every decode step one per row it computes.
+        const choices = r.tokens.map((t, i) => t.length + (r.finishReasons[i] === 'stop' ? 1 : 0));
+        expect(new Set(choices).size, `slots ${slots}: varied lengths`).toBeGreaterThanOrEqual(6);
+        expect(r.rowSteps, `slots ${slots}`).toBe(choices.reduce((a, b) => a + b, 0) - ps.length);
+        expect(r.graphReplays).toBe(0);
+        if (slots === 0) expect(r.steps).toBe(Math.max(...choices) - 1); // one step per token of the longest answer
+        expect(list(r), `slots ${slots}`).toEqual(list(await model.generate(ps, { ...options, slots: 1 })));
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('promptMaxNewTokens gives each prompt its own budget: its free answer cut there', async () => {
+    const model = await Model.create(LLAMA, { seed: 67 });
+    try {
+      const ps = prompts(67, LLAMA.vocab_size, 12);
+      const free = list(await model.generate(ps, { doSample: false, maxNewTokens: 20 }));
+      const budgets = ps.map((_, i) => 1 + ((i * 7) % 20));
+      const r = await model.generate(ps, { doSample: false, promptMaxNewTokens: budgets, slots: 5 });
+      expect(list(r)).toEqual(free.map((t, i) => t.slice(0, budgets[i])));
+      expect(r.finishReasons.every((f) => f === 'length')).toBe(true);
+      await expect(model.generate(ps, { doSample: false, promptMaxNewTokens: budgets.slice(1) })).rejects.toThrow(/promptMaxNewTokens has 11 entries for 12 prompts/);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('reports progress while it runs, and the finished prompts and tokens at the end', async () => {
     const model = await Model.create(LLAMA, { seed: 65 });
     const ps = prompts(65, LLAMA.vocab_size, 40);
