@@ -276,6 +276,29 @@ class GradSyncWrap : public Napi::ObjectWrap<GradSyncWrap> {
   std::shared_ptr<BusyFlag> policy_busy_, group_busy_, trainer_busy_;
 };
 
+// ZeRO-1/2's and ZeRO-3's shard plan as JS reads it: one layout (rpo::ZeroPlan) for every stage.
+Napi::Object zero_plan_object(Napi::Env env, const rpo::ZeroPlan& p) {
+  auto o = Napi::Object::New(env);
+  o.Set("ownedParams", static_cast<double>(p.owned_params));
+  o.Set("ownedNumel", static_cast<double>(p.owned_numel));
+  o.Set("totalNumel", static_cast<double>(p.total_numel));
+  o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
+  o.Set("gradBytesPerElement", static_cast<double>(p.grad_bytes_per_element));
+  o.Set("stage", p.stage);
+  return o;
+}
+
+// A ZeRO object's collective call (it waits on the other ranks): a Task off the JS thread, with the
+// ZeRO object, its Trainer, policy and ProcessGroup leased for its duration.
+template <typename Z>
+Napi::Value run_zero_call(Napi::Env env, const char* name, const std::vector<std::pair<std::shared_ptr<BusyFlag>, std::string>>& flags,
+                          std::shared_ptr<Z> z, void (Z::*fn)()) {
+  return Task::run(env, name, Lease(env, flags), [z, fn]() -> Task::Finish {
+    ((*z).*fn)();
+    return nullptr;
+  });
+}
+
 class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -317,25 +340,10 @@ class ZeroShardWrap : public Napi::ObjectWrap<ZeroShardWrap> {
     return zero_;
   }
 
-  Napi::Value Plan(const Napi::CallbackInfo& info) {
-    const auto& p = zero(info.Env())->plan();
-    auto o = Napi::Object::New(info.Env());
-    o.Set("ownedParams", static_cast<double>(p.owned_params));
-    o.Set("ownedNumel", static_cast<double>(p.owned_numel));
-    o.Set("totalNumel", static_cast<double>(p.total_numel));
-    o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
-    o.Set("gradBytesPerElement", static_cast<double>(p.grad_bytes_per_element));
-    o.Set("stage", p.stage);
-    return o;
-  }
+  Napi::Value Plan(const Napi::CallbackInfo& info) { return zero_plan_object(info.Env(), zero(info.Env())->plan()); }
 
   Napi::Value Run(const Napi::CallbackInfo& info, const char* name, void (rpo::ZeroShard::*fn)()) {
-    auto env = info.Env();
-    auto z = zero(env);
-    return Task::run(env, name, Lease(env, flags_), [z, fn]() -> Task::Finish {
-      ((*z).*fn)();
-      return nullptr;
-    });
+    return run_zero_call(info.Env(), name, flags_, zero(info.Env()), fn);
   }
   Napi::Value BroadcastParams(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.broadcastParams", &rpo::ZeroShard::broadcast_params); }
   Napi::Value GatherState(const Napi::CallbackInfo& info) { return Run(info, "rpo.ZeroShard.gatherState", &rpo::ZeroShard::gather_state); }
@@ -392,25 +400,10 @@ class Zero3Wrap : public Napi::ObjectWrap<Zero3Wrap> {
     return zero_;
   }
 
-  Napi::Value Plan(const Napi::CallbackInfo& info) {
-    const auto& p = zero(info.Env())->plan();
-    auto o = Napi::Object::New(info.Env());
-    o.Set("ownedParams", static_cast<double>(p.owned_params));
-    o.Set("ownedNumel", static_cast<double>(p.owned_numel));
-    o.Set("totalNumel", static_cast<double>(p.total_numel));
-    o.Set("stateBytesPerElement", static_cast<double>(p.state_bytes_per_element));
-    o.Set("gradBytesPerElement", static_cast<double>(p.grad_bytes_per_element));
-    o.Set("stage", p.stage);
-    return o;
-  }
+  Napi::Value Plan(const Napi::CallbackInfo& info) { return zero_plan_object(info.Env(), zero(info.Env())->plan()); }
 
   Napi::Value Run(const Napi::CallbackInfo& info, const char* name, void (rpo::Zero3::*fn)()) {
-    auto env = info.Env();
-    auto z = zero(env);
-    return Task::run(env, name, Lease(env, flags_), [z, fn]() -> Task::Finish {
-      ((*z).*fn)();
-      return nullptr;
-    });
+    return run_zero_call(info.Env(), name, flags_, zero(info.Env()), fn);
   }
   Napi::Value BroadcastParams(const Napi::CallbackInfo& info) {
     auto env = info.Env();

@@ -27,6 +27,7 @@
 #include "api.h"
 #include "parallel/dist.h"
 #include "parallel/process_group_impl.h"
+#include "parallel/ready_hook.h"
 #include "model/model_impl.h"
 #include "train/ppo_step.h"
 #include "train/split_backward.h"
@@ -37,19 +38,6 @@ namespace rpo {
 #ifdef RPO_WITH_GLOO
 
 namespace {
-
-class ReadyHook : public torch::autograd::FunctionPostHook {
- public:
-  explicit ReadyHook(std::function<void()> fn) : fn_(std::move(fn)) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list&) override {
-    fn_();
-    return outputs;
-  }
-
- private:
-  std::function<void()> fn_;
-};
 
 struct Bucket {
   std::vector<size_t> params;   // indices into GradSyncImpl::params

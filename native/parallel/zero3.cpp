@@ -39,6 +39,7 @@
 #include "api.h"
 #include "model/model_impl.h"
 #include "parallel/process_group_impl.h"
+#include "parallel/ready_hook.h"
 #include "parallel/zero3_units.h"
 #include "train/optimizer.h"
 #include "train/trainer_impl.h"
@@ -92,19 +93,6 @@ void maybe_die_in_allgather() {
   static long launched = 0;
   if (at > 0 && ++launched == at) std::raise(SIGKILL);
 }
-
-class ReadyHook : public torch::autograd::FunctionPostHook {
- public:
-  explicit ReadyHook(std::function<void()> fn) : fn_(std::move(fn)) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list&) override {
-    fn_();
-    return outputs;
-  }
-
- private:
-  std::function<void()> fn_;
-};
 
 struct Unit {
   std::vector<size_t> members;  // indices into ShardedModel::params
