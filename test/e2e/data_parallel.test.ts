@@ -11,37 +11,18 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../../lib/parallel/launch.js';
-import { distInfo } from '../../lib/parallel/native.js';
 import { REPO, rpo, rpoAsync } from './cli.js';
+import { dataParallelAvailable, PAIRS, RANK_ENV, tinyRunArgs } from './ranks_fixture.js';
 import { maxMetricDiff, maxTensorDiff, metrics as runMetrics, type MetricRecord } from './run_compare.js';
 
-const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
 const entry = path.join(REPO, 'test', 'e2e', 'cli_entry.ts');
 let work: string;
 let modelDir: string;
 
-const available = distInfo().available;
-if (!available && process.env.CI) throw new Error(`data parallelism is not built: ${distInfo().reason}`);
-if (!available) console.warn(`data_parallel.test.ts: skipping the data-parallel tests: ${distInfo().reason}`);
+const available = dataParallelAvailable('data_parallel.test.ts');
 
-/** One thread per process: each micro-step's arithmetic is then the same in every run. */
-const ENV = { RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60' };
-
-function base(exp: string, extra: string[] = []): string[] {
-  return [
-    'model=tiny',
-    `model.name_or_path=${modelDir}`,
-    `datasets=[${PAIRS}]`,
-    `exp_name=${exp}`,
-    `cache_dir=${work}`,
-    `samples_dir=${path.join(work, 'samples')}`,
-    'model.batch_size=4',
-    'model.eval_batch_size=1',
-    'warmup_steps=2',
-    'lr=1e-3',
-    ...extra,
-  ];
-}
+const ENV = RANK_ENV;
+const base = (exp: string, extra: string[] = []): string[] => tinyRunArgs(work, modelDir, exp, extra);
 
 type Record_ = MetricRecord;
 function metrics(run: string): Record_[] {

@@ -8,15 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { distInfo } from '../../lib/parallel/native.js';
-import { REPO, rpo, rpoAsync } from './cli.js';
+import { rpo, rpoAsync } from './cli.js';
+import { dataParallelAvailable, PAIRS, RANK_ENV } from './ranks_fixture.js';
 import { maxMetricDiff, maxTensorDiff, metrics, safetensors } from './run_compare.js';
 
-const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
-/** One thread per process: each micro-step's arithmetic is then the same in every run. */
-const ENV = { RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60' };
-const available = distInfo().available;
-if (!available && process.env.CI) throw new Error(`data parallelism is not built: ${distInfo().reason}`);
+const ENV = RANK_ENV;
+const available = dataParallelAvailable('data_parallel_losses.test.ts');
 
 let work: string;
 let modelDir: string;

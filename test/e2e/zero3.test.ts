@@ -13,37 +13,18 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../../lib/parallel/launch.js';
-import { distInfo } from '../../lib/parallel/native.js';
 import { REPO, rpo, rpoAsync, rpoLive } from './cli.js';
+import { dataParallelAvailable, RANK_ENV, tinyRunArgs } from './ranks_fixture.js';
 import { maxMetricDiff, maxWeightDiff, metrics, safetensorsWeights, weights } from './run_compare.js';
 
-const PAIRS = path.join(REPO, 'test', 'fixtures', 'data', 'pairs');
 const entry = path.join(REPO, 'test', 'e2e', 'cli_entry.ts');
 let work: string;
 let modelDir: string;
 
-const available = distInfo().available;
-if (!available && process.env.CI) throw new Error(`data parallelism is not built: ${distInfo().reason}`);
-if (!available) console.warn(`zero3.test.ts: skipping the ZeRO-3 tests: ${distInfo().reason}`);
+const available = dataParallelAvailable('zero3.test.ts');
 
-/** One thread per process: each micro-step's arithmetic is then the same in every run. */
-const ENV = { RPO_NUM_THREADS: '1', RPO_DIST_TIMEOUT_S: '60' };
-
-function base(exp: string, extra: string[] = []): string[] {
-  return [
-    'model=tiny',
-    `model.name_or_path=${modelDir}`,
-    `datasets=[${PAIRS}]`,
-    `exp_name=${exp}`,
-    `cache_dir=${work}`,
-    `samples_dir=${path.join(work, 'samples')}`,
-    'model.batch_size=4',
-    'model.eval_batch_size=1',
-    'warmup_steps=2',
-    'lr=1e-3',
-    ...extra,
-  ];
-}
+const ENV = RANK_ENV;
+const base = (exp: string, extra: string[] = []): string[] => tinyRunArgs(work, modelDir, exp, extra);
 
 const run = (name: string) => path.join(work, name);
 const zero3 = (exp: string, extra: string[]) => ['launch', '--nproc-per-node', '2', '--zero', '3', '--', 'train', ...base(exp, extra)];
